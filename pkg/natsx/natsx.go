@@ -1,0 +1,146 @@
+// Package natsx holds what every service needs from NATS JetStream: an
+// embedded server for the single-process mode, connections, stream set-up,
+// protobuf messages with their id and trace context in the headers, and
+// batch consumption.
+package natsx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"google.golang.org/protobuf/proto"
+)
+
+// Header names used on every Boomerang message.
+const (
+	HeaderContentType = "Content-Type"
+	ContentTypeProto  = "application/protobuf"
+	ContentTypeJSON   = "application/json"
+	// HeaderEventType names the protobuf message type of the payload.
+	HeaderEventType = "Boomerang-Type"
+)
+
+// EmbeddedOptions configures the in-process NATS server.
+type EmbeddedOptions struct {
+	Host     string
+	Port     int // -1 picks a free port
+	StoreDir string
+	// MaxPayload bounds message size (default 1 MiB).
+	MaxPayload int32
+}
+
+// RunEmbedded starts a NATS server with JetStream on local disk inside this
+// process and waits until it accepts connections.
+func RunEmbedded(o EmbeddedOptions) (*server.Server, error) {
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	opts := &server.Options{
+		ServerName: "boomerang-embedded",
+		Host:       o.Host,
+		Port:       o.Port,
+		JetStream:  true,
+		StoreDir:   o.StoreDir,
+		MaxPayload: o.MaxPayload,
+		NoSigs:     true,
+		NoLog:      true,
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded nats: not ready after 10s")
+	}
+	return ns, nil
+}
+
+// Connect dials NATS and returns the connection and a JetStream handle. The
+// connection reconnects forever; disconnections are logged.
+func Connect(url, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "error", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect nats %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
+}
+
+// EnsureStream creates the stream or updates it to cfg.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
+	}
+	return s, nil
+}
+
+// HeaderCarrier lets OpenTelemetry propagators read and write W3C trace
+// context in NATS headers.
+type HeaderCarrier nats.Header
+
+var _ propagation.TextMapCarrier = HeaderCarrier(nil)
+
+func (h HeaderCarrier) Get(key string) string { return nats.Header(h).Get(key) }
+func (h HeaderCarrier) Set(key, value string) { nats.Header(h).Set(key, value) }
+func (h HeaderCarrier) Keys() []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// InjectTrace writes the trace context of ctx into h.
+func InjectTrace(ctx context.Context, h nats.Header) {
+	otel.GetTextMapPropagator().Inject(ctx, HeaderCarrier(h))
+}
+
+// ExtractTrace returns ctx with the remote trace context found in h.
+func ExtractTrace(ctx context.Context, h nats.Header) context.Context {
+	if len(h) == 0 {
+		return ctx
+	}
+	return otel.GetTextMapPropagator().Extract(ctx, HeaderCarrier(h))
+}
+
+// NewProtoMsg builds a message carrying m as protobuf, with id as its
+// Nats-Msg-Id (JetStream drops a second publish with the same id inside the
+// stream's duplicate window) and the trace context of ctx.
+func NewProtoMsg(ctx context.Context, subject, id string, m proto.Message) (*nats.Msg, error) {
+	data, err := proto.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("marshal %T: %w", m, err)
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	msg.Header.Set(jetstream.MsgIDHeader, id)
+	msg.Header.Set(HeaderContentType, ContentTypeProto)
+	msg.Header.Set(HeaderEventType, string(m.ProtoReflect().Descriptor().FullName()))
+	InjectTrace(ctx, msg.Header)
+	return msg, nil
+}
