@@ -240,9 +240,9 @@ func (r *Relay) pass(ctx context.Context) (int, error) {
 	var batch []row
 	for rows.Next() {
 		var (
-			seq                int64
-			id, subject        string
-			header, payload    []byte
+			seq             int64
+			id, subject     string
+			header, payload []byte
 		)
 		if err := rows.Scan(&seq, &id, &subject, &header, &payload); err != nil {
 			rows.Close()

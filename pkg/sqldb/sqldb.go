@@ -163,9 +163,16 @@ func ignoreDone(err error) error {
 	return err
 }
 
+// ErrConflict is returned by transaction code that saw a concurrent
+// transaction win a race; InTx runs the transaction again.
+var ErrConflict = errors.New("conflict with a concurrent transaction")
+
 // Retryable reports whether err is a transient conflict with another
 // transaction: running the transaction again may succeed.
 func Retryable(err error) bool {
+	if errors.Is(err, ErrConflict) {
+		return true
+	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
 		switch pg.Code {

@@ -149,12 +149,16 @@ type Order struct {
 	OrderId    string                 `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	Kind       v1.OrderEventKind      `protobuf:"varint,3,opt,name=kind,proto3,enum=boomerang.orders.v1.OrderEventKind" json:"kind,omitempty"`
 	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
-	// The total charged, shipping and tax included.
-	Total         *v11.Money       `protobuf:"bytes,5,opt,name=total,proto3" json:"total,omitempty"`
-	Shipping      *v11.Money       `protobuf:"bytes,6,opt,name=shipping,proto3" json:"shipping,omitempty"`
-	Tax           *v11.Money       `protobuf:"bytes,7,opt,name=tax,proto3" json:"tax,omitempty"`
-	Discount      *DiscountInput   `protobuf:"bytes,8,opt,name=discount,proto3" json:"discount,omitempty"`
-	Channel       string           `protobuf:"bytes,9,opt,name=channel,proto3" json:"channel,omitempty"`
+	// The total charged, shipping and tax included. Required for placed and
+	// paid events; refunds and cancellations refer to the order ingested
+	// before.
+	Total    *v11.Money     `protobuf:"bytes,5,opt,name=total,proto3" json:"total,omitempty"`
+	Shipping *v11.Money     `protobuf:"bytes,6,opt,name=shipping,proto3" json:"shipping,omitempty"`
+	Tax      *v11.Money     `protobuf:"bytes,7,opt,name=tax,proto3" json:"tax,omitempty"`
+	Discount *DiscountInput `protobuf:"bytes,8,opt,name=discount,proto3" json:"discount,omitempty"`
+	Channel  string         `protobuf:"bytes,9,opt,name=channel,proto3" json:"channel,omitempty"`
+	// Who bought. Refunds and cancellations may leave it out: they belong to
+	// the customer of their order.
 	Customer      *CustomerInput   `protobuf:"bytes,10,opt,name=customer,proto3" json:"customer,omitempty"`
 	Items         []*LineItemInput `protobuf:"bytes,11,rep,name=items,proto3" json:"items,omitempty"`
 	Refund        *RefundInput     `protobuf:"bytes,12,opt,name=refund,proto3" json:"refund,omitempty"`
@@ -900,7 +904,7 @@ var File_boomerang_ingest_v1_ingest_proto protoreflect.FileDescriptor
 
 const file_boomerang_ingest_v1_ingest_proto_rawDesc = "" +
 	"\n" +
-	" boomerang/ingest/v1/ingest.proto\x12\x13boomerang.ingest.v1\x1a boomerang/common/v1/common.proto\x1a boomerang/orders/v1/events.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe5\x0f\n" +
+	" boomerang/ingest/v1/ingest.proto\x12\x13boomerang.ingest.v1\x1a boomerang/common/v1/common.proto\x1a boomerang/orders/v1/events.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x11\n" +
 	"\x05Order\x129\n" +
 	"\x06source\x18\x01 \x01(\tB!\xbaH\x1er\x1c\x18@2\x18^([a-z0-9][a-z0-9_-]*)?$R\x06source\x12%\n" +
 	"\border_id\x18\x02 \x01(\tB\n" +
@@ -908,32 +912,34 @@ const file_boomerang_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x04kind\x18\x03 \x01(\x0e2#.boomerang.orders.v1.OrderEventKindB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04kind\x12N\n" +
 	"\voccurred_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x11\xbaH\x0e\xc8\x01\x01\xb2\x01\b*\x06\b\x80\x87\xb5\xc3\x03R\n" +
-	"occurredAt\x12\xc3\x01\n" +
-	"\x05total\x18\x05 \x01(\v2\x1a.boomerang.common.v1.MoneyB\x90\x01\xbaH\x8c\x01\xba\x01\x85\x01\n" +
-	"\x12money.amount_range\x121must be between 0 and 100000000000000 minor units\x1a<this.minor_units >= 0 && this.minor_units <= 100000000000000\xc8\x01\x01R\x05total\x12\xc6\x01\n" +
+	"occurredAt\x12\xc0\x01\n" +
+	"\x05total\x18\x05 \x01(\v2\x1a.boomerang.common.v1.MoneyB\x8d\x01\xbaH\x89\x01\xba\x01\x85\x01\n" +
+	"\x12money.amount_range\x121must be between 0 and 100000000000000 minor units\x1a<this.minor_units >= 0 && this.minor_units <= 100000000000000R\x05total\x12\xc6\x01\n" +
 	"\bshipping\x18\x06 \x01(\v2\x1a.boomerang.common.v1.MoneyB\x8d\x01\xbaH\x89\x01\xba\x01\x85\x01\n" +
 	"\x12money.amount_range\x121must be between 0 and 100000000000000 minor units\x1a<this.minor_units >= 0 && this.minor_units <= 100000000000000R\bshipping\x12\xbc\x01\n" +
 	"\x03tax\x18\a \x01(\v2\x1a.boomerang.common.v1.MoneyB\x8d\x01\xbaH\x89\x01\xba\x01\x85\x01\n" +
 	"\x12money.amount_range\x121must be between 0 and 100000000000000 minor units\x1a<this.minor_units >= 0 && this.minor_units <= 100000000000000R\x03tax\x12>\n" +
 	"\bdiscount\x18\b \x01(\v2\".boomerang.ingest.v1.DiscountInputR\bdiscount\x12!\n" +
-	"\achannel\x18\t \x01(\tB\a\xbaH\x04r\x02\x18@R\achannel\x12F\n" +
+	"\achannel\x18\t \x01(\tB\a\xbaH\x04r\x02\x18@R\achannel\x12>\n" +
 	"\bcustomer\x18\n" +
-	" \x01(\v2\".boomerang.ingest.v1.CustomerInputB\x06\xbaH\x03\xc8\x01\x01R\bcustomer\x12C\n" +
+	" \x01(\v2\".boomerang.ingest.v1.CustomerInputR\bcustomer\x12C\n" +
 	"\x05items\x18\v \x03(\v2\".boomerang.ingest.v1.LineItemInputB\t\xbaH\x06\x92\x01\x03\x10\xf4\x03R\x05items\x128\n" +
 	"\x06refund\x18\f \x01(\v2 .boomerang.ingest.v1.RefundInputR\x06refund\x12\x12\n" +
-	"\x04test\x18\r \x01(\bR\x04test:\xd8\x06\xbaH\xd4\x06\x1a\x98\x01\n" +
-	"\x12order.customer_key\x12;customer.platform_customer_id or customer.email is required\x1aEthis.customer.platform_customer_id != '' || this.customer.email != ''\x1a}\n" +
-	"\x15order.refund_required\x12>refund is required for a refunded event and only allowed there\x1a$(this.kind == 3) == has(this.refund)\x1a\xbc\x03\n" +
-	"\x15order.single_currency\x122every amount must be in the order total's currency\x1a\xee\x02(!has(this.shipping) || this.shipping.currency == this.total.currency) && (!has(this.tax) || this.tax.currency == this.total.currency) && (!has(this.discount.amount) || this.discount.amount.currency == this.total.currency) && (!has(this.refund) || this.refund.amount.currency == this.total.currency) && this.items.all(i, i.unit_price.currency == this.total.currency)\x1ay\n" +
+	"\x04test\x18\r \x01(\bR\x04test:\xa8\b\xbaH\xa4\b\x1a\xd7\x01\n" +
+	"\x12order.customer_key\x12Vcustomer.platform_customer_id or customer.email is required for placed and paid events\x1aithis.kind == 3 || this.kind == 4 || this.customer.platform_customer_id != '' || this.customer.email != ''\x1a}\n" +
+	"\x15order.refund_required\x12>refund is required for a refunded event and only allowed there\x1a$(this.kind == 3) == has(this.refund)\x1ay\n" +
+	"\x14order.total_required\x12,total is required for placed and paid events\x1a3this.kind == 3 || this.kind == 4 || has(this.total)\x1a\xd2\x03\n" +
+	"\x15order.single_currency\x122every amount must be in the order total's currency\x1a\x84\x03!has(this.total) || ((!has(this.shipping) || this.shipping.currency == this.total.currency) && (!has(this.tax) || this.tax.currency == this.total.currency) && (!has(this.discount.amount) || this.discount.amount.currency == this.total.currency) && (!has(this.refund) || this.refund.amount.currency == this.total.currency) && this.items.all(i, i.unit_price.currency == this.total.currency))\x1ay\n" +
 	"\x13order.not_in_future\x128occurred_at must not be more than one hour in the future\x1a(this.occurred_at <= now + duration('1h')\"\xfc\x01\n" +
 	"\rDiscountInput\x12&\n" +
 	"\x05codes\x18\x01 \x03(\tB\x10\xbaH\r\x92\x01\n" +
 	"\x10\x14\"\x06r\x04\x10\x01\x18@R\x05codes\x12\xc2\x01\n" +
 	"\x06amount\x18\x02 \x01(\v2\x1a.boomerang.common.v1.MoneyB\x8d\x01\xbaH\x89\x01\xba\x01\x85\x01\n" +
-	"\x12money.amount_range\x121must be between 0 and 100000000000000 minor units\x1a<this.minor_units >= 0 && this.minor_units <= 100000000000000R\x06amount\"\xcc\x02\n" +
+	"\x12money.amount_range\x121must be between 0 and 100000000000000 minor units\x1a<this.minor_units >= 0 && this.minor_units <= 100000000000000R\x06amount\"\x9d\x03\n" +
 	"\rCustomerInput\x12:\n" +
-	"\x14platform_customer_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x12platformCustomerId\x12\x1e\n" +
-	"\x05email\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xfe\x01R\x05email\x129\n" +
+	"\x14platform_customer_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x12platformCustomerId\x12o\n" +
+	"\x05email\x18\x02 \x01(\tBY\xbaHV\xba\x01N\n" +
+	"\femail.format\x12\x19must be an e-mail address\x1a#this == '' || this.trim().isEmail()r\x03\x18\xfe\x01R\x05email\x129\n" +
 	"\bbirthday\x18\x03 \x01(\v2\x1d.boomerang.common.v1.BirthdayR\bbirthday\x120\n" +
 	"\x11marketing_consent\x18\x04 \x01(\bH\x00R\x10marketingConsent\x88\x01\x01\x12,\n" +
 	"\rreferral_code\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\freferralCode\x12.\n" +

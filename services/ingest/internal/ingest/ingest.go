@@ -1,0 +1,319 @@
+// Package ingest is the order-ingest domain: it turns an order event as a
+// shop sent it into a canonical order event — identity resolved to a
+// unified customer, money converted to the base currency, the order's
+// history checked — and decides what a new event does to its order.
+// It knows nothing of gRPC, NATS or SQL.
+package ingest
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	commonv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/common/v1"
+	ingestv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ingest/v1"
+	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/fx"
+	"github.com/boomerang-loyalty/boomerang/pkg/money"
+)
+
+// Reasons name why an order was not accepted. They are stable: shops and
+// operators match on them (gRPC results, dead-letter headers).
+const (
+	ReasonMalformed      = "malformed"        // not decodable JSON or protobuf
+	ReasonTooLarge       = "too_large"        // over the payload limit
+	ReasonInvalid        = "invalid"          // broke a field rule
+	ReasonBadSubject     = "bad_subject"      // subject does not name a source
+	ReasonSourceMismatch = "source_mismatch"  // body names another source than the subject
+	ReasonUnknownCurr    = "unknown_currency" // not an ISO 4217 currency
+	ReasonNoRate         = "no_fx_rate"       // no rate on or before the order's date
+	ReasonUnknownOrder   = "unknown_order"    // refund or cancellation of an order never ingested
+	ReasonNotPaid        = "order_not_paid"   // refund of an order that was not paid
+	ReasonCancelled      = "order_cancelled"  // event for a cancelled order
+	ReasonRefundExceeds  = "refund_exceeds_remaining"
+	ReasonCurrency       = "currency_mismatch" // refund in another currency than its order
+	ReasonFailed         = "processing_failed" // failed again and again; see the error header
+)
+
+// Rejection is a valid order event that cannot be accepted.
+type Rejection struct {
+	Reason  string
+	Message string
+}
+
+func (r *Rejection) Error() string { return r.Reason + ": " + r.Message }
+
+func reject(reason, format string, args ...any) *Rejection {
+	return &Rejection{Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// AsRejection returns the rejection inside err, if any.
+func AsRejection(err error) (*Rejection, bool) {
+	var r *Rejection
+	ok := errors.As(err, &r)
+	return r, ok
+}
+
+// Key identifies one canonical event: the same key never yields a second.
+type Key struct {
+	Source   string
+	OrderID  string
+	Kind     ordersv1.OrderEventKind
+	RefundID string
+}
+
+// EventID derives the canonical event id from its key, so every replica and
+// every redelivery computes the same id.
+func (k Key) EventID() string {
+	h := sha256.New()
+	for _, part := range []string{k.Source, k.OrderID, k.Kind.String(), k.RefundID} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return "evt_" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// KindToken is the subject token of an event kind.
+func KindToken(k ordersv1.OrderEventKind) string {
+	switch k {
+	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_PLACED:
+		return "placed"
+	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID:
+		return "paid"
+	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_REFUNDED:
+		return "refunded"
+	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_CANCELLED:
+		return "cancelled"
+	}
+	return "unknown"
+}
+
+// ParseKind reads "placed", "paid", "refunded" or "cancelled".
+func ParseKind(s string) (ordersv1.OrderEventKind, bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "placed", "created":
+		return ordersv1.OrderEventKind_ORDER_EVENT_KIND_PLACED, true
+	case "paid":
+		return ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID, true
+	case "refunded", "refund":
+		return ordersv1.OrderEventKind_ORDER_EVENT_KIND_REFUNDED, true
+	case "cancelled", "canceled", "cancel":
+		return ordersv1.OrderEventKind_ORDER_EVENT_KIND_CANCELLED, true
+	}
+	return 0, false
+}
+
+// Hasher turns identity keys into keyed hashes (HMAC-SHA-256 with the
+// server's secret): equal keys match, and the clear text is never stored.
+type Hasher struct {
+	secret []byte
+}
+
+// NewHasher returns a hasher; the secret must be at least 32 bytes.
+func NewHasher(secret []byte) (*Hasher, error) {
+	if len(secret) < 32 {
+		return nil, errors.New("identity secret must be at least 32 bytes")
+	}
+	return &Hasher{secret: append([]byte(nil), secret...)}, nil
+}
+
+func (h *Hasher) sum(parts ...string) []byte {
+	m := hmac.New(sha256.New, h.secret)
+	for _, p := range parts {
+		m.Write([]byte(p))
+		m.Write([]byte{0})
+	}
+	return m.Sum(nil)
+}
+
+// PlatformKey is the identity key of a customer id on a source platform.
+func (h *Hasher) PlatformKey(source, platformCustomerID string) string {
+	return "p:" + hex.EncodeToString(h.sum("platform", source, platformCustomerID))
+}
+
+// EmailKey is the identity key of a normalised e-mail address.
+func (h *Hasher) EmailKey(email string) string {
+	return "e:" + hex.EncodeToString(h.sum("email", NormaliseEmail(email)))
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// CustomerID derives a new unified customer id from the identity key that
+// created the customer, so concurrent creators agree on it.
+func (h *Hasher) CustomerID(firstKey string) string {
+	return "cus_" + idEncoding.EncodeToString(h.sum("customer", firstKey)[:15])
+}
+
+// NormaliseEmail trims and lower-cases an address.
+func NormaliseEmail(email string) string {
+	return strings.ToLower(strings.TrimSpace(email))
+}
+
+// Prepared is an order event checked, converted and hashed, ready to be
+// applied to its order.
+type Prepared struct {
+	Key     Key
+	EventID string
+	// IdentityKeys are the hashed keys, most specific first (platform id,
+	// then e-mail); empty for refunds and cancellations.
+	IdentityKeys []string
+	// NewCustomerID is the id the customer gets if no key is known yet.
+	NewCustomerID string
+	Guest         bool
+	// Event is the canonical event without the fields only the order's
+	// history can fill (customer id, sequence, refund totals).
+	Event *ordersv1.OrderEvent
+	// Currency and amounts in minor units, for the order's bookkeeping.
+	Currency     string
+	Total        int64
+	BaseTotal    int64
+	RefundAmount int64
+	IngestedAt   time.Time
+}
+
+// Preparer prepares orders with an FX table and an identity hasher.
+type Preparer struct {
+	rates  *fx.Table
+	hasher *Hasher
+	now    func() time.Time
+}
+
+// NewPreparer returns a preparer; now is the clock (time.Now in production).
+func NewPreparer(rates *fx.Table, hasher *Hasher, now func() time.Time) *Preparer {
+	return &Preparer{rates: rates, hasher: hasher, now: now}
+}
+
+// BaseCurrency is the seller's base currency.
+func (p *Preparer) BaseCurrency() string { return p.rates.Base() }
+
+// Prepare turns an order that passed its field rules into a Prepared
+// event, or a Rejection. The source must already be settled.
+func (p *Preparer) Prepare(o *ingestv1.Order) (*Prepared, error) {
+	kind := o.GetKind()
+	key := Key{Source: o.GetSource(), OrderID: o.GetOrderId(), Kind: kind, RefundID: o.GetRefund().GetRefundId()}
+	occurred := o.GetOccurredAt().AsTime()
+	now := p.now().UTC()
+	out := &Prepared{Key: key, EventID: key.EventID(), IngestedAt: now}
+
+	currency := o.GetTotal().GetCurrency()
+	if currency == "" {
+		currency = o.GetRefund().GetAmount().GetCurrency()
+	}
+	ev := &ordersv1.OrderEvent{
+		EventId:    out.EventID,
+		Kind:       kind,
+		Source:     key.Source,
+		OrderId:    key.OrderID,
+		OccurredAt: o.GetOccurredAt(),
+		IngestedAt: timestamppb.New(now),
+		Channel:    o.GetChannel(),
+		Test:       o.GetTest(),
+	}
+	if currency != "" {
+		if !money.Known(currency) {
+			return nil, reject(ReasonUnknownCurr, "%q is not an ISO 4217 currency", currency)
+		}
+		conv, rate, err := p.rates.Converter(currency, occurred)
+		if err != nil {
+			if errors.Is(err, fx.ErrNoRate) {
+				return nil, reject(ReasonNoRate, "no %s rate on or before %s", currency, occurred.UTC().Format("2006-01-02"))
+			}
+			return nil, reject(ReasonUnknownCurr, "%v", err)
+		}
+		ev.FxRate, ev.FxRateDate = rate.Rate, rate.RateDate
+		c := amountConverter{conv: conv, currency: currency, base: p.rates.Base()}
+		out.Currency = currency
+		if o.GetTotal() != nil {
+			if ev.Total, ev.BaseTotal, err = c.pair(o.GetTotal().GetMinorUnits()); err != nil {
+				return nil, err
+			}
+			out.Total, out.BaseTotal = ev.Total.MinorUnits, ev.BaseTotal.MinorUnits
+		}
+		if ev.Shipping, err = c.optional(o.GetShipping()); err != nil {
+			return nil, err
+		}
+		if ev.Tax, err = c.optional(o.GetTax()); err != nil {
+			return nil, err
+		}
+		if d := o.GetDiscount(); d != nil && (len(d.GetCodes()) > 0 || d.GetAmount() != nil) {
+			ev.Discount = &ordersv1.Discount{Codes: d.GetCodes()}
+			if ev.Discount.Amount, err = c.optional(d.GetAmount()); err != nil {
+				return nil, err
+			}
+		}
+		for _, it := range o.GetItems() {
+			price, err := c.amount(it.GetUnitPrice().GetMinorUnits())
+			if err != nil {
+				return nil, err
+			}
+			ev.Items = append(ev.Items, &ordersv1.LineItem{
+				Sku: it.GetSku(), Category: it.GetCategory(), Quantity: it.GetQuantity(),
+				UnitPrice: price, GiftCard: it.GetGiftCard(),
+			})
+		}
+	}
+	if r := o.GetRefund(); r != nil {
+		out.RefundAmount = r.GetAmount().GetMinorUnits()
+		ev.Refund = &ordersv1.Refund{RefundId: r.GetRefundId()}
+	}
+
+	if kind == ordersv1.OrderEventKind_ORDER_EVENT_KIND_PLACED || kind == ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID {
+		c := o.GetCustomer()
+		if id := strings.TrimSpace(c.GetPlatformCustomerId()); id != "" {
+			out.IdentityKeys = append(out.IdentityKeys, p.hasher.PlatformKey(key.Source, id))
+		} else {
+			out.Guest = true
+		}
+		if e := NormaliseEmail(c.GetEmail()); e != "" {
+			out.IdentityKeys = append(out.IdentityKeys, p.hasher.EmailKey(e))
+		}
+		if len(out.IdentityKeys) > 0 {
+			out.NewCustomerID = p.hasher.CustomerID(out.IdentityKeys[0])
+		}
+		ev.Customer = &ordersv1.CustomerAttributes{
+			Birthday:         c.GetBirthday(),
+			MarketingConsent: c.MarketingConsent,
+			ReferralCode:     c.GetReferralCode(),
+			Country:          c.GetCountry(),
+			Guest:            out.Guest,
+		}
+	}
+	out.Event = ev
+	return out, nil
+}
+
+type amountConverter struct {
+	conv     fx.Converter
+	currency string
+	base     string
+}
+
+func (c amountConverter) pair(minor int64) (*commonv1.Money, *commonv1.Money, error) {
+	b, err := c.conv.Convert(minor)
+	if err != nil {
+		return nil, nil, reject(ReasonInvalid, "amount %d %s out of range in %s", minor, c.currency, c.base)
+	}
+	return &commonv1.Money{MinorUnits: minor, Currency: c.currency}, &commonv1.Money{MinorUnits: b, Currency: c.base}, nil
+}
+
+func (c amountConverter) amount(minor int64) (*ordersv1.Amount, error) {
+	o, b, err := c.pair(minor)
+	if err != nil {
+		return nil, err
+	}
+	return &ordersv1.Amount{Original: o, Base: b}, nil
+}
+
+func (c amountConverter) optional(m *commonv1.Money) (*ordersv1.Amount, error) {
+	if m == nil {
+		return nil, nil
+	}
+	return c.amount(m.GetMinorUnits())
+}

@@ -1,0 +1,48 @@
+-- +goose Up
+-- Identity keys are keyed hashes (HMAC-SHA-256) of a platform customer id or
+-- a normalised e-mail; the clear text is never stored.
+CREATE TABLE identity_keys (
+    key_hash    TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+CREATE INDEX identity_keys_customer ON identity_keys (customer_id);
+
+CREATE TABLE orders (
+    source         TEXT NOT NULL,
+    order_id       TEXT NOT NULL,
+    customer_id    TEXT NOT NULL,
+    status         INTEGER NOT NULL,
+    currency       TEXT NOT NULL,
+    base_currency  TEXT NOT NULL,
+    total          BIGINT NOT NULL,
+    base_total     BIGINT NOT NULL,
+    refunded       BIGINT NOT NULL,
+    base_refunded  BIGINT NOT NULL,
+    events         INTEGER NOT NULL,
+    first_seen_at  BIGINT NOT NULL,
+    updated_at     BIGINT NOT NULL,
+    PRIMARY KEY (source, order_id)
+);
+CREATE INDEX orders_customer ON orders (customer_id);
+
+-- One row per canonical event; the primary key is derived from
+-- (source, order_id, kind, refund_id), which makes ingestion exactly once.
+CREATE TABLE order_events (
+    event_id    TEXT PRIMARY KEY,
+    source      TEXT NOT NULL,
+    order_id    TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    kind        INTEGER NOT NULL,
+    refund_id   TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    occurred_at BIGINT NOT NULL,
+    ingested_at BIGINT NOT NULL,
+    payload     {{.Bytes}} NOT NULL
+);
+CREATE INDEX order_events_order ON order_events (source, order_id, seq);
+
+-- +goose Down
+DROP TABLE order_events;
+DROP TABLE orders;
+DROP TABLE identity_keys;
