@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // BatchHandler applies a batch of messages. It returns nil when every
@@ -136,4 +138,33 @@ func (c *BatchConsumer) apply(ctx context.Context, handle BatchHandler, batch []
 	// The batch is finished even when shutdown starts: its messages are
 	// already leased to us.
 	return handle(context.WithoutCancel(ctx), batch)
+}
+
+// ObserveLag reports the consumer's pending and unacknowledged message
+// counts as gauges (boomerang.consumer.pending, .ack_pending) read when
+// metrics are collected.
+func ObserveLag(meter metric.Meter, cons jetstream.Consumer, name string) error {
+	pending, err := meter.Int64ObservableGauge("boomerang.consumer.pending",
+		metric.WithDescription("Messages in the stream not yet delivered to the consumer (consumer lag)"))
+	if err != nil {
+		return err
+	}
+	ackPending, err := meter.Int64ObservableGauge("boomerang.consumer.ack_pending",
+		metric.WithDescription("Messages delivered to the consumer and not yet acknowledged"))
+	if err != nil {
+		return err
+	}
+	attrs := metric.WithAttributes(attribute.String("consumer", name))
+	_, err = meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return nil // no reading this time; the scrape goes on
+		}
+		o.ObserveInt64(pending, int64(info.NumPending), attrs)
+		o.ObserveInt64(ackPending, int64(info.NumAckPending), attrs)
+		return nil
+	}, pending, ackPending)
+	return err
 }

@@ -9,12 +9,11 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/http"
-	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,26 +74,25 @@ func Add(ctx context.Context, tx *sql.Tx, now time.Time, msgs ...Message) error 
 	return nil
 }
 
-// encodeHeader stores headers in the MIME form NATS itself uses.
+// encodeHeader stores headers as JSON, keeping the case of their names:
+// NATS headers are case-sensitive ("traceparent" is not "Traceparent").
 func encodeHeader(h nats.Header) []byte {
 	if len(h) == 0 {
 		return nil
 	}
-	var b strings.Builder
-	_ = http.Header(h).Write(&b)
-	return []byte(b.String())
+	b, _ := json.Marshal(map[string][]string(h))
+	return b
 }
 
 func decodeHeader(b []byte) (nats.Header, error) {
+	h := nats.Header{}
 	if len(b) == 0 {
-		return nats.Header{}, nil
+		return h, nil
 	}
-	r := textproto.NewReader(bufioReader(b))
-	h, err := r.ReadMIMEHeader()
-	if err != nil && !errors.Is(err, errEOF) {
+	if err := json.Unmarshal(b, (*map[string][]string)(&h)); err != nil {
 		return nil, err
 	}
-	return nats.Header(h), nil
+	return h, nil
 }
 
 // Relay publishes outbox messages in the order they were written and

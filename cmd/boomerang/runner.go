@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/config"
+	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
+	"github.com/boomerang-loyalty/boomerang/pkg/host"
+	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
+	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/pkg/telemetry"
+	ingest "github.com/boomerang-loyalty/boomerang/services/ingest/service"
+)
+
+// Config is the runner's own configuration; each service reads its own.
+type Config struct {
+	DataDir      string
+	GRPCAddr     string
+	HTTPAddr     string
+	NATSURL      string // empty: embedded server
+	EmbeddedNATS string // host:port of the embedded server
+	Tokens       string
+	LogLevel     slog.Level
+	OTLPEndpoint string
+	OTLPInsecure bool
+	TLSCertFile  string
+	TLSKeyFile   string
+}
+
+func loadConfig(src config.Source) (Config, error) {
+	r := config.NewReader(src)
+	c := Config{
+		DataDir:      r.String("BOOMERANG_DATA_DIR", "data"),
+		GRPCAddr:     r.String("BOOMERANG_GRPC_ADDR", "127.0.0.1:7443"),
+		HTTPAddr:     r.String("BOOMERANG_HTTP_ADDR", "127.0.0.1:7480"),
+		NATSURL:      r.String("NATS_URL", ""),
+		EmbeddedNATS: r.String("BOOMERANG_EMBEDDED_NATS_ADDR", "127.0.0.1:4223"),
+		Tokens:       r.String("BOOMERANG_API_TOKENS", ""),
+		OTLPEndpoint: r.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+		OTLPInsecure: r.Bool("OTEL_EXPORTER_OTLP_INSECURE", true),
+		TLSCertFile:  r.String("BOOMERANG_TLS_CERT_FILE", ""),
+		TLSKeyFile:   r.String("BOOMERANG_TLS_KEY_FILE", ""),
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(r.String("BOOMERANG_LOG_LEVEL", "info"))); err != nil {
+		r.Fail("BOOMERANG_LOG_LEVEL", "want debug, info, warn or error")
+	}
+	return c, r.Err()
+}
+
+// Main is the single-process platform; tests start it on free ports.
+type Main struct {
+	Config Config
+	// Logs receives the JSON log lines.
+	Logs io.Writer
+
+	log       *slog.Logger
+	tel       *telemetry.Telemetry
+	ns        *server.Server
+	nc        *nats.Conn
+	dbs       []*sqldb.DB
+	host      *host.Host
+	tokenFile string
+}
+
+// NewMain returns a runner logging to stderr.
+func NewMain() *Main { return &Main{Logs: os.Stderr} }
+
+// Open reads the configuration from env and starts everything but the
+// services' work, which Run starts.
+func (m *Main) Open(ctx context.Context, env config.Source) (err error) {
+	defer func() {
+		if err != nil {
+			_ = m.Close()
+		}
+	}()
+	if m.Config, err = loadConfig(env); err != nil {
+		return err
+	}
+	c := m.Config
+	m.log = telemetry.NewLogger(m.Logs, c.LogLevel)
+	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if m.tel, err = telemetry.Setup(ctx, telemetry.Options{Service: "boomerang", OTLPEndpoint: c.OTLPEndpoint, OTLPInsecure: c.OTLPInsecure}); err != nil {
+		return err
+	}
+
+	natsURL := c.NATSURL
+	if natsURL == "" {
+		hostName, port, err := splitHostPort(c.EmbeddedNATS)
+		if err != nil {
+			return fmt.Errorf("BOOMERANG_EMBEDDED_NATS_ADDR: %w", err)
+		}
+		m.ns, err = natsx.RunEmbedded(natsx.EmbeddedOptions{Host: hostName, Port: port, StoreDir: filepath.Join(c.DataDir, "nats")})
+		if err != nil {
+			return err
+		}
+		natsURL = m.ns.ClientURL()
+	}
+	nc, js, err := natsx.Connect(natsURL, "boomerang", m.log)
+	if err != nil {
+		return err
+	}
+	m.nc = nc
+
+	// Secrets: a newcomer's `make run` needs none; they are generated once
+	// and kept in the data directory. Deployments set them explicitly.
+	secret, err := m.secret(env, "BOOMERANG_IDENTITY_SECRET", "identity.key")
+	if err != nil {
+		return err
+	}
+	tokens, err := m.tokens()
+	if err != nil {
+		return err
+	}
+
+	ingestEnv := withDefaults(env, map[string]string{
+		"INGEST_DATABASE_URL":       "sqlite:" + filepath.Join(c.DataDir, "ingest.db"),
+		"BOOMERANG_IDENTITY_SECRET": secret,
+	})
+	icfg, err := ingest.LoadConfig(ingestEnv)
+	if err != nil {
+		return err
+	}
+	idb, err := sqldb.Open(ctx, icfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	m.dbs = append(m.dbs, idb)
+	isvc, err := ingest.New(ctx, icfg, ingest.Deps{DB: idb, JetStream: js, Log: m.log, Tracer: m.tel.Tracer, Meter: m.tel.Meter})
+	if err != nil {
+		return err
+	}
+
+	m.host, err = host.New(host.Options{
+		GRPCAddr: c.GRPCAddr, HTTPAddr: c.HTTPAddr, Tokens: tokens, Log: m.log, Telemetry: m.tel,
+		TLSCertFile: c.TLSCertFile, TLSKeyFile: c.TLSKeyFile,
+	}, isvc)
+	return err
+}
+
+// Run serves until ctx is cancelled.
+func (m *Main) Run(ctx context.Context) error {
+	m.log.Info("boomerang started", "grpc", m.host.GRPCAddr(), "http", m.host.HTTPAddr(), "nats", m.NATSURL())
+	return m.host.Run(ctx)
+}
+
+// Close releases what Open acquired.
+func (m *Main) Close() error {
+	var err error
+	if m.nc != nil {
+		// Drain so acks and publishes in flight reach the server.
+		_ = m.nc.Drain()
+		m.nc.Close()
+	}
+	for _, db := range m.dbs {
+		err = errors.Join(err, db.Close())
+	}
+	if m.ns != nil {
+		m.ns.Shutdown()
+		m.ns.WaitForShutdown()
+	}
+	if m.tel != nil {
+		err = errors.Join(err, m.tel.Shutdown(context.Background()))
+	}
+	return err
+}
+
+// GRPCAddr, HTTPAddr and NATSURL tell where the platform listens.
+func (m *Main) GRPCAddr() string { return m.host.GRPCAddr() }
+func (m *Main) HTTPAddr() string { return m.host.HTTPAddr() }
+func (m *Main) NATSURL() string {
+	if m.ns != nil {
+		return m.ns.ClientURL()
+	}
+	return m.Config.NATSURL
+}
+
+// PrintAddresses tells a person at the terminal where everything is.
+func (m *Main) PrintAddresses(w io.Writer) {
+	fmt.Fprintf(w, "Boomerang is running.\n")
+	fmt.Fprintf(w, "  gRPC (all services, health, reflection): %s\n", m.GRPCAddr())
+	fmt.Fprintf(w, "  HTTP /metrics and /healthz:              http://%s\n", m.HTTPAddr())
+	fmt.Fprintf(w, "  NATS (publish orders to boomerang.ingest.orders.<source>): %s\n", m.NATSURL())
+	if m.tokenFile != "" {
+		fmt.Fprintf(w, "  API token (admin):                       %s\n", m.tokenFile)
+	}
+}
+
+// secret returns the variable's value or a secret generated once and kept
+// in the data directory.
+func (m *Main) secret(env config.Source, name, file string) (string, error) {
+	if v, ok := env(name); ok && strings.TrimSpace(v) != "" {
+		return v, nil
+	}
+	path := filepath.Join(m.Config.DataDir, file)
+	v, err := readOrCreate(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	return v, nil
+}
+
+func (m *Main) tokens() (*grpcx.Tokens, error) {
+	if m.Config.Tokens != "" {
+		t, err := grpcx.ParseTokens(m.Config.Tokens)
+		if err != nil {
+			return nil, fmt.Errorf("BOOMERANG_API_TOKENS: %w", err)
+		}
+		return t, nil
+	}
+	m.tokenFile = filepath.Join(m.Config.DataDir, "admin.token")
+	tok, err := readOrCreate(m.tokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("admin token: %w", err)
+	}
+	t := &grpcx.Tokens{}
+	t.Add(tok, grpcx.ScopeAdmin)
+	return t, nil
+}
+
+// readOrCreate reads a secret file, creating it with 32 random bytes (hex)
+// readable by the owner only when it does not exist.
+func readOrCreate(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	v := hex.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(v+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return v, nil
+}
+
+func withDefaults(env config.Source, defaults map[string]string) config.Source {
+	return func(name string) (string, bool) {
+		if v, ok := env(name); ok && strings.TrimSpace(v) != "" {
+			return v, true
+		}
+		v, ok := defaults[name]
+		return v, ok
+	}
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", p, err)
+	}
+	return h, port, nil
+}

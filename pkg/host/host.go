@@ -1,0 +1,176 @@
+// Package host runs services in a process: one gRPC server (health,
+// reflection, authentication, validation) for all of them, an HTTP server
+// with /metrics and /healthz, and an orderly shutdown — stop taking calls
+// and messages, finish what is in hand, then return.
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
+	"github.com/boomerang-loyalty/boomerang/pkg/telemetry"
+)
+
+// Service is what a host runs.
+type Service interface {
+	// Register adds the service's gRPC API.
+	Register(*grpc.Server)
+	// Scopes are the token scopes of its methods.
+	Scopes() grpcx.MethodScopes
+	// HealthName is its name in the gRPC health service.
+	HealthName() string
+	// Run does the service's background work until ctx is cancelled.
+	Run(ctx context.Context) error
+	// Ping checks the service's dependencies for /healthz.
+	Ping(ctx context.Context) error
+}
+
+// Options configures a host.
+type Options struct {
+	GRPCAddr    string
+	HTTPAddr    string
+	Tokens      *grpcx.Tokens
+	TLSCertFile string
+	TLSKeyFile  string
+	Log         *slog.Logger
+	Telemetry   *telemetry.Telemetry
+	// ShutdownTimeout bounds the graceful stop (default 15s).
+	ShutdownTimeout time.Duration
+}
+
+// Host owns the listeners and servers.
+type Host struct {
+	o        Options
+	services []Service
+	grpc     *grpcx.Server
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	http     *http.Server
+}
+
+// New listens on the configured addresses (":0" picks free ports) and
+// registers the services.
+func New(o Options, services ...Service) (*Host, error) {
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 15 * time.Second
+	}
+	scopes := grpcx.MethodScopes{}
+	for _, s := range services {
+		for m, sc := range s.Scopes() {
+			scopes[m] = sc
+		}
+	}
+	gs, err := grpcx.NewServer(grpcx.ServerOptions{
+		Tokens: o.Tokens, Scopes: scopes, Log: o.Log, TLSCertFile: o.TLSCertFile, TLSKeyFile: o.TLSKeyFile,
+	})
+	if err != nil {
+		return nil, err
+	}
+	h := &Host{o: o, services: services, grpc: gs}
+	for _, s := range services {
+		s.Register(gs.Server)
+	}
+	gs.SetServing(false, h.names()...)
+	if h.grpcLis, err = net.Listen("tcp", o.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("grpc listen %s: %w", o.GRPCAddr, err)
+	}
+	if h.httpLis, err = net.Listen("tcp", o.HTTPAddr); err != nil {
+		h.grpcLis.Close()
+		return nil, fmt.Errorf("http listen %s: %w", o.HTTPAddr, err)
+	}
+	mux := http.NewServeMux()
+	if o.Telemetry != nil {
+		mux.Handle("GET /metrics", o.Telemetry.MetricsHandler())
+	}
+	mux.HandleFunc("GET /healthz", h.healthz)
+	h.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return h, nil
+}
+
+func (h *Host) names() []string {
+	var names []string
+	for _, s := range h.services {
+		names = append(names, s.HealthName())
+	}
+	return names
+}
+
+// GRPCAddr is the address the gRPC server listens on.
+func (h *Host) GRPCAddr() string { return h.grpcLis.Addr().String() }
+
+// HTTPAddr is the address of /metrics and /healthz.
+func (h *Host) HTTPAddr() string { return h.httpLis.Addr().String() }
+
+// Run serves until ctx is cancelled, then shuts down gracefully.
+func (h *Host) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	svcCtx, stopServices := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServices()
+	for _, s := range h.services {
+		g.Go(func() error {
+			if err := s.Run(svcCtx); err != nil {
+				return fmt.Errorf("%s: %w", s.HealthName(), err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		if err := h.grpc.Serve(h.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("grpc: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := h.http.Serve(h.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	h.grpc.SetServing(true, h.names()...)
+	g.Go(func() error {
+		<-gctx.Done()
+		h.o.Log.Info("shutting down")
+		h.grpc.SetServing(false, h.names()...)
+		done := make(chan struct{})
+		go func() { h.grpc.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(h.o.ShutdownTimeout):
+			h.grpc.Stop()
+		}
+		stopServices()
+		sctx, cancel := context.WithTimeout(context.Background(), h.o.ShutdownTimeout)
+		defer cancel()
+		return h.http.Shutdown(sctx)
+	})
+	return g.Wait()
+}
+
+func (h *Host) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	report := map[string]string{}
+	code := http.StatusOK
+	for _, s := range h.services {
+		if err := s.Ping(ctx); err != nil {
+			report[s.HealthName()] = "unavailable"
+			code = http.StatusServiceUnavailable
+			h.o.Log.WarnContext(ctx, "health check failed", "service", s.HealthName(), "error", err)
+			continue
+		}
+		report[s.HealthName()] = "ok"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(report)
+}

@@ -1,0 +1,126 @@
+// Package intake is order-ingest's use case, shared by its gRPC API and its
+// bus consumer: prepare each order, apply the batch in one transaction with
+// the outbox messages it produces, and wake the relay.
+package intake
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/protobuf/proto"
+
+	ingestv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ingest/v1"
+	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/ingest"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/store"
+)
+
+// Item is one order to ingest.
+type Item struct {
+	Order *ingestv1.Order
+	// Trace carries the trace context the canonical event continues.
+	Trace nats.Header
+	// OnReject returns the outbox messages that record a rejection (a dead
+	// letter for bus input); nil records nothing.
+	OnReject func(*ingest.Rejection) []outbox.Message
+}
+
+// Notifier is told when new outbox messages are committed.
+type Notifier interface{ Notify() }
+
+// Intake ingests batches of orders.
+type Intake struct {
+	prep   *ingest.Preparer
+	store  *store.Store
+	relay  Notifier
+	counts metric.Int64Counter
+}
+
+// New returns an intake.
+func New(prep *ingest.Preparer, st *store.Store, relay Notifier, meter metric.Meter) (*Intake, error) {
+	counts, err := meter.Int64Counter("boomerang.ingest.orders",
+		metric.WithDescription("Orders ingested, by outcome and reason"))
+	if err != nil {
+		return nil, err
+	}
+	return &Intake{prep: prep, store: st, relay: relay, counts: counts}, nil
+}
+
+// Ingest applies items in one transaction and returns one result per item.
+// An error means nothing was applied.
+func (in *Intake) Ingest(ctx context.Context, items []Item, extra []outbox.Message) ([]store.Result, error) {
+	results := make([]store.Result, len(items))
+	prepared := make([]*ingest.Prepared, 0, len(items))
+	index := make([]int, 0, len(items))
+	msgs := append([]outbox.Message(nil), extra...)
+	for i, it := range items {
+		p, err := in.prep.Prepare(it.Order)
+		if err != nil {
+			rej, ok := ingest.AsRejection(err)
+			if !ok {
+				return nil, fmt.Errorf("prepare: %w", err)
+			}
+			results[i] = store.Result{Outcome: store.Rejected, Rejection: rej}
+			if it.OnReject != nil {
+				msgs = append(msgs, it.OnReject(rej)...)
+			}
+			continue
+		}
+		prepared = append(prepared, p)
+		index = append(index, i)
+	}
+	applied, err := in.store.Apply(ctx, store.Batch{
+		Orders:       prepared,
+		BaseCurrency: in.prep.BaseCurrency(),
+		Extra:        msgs,
+		Messages: func(j int, r store.Result) []outbox.Message {
+			it := items[index[j]]
+			switch r.Outcome {
+			case store.Accepted:
+				data, err := proto.Marshal(r.Event)
+				if err != nil {
+					return nil // cannot happen for a message we built
+				}
+				return []outbox.Message{events.CanonicalMessage(r, data, it.Trace)}
+			case store.Rejected:
+				if it.OnReject != nil {
+					return it.OnReject(r.Rejection)
+				}
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	for j, r := range applied {
+		results[index[j]] = r
+	}
+	in.relay.Notify()
+	in.count(ctx, results)
+	return results, nil
+}
+
+func (in *Intake) count(ctx context.Context, results []store.Result) {
+	for _, r := range results {
+		outcome, reason := "accepted", ""
+		switch r.Outcome {
+		case store.Duplicate:
+			outcome = "duplicate"
+		case store.Rejected:
+			outcome, reason = "rejected", r.Rejection.Reason
+		}
+		in.counts.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome), attribute.String("reason", reason)))
+	}
+}
+
+// GetOrder returns an order and its history.
+func (in *Intake) GetOrder(ctx context.Context, source, orderID string) (*ingest.Order, []*ordersv1.OrderEvent, error) {
+	return in.store.GetOrder(ctx, source, orderID)
+}

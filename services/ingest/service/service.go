@@ -1,0 +1,251 @@
+// Package service is order-ingest's composition root: configuration, the
+// wiring of store, intake, gRPC API, bus consumer and outbox relay, and
+// Run. The single-process runner and the service's own binary both use it.
+package service
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+
+	ingestv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ingest/v1"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/config"
+	"github.com/boomerang-loyalty/boomerang/pkg/fx"
+	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
+	"github.com/boomerang-loyalty/boomerang/pkg/money"
+	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
+	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/consumer"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/grpcapi"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/ingest"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/intake"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/store"
+)
+
+// Name is the service's name in health checks, traces and metrics.
+const Name = "order-ingest"
+
+// Config is order-ingest's configuration.
+type Config struct {
+	// DatabaseURL is postgres://… or sqlite:PATH.
+	DatabaseURL string
+	// BaseCurrency is the seller's base currency (ISO 4217).
+	BaseCurrency string
+	// FXRatesFile is the dated rate table (CSV: date,currency,rate).
+	FXRatesFile string
+	// IdentitySecret keys the identity hashes (at least 32 bytes).
+	IdentitySecret []byte
+	// BatchSize is the most input messages applied in one transaction.
+	BatchSize int
+	// MaxPayload bounds an input message in bytes.
+	MaxPayload int
+	// MaxAttempts before a message that keeps failing is dead-lettered.
+	MaxAttempts int
+	// Stream retention.
+	InputMaxAge      time.Duration
+	OrdersMaxAge     time.Duration
+	DeadLetterMaxAge time.Duration
+	StreamReplicas   int
+}
+
+// LoadConfig reads the INGEST_* and BOOMERANG_* variables.
+func LoadConfig(src config.Source) (Config, error) {
+	r := config.NewReader(src)
+	c := Config{
+		DatabaseURL:      r.String("INGEST_DATABASE_URL", "sqlite:data/ingest.db"),
+		BaseCurrency:     strings.ToUpper(r.String("BOOMERANG_BASE_CURRENCY", "USD")),
+		FXRatesFile:      r.String("BOOMERANG_FX_RATES_FILE", ""),
+		BatchSize:        r.Int("INGEST_BATCH_SIZE", 256),
+		MaxPayload:       r.Int("INGEST_MAX_PAYLOAD_BYTES", 256<<10),
+		MaxAttempts:      r.Int("INGEST_MAX_ATTEMPTS", 5),
+		InputMaxAge:      r.Duration("INGEST_INPUT_MAX_AGE", 7*24*time.Hour),
+		OrdersMaxAge:     r.Duration("BOOMERANG_ORDERS_MAX_AGE", 0),
+		DeadLetterMaxAge: r.Duration("BOOMERANG_DEADLETTER_MAX_AGE", 30*24*time.Hour),
+		StreamReplicas:   r.Int("BOOMERANG_STREAM_REPLICAS", 1),
+	}
+	if s := r.String("BOOMERANG_IDENTITY_SECRET", ""); s != "" {
+		c.IdentitySecret = decodeSecret(s)
+	}
+	if err := r.Err(); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// decodeSecret accepts a hex string (as `openssl rand -hex 32` prints) or
+// raw text.
+func decodeSecret(s string) []byte {
+	if b, err := hex.DecodeString(s); err == nil {
+		return b
+	}
+	return []byte(s)
+}
+
+// Validate reports every problem with c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("INGEST_DATABASE_URL: required"))
+	}
+	if !money.Known(c.BaseCurrency) {
+		errs = append(errs, fmt.Errorf("BOOMERANG_BASE_CURRENCY: %q is not an ISO 4217 currency", c.BaseCurrency))
+	}
+	if len(c.IdentitySecret) < 32 {
+		errs = append(errs, errors.New("BOOMERANG_IDENTITY_SECRET: required, at least 32 bytes (e.g. `openssl rand -hex 32`)"))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 10000 {
+		errs = append(errs, fmt.Errorf("INGEST_BATCH_SIZE: %d, want 1..10000", c.BatchSize))
+	}
+	if c.MaxPayload < 1024 || c.MaxPayload > 8<<20 {
+		errs = append(errs, fmt.Errorf("INGEST_MAX_PAYLOAD_BYTES: %d, want 1024..8388608", c.MaxPayload))
+	}
+	if c.MaxAttempts < 1 {
+		errs = append(errs, fmt.Errorf("INGEST_MAX_ATTEMPTS: %d, want at least 1", c.MaxAttempts))
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		errs = append(errs, fmt.Errorf("BOOMERANG_STREAM_REPLICAS: %d, want 1..5", c.StreamReplicas))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("configuration: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Deps are what the service is given.
+type Deps struct {
+	DB        *sqldb.DB
+	JetStream jetstream.JetStream
+	Log       *slog.Logger
+	Tracer    trace.TracerProvider
+	Meter     metric.MeterProvider
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service is a running order-ingest.
+type Service struct {
+	cfg      Config
+	deps     Deps
+	store    *store.Store
+	intake   *intake.Intake
+	relay    *outbox.Relay
+	consumer *consumer.Consumer
+	cons     jetstream.Consumer
+	api      *grpcapi.Server
+}
+
+// New migrates the database, ensures the streams and the durable consumer,
+// and wires the service. Run starts its work.
+func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	log := d.Log.With("service", Name)
+	rates, err := loadRates(cfg)
+	if err != nil {
+		return nil, err
+	}
+	hasher, err := ingest.NewHasher(cfg.IdentitySecret)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, d.DB, log)
+	if err != nil {
+		return nil, err
+	}
+	meter := d.Meter.Meter("boomerang/ingest")
+	relay, err := outbox.NewRelay(d.DB, d.JetStream, log, outbox.RelayOptions{LockKey: 0x6f7264657273, Meter: meter, Service: Name})
+	if err != nil {
+		return nil, err
+	}
+	in, err := intake.New(ingest.NewPreparer(rates, hasher, d.Now), st, relay, meter)
+	if err != nil {
+		return nil, err
+	}
+	if err := events.EnsureStreams(ctx, d.JetStream, events.StreamOptions{
+		Replicas: cfg.StreamReplicas, InputMaxAge: cfg.InputMaxAge, OrdersMaxAge: cfg.OrdersMaxAge,
+		DeadLetterAge: cfg.DeadLetterMaxAge,
+	}); err != nil {
+		return nil, err
+	}
+	cons, err := d.JetStream.CreateOrUpdateConsumer(ctx, events.InputStream, jetstream.ConsumerConfig{
+		Durable:       events.ConsumerName,
+		Description:   "order-ingest: shop order events to canonical events",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxDeliver:    -1, // failures are retried; poison input is dead-lettered by the handler
+		MaxAckPending: cfg.BatchSize * 8,
+		FilterSubject: events.InputPrefix + ">",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", events.ConsumerName, err)
+	}
+	if err := natsx.ObserveLag(meter, cons, events.ConsumerName); err != nil {
+		return nil, err
+	}
+	val, err := grpcx.NewValidator()
+	if err != nil {
+		return nil, err
+	}
+	log.InfoContext(ctx, "order-ingest ready", "base_currency", cfg.BaseCurrency, "fx_currencies", rates.Currencies(),
+		"database", d.DB.Dialect.String())
+	return &Service{
+		cfg: cfg, deps: d, store: st, intake: in, relay: relay, cons: cons,
+		consumer: consumer.New(in, val, consumer.Options{MaxPayload: cfg.MaxPayload, MaxAttempts: cfg.MaxAttempts}, log, d.Tracer),
+		api:      grpcapi.New(in, log),
+	}, nil
+}
+
+func loadRates(cfg Config) (*fx.Table, error) {
+	if cfg.FXRatesFile == "" {
+		return fx.NewTable(cfg.BaseCurrency, nil)
+	}
+	if _, err := os.Stat(cfg.FXRatesFile); err != nil {
+		return nil, fmt.Errorf("BOOMERANG_FX_RATES_FILE: %w", err)
+	}
+	return fx.LoadFile(cfg.BaseCurrency, cfg.FXRatesFile)
+}
+
+// Register adds the gRPC API to s.
+func (s *Service) Register(g *grpc.Server) { ingestv1.RegisterIngestServiceServer(g, s.api) }
+
+// Scopes are the token scopes of the gRPC methods.
+func (s *Service) Scopes() grpcx.MethodScopes { return grpcapi.Scopes }
+
+// HealthName is the name under which the service reports its health.
+func (s *Service) HealthName() string { return ingestv1.IngestService_ServiceDesc.ServiceName }
+
+// Relay returns the outbox relay (tests flush it).
+func (s *Service) Relay() *outbox.Relay { return s.relay }
+
+// Run consumes input and relays the outbox until ctx is cancelled; then it
+// stops taking messages, finishes the batch in hand and returns.
+func (s *Service) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.relay.Run(ctx) })
+	g.Go(func() error {
+		bc := natsx.NewBatchConsumer(s.cons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize}, s.deps.Log.With("service", Name))
+		return bc.Run(ctx, s.consumer.Handle)
+	})
+	return g.Wait()
+}
+
+// Ping checks the database, for readiness.
+func (s *Service) Ping(ctx context.Context) error { return s.deps.DB.W.PingContext(ctx) }
