@@ -1,0 +1,82 @@
+# Boomerang — see README.md. Every target works on a machine with only Go.
+
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/build/bin
+# Every module of the workspace: plain `go test ./...` does not cross them.
+MODULES := $(shell $(GO) list -m -f '{{.Dir}}/...')
+FUZZTIME ?= 10s
+
+export BOOMERANG_FX_RATES_FILE ?= $(CURDIR)/deploy/fx-rates.csv
+export BOOMERANG_BASE_CURRENCY ?= EUR
+
+.PHONY: run build test test-race vet fmt-check fuzz bench bench-go proto proto-deps proto-check lint compose-check clean
+
+## run: start the whole platform in one process (embedded NATS, SQLite)
+run:
+	$(GO) run ./cmd/boomerang
+
+## build: build the binaries into build/bin
+build:
+	$(GO) build -o $(BIN)/ ./cmd/boomerang ./cmd/boomctl ./services/ingest/cmd/ingest
+
+## test: vet, check formatting and run every module's tests
+test: vet fmt-check
+	$(GO) test -count=1 -timeout 15m $(MODULES)
+
+test-race:
+	$(GO) test -race -count=1 -timeout 30m $(MODULES)
+
+vet:
+	$(GO) vet $(MODULES)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## fuzz: run each fuzz target for FUZZTIME
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/money
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./services/ingest/internal/orderjson
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./services/ingest/internal/consumer
+
+## bench: end-to-end load benchmark (orders/s, latency percentiles) and the Go benchmarks
+bench: bench-e2e bench-go
+
+bench-e2e:
+	$(GO) run ./cmd/boombench
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(MODULES)
+
+## proto: lint the .proto files and regenerate the Go code with pinned tools
+proto: proto-deps
+	$(BIN)/buf format -d --exit-code proto
+	$(BIN)/buf lint proto
+	rm -rf proto/gen/go
+	PATH=$(BIN):$$PATH $(BIN)/buf generate
+
+# buf and the protoc plugins are pinned in tools/ (outside the workspace);
+# buf/validate/validate.proto comes from the pinned protovalidate module,
+# because the buf registry is not reachable from every build machine.
+proto-deps:
+	cd tools && GOWORK=off $(GO) build -o $(BIN)/ github.com/bufbuild/buf/cmd/buf
+	cd tools/protoc && GOWORK=off $(GO) build -o $(BIN)/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	mkdir -p build/protodeps/buf/validate
+	dir=$$(cd tools/protoc && GOWORK=off $(GO) list -m -f '{{.Dir}}' github.com/bufbuild/protovalidate) && \
+	  install -m 0644 $$dir/proto/protovalidate/buf/validate/validate.proto build/protodeps/buf/validate/
+
+## proto-check: fail when the checked-in generated code is stale or buf lint fails
+proto-check: proto
+	@git diff --exit-code -- proto/gen || { echo "proto/gen is stale: run make proto and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- proto/gen)" || { echo "proto/gen has untracked files: run make proto and commit"; git status --porcelain -- proto/gen; exit 1; }
+
+## compose-check: validate docker-compose.yml (needs the docker CLI, not an engine)
+compose-check:
+	docker compose config -q
+
+lint: vet fmt-check
+	$(BIN)/buf lint proto
+
+clean:
+	rm -rf build data
