@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/boomerang-loyalty/boomerang/cmd/internal/platform"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	m := NewMain()
+	m := platform.New()
 	if err := m.Open(ctx, os.LookupEnv); err != nil {
 		fmt.Fprintln(os.Stderr, "boomerang:", err)
 		os.Exit(1)

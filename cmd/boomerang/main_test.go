@@ -25,6 +25,7 @@ import (
 	ingestv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ingest/v1"
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 
+	"github.com/boomerang-loyalty/boomerang/cmd/internal/platform"
 	"github.com/boomerang-loyalty/boomerang/pkg/config"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 )
@@ -34,16 +35,16 @@ const (
 	readerToken = "reader-token-0123456789abcdef"
 )
 
-// platform is a running single-process Boomerang for a test.
-type platform struct {
-	m    *Main
+// running is a running single-process Boomerang for a test.
+type running struct {
+	m    *platform.Main
 	js   jetstream.JetStream
 	nc   *nats.Conn
 	conn *grpc.ClientConn
 	done chan error
 }
 
-func startPlatform(tb testing.TB, dataDir string, extra map[string]string) *platform {
+func startPlatform(tb testing.TB, dataDir string, extra map[string]string) *running {
 	tb.Helper()
 	rates := filepath.Join(tb.TempDir(), "rates.csv")
 	if err := os.WriteFile(rates, []byte("date,currency,rate\n2026-01-01,USD,0.9\n2026-01-01,JPY,0.006\n"), 0o600); err != nil {
@@ -62,14 +63,14 @@ func startPlatform(tb testing.TB, dataDir string, extra map[string]string) *plat
 	for k, v := range extra {
 		env[k] = v
 	}
-	m := NewMain()
+	m := platform.New()
 	m.Logs = io.Discard
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := m.Open(ctx, config.Map(env)); err != nil {
 		cancel()
 		tb.Fatal(err)
 	}
-	p := &platform{m: m, done: make(chan error, 1)}
+	p := &running{m: m, done: make(chan error, 1)}
 	go func() { p.done <- m.Run(ctx) }()
 	var err error
 	p.nc, err = nats.Connect(m.NATSURL())
@@ -100,7 +101,7 @@ func startPlatform(tb testing.TB, dataDir string, extra map[string]string) *plat
 	return p
 }
 
-func (p *platform) publish(tb testing.TB, subject string, body string, header nats.Header) {
+func (p *running) publish(tb testing.TB, subject string, body string, header nats.Header) {
 	tb.Helper()
 	msg := &nats.Msg{Subject: subject, Data: []byte(body), Header: header}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -115,7 +116,7 @@ type streamReader struct {
 	cons jetstream.Consumer
 }
 
-func (p *platform) reader(tb testing.TB, stream string) *streamReader {
+func (p *running) reader(tb testing.TB, stream string) *streamReader {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -156,7 +157,7 @@ func decodeEvent(tb testing.TB, m jetstream.Msg) *ordersv1.OrderEvent {
 }
 
 func TestEndToEnd(t *testing.T) {
-	p := startPlatform(t, t.TempDir(), nil)
+	p := startPlatform(t, t.TempDir(), map[string]string{"INGEST_WAIT_FOR_ORDER": "0s"})
 	orders := p.reader(t, "ORDERS")
 	dead := p.reader(t, "DEADLETTER")
 	client := ingestv1.NewIngestServiceClient(p.conn)
@@ -400,4 +401,23 @@ func httpGet(tb testing.TB, url string, want int) string {
 		tb.Fatalf("GET %s = %d %s", url, resp.StatusCode, b)
 	}
 	return string(b)
+}
+
+// A refund that arrives before its order waits for it instead of being
+// dead-lettered, and is applied once the order is in.
+func TestRefundBeforeItsOrder(t *testing.T) {
+	p := startPlatform(t, t.TempDir(), map[string]string{"INGEST_WAIT_FOR_ORDER": "1m", "INGEST_LATER_DELAY": "200ms"})
+	orders := p.reader(t, "ORDERS")
+	dead := p.reader(t, "DEADLETTER")
+	p.publish(t, "boomerang.ingest.orders.shop-us", `{"order_id": "L-1", "kind": "refunded", "occurred_at": "2026-11-03T10:00:00Z",
+	  "refund": {"id": "R-1", "amount": "5.00", "currency": "USD"}}`, nil)
+	time.Sleep(300 * time.Millisecond)
+	p.publish(t, "boomerang.ingest.orders.shop-us", `{"order_id": "L-1", "occurred_at": "2026-11-02T10:00:00Z", "currency": "USD",
+	  "total": "20.00", "customer": {"email": "late@example.com"}}`, nil)
+	first, second := decodeEvent(t, orders.next(t)), decodeEvent(t, orders.next(t))
+	if first.GetKind() != ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID || second.GetKind() != ordersv1.OrderEventKind_ORDER_EVENT_KIND_REFUNDED ||
+		second.GetRefund().GetRefundedTotal().GetOriginal().GetMinorUnits() != 500 {
+		t.Fatalf("events: %v then %v", first, second)
+	}
+	dead.none(t, 300*time.Millisecond)
 }

@@ -12,11 +12,13 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
-// BatchHandler applies a batch of messages. It returns nil when every
-// message is done with (applied, or dead-lettered in the same transaction):
-// the batch is then acked. An error means nothing was applied: the batch is
-// handed back for redelivery.
-type BatchHandler func(ctx context.Context, msgs []jetstream.Msg) error
+// BatchHandler applies a batch of messages; attempt counts from 1 for
+// each try of the same batch. On success it returns the messages to see
+// again later (redelivered after BatchOptions.LaterDelay); every other
+// message is done with (applied, or dead-lettered in the same transaction)
+// and is acked. An error means nothing was applied: the same batch is tried
+// again in place, so that later messages never overtake it.
+type BatchHandler func(ctx context.Context, msgs []jetstream.Msg, attempt int) (later []jetstream.Msg, err error)
 
 // BatchOptions tunes a BatchConsumer.
 type BatchOptions struct {
@@ -25,8 +27,11 @@ type BatchOptions struct {
 	// Linger is how long to wait for more messages once one has arrived
 	// (0: take only what is already buffered).
 	Linger time.Duration
-	// NakDelay is how long a failed batch waits before redelivery.
-	NakDelay time.Duration
+	// LaterDelay is when messages a handler put off come back.
+	LaterDelay time.Duration
+	// AckWait is the consumer's ack wait: a batch being retried renews its
+	// lease well within it.
+	AckWait time.Duration
 }
 
 // BatchConsumer feeds a durable pull consumer's messages to a handler in
@@ -43,8 +48,11 @@ func NewBatchConsumer(cons jetstream.Consumer, opts BatchOptions, log *slog.Logg
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 256
 	}
-	if opts.NakDelay <= 0 {
-		opts.NakDelay = time.Second
+	if opts.LaterDelay <= 0 {
+		opts.LaterDelay = 30 * time.Second
+	}
+	if opts.AckWait <= 0 {
+		opts.AckWait = 30 * time.Second
 	}
 	return &BatchConsumer{cons: cons, opts: opts, log: log}
 }
@@ -81,20 +89,67 @@ func (c *BatchConsumer) Run(ctx context.Context, handle BatchHandler) error {
 			batch = append(batch, m)
 		}
 		batch = c.fill(ctx, msgs, batch)
-		if err := c.apply(ctx, handle, batch); err != nil {
-			c.log.Error("batch failed; handing it back", "size", len(batch), "error", err)
+		later, ok := c.applyUntilDone(ctx, handle, batch)
+		if !ok {
+			// Shutting down with the batch unapplied: hand it back now.
 			for _, m := range batch {
-				_ = m.NakWithDelay(c.opts.NakDelay)
+				_ = m.Nak()
 			}
-			continue
+			return nil
+		}
+		put := make(map[jetstream.Msg]bool, len(later))
+		for _, m := range later {
+			put[m] = true
 		}
 		for _, m := range batch {
-			if err := m.Ack(); err != nil {
-				// The change is committed; a redelivery is a no-op for the
-				// idempotent handler.
+			var err error
+			if put[m] {
+				err = m.NakWithDelay(c.opts.LaterDelay)
+			} else {
+				// The change is committed; should the ack be lost, the
+				// redelivery is a no-op for the idempotent handler.
+				err = m.Ack()
+			}
+			if err != nil {
 				c.log.Warn("ack", "error", err)
 			}
 		}
+	}
+}
+
+// applyUntilDone runs the handler on the batch until it succeeds, backing
+// off between attempts and renewing the messages' lease meanwhile. It
+// returns false when ctx ends first.
+func (c *BatchConsumer) applyUntilDone(ctx context.Context, handle BatchHandler, batch []jetstream.Msg) ([]jetstream.Msg, bool) {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		later, err := c.apply(ctx, handle, batch, attempt)
+		if err == nil {
+			return later, true
+		}
+		c.log.Error("batch failed; trying it again", "size", len(batch), "attempt", attempt, "retry_in", backoff, "error", err)
+		renew := time.NewTicker(c.opts.AckWait / 3)
+		wait := time.NewTimer(backoff)
+	waiting:
+		for {
+			select {
+			case <-ctx.Done():
+				renew.Stop()
+				wait.Stop()
+				return nil, false
+			case <-renew.C:
+				for _, m := range batch {
+					_ = m.InProgress()
+				}
+			case <-wait.C:
+				break waiting
+			}
+		}
+		renew.Stop()
+		for _, m := range batch {
+			_ = m.InProgress()
+		}
+		backoff = min(backoff*2, 10*time.Second)
 	}
 }
 
@@ -129,7 +184,7 @@ func (c *BatchConsumer) fill(ctx context.Context, msgs <-chan jetstream.Msg, bat
 
 // apply runs the handler, turning a panic into an error so that no input
 // can crash the consumer.
-func (c *BatchConsumer) apply(ctx context.Context, handle BatchHandler, batch []jetstream.Msg) (err error) {
+func (c *BatchConsumer) apply(ctx context.Context, handle BatchHandler, batch []jetstream.Msg, attempt int) (later []jetstream.Msg, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("handler panic: %v", r)
@@ -137,7 +192,7 @@ func (c *BatchConsumer) apply(ctx context.Context, handle BatchHandler, batch []
 	}()
 	// The batch is finished even when shutdown starts: its messages are
 	// already leased to us.
-	return handle(context.WithoutCancel(ctx), batch)
+	return handle(context.WithoutCancel(ctx), batch, attempt)
 }
 
 // ObserveLag reports the consumer's pending and unacknowledged message

@@ -52,22 +52,17 @@ type Message struct {
 
 // Add writes messages in tx. Messages whose id is already in the outbox
 // are skipped.
-func Add(ctx context.Context, tx *sql.Tx, now time.Time, msgs ...Message) error {
+func Add(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, now time.Time, msgs ...Message) error {
 	const perStmt = 200 // 5 parameters a row, well under every driver's limit
 	for start := 0; start < len(msgs); start += perStmt {
 		chunk := msgs[start:min(start+perStmt, len(msgs))]
-		var q strings.Builder
-		q.WriteString("INSERT INTO outbox (msg_id, subject, headers, payload, created_at) VALUES ")
 		args := make([]any, 0, len(chunk)*5)
-		for i, m := range chunk {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(" + sqldb.Placeholders(i*5+1, 5) + ")")
+		for _, m := range chunk {
 			args = append(args, m.ID, m.Subject, encodeHeader(m.Header), m.Data, now.UnixMicro())
 		}
-		q.WriteString(" ON CONFLICT (msg_id) DO NOTHING")
-		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		q := "INSERT INTO outbox (msg_id, subject, headers, payload, created_at) VALUES " +
+			d.Tuples(len(chunk), 5) + " ON CONFLICT (msg_id) DO NOTHING"
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("outbox add: %w", err)
 		}
 	}

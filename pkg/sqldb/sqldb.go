@@ -215,15 +215,35 @@ func Redact(rawURL string) string {
 	return u.String()
 }
 
-// Placeholders returns "$from, $from+1, …" n times, for IN lists and
-// multi-row inserts.
-func Placeholders(from, n int) string {
+// Placeholders returns n parameter placeholders numbered from `from`, for
+// IN lists and multi-row inserts: "$from, $from+1, …" for PostgreSQL, and
+// "?, ?, …" for SQLite, which looks numbered parameters up by name, one
+// linear search each — quadratic in a statement with thousands of them. A
+// statement must use one style throughout.
+func (d Dialect) Placeholders(from, n int) string {
 	var b strings.Builder
 	for i := 0; i < n; i++ {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "$%d", from+i)
+		if d == SQLite {
+			b.WriteByte('?')
+		} else {
+			fmt.Fprintf(&b, "$%d", from+i)
+		}
+	}
+	return b.String()
+}
+
+// Tuples renders rows groups of width placeholders, "($1, $2), ($3, $4)",
+// for multi-row VALUES lists.
+func (d Dialect) Tuples(rows, width int) string {
+	var b strings.Builder
+	for r := 0; r < rows; r++ {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(" + d.Placeholders(r*width+1, width) + ")")
 	}
 	return b.String()
 }

@@ -39,6 +39,10 @@ import (
 // Name is the service's name in health checks, traces and metrics.
 const Name = "order-ingest"
 
+// ackWait is the input consumer's lease on a message; a batch being
+// retried renews it.
+const ackWait = time.Minute
+
 // Config is order-ingest's configuration.
 type Config struct {
 	// DatabaseURL is postgres://… or sqlite:PATH.
@@ -55,6 +59,11 @@ type Config struct {
 	MaxPayload int
 	// MaxAttempts before a message that keeps failing is dead-lettered.
 	MaxAttempts int
+	// WaitForOrder is how long a refund or cancellation waits for its
+	// order before it is dead-lettered.
+	WaitForOrder time.Duration
+	// LaterDelay is how long a message put off waits before it comes back.
+	LaterDelay time.Duration
 	// Stream retention.
 	InputMaxAge      time.Duration
 	OrdersMaxAge     time.Duration
@@ -72,6 +81,8 @@ func LoadConfig(src config.Source) (Config, error) {
 		BatchSize:        r.Int("INGEST_BATCH_SIZE", 256),
 		MaxPayload:       r.Int("INGEST_MAX_PAYLOAD_BYTES", 256<<10),
 		MaxAttempts:      r.Int("INGEST_MAX_ATTEMPTS", 5),
+		WaitForOrder:     r.Duration("INGEST_WAIT_FOR_ORDER", 10*time.Minute),
+		LaterDelay:       r.Duration("INGEST_LATER_DELAY", 30*time.Second),
 		InputMaxAge:      r.Duration("INGEST_INPUT_MAX_AGE", 7*24*time.Hour),
 		OrdersMaxAge:     r.Duration("BOOMERANG_ORDERS_MAX_AGE", 0),
 		DeadLetterMaxAge: r.Duration("BOOMERANG_DEADLETTER_MAX_AGE", 30*24*time.Hour),
@@ -112,6 +123,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxPayload < 1024 || c.MaxPayload > 8<<20 {
 		errs = append(errs, fmt.Errorf("INGEST_MAX_PAYLOAD_BYTES: %d, want 1024..8388608", c.MaxPayload))
+	}
+	if c.WaitForOrder < 0 {
+		errs = append(errs, fmt.Errorf("INGEST_WAIT_FOR_ORDER: %v, want 0 or more", c.WaitForOrder))
+	}
+	if c.LaterDelay < 10*time.Millisecond || c.LaterDelay > ackWait {
+		errs = append(errs, fmt.Errorf("INGEST_LATER_DELAY: %v, want 10ms..%v", c.LaterDelay, ackWait))
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("INGEST_MAX_ATTEMPTS: %d, want at least 1", c.MaxAttempts))
@@ -189,7 +206,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		Durable:       events.ConsumerName,
 		Description:   "order-ingest: shop order events to canonical events",
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       time.Minute,
+		AckWait:       ackWait,
 		MaxDeliver:    -1, // failures are retried; poison input is dead-lettered by the handler
 		MaxAckPending: cfg.BatchSize * 8,
 		FilterSubject: events.InputPrefix + ">",
@@ -208,8 +225,11 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		"database", d.DB.Dialect.String())
 	return &Service{
 		cfg: cfg, deps: d, store: st, intake: in, relay: relay, cons: cons,
-		consumer: consumer.New(in, val, consumer.Options{MaxPayload: cfg.MaxPayload, MaxAttempts: cfg.MaxAttempts}, log, d.Tracer),
-		api:      grpcapi.New(in, log),
+		consumer: consumer.New(in, val, consumer.Options{
+			MaxPayload: cfg.MaxPayload, MaxAttempts: cfg.MaxAttempts, WaitForOrder: cfg.WaitForOrder,
+			LaterDelay: cfg.LaterDelay, Ping: d.DB.W.PingContext,
+		}, log, d.Tracer),
+		api: grpcapi.New(in, log),
 	}, nil
 }
 
@@ -241,7 +261,8 @@ func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error {
-		bc := natsx.NewBatchConsumer(s.cons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize}, s.deps.Log.With("service", Name))
+		bc := natsx.NewBatchConsumer(s.cons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize, LaterDelay: s.cfg.LaterDelay, AckWait: ackWait},
+			s.deps.Log.With("service", Name))
 		return bc.Run(ctx, s.consumer.Handle)
 	})
 	return g.Wait()

@@ -11,7 +11,11 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -39,8 +43,20 @@ type Options struct {
 	// MaxPayload bounds an input message in bytes.
 	MaxPayload int
 	// MaxAttempts is how often a message that fails on its own (not a
-	// rejection: an error) is tried before it is dead-lettered.
+	// rejection: an error) is tried before it is dead-lettered. Nothing is
+	// dead-lettered while the database is unreachable.
 	MaxAttempts int
+	// WaitForOrder is how long a refund or cancellation whose order has
+	// not arrived yet is kept coming back before it is dead-lettered
+	// (shops publish from several systems, and redelivery after a crash
+	// can reorder messages).
+	WaitForOrder time.Duration
+	// LaterDelay is how long a message put off waits (the batch consumer's
+	// redelivery delay).
+	LaterDelay time.Duration
+	// Ping checks the database: a failing batch is not blamed on its
+	// messages while the database is down.
+	Ping func(context.Context) error
 }
 
 // Consumer decodes, validates and ingests input messages.
@@ -60,11 +76,14 @@ func New(in *intake.Intake, val *grpcx.Validator, opts Options, log *slog.Logger
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 5
 	}
+	if opts.LaterDelay <= 0 {
+		opts.LaterDelay = 30 * time.Second
+	}
 	return &Consumer{in: in, val: val, opts: opts, log: log, tracer: tp.Tracer("boomerang/ingest/consumer")}
 }
 
 // Handle is a natsx.BatchHandler.
-func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg) error {
+func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg, attempt int) ([]jetstream.Msg, error) {
 	items := make([]intake.Item, 0, len(msgs))
 	var dead []outbox.Message
 	spans := make([]trace.Span, 0, len(msgs))
@@ -74,52 +93,120 @@ func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg) error {
 		}
 	}()
 	for _, m := range msgs {
-		mctx, span := c.tracer.Start(natsx.ExtractTrace(ctx, m.Headers()), "ingest order",
+		_, span := c.tracer.Start(natsx.ExtractTrace(ctx, m.Headers()), "ingest order",
 			trace.WithSpanKind(trace.SpanKindConsumer),
 			trace.WithAttributes(attribute.String("messaging.destination.name", m.Subject())))
 		spans = append(spans, span)
-		item, dl := c.decode(mctx, m)
-		if dl != nil {
-			span.SetStatus(codes.Error, dl.Header.Get(events.HeaderReason))
-			dead = append(dead, *dl)
+	}
+	// Decoding and rule checks are pure CPU work: spread them over the
+	// cores while the batch keeps its order.
+	decoded := make([]decodedMsg, len(msgs))
+	putOff := make([]bool, len(msgs))
+	parallel(len(msgs), func(i int) {
+		mctx := trace.ContextWithSpan(ctx, spans[i])
+		decoded[i].item, decoded[i].dead = c.decode(mctx, msgs[i], func() bool {
+			if c.waitForOrder(msgs[i]) {
+				putOff[i] = true
+				return true
+			}
+			return false
+		})
+	})
+	for i, d := range decoded {
+		if d.dead != nil {
+			spans[i].SetStatus(codes.Error, d.dead.Header.Get(events.HeaderReason))
+			dead = append(dead, *d.dead)
 			continue
 		}
-		items = append(items, item)
+		items = append(items, d.item)
 	}
 	_, err := c.in.Ingest(ctx, items, dead)
 	if err == nil {
-		return nil
+		var later []jetstream.Msg
+		for i, p := range putOff {
+			if p {
+				later = append(later, msgs[i])
+			}
+		}
+		return later, nil
 	}
 	if len(msgs) == 1 {
-		return c.failed(ctx, msgs[0], err)
+		return nil, c.failed(ctx, msgs[0], attempt, err)
 	}
 	// Apply one at a time, so that one message that cannot be applied does
 	// not hold back the others.
 	c.log.WarnContext(ctx, "batch failed; applying its messages one by one", "size", len(msgs), "error", err)
+	var later []jetstream.Msg
 	for _, m := range msgs {
-		if err := c.Handle(ctx, []jetstream.Msg{m}); err != nil {
-			return err
+		l, err := c.Handle(ctx, []jetstream.Msg{m}, attempt)
+		if err != nil {
+			return nil, err
 		}
+		later = append(later, l...)
 	}
-	return nil
+	return later, nil
 }
 
-// failed decides about a single message that could not be applied: hand
-// it back while it has attempts left (the cause may be passing, such as a
-// database restart), then dead-letter it.
-func (c *Consumer) failed(ctx context.Context, m jetstream.Msg, cause error) error {
+// waitForOrder reports whether a refund or cancellation of an order not
+// seen yet should come back later rather than be dead-lettered now.
+func (c *Consumer) waitForOrder(m jetstream.Msg) bool {
 	meta, err := m.Metadata()
-	if err != nil || int(meta.NumDelivered) < c.opts.MaxAttempts {
+	if err != nil {
+		return false
+	}
+	waited := time.Duration(meta.NumDelivered-1) * c.opts.LaterDelay
+	return waited < c.opts.WaitForOrder
+}
+
+// failed decides about a single message that could not be applied: while
+// it has attempts left, or the database is unreachable, the batch is tried
+// again (the cause may be passing); then it is dead-lettered, so that one
+// message cannot wedge the consumer.
+func (c *Consumer) failed(ctx context.Context, m jetstream.Msg, attempt int, cause error) error {
+	if attempt < c.opts.MaxAttempts {
 		return cause
+	}
+	if c.opts.Ping != nil {
+		if err := c.opts.Ping(ctx); err != nil {
+			return errors.Join(cause, fmt.Errorf("database unreachable: %w", err))
+		}
 	}
 	source, _ := sourceOf(m.Subject())
 	c.log.ErrorContext(ctx, "dead-lettering a message that failed repeatedly", "subject", m.Subject(),
-		"stream_seq", meta.Sequence.Stream, "attempts", meta.NumDelivered, "error", cause)
+		"attempts", attempt, "error", cause)
 	dl := events.DeadLetter(m, source, ingest.ReasonFailed, cause.Error())
 	if _, err := c.in.Ingest(ctx, nil, []outbox.Message{dl}); err != nil {
 		return errors.Join(cause, err)
 	}
 	return nil
+}
+
+type decodedMsg struct {
+	item intake.Item
+	dead *outbox.Message
+}
+
+// parallel runs fn(0..n-1) on up to GOMAXPROCS goroutines.
+func parallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n/16+1)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func sourceOf(subject string) (string, bool) {
@@ -130,8 +217,10 @@ func sourceOf(subject string) (string, bool) {
 	return s, true
 }
 
-// decode turns a message into an item, or into its dead letter.
-func (c *Consumer) decode(ctx context.Context, m jetstream.Msg) (intake.Item, *outbox.Message) {
+// decode turns a message into an item, or into its dead letter. waitOrder
+// decides, for a refund or cancellation of an unknown order, whether to
+// put the message off instead of dead-lettering it.
+func (c *Consumer) decode(ctx context.Context, m jetstream.Msg, waitOrder func() bool) (intake.Item, *outbox.Message) {
 	source, ok := sourceOf(m.Subject())
 	deadLetter := func(reason, format string, args ...any) (intake.Item, *outbox.Message) {
 		dl := events.DeadLetter(m, source, reason, fmt.Sprintf(format, args...))
@@ -176,6 +265,9 @@ func (c *Consumer) decode(ctx context.Context, m jetstream.Msg) (intake.Item, *o
 		Order: order,
 		Trace: tc,
 		OnReject: func(r *ingest.Rejection) []outbox.Message {
+			if r.Reason == ingest.ReasonUnknownOrder && waitOrder() {
+				return nil
+			}
 			return []outbox.Message{events.DeadLetter(m, source, r.Reason, r.Message)}
 		},
 	}, nil

@@ -10,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"google.golang.org/protobuf/proto"
 
 	ingestv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ingest/v1"
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
@@ -83,11 +82,7 @@ func (in *Intake) Ingest(ctx context.Context, items []Item, extra []outbox.Messa
 			it := items[index[j]]
 			switch r.Outcome {
 			case store.Accepted:
-				data, err := proto.Marshal(r.Event)
-				if err != nil {
-					return nil // cannot happen for a message we built
-				}
-				return []outbox.Message{events.CanonicalMessage(r, data, it.Trace)}
+				return []outbox.Message{events.CanonicalMessage(r, r.Payload, it.Trace)}
 			case store.Rejected:
 				if it.OnReject != nil {
 					return it.OnReject(r.Rejection)

@@ -68,8 +68,10 @@ type Result struct {
 	EventID    string
 	CustomerID string
 	Rejection  *ingest.Rejection
-	// Event is the canonical event, for accepted orders.
-	Event *ordersv1.OrderEvent
+	// Event is the canonical event, for accepted orders, and Payload its
+	// protobuf encoding.
+	Event   *ordersv1.OrderEvent
+	Payload []byte
 }
 
 // Batch is the work of one transaction.
@@ -91,17 +93,25 @@ type Batch struct {
 // found or created, and the canonical event, the order and the outbox
 // message are written. It returns one result per order; an error means
 // nothing was written.
+//
+// The work is done in a fixed number of statements per batch, not per
+// order: what the batch needs is read first (events already ingested, the
+// orders it touches, identity keys not cached), the batch is worked out in
+// memory, and the writes go out as multi-row statements.
 func (s *Store) Apply(ctx context.Context, b Batch) ([]Result, error) {
 	var (
 		results []Result
 		learned map[string]string
 	)
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		w, err := s.load(ctx, tx, b.Orders)
+		if err != nil {
+			return err
+		}
 		results = make([]Result, len(b.Orders))
-		learned = map[string]string{}
 		var msgs []outbox.Message
 		for i, p := range b.Orders {
-			r, err := s.applyOne(ctx, tx, p, b.BaseCurrency, learned)
+			r, err := w.apply(p, b.BaseCurrency)
 			if err != nil {
 				return fmt.Errorf("order %s/%s: %w", p.Key.Source, p.Key.OrderID, err)
 			}
@@ -110,9 +120,13 @@ func (s *Store) Apply(ctx context.Context, b Batch) ([]Result, error) {
 				msgs = append(msgs, b.Messages(i, r)...)
 			}
 		}
+		if err := w.write(ctx, tx, s.db.Dialect); err != nil {
+			return err
+		}
 		msgs = append(msgs, b.Extra...)
+		learned = w.newLinks
 		if len(msgs) > 0 {
-			return outbox.Add(ctx, tx, time.Now(), msgs...)
+			return outbox.Add(ctx, tx, s.db.Dialect, time.Now(), msgs...)
 		}
 		return nil
 	})
@@ -123,35 +137,154 @@ func (s *Store) Apply(ctx context.Context, b Batch) ([]Result, error) {
 	return results, nil
 }
 
-func (s *Store) applyOne(ctx context.Context, tx *sql.Tx, p *ingest.Prepared, base string, learned map[string]string) (Result, error) {
-	var existingCustomer string
-	err := tx.QueryRowContext(ctx, "SELECT customer_id FROM order_events WHERE event_id = $1", p.EventID).Scan(&existingCustomer)
-	switch {
-	case err == nil:
-		return Result{Outcome: Duplicate, EventID: p.EventID, CustomerID: existingCustomer}, nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return Result{}, fmt.Errorf("check duplicate: %w", err)
-	}
+type orderKey struct{ source, orderID string }
 
-	cur, err := s.loadOrder(ctx, tx, p.Key.Source, p.Key.OrderID, true)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return Result{}, err
+// work is one batch being worked out in memory.
+type work struct {
+	events   map[string]string // event id → customer of events already ingested
+	orders   map[orderKey]*ingest.Order
+	existing map[orderKey]bool // orders that were in the database before the batch
+	ids      map[string]string // identity key → customer
+	newLinks map[string]string
+
+	newEvents []eventRow
+	dirty     []orderKey
+	isDirty   map[orderKey]bool
+}
+
+type eventRow struct {
+	p          *ingest.Prepared
+	seq        int
+	customerID string
+	occurredAt int64
+	payload    []byte
+}
+
+// load reads what the batch needs in a few statements. On PostgreSQL the
+// orders it touches are locked until the transaction ends.
+func (s *Store) load(ctx context.Context, tx *sql.Tx, orders []*ingest.Prepared) (*work, error) {
+	w := &work{
+		events: map[string]string{}, orders: map[orderKey]*ingest.Order{}, existing: map[orderKey]bool{},
+		ids: map[string]string{}, newLinks: map[string]string{}, isDirty: map[orderKey]bool{},
 	}
-	customerID, newKeys, newCustomer := "", []string(nil), false
-	if cur == nil && len(p.IdentityKeys) > 0 {
-		customerID, newKeys, newCustomer, err = s.resolve(ctx, tx, p.IdentityKeys, learned)
-		if err != nil {
-			return Result{}, err
+	var eventIDs []any
+	var keys []orderKey
+	seenKey := map[orderKey]bool{}
+	var idKeys []any
+	for _, p := range orders {
+		eventIDs = append(eventIDs, p.EventID)
+		k := orderKey{p.Key.Source, p.Key.OrderID}
+		if !seenKey[k] {
+			seenKey[k] = true
+			keys = append(keys, k)
 		}
-		if newCustomer {
-			customerID = p.NewCustomerID
+		for _, ik := range p.IdentityKeys {
+			if c, ok := s.ids.get(ik); ok {
+				w.ids[ik] = c
+			} else if _, ok := w.ids[ik]; !ok {
+				w.ids[ik] = "" // to look up
+				idKeys = append(idKeys, ik)
+			}
+		}
+	}
+	err := inChunks(eventIDs, 1, func(args []any) error {
+		rows, err := tx.QueryContext(ctx, "SELECT event_id, customer_id FROM order_events WHERE event_id IN ("+s.db.Dialect.Placeholders(1, len(args))+")", args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id, c string
+			if err := rows.Scan(&id, &c); err != nil {
+				return err
+			}
+			w.events[id] = c
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find ingested events: %w", err)
+	}
+	// One query per source: "source = ? AND order_id IN (…)" walks the
+	// primary key, where a row-value IN list may not.
+	bySource := map[string][]any{}
+	var sources []string
+	for _, k := range keys {
+		if _, ok := bySource[k.source]; !ok {
+			sources = append(sources, k.source)
+		}
+		bySource[k.source] = append(bySource[k.source], k.orderID)
+	}
+	for _, src := range sources {
+		err = inChunks(bySource[src], 1, func(ids []any) error {
+			rows, err := tx.QueryContext(ctx, `SELECT source, order_id, customer_id, status, currency, base_currency, total, base_total,
+				refunded, base_refunded, events, first_seen_at, updated_at FROM orders WHERE source = `+s.db.Dialect.Placeholders(1, 1)+` AND order_id IN (`+
+				s.db.Dialect.Placeholders(2, len(ids))+")"+s.db.Dialect.ForUpdate(), append([]any{src}, ids...)...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				o, err := scanOrder(rows)
+				if err != nil {
+					return err
+				}
+				k := orderKey{o.Source, o.OrderID}
+				w.orders[k], w.existing[k] = o, true
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return nil, fmt.Errorf("load orders: %w", err)
+		}
+	}
+	err = inChunks(idKeys, 1, func(args []any) error {
+		rows, err := tx.QueryContext(ctx, "SELECT key_hash, customer_id FROM identity_keys WHERE key_hash IN ("+s.db.Dialect.Placeholders(1, len(args))+")", args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k, c string
+			if err := rows.Scan(&k, &c); err != nil {
+				return err
+			}
+			w.ids[k] = c
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find identities: %w", err)
+	}
+	return w, nil
+}
+
+// apply works out one order against the batch's state.
+func (w *work) apply(p *ingest.Prepared, base string) (Result, error) {
+	if c, ok := w.events[p.EventID]; ok {
+		return Result{Outcome: Duplicate, EventID: p.EventID, CustomerID: c}, nil
+	}
+	k := orderKey{p.Key.Source, p.Key.OrderID}
+	cur := w.orders[k]
+	customerID, newCustomer := "", false
+	if cur == nil && len(p.IdentityKeys) > 0 {
+		// The most specific key that is linked names the customer; with
+		// none linked, the customer is new.
+		for _, ik := range p.IdentityKeys {
+			if c := w.ids[ik]; c != "" {
+				customerID = c
+				break
+			}
+		}
+		if customerID == "" {
+			customerID, newCustomer = p.NewCustomerID, true
 		}
 	}
 	// Apply fills the event in place; work on a copy so that a rejection or
 	// a retried transaction starts from the prepared event.
-	work := *p
-	work.Event = proto.Clone(p.Event).(*ordersv1.OrderEvent)
-	next, err := ingest.Apply(cur, &work, customerID, base)
+	prep := *p
+	prep.Event = proto.Clone(p.Event).(*ordersv1.OrderEvent)
+	next, err := ingest.Apply(cur, &prep, customerID, base)
 	if err != nil {
 		if rej, ok := ingest.AsRejection(err); ok {
 			r := Result{Outcome: Rejected, EventID: p.EventID, Rejection: rej}
@@ -162,92 +295,137 @@ func (s *Store) applyOne(ctx context.Context, tx *sql.Tx, p *ingest.Prepared, ba
 		}
 		return Result{}, err
 	}
-	if newCustomer && work.Event.Customer != nil {
-		work.Event.Customer.NewCustomer = true
+	if newCustomer && prep.Event.Customer != nil {
+		prep.Event.Customer.NewCustomer = true
 	}
-	payload, err := proto.Marshal(work.Event)
+	payload, err := proto.Marshal(prep.Event)
 	if err != nil {
 		return Result{}, fmt.Errorf("marshal event: %w", err)
 	}
-	now := p.IngestedAt.UnixMicro()
-	for _, k := range newKeys {
-		res, err := tx.ExecContext(ctx,
-			"INSERT INTO identity_keys (key_hash, customer_id, created_at) VALUES ($1, $2, $3) ON CONFLICT (key_hash) DO NOTHING",
-			k, next.CustomerID, now)
-		if err != nil {
-			return Result{}, fmt.Errorf("link identity: %w", err)
-		}
-		if n, err := res.RowsAffected(); err == nil && n == 0 {
-			// A concurrent transaction linked this key first; start over
-			// and find its customer.
-			return Result{}, sqldb.ErrConflict
-		}
-		learned[k] = next.CustomerID
-	}
-	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO order_events (event_id, source, order_id, seq, kind, refund_id, customer_id, occurred_at, ingested_at, payload)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		p.EventID, p.Key.Source, p.Key.OrderID, next.Events, int(p.Key.Kind), p.Key.RefundID, next.CustomerID,
-		work.Event.GetOccurredAt().AsTime().UnixMicro(), now, payload); err != nil {
-		return Result{}, fmt.Errorf("insert event: %w", err)
-	}
 	if cur == nil {
-		_, err = tx.ExecContext(ctx,
-			`INSERT INTO orders (source, order_id, customer_id, status, currency, base_currency, total, base_total,
-			 refunded, base_refunded, events, first_seen_at, updated_at)
-			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-			next.Source, next.OrderID, next.CustomerID, int(next.Status), next.Currency, next.BaseCurrency, next.Total, next.BaseTotal,
-			next.Refunded, next.BaseRefunded, next.Events, next.FirstSeenAt.UnixMicro(), next.UpdatedAt.UnixMicro())
-	} else {
-		_, err = tx.ExecContext(ctx,
-			`UPDATE orders SET status = $3, currency = $4, total = $5, base_total = $6, refunded = $7, base_refunded = $8,
-			 events = $9, updated_at = $10 WHERE source = $1 AND order_id = $2`,
-			next.Source, next.OrderID, int(next.Status), next.Currency, next.Total, next.BaseTotal, next.Refunded, next.BaseRefunded,
-			next.Events, next.UpdatedAt.UnixMicro())
+		for _, ik := range p.IdentityKeys {
+			if w.ids[ik] == "" {
+				w.ids[ik] = next.CustomerID
+				w.newLinks[ik] = next.CustomerID
+			}
+		}
 	}
-	if err != nil {
-		return Result{}, fmt.Errorf("write order: %w", err)
+	w.events[p.EventID] = next.CustomerID
+	w.orders[k] = &next
+	if !w.isDirty[k] {
+		w.isDirty[k] = true
+		w.dirty = append(w.dirty, k)
 	}
-	return Result{Outcome: Accepted, EventID: p.EventID, CustomerID: next.CustomerID, Event: work.Event}, nil
+	w.newEvents = append(w.newEvents, eventRow{
+		p: p, seq: next.Events, customerID: next.CustomerID,
+		occurredAt: prep.Event.GetOccurredAt().AsTime().UnixMicro(), payload: payload,
+	})
+	return Result{Outcome: Accepted, EventID: p.EventID, CustomerID: next.CustomerID, Event: prep.Event, Payload: payload}, nil
 }
 
-// resolve finds the customer of the identity keys or creates one. Keys
-// already linked keep their customer (the most specific key wins when they
-// disagree); keys not yet linked are returned to be linked to it.
-func (s *Store) resolve(ctx context.Context, tx *sql.Tx, keys []string, learned map[string]string) (customer string, missing []string, created bool, err error) {
-	found := make([]string, len(keys))
-	var unknown []int
-	for i, k := range keys {
-		if c, ok := learned[k]; ok {
-			found[i] = c
-		} else if c, ok := s.ids.get(k); ok {
-			found[i] = c
+// write sends the batch's changes as multi-row statements.
+func (w *work) write(ctx context.Context, tx *sql.Tx, d sqldb.Dialect) error {
+	now := time.Now().UnixMicro()
+	links := make([]any, 0, 3*len(w.newLinks))
+	for k, c := range w.newLinks {
+		links = append(links, k, c, now)
+	}
+	err := inChunks(links, 3, func(args []any) error {
+		rows, err := tx.QueryContext(ctx, "INSERT INTO identity_keys (key_hash, customer_id, created_at) VALUES "+
+			d.Tuples(len(args)/3, 3)+" ON CONFLICT (key_hash) DO NOTHING RETURNING key_hash", args...)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		if err := rows.Err(); err != nil {
+			rows.Close()
+			return err
+		}
+		rows.Close()
+		if n != len(args)/3 {
+			// A concurrent transaction linked one of these keys first:
+			// start over and find its customer.
+			return sqldb.ErrConflict
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("link identities: %w", err)
+	}
+	evs := make([]any, 0, 10*len(w.newEvents))
+	for _, e := range w.newEvents {
+		evs = append(evs, e.p.EventID, e.p.Key.Source, e.p.Key.OrderID, e.seq, int(e.p.Key.Kind), e.p.Key.RefundID,
+			e.customerID, e.occurredAt, e.p.IngestedAt.UnixMicro(), e.payload)
+	}
+	err = inChunks(evs, 10, func(args []any) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO order_events (event_id, source, order_id, seq, kind, refund_id, customer_id,
+			occurred_at, ingested_at, payload) VALUES `+d.Tuples(len(args)/10, 10), args...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("insert events: %w", err)
+	}
+	var fresh, known []any
+	for _, k := range w.dirty {
+		o := w.orders[k]
+		row := []any{o.Source, o.OrderID, o.CustomerID, int(o.Status), o.Currency, o.BaseCurrency, o.Total, o.BaseTotal,
+			o.Refunded, o.BaseRefunded, o.Events, o.FirstSeenAt.UnixMicro(), o.UpdatedAt.UnixMicro()}
+		if w.existing[k] {
+			known = append(known, row...)
 		} else {
-			unknown = append(unknown, i)
+			fresh = append(fresh, row...)
 		}
 	}
-	for _, i := range unknown {
-		var c string
-		err := tx.QueryRowContext(ctx, "SELECT customer_id FROM identity_keys WHERE key_hash = $1", keys[i]).Scan(&c)
-		switch {
-		case err == nil:
-			found[i] = c
-			learned[keys[i]] = c
-		case !errors.Is(err, sql.ErrNoRows):
-			return "", nil, false, fmt.Errorf("find identity: %w", err)
+	const cols = `INSERT INTO orders (source, order_id, customer_id, status, currency, base_currency, total, base_total,
+		refunded, base_refunded, events, first_seen_at, updated_at) VALUES `
+	// New orders are plain inserts: should a concurrent transaction have
+	// created one meanwhile, the key conflict runs this one again. Orders
+	// read (and, on PostgreSQL, locked) above are overwritten.
+	if err := inChunks(fresh, 13, func(args []any) error {
+		_, err := tx.ExecContext(ctx, cols+d.Tuples(len(args)/13, 13), args...)
+		return err
+	}); err != nil {
+		return fmt.Errorf("insert orders: %w", err)
+	}
+	if err := inChunks(known, 13, func(args []any) error {
+		_, err := tx.ExecContext(ctx, cols+d.Tuples(len(args)/13, 13)+` ON CONFLICT (source, order_id) DO UPDATE SET
+			status = excluded.status, currency = excluded.currency, total = excluded.total, base_total = excluded.base_total,
+			refunded = excluded.refunded, base_refunded = excluded.base_refunded, events = excluded.events,
+			updated_at = excluded.updated_at`, args...)
+		return err
+	}); err != nil {
+		return fmt.Errorf("update orders: %w", err)
+	}
+	return nil
+}
+
+// inChunks calls fn with args in slices of whole rows (width values each)
+// small enough for every driver's parameter limit.
+func inChunks(args []any, width int, fn func([]any) error) error {
+	const maxParams = 6000
+	per := maxParams / width * width
+	for start := 0; start < len(args); start += per {
+		if err := fn(args[start:min(start+per, len(args))]); err != nil {
+			return err
 		}
 	}
-	for i, c := range found {
-		if c == "" {
-			missing = append(missing, keys[i])
-		} else if customer == "" {
-			customer = c
-		}
+	return nil
+}
+
+func scanOrder(rows *sql.Rows) (*ingest.Order, error) {
+	o := &ingest.Order{}
+	var status int
+	var first, updated int64
+	if err := rows.Scan(&o.Source, &o.OrderID, &o.CustomerID, &status, &o.Currency, &o.BaseCurrency,
+		&o.Total, &o.BaseTotal, &o.Refunded, &o.BaseRefunded, &o.Events, &first, &updated); err != nil {
+		return nil, err
 	}
-	if customer == "" {
-		return "", missing, true, nil
-	}
-	return customer, missing, false, nil
+	o.Status = ingestv1.OrderStatus(status)
+	o.FirstSeenAt, o.UpdatedAt = time.UnixMicro(first).UTC(), time.UnixMicro(updated).UTC()
+	return o, nil
 }
 
 func (s *Store) loadOrder(ctx context.Context, q interface {

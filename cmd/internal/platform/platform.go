@@ -1,4 +1,8 @@
-package main
+// Package platform is the single-process Boomerang: an embedded NATS server
+// (or an external one), SQLite databases (or PostgreSQL), and every service
+// behind one gRPC port, with /metrics and /healthz on an HTTP port. The
+// boomerang command, the end-to-end tests and the load benchmark run it.
+package platform
 
 import (
 	"context"
@@ -41,7 +45,7 @@ type Config struct {
 	TLSKeyFile   string
 }
 
-func loadConfig(src config.Source) (Config, error) {
+func LoadConfig(src config.Source) (Config, error) {
 	r := config.NewReader(src)
 	c := Config{
 		DataDir:      r.String("BOOMERANG_DATA_DIR", "data"),
@@ -76,8 +80,8 @@ type Main struct {
 	tokenFile string
 }
 
-// NewMain returns a runner logging to stderr.
-func NewMain() *Main { return &Main{Logs: os.Stderr} }
+// New returns a platform logging to stderr.
+func New() *Main { return &Main{Logs: os.Stderr} }
 
 // Open reads the configuration from env and starts everything but the
 // services' work, which Run starts.
@@ -87,7 +91,7 @@ func (m *Main) Open(ctx context.Context, env config.Source) (err error) {
 			_ = m.Close()
 		}
 	}()
-	if m.Config, err = loadConfig(env); err != nil {
+	if m.Config, err = LoadConfig(env); err != nil {
 		return err
 	}
 	c := m.Config

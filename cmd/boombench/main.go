@@ -1,0 +1,314 @@
+// Command boombench is Boomerang's end-to-end load benchmark. It starts the
+// single-process platform on free ports in a temporary directory, measures
+// the raw JetStream publish rate of this machine, then publishes orders to
+// boomerang.ingest.orders.<source> and times each one until its canonical
+// event appears on the ORDERS subjects. It prints throughput and latency
+// percentiles as a table.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
+
+	"github.com/boomerang-loyalty/boomerang/cmd/internal/platform"
+	"github.com/boomerang-loyalty/boomerang/pkg/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "boombench:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	orders     int
+	customers  int
+	paced      time.Duration
+	database   string
+	batch      int
+	keep       bool
+	cpuProfile string
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("boombench", flag.ContinueOnError)
+	var o options
+	fs.IntVar(&o.orders, "orders", 50000, "orders to publish in the throughput run")
+	fs.IntVar(&o.customers, "customers", 5000, "distinct customers the orders come from")
+	fs.DurationVar(&o.paced, "paced", 5*time.Second, "length of the paced latency run (at half the measured throughput)")
+	fs.StringVar(&o.database, "database", "", "ingest database URL (default: SQLite in the temporary directory)")
+	fs.IntVar(&o.batch, "batch", 256, "INGEST_BATCH_SIZE")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the throughput run to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o.cpuProfile = *cpuProfile
+	dir, err := os.MkdirTemp("", "boombench-")
+	if err != nil {
+		return err
+	}
+	if !o.keep {
+		defer os.RemoveAll(dir)
+	}
+	rates := filepath.Join(dir, "rates.csv")
+	if err := os.WriteFile(rates, []byte("date,currency,rate\n2020-01-01,USD,0.9\n2020-01-01,JPY,0.006\n"), 0o600); err != nil {
+		return err
+	}
+	env := map[string]string{
+		"BOOMERANG_DATA_DIR":           dir,
+		"BOOMERANG_GRPC_ADDR":          "127.0.0.1:0",
+		"BOOMERANG_HTTP_ADDR":          "127.0.0.1:0",
+		"BOOMERANG_EMBEDDED_NATS_ADDR": "127.0.0.1:-1",
+		"BOOMERANG_BASE_CURRENCY":      "EUR",
+		"BOOMERANG_FX_RATES_FILE":      rates,
+		"BOOMERANG_LOG_LEVEL":          "error",
+		"INGEST_BATCH_SIZE":            strconv.Itoa(o.batch),
+	}
+	if o.database != "" {
+		env["INGEST_DATABASE_URL"] = o.database
+	}
+	p := platform.New()
+	p.Logs = io.Discard
+	runCtx, cancel := context.WithCancel(ctx)
+	if err := p.Open(runCtx, config.Map(env)); err != nil {
+		cancel()
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx) }()
+	defer func() {
+		cancel()
+		<-done
+		p.Close()
+	}()
+
+	nc, err := nats.Connect(p.NATSURL())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return err
+	}
+
+	payloads := makePayloads(o.orders, o.customers)
+	raw, err := rawPublishRate(ctx, js, payloads)
+	if err != nil {
+		return fmt.Errorf("raw publish: %w", err)
+	}
+	fmt.Fprintf(out, "single-process mode: embedded NATS, %s database, batch %d, %d orders from %d customers\n\n",
+		dbKind(o.database), o.batch, o.orders, o.customers)
+
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer f.Close()
+	}
+	thr, err := ingestRun(ctx, nc, js, payloads, 0)
+	pprof.StopCPUProfile()
+	if err != nil {
+		return fmt.Errorf("throughput run: %w", err)
+	}
+	rate := float64(thr.n) / thr.elapsed.Seconds()
+	pacedRate := rate / 2
+	pacedN := int(pacedRate * o.paced.Seconds())
+	pacedPayloads := makePayloadsFrom(o.orders, pacedN, o.customers)
+	paced, err := ingestRun(ctx, nc, js, pacedPayloads, pacedRate)
+	if err != nil {
+		return fmt.Errorf("paced run: %w", err)
+	}
+
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "measure\trate/s\tp50\tp90\tp99\tmax\t")
+	fmt.Fprintf(tw, "raw JetStream publish (async, same payloads)\t%.0f\t\t\t\t\t\n", raw)
+	fmt.Fprintf(tw, "ingest, saturated: publish → canonical event\t%.0f\t%s\t%s\t%s\t%s\t\n", rate,
+		pct(thr.lat, 50), pct(thr.lat, 90), pct(thr.lat, 99), pct(thr.lat, 100))
+	fmt.Fprintf(tw, "ingest, paced at %.0f/s: publish → canonical event\t%.0f\t%s\t%s\t%s\t%s\t\n", pacedRate,
+		float64(paced.n)/paced.elapsed.Seconds(), pct(paced.lat, 50), pct(paced.lat, 90), pct(paced.lat, 99), pct(paced.lat, 100))
+	tw.Flush()
+	verdict := "meets"
+	if rate < raw/3 {
+		verdict = "MISSES"
+	}
+	fmt.Fprintf(out, "\ningest / raw publish = %.2f; target ≥ 0.33: %s\n", rate/raw, verdict)
+	return nil
+}
+
+func dbKind(url string) string {
+	if url == "" {
+		return "SQLite"
+	}
+	return "PostgreSQL"
+}
+
+func makePayloads(n, customers int) [][]byte { return makePayloadsFrom(0, n, customers) }
+
+// makePayloadsFrom builds n JSON orders numbered from first: a mix of
+// currencies, discounts, line items, and shops.
+func makePayloadsFrom(first, n, customers int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		id := first + i
+		c := id % customers
+		cur, total, price := "USD", "129.90", "59.95"
+		if id%3 == 1 {
+			cur, total, price = "JPY", "15800", "7400"
+		} else if id%3 == 2 {
+			cur, total, price = "EUR", "99.00", "44.50"
+		}
+		out[i] = []byte(fmt.Sprintf(`{"order_id":"o-%d","kind":"paid","occurred_at":"2026-11-01T10:00:00Z","currency":%q,"total":%q,`+
+			`"channel":"web","discount":{"codes":["WELCOME"],"amount":"0"},`+
+			`"customer":{"id":"c-%d","email":"customer%d@example.com","marketing_consent":true},`+
+			`"items":[{"sku":"SKU-%d","category":"shoes","quantity":2,"price":%q}]}`,
+			id, cur, total, c, c, id%97, price))
+	}
+	return out
+}
+
+// rawPublishRate publishes the payloads asynchronously to a scratch stream
+// on the same server and returns messages per second until the last ack.
+func rawPublishRate(ctx context.Context, js jetstream.JetStream, payloads [][]byte) (float64, error) {
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: "BENCH_RAW", Subjects: []string{"bench.raw"}, Storage: jetstream.FileStorage,
+	}); err != nil {
+		return 0, err
+	}
+	defer js.DeleteStream(context.WithoutCancel(ctx), "BENCH_RAW")
+	start := time.Now()
+	for _, p := range payloads {
+		if _, err := js.PublishAsync("bench.raw", p); err != nil {
+			return 0, err
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	return float64(len(payloads)) / time.Since(start).Seconds(), nil
+}
+
+type runResult struct {
+	n       int
+	elapsed time.Duration
+	lat     []time.Duration
+}
+
+// ingestRun publishes payloads (at rate per second, or as fast as
+// possible when 0) and waits for every canonical event.
+func ingestRun(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, payloads [][]byte, rate float64) (runResult, error) {
+	n := len(payloads)
+	sent := make([]int64, n)
+	lat := make([]time.Duration, 0, n)
+	var mu sync.Mutex
+	var first int
+	fmt.Sscanf(orderIDOf(payloads[0]), "o-%d", &first)
+	var got atomic.Int64
+	all := make(chan struct{})
+	sub, err := nc.Subscribe("boomerang.orders.v1.>", func(m *nats.Msg) {
+		now := time.Now().UnixNano()
+		ev := &ordersv1.OrderEvent{}
+		if proto.Unmarshal(m.Data, ev) != nil {
+			return
+		}
+		var id int
+		if _, err := fmt.Sscanf(ev.GetOrderId(), "o-%d", &id); err != nil || id < first || id >= first+n {
+			return
+		}
+		mu.Lock()
+		lat = append(lat, time.Duration(now-atomic.LoadInt64(&sent[id-first])))
+		mu.Unlock()
+		if got.Add(1) == int64(n) {
+			close(all)
+		}
+	})
+	if err != nil {
+		return runResult{}, err
+	}
+	defer sub.Unsubscribe()
+	sub.SetPendingLimits(-1, -1)
+
+	start := time.Now()
+	for i, p := range payloads {
+		if rate > 0 {
+			if d := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		atomic.StoreInt64(&sent[i], time.Now().UnixNano())
+		if _, err := js.PublishAsync("boomerang.ingest.orders.bench", p); err != nil {
+			return runResult{}, err
+		}
+	}
+	select {
+	case <-all:
+	case <-time.After(10 * time.Minute):
+		return runResult{}, fmt.Errorf("only %d of %d canonical events after 10 minutes", got.Load(), n)
+	case <-ctx.Done():
+		return runResult{}, ctx.Err()
+	}
+	elapsed := time.Since(start)
+	mu.Lock()
+	defer mu.Unlock()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return runResult{n: n, elapsed: elapsed, lat: lat}, nil
+}
+
+func orderIDOf(p []byte) string {
+	const key = `"order_id":"`
+	s := string(p)
+	for i := 0; i+len(key) < len(s); i++ {
+		if s[i:i+len(key)] == key {
+			j := i + len(key)
+			k := j
+			for k < len(s) && s[k] != '"' {
+				k++
+			}
+			return s[j:k]
+		}
+	}
+	return ""
+}
+
+func pct(sorted []time.Duration, p int) string {
+	if len(sorted) == 0 {
+		return "-"
+	}
+	i := (len(sorted)*p + 99) / 100
+	if i > 0 {
+		i--
+	}
+	if i >= len(sorted) {
+		i = len(sorted) - 1
+	}
+	return sorted[i].Round(10 * time.Microsecond).String()
+}
