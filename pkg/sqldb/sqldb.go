@@ -91,7 +91,8 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	// WAL lets readers run beside the writer; synchronous(FULL) makes a
 	// commit durable when it returns, which is what the services promise.
-	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
+	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)" +
+		"&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)"
 	w, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)

@@ -167,12 +167,10 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, orders []*ingest.Prepared)
 		events: map[string]string{}, orders: map[orderKey]*ingest.Order{}, existing: map[orderKey]bool{},
 		ids: map[string]string{}, newLinks: map[string]string{}, isDirty: map[orderKey]bool{},
 	}
-	var eventIDs []any
 	var keys []orderKey
 	seenKey := map[orderKey]bool{}
 	var idKeys []any
 	for _, p := range orders {
-		eventIDs = append(eventIDs, p.EventID)
 		k := orderKey{p.Key.Source, p.Key.OrderID}
 		if !seenKey[k] {
 			seenKey[k] = true
@@ -187,24 +185,6 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, orders []*ingest.Prepared)
 			}
 		}
 	}
-	err := inChunks(eventIDs, 1, func(args []any) error {
-		rows, err := tx.QueryContext(ctx, "SELECT event_id, customer_id FROM order_events WHERE event_id IN ("+s.db.Dialect.Placeholders(1, len(args))+")", args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id, c string
-			if err := rows.Scan(&id, &c); err != nil {
-				return err
-			}
-			w.events[id] = c
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("find ingested events: %w", err)
-	}
 	// One query per source: "source = ? AND order_id IN (…)" walks the
 	// primary key, where a row-value IN list may not.
 	bySource := map[string][]any{}
@@ -216,6 +196,28 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, orders []*ingest.Prepared)
 		bySource[k.source] = append(bySource[k.source], k.orderID)
 	}
 	for _, src := range sources {
+		err := inChunks(bySource[src], 1, func(ids []any) error {
+			// Every event the batch's orders have had: a batch event among
+			// them is a duplicate.
+			rows, err := tx.QueryContext(ctx, "SELECT event_id, customer_id FROM order_events WHERE source = "+
+				s.db.Dialect.Placeholders(1, 1)+" AND order_id IN ("+s.db.Dialect.Placeholders(2, len(ids))+")",
+				append([]any{src}, ids...)...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id, c string
+				if err := rows.Scan(&id, &c); err != nil {
+					return err
+				}
+				w.events[id] = c
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return nil, fmt.Errorf("find ingested events: %w", err)
+		}
 		err = inChunks(bySource[src], 1, func(ids []any) error {
 			rows, err := tx.QueryContext(ctx, `SELECT source, order_id, customer_id, status, currency, base_currency, total, base_total,
 				refunded, base_refunded, events, first_seen_at, updated_at FROM orders WHERE source = `+s.db.Dialect.Placeholders(1, 1)+` AND order_id IN (`+
@@ -238,7 +240,7 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, orders []*ingest.Prepared)
 			return nil, fmt.Errorf("load orders: %w", err)
 		}
 	}
-	err = inChunks(idKeys, 1, func(args []any) error {
+	err := inChunks(idKeys, 1, func(args []any) error {
 		rows, err := tx.QueryContext(ctx, "SELECT key_hash, customer_id FROM identity_keys WHERE key_hash IN ("+s.db.Dialect.Placeholders(1, len(args))+")", args...)
 		if err != nil {
 			return err

@@ -234,3 +234,42 @@ func TestConcurrentSubmitters(t *testing.T) {
 		t.Fatalf("refunded %d, want 10000", n)
 	}
 }
+
+// BenchmarkApply measures a consumer batch of 256 new paid orders from
+// returning customers, applied in one transaction.
+func BenchmarkApply(b *testing.B) {
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			st, p := openStore(b, be.url(b)), preparer(b)
+			const batch = 256
+			n := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				orders := make([]*ingestv1.Order, batch)
+				for i := range orders {
+					orders[i] = paid("bench", fmt.Sprint(n), fmt.Sprint(n%5000), fmt.Sprintf("c%d@example.com", n%5000), 12990)
+					n++
+				}
+				apply(b, st, p, orders...)
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "orders/s")
+		})
+	}
+}
+
+// BenchmarkGetOrder measures the read of an order with its history.
+func BenchmarkGetOrder(b *testing.B) {
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			st, p := openStore(b, be.url(b)), preparer(b)
+			apply(b, st, p, paid("s", "1", "c", "", 1000), refund("s", "1", "r1", 10), refund("s", "1", "r2", 10))
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := st.GetOrder(ctx, "s", "1"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,126 @@
+package consumer
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+
+	ingestv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ingest/v1"
+	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/orderjson"
+)
+
+func TestDecodeContentTypes(t *testing.T) {
+	pb, err := proto.Marshal(&ingestv1.Order{OrderId: "p-1", Kind: ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := []byte(` {"order_id": "j-1"}`)
+	tests := []struct {
+		name        string
+		contentType string
+		data        []byte
+		wantID      string
+		wantErr     error
+	}{
+		{"protobuf by header", "application/protobuf", pb, "p-1", nil},
+		{"protobuf sniffed", "", pb, "p-1", nil},
+		{"JSON sniffed", "", js, "j-1", nil},
+		{"CloudEvents by header", "application/cloudevents+json", []byte(`{"specversion":"1.0","type":"x.paid","data":{"order_id":"c-1"}}`), "c-1", nil},
+		{"JSON header on protobuf bytes", "application/json", pb, "", orderjson.ErrSyntax},
+		{"unsupported type", "text/xml", js, "", orderjson.ErrSyntax},
+		{"broken protobuf", "application/protobuf", []byte{0x0a, 0xff}, "", orderjson.ErrSyntax},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := nats.Header{}
+			if tt.contentType != "" {
+				h.Set("Content-Type", tt.contentType)
+			}
+			o, err := Decode(h, tt.data)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("error = %v, want %v", err, tt.wantErr)
+			}
+			if err == nil && o.GetOrderId() != tt.wantID {
+				t.Fatalf("order id = %q, want %q", o.GetOrderId(), tt.wantID)
+			}
+		})
+	}
+}
+
+func TestSourceOf(t *testing.T) {
+	tests := []struct {
+		subject string
+		want    string
+		ok      bool
+	}{
+		{"boomerang.ingest.orders.shop-eu", "shop-eu", true},
+		{"boomerang.ingest.orders.shop_2", "shop_2", true},
+		{"boomerang.ingest.orders.Shop", "", false},
+		{"boomerang.ingest.orders.a.b", "", false},
+		{"boomerang.ingest.orders.-x", "", false},
+		{"other.subject", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := sourceOf(tt.subject)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("sourceOf(%q) = %q, %v; want %q, %v", tt.subject, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// FuzzDecodeMessage feeds arbitrary bodies through everything a bus
+// message meets before it reaches the database: no input may panic.
+func FuzzDecodeMessage(f *testing.F) {
+	pb, _ := proto.Marshal(&ingestv1.Order{OrderId: "p-1", Source: "s", Kind: ordersv1.OrderEventKind_ORDER_EVENT_KIND_REFUNDED,
+		Refund: &ingestv1.RefundInput{RefundId: "r"}})
+	f.Add(pb, "")
+	f.Add([]byte(`{"order_id":"1","currency":"USD","total":"1","customer":{"email":"a@b.c"},"occurred_at":"2026-01-01T00:00:00Z"}`), "application/json")
+	f.Add([]byte(`{"specversion":"1.0","type":"a.refunded","data":{"refund":{"id":"r","amount":"1","currency":"EUR"}}}`), "")
+	f.Add([]byte{0x12, 0x03, 'a', 'b', 'c', 0x18, 0x63}, "application/protobuf")
+	val, err := grpcx.NewValidator()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, contentType string) {
+		h := nats.Header{}
+		if contentType != "" {
+			h.Set("Content-Type", contentType)
+		}
+		o, err := Decode(h, data)
+		if err != nil {
+			return
+		}
+		if _, err := val.Check(o); err != nil {
+			t.Fatalf("rules could not be evaluated: %v", err)
+		}
+	})
+}
+
+// BenchmarkDecodeAndValidate is the per-message CPU work before the
+// database: content sniffing, JSON decoding and the .proto rules.
+func BenchmarkDecodeAndValidate(b *testing.B) {
+	doc := []byte(`{"order_id":"o-1","kind":"paid","occurred_at":"2026-11-01T10:00:00Z","currency":"USD","total":"129.90",` +
+		`"channel":"web","customer":{"id":"c-1","email":"customer1@example.com"},` +
+		`"items":[{"sku":"SKU-1","category":"shoes","quantity":2,"price":"59.95"}]}`)
+	val, err := grpcx.NewValidator()
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := nats.Header{}
+	b.ReportAllocs()
+	for b.Loop() {
+		o, err := Decode(h, doc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		o.Source = "bench"
+		if v, err := val.Check(o); err != nil || len(v) > 0 {
+			b.Fatal(err, v)
+		}
+	}
+}
