@@ -39,10 +39,6 @@ import (
 // Name is the service's name in health checks, traces and metrics.
 const Name = "order-ingest"
 
-// ackWait is the input consumer's lease on a message; a batch being
-// retried renews it.
-const ackWait = time.Minute
-
 // Config is order-ingest's configuration.
 type Config struct {
 	// DatabaseURL is postgres://… or sqlite:PATH.
@@ -64,6 +60,10 @@ type Config struct {
 	WaitForOrder time.Duration
 	// LaterDelay is how long a message put off waits before it comes back.
 	LaterDelay time.Duration
+	// AckWait is the consumer's lease on a delivered message: after a
+	// crash, messages in flight come back when it runs out. A batch being
+	// retried renews it.
+	AckWait time.Duration
 	// Stream retention.
 	InputMaxAge      time.Duration
 	OrdersMaxAge     time.Duration
@@ -83,6 +83,7 @@ func LoadConfig(src config.Source) (Config, error) {
 		MaxAttempts:      r.Int("INGEST_MAX_ATTEMPTS", 5),
 		WaitForOrder:     r.Duration("INGEST_WAIT_FOR_ORDER", 10*time.Minute),
 		LaterDelay:       r.Duration("INGEST_LATER_DELAY", 30*time.Second),
+		AckWait:          r.Duration("INGEST_ACK_WAIT", 30*time.Second),
 		InputMaxAge:      r.Duration("INGEST_INPUT_MAX_AGE", 7*24*time.Hour),
 		OrdersMaxAge:     r.Duration("BOOMERANG_ORDERS_MAX_AGE", 0),
 		DeadLetterMaxAge: r.Duration("BOOMERANG_DEADLETTER_MAX_AGE", 30*24*time.Hour),
@@ -127,8 +128,11 @@ func (c Config) Validate() error {
 	if c.WaitForOrder < 0 {
 		errs = append(errs, fmt.Errorf("INGEST_WAIT_FOR_ORDER: %v, want 0 or more", c.WaitForOrder))
 	}
-	if c.LaterDelay < 10*time.Millisecond || c.LaterDelay > ackWait {
-		errs = append(errs, fmt.Errorf("INGEST_LATER_DELAY: %v, want 10ms..%v", c.LaterDelay, ackWait))
+	if c.AckWait < time.Second || c.AckWait > time.Hour {
+		errs = append(errs, fmt.Errorf("INGEST_ACK_WAIT: %v, want 1s..1h", c.AckWait))
+	}
+	if c.LaterDelay < 10*time.Millisecond || c.LaterDelay > time.Hour {
+		errs = append(errs, fmt.Errorf("INGEST_LATER_DELAY: %v, want 10ms..1h", c.LaterDelay))
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("INGEST_MAX_ATTEMPTS: %d, want at least 1", c.MaxAttempts))
@@ -206,7 +210,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		Durable:       events.ConsumerName,
 		Description:   "order-ingest: shop order events to canonical events",
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ackWait,
+		AckWait:       cfg.AckWait,
 		MaxDeliver:    -1, // failures are retried; poison input is dead-lettered by the handler
 		MaxAckPending: cfg.BatchSize * 8,
 		FilterSubject: events.InputPrefix + ">",
@@ -261,7 +265,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error {
-		bc := natsx.NewBatchConsumer(s.cons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize, LaterDelay: s.cfg.LaterDelay, AckWait: ackWait},
+		bc := natsx.NewBatchConsumer(s.cons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize, LaterDelay: s.cfg.LaterDelay, AckWait: s.cfg.AckWait},
 			s.deps.Log.With("service", Name))
 		return bc.Run(ctx, s.consumer.Handle)
 	})
