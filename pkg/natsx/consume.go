@@ -60,6 +60,28 @@ func NewBatchConsumer(cons jetstream.Consumer, opts BatchOptions, log *slog.Logg
 // Run consumes until ctx is cancelled. In-flight batches finish; messages
 // buffered but not handled are left unacked and will be redelivered.
 func (c *BatchConsumer) Run(ctx context.Context, handle BatchHandler) error {
+	return RunPipeline(ctx, c,
+		func(context.Context, []jetstream.Msg) struct{} { return struct{}{} },
+		func(ctx context.Context, msgs []jetstream.Msg, _ struct{}, attempt int) ([]jetstream.Msg, error) {
+			return handle(ctx, msgs, attempt)
+		})
+}
+
+// Prepared is a batch with the result of its preparation.
+type prepared[T any] struct {
+	msgs []jetstream.Msg
+	work T
+}
+
+// RunPipeline is Run in two stages: prepare does a batch's CPU work
+// (decoding, checking) while the previous batch is applied, and apply
+// applies batches strictly one after another, as Run's handler does. A
+// prepared batch waits until every batch before it is applied, so order is
+// kept.
+func RunPipeline[T any](ctx context.Context, c *BatchConsumer,
+	prepare func(ctx context.Context, msgs []jetstream.Msg) T,
+	apply func(ctx context.Context, msgs []jetstream.Msg, work T, attempt int) (later []jetstream.Msg, err error),
+) error {
 	msgs := make(chan jetstream.Msg, c.opts.MaxBatch*2)
 	cc, err := c.cons.Consume(func(m jetstream.Msg) {
 		select {
@@ -79,40 +101,92 @@ func (c *BatchConsumer) Run(ctx context.Context, handle BatchHandler) error {
 	}
 	defer cc.Stop()
 
-	batch := make([]jetstream.Msg, 0, c.opts.MaxBatch)
-	for {
-		batch = batch[:0]
-		select {
-		case <-ctx.Done():
-			return nil
-		case m := <-msgs:
-			batch = append(batch, m)
+	ready := make(chan prepared[T], 1)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(ready)
+		for {
+			batch := make([]jetstream.Msg, 0, c.opts.MaxBatch)
+			select {
+			case <-ctx.Done():
+				return
+			case <-stopped:
+				return
+			case m := <-msgs:
+				batch = append(batch, m)
+			}
+			batch = c.fill(ctx, msgs, batch)
+			work, err := safePrepare(ctx, prepare, batch)
+			if err != nil {
+				// Preparing must not fail; should it panic, the batch is
+				// handed back rather than lost.
+				c.log.Error("prepare failed; handing the batch back", "size", len(batch), "error", err)
+				for _, m := range batch {
+					_ = m.NakWithDelay(c.opts.LaterDelay)
+				}
+				continue
+			}
+			select {
+			case ready <- prepared[T]{msgs: batch, work: work}:
+			case <-stopped:
+				nakAll(batch)
+				return
+			}
 		}
-		batch = c.fill(ctx, msgs, batch)
-		later, ok := c.applyUntilDone(ctx, handle, batch)
+	}()
+	defer func() {
+		close(stopped)
+		for p := range ready {
+			nakAll(p.msgs) // prepared but never applied
+		}
+	}()
+
+	for p := range ready {
+		later, ok := c.applyUntilDone(ctx, func(ctx context.Context, msgs []jetstream.Msg, attempt int) ([]jetstream.Msg, error) {
+			return apply(ctx, msgs, p.work, attempt)
+		}, p.msgs)
 		if !ok {
 			// Shutting down with the batch unapplied: hand it back now.
-			for _, m := range batch {
-				_ = m.Nak()
-			}
+			nakAll(p.msgs)
 			return nil
 		}
-		put := make(map[jetstream.Msg]bool, len(later))
-		for _, m := range later {
-			put[m] = true
+		c.settle(p.msgs, later)
+	}
+	return nil
+}
+
+func safePrepare[T any](ctx context.Context, prepare func(context.Context, []jetstream.Msg) T, batch []jetstream.Msg) (work T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("prepare panic: %v", r)
 		}
-		for _, m := range batch {
-			var err error
-			if put[m] {
-				err = m.NakWithDelay(c.opts.LaterDelay)
-			} else {
-				// The change is committed; should the ack be lost, the
-				// redelivery is a no-op for the idempotent handler.
-				err = m.Ack()
-			}
-			if err != nil {
-				c.log.Warn("ack", "error", err)
-			}
+	}()
+	return prepare(ctx, batch), nil
+}
+
+func nakAll(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		_ = m.Nak()
+	}
+}
+
+// settle acks an applied batch, except the messages put off for later.
+func (c *BatchConsumer) settle(batch, later []jetstream.Msg) {
+	put := make(map[jetstream.Msg]bool, len(later))
+	for _, m := range later {
+		put[m] = true
+	}
+	for _, m := range batch {
+		var err error
+		if put[m] {
+			err = m.NakWithDelay(c.opts.LaterDelay)
+		} else {
+			// The change is committed; should the ack be lost, the
+			// redelivery is a no-op for the idempotent handler.
+			err = m.Ack()
+		}
+		if err != nil {
+			c.log.Warn("ack", "error", err)
 		}
 	}
 }

@@ -225,7 +225,9 @@ type row struct {
 
 // pass publishes up to one batch and returns how many rows it found.
 func (r *Relay) pass(ctx context.Context) (int, error) {
-	rows, err := r.db.W.QueryContext(ctx,
+	// Read through the reader pool: with SQLite the writer connection stays
+	// free for the services' transactions (WAL readers see every commit).
+	rows, err := r.db.R.QueryContext(ctx,
 		"SELECT seq, msg_id, subject, headers, payload FROM outbox ORDER BY seq LIMIT $1", r.batch)
 	if err != nil {
 		return 0, fmt.Errorf("read outbox: %w", err)

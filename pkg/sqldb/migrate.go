@@ -19,7 +19,8 @@ import (
 //
 //	CREATE TABLE outbox (seq {{.Serial}}, payload {{.Bytes}} NOT NULL)
 type Types struct {
-	// Serial is an auto-incrementing 64-bit primary key column.
+	// Serial is a 64-bit primary key column that numbers new rows above
+	// every row present.
 	Serial string
 	// Bytes is a binary column.
 	Bytes string
@@ -29,7 +30,10 @@ func (d Dialect) types() Types {
 	if d == Postgres {
 		return Types{Serial: "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", Bytes: "BYTEA"}
 	}
-	return Types{Serial: "INTEGER PRIMARY KEY AUTOINCREMENT", Bytes: "BLOB"}
+	// No AUTOINCREMENT: a new rowid is still above every row in the table,
+	// which is all ordering needs, without a write to sqlite_sequence per
+	// insert.
+	return Types{Serial: "INTEGER PRIMARY KEY", Bytes: "BLOB"}
 }
 
 // Migrate applies the *.sql goose migrations in fsys, rendered for the

@@ -267,7 +267,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error {
 		bc := natsx.NewBatchConsumer(s.cons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize, LaterDelay: s.cfg.LaterDelay, AckWait: s.cfg.AckWait},
 			s.deps.Log.With("service", Name))
-		return bc.Run(ctx, s.consumer.Handle)
+		return natsx.RunPipeline(ctx, bc, s.consumer.Prepare, s.consumer.Apply)
 	})
 	return g.Wait()
 }

@@ -82,31 +82,36 @@ func New(in *intake.Intake, val *grpcx.Validator, opts Options, log *slog.Logger
 	return &Consumer{in: in, val: val, opts: opts, log: log, tracer: tp.Tracer("boomerang/ingest/consumer")}
 }
 
-// Handle is a natsx.BatchHandler.
+// Batch is a decoded batch, ready to be applied.
+type Batch struct {
+	items  []intake.Item
+	dead   []outbox.Message
+	putOff []bool
+	spans  []trace.Span
+}
+
+// Handle is a natsx.BatchHandler: Prepare then Apply.
 func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg, attempt int) ([]jetstream.Msg, error) {
-	items := make([]intake.Item, 0, len(msgs))
-	var dead []outbox.Message
-	spans := make([]trace.Span, 0, len(msgs))
-	defer func() {
-		for _, s := range spans {
-			s.End()
-		}
-	}()
+	return c.Apply(ctx, msgs, c.Prepare(ctx, msgs), attempt)
+}
+
+// Prepare decodes and checks a batch: pure CPU work, done while the
+// previous batch is being applied.
+func (c *Consumer) Prepare(ctx context.Context, msgs []jetstream.Msg) *Batch {
+	b := &Batch{items: make([]intake.Item, 0, len(msgs)), putOff: make([]bool, len(msgs)), spans: make([]trace.Span, 0, len(msgs))}
 	for _, m := range msgs {
 		_, span := c.tracer.Start(natsx.ExtractTrace(ctx, m.Headers()), "ingest order",
 			trace.WithSpanKind(trace.SpanKindConsumer),
 			trace.WithAttributes(attribute.String("messaging.destination.name", m.Subject())))
-		spans = append(spans, span)
+		b.spans = append(b.spans, span)
 	}
-	// Decoding and rule checks are pure CPU work: spread them over the
-	// cores while the batch keeps its order.
+	// Spread the work over the cores; the batch keeps its order.
 	decoded := make([]decodedMsg, len(msgs))
-	putOff := make([]bool, len(msgs))
 	parallel(len(msgs), func(i int) {
-		mctx := trace.ContextWithSpan(ctx, spans[i])
+		mctx := trace.ContextWithSpan(ctx, b.spans[i])
 		decoded[i].item, decoded[i].dead = c.decode(mctx, msgs[i], func() bool {
 			if c.waitForOrder(msgs[i]) {
-				putOff[i] = true
+				b.putOff[i] = true
 				return true
 			}
 			return false
@@ -114,12 +119,24 @@ func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg, attempt int
 	})
 	for i, d := range decoded {
 		if d.dead != nil {
-			spans[i].SetStatus(codes.Error, d.dead.Header.Get(events.HeaderReason))
-			dead = append(dead, *d.dead)
+			b.spans[i].SetStatus(codes.Error, d.dead.Header.Get(events.HeaderReason))
+			b.dead = append(b.dead, *d.dead)
 			continue
 		}
-		items = append(items, d.item)
+		b.items = append(b.items, d.item)
 	}
+	return b
+}
+
+// Apply ingests a prepared batch in one transaction and returns the
+// messages put off for later.
+func (c *Consumer) Apply(ctx context.Context, msgs []jetstream.Msg, b *Batch, attempt int) ([]jetstream.Msg, error) {
+	defer func() {
+		for _, s := range b.spans {
+			s.End()
+		}
+	}()
+	items, dead, putOff := b.items, b.dead, b.putOff
 	_, err := c.in.Ingest(ctx, items, dead)
 	if err == nil {
 		var later []jetstream.Msg

@@ -24,7 +24,6 @@ CREATE TABLE orders (
     updated_at     BIGINT NOT NULL,
     PRIMARY KEY (source, order_id)
 );
-CREATE INDEX orders_customer ON orders (customer_id);
 
 -- One row per canonical event. The primary key (source, order_id, kind,
 -- refund_id) makes ingestion exactly once; event_id is derived from it. The
