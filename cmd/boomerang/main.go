@@ -12,9 +12,19 @@ import (
 	"syscall"
 
 	"github.com/boomerang-loyalty/boomerang/cmd/internal/platform"
+	"github.com/boomerang-loyalty/boomerang/pkg/config"
+	"github.com/boomerang-loyalty/boomerang/pkg/host"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		addr := config.NewReader(config.Environ()).String("BOOMERANG_HTTP_ADDR", "127.0.0.1:7480")
+		if err := host.CheckHealth(addr); err != nil {
+			fmt.Fprintln(os.Stderr, "boomerang: unhealthy:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m := platform.New()

@@ -174,3 +174,27 @@ func (h *Host) healthz(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(report)
 }
+
+// CheckHealth asks the /healthz endpoint at httpAddr (as configured, e.g.
+// ":7480") and fails unless it answers 200. Binaries expose it as their
+// "healthcheck" argument, for container health checks in images without a
+// shell or curl.
+func CheckHealth(httpAddr string) error {
+	host, port, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return fmt.Errorf("health address %q: %w", httpAddr, err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthz: %s", resp.Status)
+	}
+	return nil
+}

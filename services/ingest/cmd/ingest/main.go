@@ -1,6 +1,7 @@
 // Command ingest runs order-ingest on its own, for the distributed
 // deployment: it needs NATS_URL, INGEST_DATABASE_URL,
-// BOOMERANG_IDENTITY_SECRET and BOOMERANG_API_TOKENS.
+// BOOMERANG_IDENTITY_SECRET and BOOMERANG_API_TOKENS. "ingest healthcheck"
+// asks a running instance's /healthz and exits 0 when it is healthy.
 package main
 
 import (
@@ -22,6 +23,14 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		addr := config.NewReader(config.Environ()).String("BOOMERANG_HTTP_ADDR", ":7480")
+		if err := host.CheckHealth(addr); err != nil {
+			fmt.Fprintln(os.Stderr, "ingest: unhealthy:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, config.Environ()); err != nil {
