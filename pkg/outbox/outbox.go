@@ -164,6 +164,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	defer t.Stop()
 	backoff := 100 * time.Millisecond
 	for {
+		// Waiters registered before this pass began are answered by it;
+		// later ones wait for the next.
+		waiting := r.takeWaiters()
 		n, err := r.pass(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -176,13 +179,17 @@ func (r *Relay) Run(ctx context.Context) error {
 			case <-time.After(backoff):
 			}
 			backoff = min(backoff*2, 5*time.Second)
+			r.requeue(waiting)
 			continue
 		}
 		backoff = 100 * time.Millisecond
 		if n == r.batch {
+			r.requeue(waiting)
 			continue // more may be waiting
 		}
-		r.release()
+		for _, ch := range waiting {
+			close(ch)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -208,14 +215,21 @@ func (r *Relay) Flush(ctx context.Context) error {
 	}
 }
 
-func (r *Relay) release() {
+func (r *Relay) takeWaiters() []chan struct{} {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	ws := r.waiters
 	r.waiters = nil
-	r.mu.Unlock()
-	for _, ch := range ws {
-		close(ch)
+	return ws
+}
+
+func (r *Relay) requeue(ws []chan struct{}) {
+	if len(ws) == 0 {
+		return
 	}
+	r.mu.Lock()
+	r.waiters = append(ws, r.waiters...)
+	r.mu.Unlock()
 }
 
 type row struct {
