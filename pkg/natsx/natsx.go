@@ -128,19 +128,15 @@ func ExtractTrace(ctx context.Context, h nats.Header) context.Context {
 	return otel.GetTextMapPropagator().Extract(ctx, HeaderCarrier(h))
 }
 
-// NewProtoMsg builds a message carrying m as protobuf, with id as its
-// Nats-Msg-Id (JetStream drops a second publish with the same id inside the
-// stream's duplicate window) and the trace context of ctx.
-func NewProtoMsg(ctx context.Context, subject, id string, m proto.Message) (*nats.Msg, error) {
-	data, err := proto.Marshal(m)
-	if err != nil {
-		return nil, fmt.Errorf("marshal %T: %w", m, err)
-	}
-	msg := nats.NewMsg(subject)
-	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, id)
-	msg.Header.Set(HeaderContentType, ContentTypeProto)
-	msg.Header.Set(HeaderEventType, string(m.ProtoReflect().Descriptor().FullName()))
-	InjectTrace(ctx, msg.Header)
-	return msg, nil
+// ProtoHeader returns the headers of a protobuf event: its content type,
+// its message type, id as the Nats-Msg-Id (JetStream drops a second publish
+// with the same id inside the stream's duplicate window), and the trace
+// context of ctx.
+func ProtoHeader(ctx context.Context, id string, m proto.Message) nats.Header {
+	h := nats.Header{}
+	h.Set(jetstream.MsgIDHeader, id)
+	h.Set(HeaderContentType, ContentTypeProto)
+	h.Set(HeaderEventType, string(m.ProtoReflect().Descriptor().FullName()))
+	InjectTrace(ctx, h)
+	return h
 }

@@ -95,12 +95,7 @@ func OrderSubject(kindToken, customerID string) string {
 // CanonicalMessage is the outbox message of an accepted order. trace
 // carries the trace context the event continues.
 func CanonicalMessage(r store.Result, data []byte, trace nats.Header) outbox.Message {
-	h := nats.Header{}
-	for k, v := range trace {
-		h[k] = v
-	}
-	h.Set(natsx.HeaderContentType, natsx.ContentTypeProto)
-	h.Set(natsx.HeaderEventType, string(r.Event.ProtoReflect().Descriptor().FullName()))
+	h := natsx.ProtoHeader(natsx.ExtractTrace(context.Background(), trace), r.EventID, r.Event)
 	return outbox.Message{
 		ID:      r.EventID,
 		Subject: OrderSubject(ingest.KindToken(r.Event.GetKind()), r.CustomerID),
