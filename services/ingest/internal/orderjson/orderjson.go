@@ -15,10 +15,10 @@ import (
 
 	commonv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/common/v1"
 	ingestv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ingest/v1"
-	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/money"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/ingest"
 )
 
 // Error is a decoding failure: Field names the offending field ("" for the
@@ -200,7 +200,7 @@ func decodeOrder(data []byte, defaultKind, defaultTime string) (*ingestv1.Order,
 	if kind == "" {
 		kind = "paid"
 	}
-	k, ok := parseKind(kind)
+	k, ok := ingest.ParseKind(kind)
 	if !ok {
 		return nil, &Error{Field: "kind", Err: fmt.Errorf("%q: want placed, paid, refunded or cancelled", kind)}
 	}
@@ -272,20 +272,6 @@ func decodeOrder(data []byte, defaultKind, defaultTime string) (*ingestv1.Order,
 		}
 	}
 	return o, nil
-}
-
-func parseKind(s string) (ordersv1.OrderEventKind, bool) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "placed", "created":
-		return ordersv1.OrderEventKind_ORDER_EVENT_KIND_PLACED, true
-	case "paid":
-		return ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID, true
-	case "refunded", "refund":
-		return ordersv1.OrderEventKind_ORDER_EVENT_KIND_REFUNDED, true
-	case "cancelled", "canceled", "cancel":
-		return ordersv1.OrderEventKind_ORDER_EVENT_KIND_CANCELLED, true
-	}
-	return 0, false
 }
 
 func amount(field string, d decimal, currency string) (*commonv1.Money, error) {
