@@ -225,15 +225,19 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	bus, err := consumer.New(in, val, consumer.Options{
+		MaxPayload: cfg.MaxPayload, MaxAttempts: cfg.MaxAttempts, WaitForOrder: cfg.WaitForOrder,
+		LaterDelay: cfg.LaterDelay, Ping: d.DB.W.PingContext,
+	}, log, d.Tracer, meter)
+	if err != nil {
+		return nil, err
+	}
 	log.InfoContext(ctx, "order-ingest ready", "base_currency", cfg.BaseCurrency, "fx_currencies", rates.Currencies(),
 		"database", d.DB.Dialect.String())
 	return &Service{
 		cfg: cfg, deps: d, store: st, intake: in, relay: relay, cons: cons,
-		consumer: consumer.New(in, val, consumer.Options{
-			MaxPayload: cfg.MaxPayload, MaxAttempts: cfg.MaxAttempts, WaitForOrder: cfg.WaitForOrder,
-			LaterDelay: cfg.LaterDelay, Ping: d.DB.W.PingContext,
-		}, log, d.Tracer),
-		api: grpcapi.New(in, log),
+		consumer: bus,
+		api:      grpcapi.New(in, log),
 	}, nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
@@ -66,10 +67,12 @@ type Consumer struct {
 	opts   Options
 	log    *slog.Logger
 	tracer trace.Tracer
+	delay  metric.Float64Histogram
+	batch  metric.Float64Histogram
 }
 
 // New returns a consumer.
-func New(in *intake.Intake, val *grpcx.Validator, opts Options, log *slog.Logger, tp trace.TracerProvider) *Consumer {
+func New(in *intake.Intake, val *grpcx.Validator, opts Options, log *slog.Logger, tp trace.TracerProvider, meter metric.Meter) (*Consumer, error) {
 	if opts.MaxPayload <= 0 {
 		opts.MaxPayload = 256 << 10
 	}
@@ -79,7 +82,19 @@ func New(in *intake.Intake, val *grpcx.Validator, opts Options, log *slog.Logger
 	if opts.LaterDelay <= 0 {
 		opts.LaterDelay = 30 * time.Second
 	}
-	return &Consumer{in: in, val: val, opts: opts, log: log, tracer: tp.Tracer("boomerang/ingest/consumer")}
+	delay, err := meter.Float64Histogram("boomerang.ingest.delay",
+		metric.WithDescription("Time from a shop's publish to the commit of its order"), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+	if err != nil {
+		return nil, err
+	}
+	batch, err := meter.Float64Histogram("boomerang.ingest.batch.duration",
+		metric.WithDescription("Time to apply one batch of input in its transaction"), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+	if err != nil {
+		return nil, err
+	}
+	return &Consumer{in: in, val: val, opts: opts, log: log, tracer: tp.Tracer("boomerang/ingest/consumer"), delay: delay, batch: batch}, nil
 }
 
 // Batch is a decoded batch, ready to be applied.
@@ -137,8 +152,16 @@ func (c *Consumer) Apply(ctx context.Context, msgs []jetstream.Msg, b *Batch, at
 		}
 	}()
 	items, dead, putOff := b.items, b.dead, b.putOff
+	start := time.Now()
 	_, err := c.in.Ingest(ctx, items, dead)
 	if err == nil {
+		now := time.Now()
+		c.batch.Record(ctx, now.Sub(start).Seconds())
+		for _, m := range msgs {
+			if meta, err := m.Metadata(); err == nil {
+				c.delay.Record(ctx, now.Sub(meta.Timestamp).Seconds())
+			}
+		}
 		var later []jetstream.Msg
 		for i, p := range putOff {
 			if p {
