@@ -52,11 +52,15 @@ func (b *bus) publish(tb testing.TB, msg *nats.Msg) {
 
 func (b *bus) publishEvent(tb testing.TB, ev *ordersv1.OrderEvent) {
 	tb.Helper()
-	msg, err := natsx.NewProtoMsg(context.Background(), "boomerang.orders.v1.paid."+ev.GetCustomerId(), ev.GetEventId(), ev)
+	data, err := proto.Marshal(ev)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	b.publish(tb, msg)
+	b.publish(tb, &nats.Msg{
+		Subject: "boomerang.orders.v1.paid." + ev.GetCustomerId(),
+		Header:  natsx.ProtoHeader(context.Background(), ev.GetEventId(), ev),
+		Data:    data,
+	})
 }
 
 // waitConsumer waits until the stream has a consumer: the follow command
