@@ -219,8 +219,7 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, orders []*ingest.Prepared)
 			return nil, fmt.Errorf("find ingested events: %w", err)
 		}
 		err = inChunks(bySource[src], 1, func(ids []any) error {
-			rows, err := tx.QueryContext(ctx, `SELECT source, order_id, customer_id, status, currency, base_currency, total, base_total,
-				refunded, base_refunded, events, first_seen_at, updated_at FROM orders WHERE source = `+s.db.Dialect.Placeholders(1, 1)+` AND order_id IN (`+
+			rows, err := tx.QueryContext(ctx, "SELECT "+orderColumns+" FROM orders WHERE source = "+s.db.Dialect.Placeholders(1, 1)+" AND order_id IN ("+
 				s.db.Dialect.Placeholders(2, len(ids))+")"+s.db.Dialect.ForUpdate(), append([]any{src}, ids...)...)
 			if err != nil {
 				return err
@@ -430,33 +429,32 @@ func scanOrder(rows *sql.Rows) (*ingest.Order, error) {
 	return o, nil
 }
 
-func (s *Store) loadOrder(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, source, orderID string, lock bool) (*ingest.Order, error) {
-	query := `SELECT customer_id, status, currency, base_currency, total, base_total, refunded, base_refunded,
-		events, first_seen_at, updated_at FROM orders WHERE source = $1 AND order_id = $2`
-	if lock {
-		query += s.db.Dialect.ForUpdate()
-	}
-	o := &ingest.Order{Source: source, OrderID: orderID}
-	var status int
-	var first, updated int64
-	err := q.QueryRowContext(ctx, query, source, orderID).Scan(&o.CustomerID, &status, &o.Currency, &o.BaseCurrency,
-		&o.Total, &o.BaseTotal, &o.Refunded, &o.BaseRefunded, &o.Events, &first, &updated)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
+// orderColumns are the columns scanOrder reads, in its order.
+const orderColumns = `source, order_id, customer_id, status, currency, base_currency, total, base_total,
+	refunded, base_refunded, events, first_seen_at, updated_at`
+
+func (s *Store) loadOrder(ctx context.Context, source, orderID string) (*ingest.Order, error) {
+	rows, err := s.db.R.QueryContext(ctx, "SELECT "+orderColumns+" FROM orders WHERE source = $1 AND order_id = $2", source, orderID)
 	if err != nil {
 		return nil, fmt.Errorf("load order: %w", err)
 	}
-	o.Status = ingestv1.OrderStatus(status)
-	o.FirstSeenAt, o.UpdatedAt = time.UnixMicro(first).UTC(), time.UnixMicro(updated).UTC()
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("load order: %w", err)
+		}
+		return nil, ErrNotFound
+	}
+	o, err := scanOrder(rows)
+	if err != nil {
+		return nil, fmt.Errorf("load order: %w", err)
+	}
 	return o, nil
 }
 
 // GetOrder returns an order and its canonical events, oldest first.
 func (s *Store) GetOrder(ctx context.Context, source, orderID string) (*ingest.Order, []*ordersv1.OrderEvent, error) {
-	o, err := s.loadOrder(ctx, s.db.R, source, orderID, false)
+	o, err := s.loadOrder(ctx, source, orderID)
 	if err != nil {
 		return nil, nil, err
 	}
