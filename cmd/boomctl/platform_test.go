@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,7 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/boomerang-loyalty/boomerang/cmd/internal/platform"
-	"github.com/boomerang-loyalty/boomerang/pkg/config"
+	"github.com/boomerang-loyalty/boomerang/cmd/internal/platform/platformtest"
 	ingestv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ingest/v1"
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 )
@@ -23,44 +21,7 @@ import (
 // to dataDir/admin.token as `make run` does.
 func startPlatform(tb testing.TB, dataDir string) *platform.Main {
 	tb.Helper()
-	rates := filepath.Join(tb.TempDir(), "rates.csv")
-	if err := os.WriteFile(rates, []byte("date,currency,rate\n2026-01-01,USD,0.9\n"), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	env := config.Map(map[string]string{
-		"BOOMERANG_DATA_DIR":           dataDir,
-		"BOOMERANG_GRPC_ADDR":          "127.0.0.1:0",
-		"BOOMERANG_HTTP_ADDR":          "127.0.0.1:0",
-		"BOOMERANG_EMBEDDED_NATS_ADDR": "127.0.0.1:-1",
-		"BOOMERANG_BASE_CURRENCY":      "EUR",
-		"BOOMERANG_FX_RATES_FILE":      rates,
-		"BOOMERANG_LOG_LEVEL":          "warn",
-		"INGEST_WAIT_FOR_ORDER":        "0s",
-	})
-	m := platform.New()
-	m.Logs = io.Discard
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := m.Open(ctx, env); err != nil {
-		cancel()
-		tb.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				tb.Errorf("run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			tb.Error("platform did not stop within 20s")
-		}
-		if err := m.Close(); err != nil {
-			tb.Errorf("close: %v", err)
-		}
-	})
-	return m
+	return platformtest.Start(tb, dataDir, map[string]string{"INGEST_WAIT_FOR_ORDER": "0s"})
 }
 
 // TestAgainstPlatform drives boomctl against the real single-process

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +24,7 @@ import (
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 
 	"github.com/boomerang-loyalty/boomerang/cmd/internal/platform"
-	"github.com/boomerang-loyalty/boomerang/pkg/config"
+	"github.com/boomerang-loyalty/boomerang/cmd/internal/platform/platformtest"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 )
 
@@ -41,37 +39,18 @@ type running struct {
 	js   jetstream.JetStream
 	nc   *nats.Conn
 	conn *grpc.ClientConn
-	done chan error
 }
 
 func startPlatform(tb testing.TB, dataDir string, extra map[string]string) *running {
 	tb.Helper()
-	rates := filepath.Join(tb.TempDir(), "rates.csv")
-	if err := os.WriteFile(rates, []byte("date,currency,rate\n2026-01-01,USD,0.9\n2026-01-01,JPY,0.006\n"), 0o600); err != nil {
-		tb.Fatal(err)
-	}
 	env := map[string]string{
-		"BOOMERANG_DATA_DIR":           dataDir,
-		"BOOMERANG_GRPC_ADDR":          "127.0.0.1:0",
-		"BOOMERANG_HTTP_ADDR":          "127.0.0.1:0",
-		"BOOMERANG_EMBEDDED_NATS_ADDR": "127.0.0.1:-1",
-		"BOOMERANG_BASE_CURRENCY":      "EUR",
-		"BOOMERANG_FX_RATES_FILE":      rates,
-		"BOOMERANG_API_TOKENS":         writerToken + ":ingest:write,ingest:read;" + readerToken + ":ingest:read",
-		"BOOMERANG_LOG_LEVEL":          "warn",
+		"BOOMERANG_API_TOKENS": writerToken + ":ingest:write,ingest:read;" + readerToken + ":ingest:read",
 	}
 	for k, v := range extra {
 		env[k] = v
 	}
-	m := platform.New()
-	m.Logs = io.Discard
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := m.Open(ctx, config.Map(env)); err != nil {
-		cancel()
-		tb.Fatal(err)
-	}
-	p := &running{m: m, done: make(chan error, 1)}
-	go func() { p.done <- m.Run(ctx) }()
+	m := platformtest.Start(tb, dataDir, env)
+	p := &running{m: m}
 	var err error
 	p.nc, err = nats.Connect(m.NATSURL())
 	if err != nil {
@@ -85,18 +64,6 @@ func startPlatform(tb testing.TB, dataDir string, extra map[string]string) *runn
 	tb.Cleanup(func() {
 		p.conn.Close()
 		p.nc.Close()
-		cancel()
-		select {
-		case err := <-p.done:
-			if err != nil {
-				tb.Errorf("run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			tb.Error("platform did not stop within 20s")
-		}
-		if err := m.Close(); err != nil {
-			tb.Errorf("close: %v", err)
-		}
 	})
 	return p
 }
