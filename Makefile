@@ -36,7 +36,7 @@ fmt-check:
 
 ## tidy-check: every module's go.mod is tidy on its own (container builds use GOWORK=off)
 tidy-check:
-	@for m in proto pkg services/ingest cmd; do \
+	@for m in proto pkg services/ingest services/ledger services/segmentation cmd; do \
 	  (cd $$m && GOWORK=off $(GO) mod tidy -diff) || { echo "$$m: go.mod is not tidy: cd $$m && GOWORK=off go mod tidy"; exit 1; }; \
 	done
 

@@ -5,14 +5,13 @@ package events
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
+	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/ingest"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/store"
@@ -26,23 +25,23 @@ const (
 	// InputPrefix + <source> is where a shop publishes its orders.
 	InputPrefix = "boomerang.ingest.orders."
 	// OrdersStream holds the canonical order events.
-	OrdersStream = "ORDERS"
+	OrdersStream = orderbus.Stream
 	// OrdersPrefix + <kind>.<customer_id> is a canonical event's subject.
-	OrdersPrefix = "boomerang.orders.v1."
+	OrdersPrefix = orderbus.Prefix
 	// DeadLetterStream keeps input that could not be accepted.
-	DeadLetterStream = "DEADLETTER"
+	DeadLetterStream = orderbus.DeadLetterStream
 	// DeadLetterPrefix + <source> is where rejected input goes.
-	DeadLetterPrefix = "boomerang.deadletter.ingest."
+	DeadLetterPrefix = orderbus.DeadLetterRoot + "ingest."
 	// ConsumerName is the durable consumer of the input stream.
 	ConsumerName = "order-ingest"
 )
 
 // Dead-letter headers.
 const (
-	HeaderReason          = "Boomerang-Reason"
-	HeaderError           = "Boomerang-Error"
-	HeaderOriginalSubject = "Boomerang-Original-Subject"
-	HeaderOriginalSeq     = "Boomerang-Original-Sequence"
+	HeaderReason          = orderbus.HeaderReason
+	HeaderError           = orderbus.HeaderError
+	HeaderOriginalSubject = orderbus.HeaderOriginalSubject
+	HeaderOriginalSeq     = orderbus.HeaderOriginalSeq
 )
 
 // StreamOptions sizes the streams.
@@ -63,34 +62,20 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 	if o.DuplicateAfter <= 0 {
 		o.DuplicateAfter = 2 * time.Minute
 	}
-	for _, cfg := range []jetstream.StreamConfig{
-		{
-			Name: InputStream, Subjects: []string{InputPrefix + ">"}, Storage: jetstream.FileStorage,
-			MaxAge: o.InputMaxAge, Duplicates: o.DuplicateAfter, Replicas: o.Replicas,
-			Description: "Order events as shops publish them",
-		},
-		{
-			Name: OrdersStream, Subjects: []string{OrdersPrefix + ">"}, Storage: jetstream.FileStorage,
-			MaxAge: o.OrdersMaxAge, Duplicates: o.DuplicateAfter, Replicas: o.Replicas,
-			Description: "Canonical order events, per customer subject",
-		},
-		{
-			Name: DeadLetterStream, Subjects: []string{"boomerang.deadletter.>"}, Storage: jetstream.FileStorage,
-			MaxAge: o.DeadLetterAge, Duplicates: o.DuplicateAfter, Replicas: o.Replicas,
-			Description: "Input that could not be accepted, with the reason in its headers",
-		},
-	} {
-		if _, err := natsx.EnsureStream(ctx, js, cfg); err != nil {
-			return err
-		}
+	if _, err := natsx.EnsureStream(ctx, js, jetstream.StreamConfig{
+		Name: InputStream, Subjects: []string{InputPrefix + ">"}, Storage: jetstream.FileStorage,
+		MaxAge: o.InputMaxAge, Duplicates: o.DuplicateAfter, Replicas: o.Replicas,
+		Description: "Order events as shops publish them",
+	}); err != nil {
+		return err
 	}
-	return nil
+	return orderbus.EnsureStreams(ctx, js, orderbus.StreamOptions{
+		Replicas: o.Replicas, OrdersMaxAge: o.OrdersMaxAge, DeadLetterAge: o.DeadLetterAge, DuplicateAfter: o.DuplicateAfter,
+	})
 }
 
 // OrderSubject is the subject of a canonical event.
-func OrderSubject(kindToken, customerID string) string {
-	return OrdersPrefix + kindToken + "." + customerID
-}
+func OrderSubject(kindToken, customerID string) string { return orderbus.Subject(kindToken, customerID) }
 
 // CanonicalMessage is the outbox message of an accepted order. trace
 // carries the trace context the event continues.
@@ -105,34 +90,7 @@ func CanonicalMessage(r store.Result, data []byte, trace nats.Header) outbox.Mes
 }
 
 // DeadLetter is the outbox message that parks an input message with the
-// reason it was not accepted. Its id derives from the input's stream
-// sequence, so a redelivered input is dead-lettered once.
+// reason it was not accepted.
 func DeadLetter(m jetstream.Msg, source, reason, message string) outbox.Message {
-	h := nats.Header{}
-	if ct := m.Headers().Get(natsx.HeaderContentType); ct != "" {
-		h.Set(natsx.HeaderContentType, ct)
-	}
-	h.Set(HeaderReason, reason)
-	h.Set(HeaderError, truncate(message, 1024))
-	h.Set(HeaderOriginalSubject, m.Subject())
-	id := "dlq-ingest-"
-	if meta, err := m.Metadata(); err == nil {
-		seq := strconv.FormatUint(meta.Sequence.Stream, 10)
-		h.Set(HeaderOriginalSeq, seq)
-		id += seq
-	} else {
-		id += strconv.FormatInt(time.Now().UnixNano(), 10)
-	}
-	if source == "" {
-		source = "unknown"
-	}
-	return outbox.Message{ID: id, Subject: DeadLetterPrefix + source, Header: h, Data: m.Data()}
-}
-
-func truncate(s string, n int) string {
-	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\n", " "), "?")
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
+	return orderbus.DeadLetter(m, "ingest", source, reason, message)
 }
