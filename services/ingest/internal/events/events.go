@@ -75,7 +75,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 }
 
 // OrderSubject is the subject of a canonical event.
-func OrderSubject(kindToken, customerID string) string { return orderbus.Subject(kindToken, customerID) }
+func OrderSubject(kindToken, customerID string) string {
+	return orderbus.Subject(kindToken, customerID)
+}
 
 // CanonicalMessage is the outbox message of an accepted order. trace
 // carries the trace context the event continues.
