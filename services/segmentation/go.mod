@@ -3,11 +3,9 @@ module github.com/boomerang-loyalty/boomerang/services/segmentation
 go 1.26.0
 
 require (
-	github.com/boomerang-loyalty/boomerang/pkg v0.0.0
-	github.com/boomerang-loyalty/boomerang/proto v0.0.0
+	golang.org/x/tools v0.30.0 // indirect
+	gonum.org/v1/gonum v0.17.0
 )
-
-require gonum.org/v1/gonum v0.17.0 // indirect
 
 replace (
 	github.com/boomerang-loyalty/boomerang/pkg => ../../pkg
