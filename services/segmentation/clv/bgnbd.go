@@ -311,11 +311,19 @@ func (p BGNBD) lnDropTerm(c Customer) float64 {
 // units of a customer with this history (FHL 2005, eq. 10):
 //
 //	E[Y(t) | x, t_x, T] = (a+b+x−1)/(a−1) · [1 − ((α+T)/(α+T+t))^(r+x)
-//	                      · 2F1(r+x, b+x; a+b+x−1; t/(α+T+t))] / (1 + δ(x>0) · odds)
+//	                      · 2F1(r+x, b+x; a+b+x−1; z)] / (1 + δ(x>0) · odds)
 //
-// with odds as in ProbAlive. The Gauss hypergeometric 2F1 is summed as a
-// series (see hyp2f1), which converges for every horizon but slowly when t
-// is hundreds of times α+T; then it returns an error.
+// with z = t/(α+T+t) and odds as in ProbAlive. It is computed after
+// Euler's transformation 2F1(a,b;c;z) = (1−z)^(c−a−b) 2F1(c−a, c−b; c; z),
+// which, since 1−z = (α+T)/(α+T+t), turns the bracket into
+//
+//	1 − (1−z)^(a−1) · 2F1(a+b−1−r, a−1; a+b+x−1; z)
+//
+// The original series has terms that grow like x^n/n! before they shrink
+// and overflows for frequent buyers; the transformed one has x only in
+// c, where it speeds convergence. The series (see hyp2f1) converges for
+// every horizon, but slowly when t is hundreds of times α+T; then it
+// returns an error.
 func (p BGNBD) ExpectedPurchases(c Customer, t float64) (float64, error) {
 	if err := p.Validate(); err != nil {
 		return 0, err
@@ -330,15 +338,14 @@ func (p BGNBD) ExpectedPurchases(c Customer, t float64) (float64, error) {
 		return 0, nil
 	}
 	x := float64(c.X)
-	lnT := math.Log(p.Alpha + c.T)
-	lnTt := math.Log(p.Alpha + c.T + t)
 	z := t / (p.Alpha + c.T + t)
+	ln1z := math.Log(p.Alpha+c.T) - math.Log(p.Alpha+c.T+t) // ln(1−z) without cancellation
 	num, err := aroundOne(p.A, func(a float64) (float64, error) {
-		f, err := hyp2f1(p.R+x, p.B+x, a+p.B+x-1, z)
+		f, err := hyp2f1(a+p.B-1-p.R, a-1, a+p.B+x-1, z)
 		if err != nil {
 			return 0, err
 		}
-		return (a + p.B + x - 1) / (a - 1) * (1 - math.Exp((p.R+x)*(lnT-lnTt))*f), nil
+		return (a + p.B + x - 1) / (a - 1) * oneMinusPowTimes(a-1, ln1z, f), nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("expected purchases over %v: %w", t, err)
@@ -354,6 +361,8 @@ func (p BGNBD) ExpectedPurchases(c Customer, t float64) (float64, error) {
 // before anything is known about them (FHL 2005, eq. 9):
 //
 //	E[X(t)] = (a+b−1)/(a−1) · [1 − (α/(α+t))^r · 2F1(r, b; a+b−1; t/(α+t))]
+//
+// computed after Euler's transformation like ExpectedPurchases.
 func (p BGNBD) ExpectedPurchasesNew(t float64) (float64, error) {
 	if err := p.Validate(); err != nil {
 		return 0, err
@@ -365,13 +374,24 @@ func (p BGNBD) ExpectedPurchasesNew(t float64) (float64, error) {
 		return 0, nil
 	}
 	z := t / (p.Alpha + t)
+	ln1z := math.Log(p.Alpha) - math.Log(p.Alpha+t)
 	return aroundOne(p.A, func(a float64) (float64, error) {
-		f, err := hyp2f1(p.R, p.B, a+p.B-1, z)
+		f, err := hyp2f1(a+p.B-1-p.R, a-1, a+p.B-1, z)
 		if err != nil {
 			return 0, err
 		}
-		return (a + p.B - 1) / (a - 1) * (1 - math.Exp(p.R*(math.Log(p.Alpha)-math.Log(p.Alpha+t)))*f), nil
+		return (a + p.B - 1) / (a - 1) * oneMinusPowTimes(a-1, ln1z, f), nil
 	})
+}
+
+// oneMinusPowTimes is 1 − exp(k·lnBase)·f, through expm1 when f > 0: for
+// short horizons the product is within a hair of 1, and the plain
+// subtraction would keep only the hair's rounding.
+func oneMinusPowTimes(k, lnBase, f float64) float64 {
+	if f > 0 {
+		return -math.Expm1(k*lnBase + math.Log(f))
+	}
+	return 1 - math.Exp(k*lnBase)*f
 }
 
 // aroundOne evaluates f(a), whose closed form divides by a−1 although the
@@ -413,8 +433,9 @@ func hyp2f1(a, b, c, z float64) (float64, error) {
 	}
 	const maxTerms = 1_000_000
 	sum, term := 1.0, 1.0
-	// The ratio is only monotone past the parameters' magnitudes.
-	settle := math.Abs(a) + math.Abs(b) + math.Abs(c) + 2
+	// Past the last negative parameter every factor is positive and the
+	// ratio moves steadily toward z; only then does the tail bound hold.
+	settle := max(0, -a, -b, -c) + 1
 	for n := 0.0; n < maxTerms; n++ {
 		ratio := (a + n) * (b + n) / ((c + n) * (n + 1)) * z
 		term *= ratio

@@ -123,6 +123,52 @@ func TestBGNBDGradient(t *testing.T) {
 	}
 }
 
+// TestExpectedPurchasesDirect checks the Euler-transformed form against
+// the paper's formula evaluated with gonum's 2F1, where the latter is
+// accurate (moderate x).
+func TestExpectedPurchasesDirect(t *testing.T) {
+	tests := []struct {
+		name string
+		p    BGNBD
+		c    Customer
+		t    float64
+	}{
+		{"CDNOW example", BGNBD{R: 0.243, Alpha: 4.414, A: 0.793, B: 2.426}, Customer{X: 2, TX: 30.43, T: 38.86}, 39},
+		{"no repeat", BGNBD{R: 0.243, Alpha: 4.414, A: 0.793, B: 2.426}, Customer{X: 0, T: 20}, 10},
+		{"frequent buyer, a above 1", BGNBD{R: 1.5, Alpha: 2, A: 3, B: 7}, Customer{X: 25, TX: 50, T: 52}, 26},
+		{"short horizon", BGNBD{R: 0.5, Alpha: 10, A: 0.4, B: 1.2}, Customer{X: 4, TX: 10, T: 30}, 0.01},
+		{"days, long horizon", BGNBD{R: 0.3, Alpha: 30, A: 0.9, B: 3}, Customer{X: 6, TX: 200, T: 300}, 730},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, c := tt.p, tt.c
+			x := float64(c.X)
+			z := tt.t / (p.Alpha + c.T + tt.t)
+			f := mathext.Hypergeo(p.R+x, p.B+x, p.A+p.B+x-1, z)
+			want := (p.A + p.B + x - 1) / (p.A - 1) * (1 - math.Pow((p.Alpha+c.T)/(p.Alpha+c.T+tt.t), p.R+x)*f)
+			if c.X > 0 {
+				want /= 1 + p.A/(p.B+x-1)*math.Pow((p.Alpha+c.T)/(p.Alpha+c.TX), p.R+x)
+			}
+			got, err := p.ExpectedPurchases(c, tt.t)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(got-want) > 1e-9*math.Abs(want) {
+				t.Errorf("got %.15g, want %.15g", got, want)
+			}
+		})
+	}
+	t.Run("huge x stays finite and near the buying rate", func(t *testing.T) {
+		p := BGNBD{R: 0.243, Alpha: 4.414, A: 0.793, B: 2.426}
+		got, err := p.ExpectedPurchases(Customer{X: 100_000, TX: 39, T: 39}, 1)
+		// About x/T purchases a week, a little less for the chance of
+		// dropping out.
+		if err != nil || !(got > 2000 && got < 100_000.0/39) {
+			t.Errorf("got %v, %v; want between 2000 and %v", got, err, 100_000.0/39)
+		}
+	})
+}
+
 func TestHyp2F1(t *testing.T) {
 	tests := []struct {
 		name       string

@@ -86,7 +86,7 @@ func maximize(ctx context.Context, obj objective, theta0 []float64) ([]float64, 
 		},
 	}
 	settings := &optimize.Settings{
-		GradientThreshold: 1e-9,
+		GradientThreshold: 1e-7,
 		Converger:         &optimize.FunctionConverge{Absolute: 1e-13, Relative: 1e-13, Iterations: 50},
 		MajorIterations:   1000,
 	}
