@@ -130,8 +130,10 @@ func civilDay(t time.Time) int64 {
 // in txs.
 //
 // It sorts once, by customer with a counting sort and then each customer's
-// few days, so a million customers with a few million transactions take
-// about a second and no per-customer allocation beyond the ID.
+// few days, and allocates nothing per customer beyond the map entry for
+// its ID: three million transactions of a million customers in random
+// order take about two seconds (BenchmarkSummarize3M), most of it in the
+// ID look-ups.
 func Summarize(txs []Transaction, end time.Time, unit Unit) ([]Customer, error) {
 	if !unit.valid() {
 		return nil, ErrBadUnit
@@ -140,6 +142,8 @@ func Summarize(txs []Transaction, end time.Time, unit Unit) ([]Customer, error) 
 	index := make(map[string]int32)
 	var ids []string
 	rows := make([]dayRow, 0, len(txs))
+	var lastID string
+	var lastIndex int32
 	for i, tx := range txs {
 		if tx.CustomerID == "" {
 			return nil, fmt.Errorf("transaction %d: %w: empty customer id", i, ErrBadTransaction)
@@ -156,7 +160,12 @@ func Summarize(txs []Transaction, end time.Time, unit Unit) ([]Customer, error) 
 		if day < math.MinInt32 {
 			return nil, fmt.Errorf("transaction %d (customer %s): %w: date %v out of range", i, tx.CustomerID, ErrBadTransaction, tx.Date)
 		}
-		c, ok := index[tx.CustomerID]
+		// Exports are often grouped by customer: the previous row's
+		// customer saves most map look-ups, the bulk of the cost.
+		c, ok := lastIndex, lastID != "" && tx.CustomerID == lastID
+		if !ok {
+			c, ok = index[tx.CustomerID]
+		}
 		if !ok {
 			if len(ids) == math.MaxInt32 {
 				return nil, fmt.Errorf("more than %d customers", math.MaxInt32)
@@ -165,6 +174,7 @@ func Summarize(txs []Transaction, end time.Time, unit Unit) ([]Customer, error) 
 			index[tx.CustomerID] = c
 			ids = append(ids, tx.CustomerID)
 		}
+		lastID, lastIndex = tx.CustomerID, c
 		rows = append(rows, dayRow{customer: c, day: int32(day), amount: tx.Amount})
 	}
 
