@@ -6,6 +6,7 @@ require (
 	github.com/boomerang-loyalty/boomerang/pkg v0.0.0
 	github.com/boomerang-loyalty/boomerang/proto v0.0.0
 	github.com/boomerang-loyalty/boomerang/services/ingest v0.0.0
+	github.com/boomerang-loyalty/boomerang/services/segmentation v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/spf13/cobra v1.10.2
@@ -76,6 +77,8 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
+	golang.org/x/tools v0.52.0 // indirect
+	gonum.org/v1/gonum v0.17.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261005182115-fad411399dd8 // indirect
 	modernc.org/libc v1.79.0 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
@@ -87,4 +90,5 @@ replace (
 	github.com/boomerang-loyalty/boomerang/pkg => ../pkg
 	github.com/boomerang-loyalty/boomerang/proto => ../proto
 	github.com/boomerang-loyalty/boomerang/services/ingest => ../services/ingest
+	github.com/boomerang-loyalty/boomerang/services/segmentation => ../services/segmentation
 )
