@@ -102,3 +102,36 @@ func TestFitRecoversParameters(t *testing.T) {
 	}
 	t.Logf("BG/NBD %+v, Gamma-Gamma %+v, %d repeat customers", m.BGNBD, m.GammaGamma, m.RepeatCustomers)
 }
+
+// TestExpectedPurchasesNewBySimulation checks E[X(t)] against the mean
+// number of repeat purchases of customers simulated for exactly t weeks: an
+// independent check of the closed form and its 2F1.
+func TestExpectedPurchasesNewBySimulation(t *testing.T) {
+	tests := []struct {
+		name string
+		bg   BGNBD
+	}{
+		{"CDNOW-like", BGNBD{R: 0.243, Alpha: 4.414, A: 0.793, B: 2.426}},
+		{"frequent buyers, a above 1", BGNBD{R: 2, Alpha: 3, A: 1.5, B: 6}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const n = 200_000
+			cs := simulate(11, n, population{bg: tt.bg, gg: testPopulation.gg, periodDays: 364, cohortDays: 1})
+			var sum, sumSq float64
+			for _, c := range cs {
+				sum += float64(c.X)
+				sumSq += float64(c.X) * float64(c.X)
+			}
+			mean := sum / n
+			se := math.Sqrt((sumSq/n - mean*mean) / n)
+			want, err := tt.bg.ExpectedPurchasesNew(52)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(mean-want) > 4*se {
+				t.Errorf("simulated mean %.4f ± %.4f, E[X(52)] = %.4f", mean, se, want)
+			}
+		})
+	}
+}

@@ -157,7 +157,7 @@ func Summarize(txs []Transaction, end time.Time, unit Unit) ([]Customer, error) 
 		}
 		// int32 days reach 5.8 million years either side of 1970; a date
 		// beyond that is corrupt input, not history.
-		if day < math.MinInt32 {
+		if day < math.MinInt32 || day > math.MaxInt32 {
 			return nil, fmt.Errorf("transaction %d (customer %s): %w: date %v out of range", i, tx.CustomerID, ErrBadTransaction, tx.Date)
 		}
 		// Exports are often grouped by customer: the previous row's

@@ -110,6 +110,7 @@ func TestSummarizeErrors(t *testing.T) {
 		{name: "bad unit", unit: Unit(9), want: ErrBadUnit},
 		{name: "empty id", txs: []Transaction{{Date: day("2026-01-01"), Amount: 1}}, unit: Day, want: ErrBadTransaction},
 		{name: "NaN amount", txs: []Transaction{{CustomerID: "a", Date: day("2026-01-01"), Amount: math.NaN()}}, unit: Day, want: ErrBadTransaction},
+		{name: "date out of range", txs: []Transaction{{CustomerID: "a", Date: time.Date(-6_000_000, 1, 1, 0, 0, 0, 0, time.UTC), Amount: 1}}, unit: Day, want: ErrBadTransaction},
 		{name: "negative amount", txs: []Transaction{{CustomerID: "a", Date: day("2026-01-01"), Amount: -1}}, unit: Day, want: ErrBadTransaction},
 	}
 	for _, tt := range tests {
