@@ -70,6 +70,7 @@ proto-deps:
 	cd tools && GOWORK=off $(GO) build -o $(BIN)/ github.com/bufbuild/buf/cmd/buf
 	cd tools/protoc && GOWORK=off $(GO) build -o $(BIN)/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
 	mkdir -p build/protodeps/buf/validate
+	cd tools/protoc && GOWORK=off $(GO) mod download github.com/bufbuild/protovalidate
 	dir=$$(cd tools/protoc && GOWORK=off $(GO) list -m -f '{{.Dir}}' github.com/bufbuild/protovalidate) && \
 	  install -m 0644 $$dir/proto/protovalidate/buf/validate/validate.proto build/protodeps/buf/validate/
 

@@ -146,11 +146,19 @@ type Entry struct {
 	// Signed: positive adds to the balance, negative takes from it.
 	Points int64 `protobuf:"varint,4,opt,name=points,proto3" json:"points,omitempty"`
 	// What caused it: an order event id, a redemption key, an admin action.
-	SourceRef     string                 `protobuf:"bytes,5,opt,name=source_ref,json=sourceRef,proto3" json:"source_ref,omitempty"`
-	Actor         string                 `protobuf:"bytes,6,opt,name=actor,proto3" json:"actor,omitempty"`
-	Reason        string                 `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	SourceRef string                 `protobuf:"bytes,5,opt,name=source_ref,json=sourceRef,proto3" json:"source_ref,omitempty"`
+	Actor     string                 `protobuf:"bytes,6,opt,name=actor,proto3" json:"actor,omitempty"`
+	Reason    string                 `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// For a reversal: points that could not be taken back because they were
+	// already spent (the balance never goes below zero).
+	Shortfall int64 `protobuf:"varint,10,opt,name=shortfall,proto3" json:"shortfall,omitempty"`
+	// The earned lots this entry took points from, oldest first.
+	Lots []*LotUse `protobuf:"bytes,11,rep,name=lots,proto3" json:"lots,omitempty"`
+	// The programme rule behind an earn or bonus entry (base, campaign:<id>,
+	// first_order, birthday, referral).
+	Rule          string `protobuf:"bytes,12,opt,name=rule,proto3" json:"rule,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -248,6 +256,80 @@ func (x *Entry) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Entry) GetShortfall() int64 {
+	if x != nil {
+		return x.Shortfall
+	}
+	return 0
+}
+
+func (x *Entry) GetLots() []*LotUse {
+	if x != nil {
+		return x.Lots
+	}
+	return nil
+}
+
+func (x *Entry) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+type LotUse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A lot is named by the entry that earned it.
+	LotEntryId    string `protobuf:"bytes,1,opt,name=lot_entry_id,json=lotEntryId,proto3" json:"lot_entry_id,omitempty"`
+	Points        int64  `protobuf:"varint,2,opt,name=points,proto3" json:"points,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LotUse) Reset() {
+	*x = LotUse{}
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LotUse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LotUse) ProtoMessage() {}
+
+func (x *LotUse) ProtoReflect() protoreflect.Message {
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LotUse.ProtoReflect.Descriptor instead.
+func (*LotUse) Descriptor() ([]byte, []int) {
+	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *LotUse) GetLotEntryId() string {
+	if x != nil {
+		return x.LotEntryId
+	}
+	return ""
+}
+
+func (x *LotUse) GetPoints() int64 {
+	if x != nil {
+		return x.Points
+	}
+	return 0
+}
+
 type Tier struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -258,7 +340,7 @@ type Tier struct {
 
 func (x *Tier) Reset() {
 	*x = Tier{}
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[1]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -270,7 +352,7 @@ func (x *Tier) String() string {
 func (*Tier) ProtoMessage() {}
 
 func (x *Tier) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[1]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -283,7 +365,7 @@ func (x *Tier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tier.ProtoReflect.Descriptor instead.
 func (*Tier) Descriptor() ([]byte, []int) {
-	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{1}
+	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Tier) GetName() string {
@@ -311,7 +393,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[2]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -323,7 +405,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[2]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -336,7 +418,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{2}
+	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetAccountRequest) GetCustomerId() string {
@@ -363,13 +445,20 @@ type GetAccountResponse struct {
 	SpendToNextTier *v1.Money              `protobuf:"bytes,5,opt,name=spend_to_next_tier,json=spendToNextTier,proto3" json:"spend_to_next_tier,omitempty"`
 	PointsExpiring  int64                  `protobuf:"varint,6,opt,name=points_expiring,json=pointsExpiring,proto3" json:"points_expiring,omitempty"`
 	NextExpiryAt    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=next_expiry_at,json=nextExpiryAt,proto3" json:"next_expiry_at,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The code a shop sends as customer.referral_code on a referred
+	// customer's orders.
+	ReferralCode string `protobuf:"bytes,8,opt,name=referral_code,json=referralCode,proto3" json:"referral_code,omitempty"`
+	// Points clawed back by refunds that could not be taken because they had
+	// been spent.
+	Shortfall      int64 `protobuf:"varint,9,opt,name=shortfall,proto3" json:"shortfall,omitempty"`
+	LifetimeEarned int64 `protobuf:"varint,10,opt,name=lifetime_earned,json=lifetimeEarned,proto3" json:"lifetime_earned,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetAccountResponse) Reset() {
 	*x = GetAccountResponse{}
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[3]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +470,7 @@ func (x *GetAccountResponse) String() string {
 func (*GetAccountResponse) ProtoMessage() {}
 
 func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[3]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +483,7 @@ func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountResponse.ProtoReflect.Descriptor instead.
 func (*GetAccountResponse) Descriptor() ([]byte, []int) {
-	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{3}
+	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetAccountResponse) GetCustomerId() string {
@@ -446,6 +535,27 @@ func (x *GetAccountResponse) GetNextExpiryAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *GetAccountResponse) GetReferralCode() string {
+	if x != nil {
+		return x.ReferralCode
+	}
+	return ""
+}
+
+func (x *GetAccountResponse) GetShortfall() int64 {
+	if x != nil {
+		return x.Shortfall
+	}
+	return 0
+}
+
+func (x *GetAccountResponse) GetLifetimeEarned() int64 {
+	if x != nil {
+		return x.LifetimeEarned
+	}
+	return 0
+}
+
 type ListEntriesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	CustomerId    string                 `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
@@ -456,7 +566,7 @@ type ListEntriesRequest struct {
 
 func (x *ListEntriesRequest) Reset() {
 	*x = ListEntriesRequest{}
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[4]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -468,7 +578,7 @@ func (x *ListEntriesRequest) String() string {
 func (*ListEntriesRequest) ProtoMessage() {}
 
 func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[4]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -481,7 +591,7 @@ func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{4}
+	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListEntriesRequest) GetCustomerId() string {
@@ -508,7 +618,7 @@ type ListEntriesResponse struct {
 
 func (x *ListEntriesResponse) Reset() {
 	*x = ListEntriesResponse{}
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[5]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +630,7 @@ func (x *ListEntriesResponse) String() string {
 func (*ListEntriesResponse) ProtoMessage() {}
 
 func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[5]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +643,7 @@ func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{5}
+	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListEntriesResponse) GetEntries() []*Entry {
@@ -560,7 +670,7 @@ type QuoteOrderRequest struct {
 
 func (x *QuoteOrderRequest) Reset() {
 	*x = QuoteOrderRequest{}
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[6]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +682,7 @@ func (x *QuoteOrderRequest) String() string {
 func (*QuoteOrderRequest) ProtoMessage() {}
 
 func (x *QuoteOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[6]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +695,7 @@ func (x *QuoteOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuoteOrderRequest.ProtoReflect.Descriptor instead.
 func (*QuoteOrderRequest) Descriptor() ([]byte, []int) {
-	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{6}
+	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *QuoteOrderRequest) GetCustomerId() string {
@@ -612,7 +722,7 @@ type QuoteOrderResponse struct {
 
 func (x *QuoteOrderResponse) Reset() {
 	*x = QuoteOrderResponse{}
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[7]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -624,7 +734,7 @@ func (x *QuoteOrderResponse) String() string {
 func (*QuoteOrderResponse) ProtoMessage() {}
 
 func (x *QuoteOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[7]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -637,7 +747,7 @@ func (x *QuoteOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuoteOrderResponse.ProtoReflect.Descriptor instead.
 func (*QuoteOrderResponse) Descriptor() ([]byte, []int) {
-	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{7}
+	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *QuoteOrderResponse) GetPoints() int64 {
@@ -664,7 +774,7 @@ type QuoteLine struct {
 
 func (x *QuoteLine) Reset() {
 	*x = QuoteLine{}
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[8]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +786,7 @@ func (x *QuoteLine) String() string {
 func (*QuoteLine) ProtoMessage() {}
 
 func (x *QuoteLine) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[8]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +799,7 @@ func (x *QuoteLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuoteLine.ProtoReflect.Descriptor instead.
 func (*QuoteLine) Descriptor() ([]byte, []int) {
-	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{8}
+	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *QuoteLine) GetRule() string {
@@ -718,7 +828,7 @@ type RedeemRequest struct {
 
 func (x *RedeemRequest) Reset() {
 	*x = RedeemRequest{}
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[9]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +840,7 @@ func (x *RedeemRequest) String() string {
 func (*RedeemRequest) ProtoMessage() {}
 
 func (x *RedeemRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[9]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +853,7 @@ func (x *RedeemRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedeemRequest.ProtoReflect.Descriptor instead.
 func (*RedeemRequest) Descriptor() ([]byte, []int) {
-	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{9}
+	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RedeemRequest) GetCustomerId() string {
@@ -779,13 +889,14 @@ type RedeemResponse struct {
 	RedemptionId  string                 `protobuf:"bytes,1,opt,name=redemption_id,json=redemptionId,proto3" json:"redemption_id,omitempty"`
 	Points        int64                  `protobuf:"varint,2,opt,name=points,proto3" json:"points,omitempty"`
 	Balance       int64                  `protobuf:"varint,3,opt,name=balance,proto3" json:"balance,omitempty"`
+	Entry         *Entry                 `protobuf:"bytes,4,opt,name=entry,proto3" json:"entry,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RedeemResponse) Reset() {
 	*x = RedeemResponse{}
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[10]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +908,7 @@ func (x *RedeemResponse) String() string {
 func (*RedeemResponse) ProtoMessage() {}
 
 func (x *RedeemResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[10]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +921,7 @@ func (x *RedeemResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedeemResponse.ProtoReflect.Descriptor instead.
 func (*RedeemResponse) Descriptor() ([]byte, []int) {
-	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{10}
+	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RedeemResponse) GetRedemptionId() string {
@@ -834,6 +945,13 @@ func (x *RedeemResponse) GetBalance() int64 {
 	return 0
 }
 
+func (x *RedeemResponse) GetEntry() *Entry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
 type AdjustRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	CustomerId     string                 `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
@@ -847,7 +965,7 @@ type AdjustRequest struct {
 
 func (x *AdjustRequest) Reset() {
 	*x = AdjustRequest{}
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[11]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +977,7 @@ func (x *AdjustRequest) String() string {
 func (*AdjustRequest) ProtoMessage() {}
 
 func (x *AdjustRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[11]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +990,7 @@ func (x *AdjustRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdjustRequest.ProtoReflect.Descriptor instead.
 func (*AdjustRequest) Descriptor() ([]byte, []int) {
-	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{11}
+	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AdjustRequest) GetCustomerId() string {
@@ -920,7 +1038,7 @@ type AdjustResponse struct {
 
 func (x *AdjustResponse) Reset() {
 	*x = AdjustResponse{}
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[12]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -932,7 +1050,7 @@ func (x *AdjustResponse) String() string {
 func (*AdjustResponse) ProtoMessage() {}
 
 func (x *AdjustResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[12]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -945,7 +1063,7 @@ func (x *AdjustResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdjustResponse.ProtoReflect.Descriptor instead.
 func (*AdjustResponse) Descriptor() ([]byte, []int) {
-	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{12}
+	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AdjustResponse) GetEntry() *Entry {
@@ -976,7 +1094,7 @@ type Reward struct {
 
 func (x *Reward) Reset() {
 	*x = Reward{}
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[13]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1106,7 @@ func (x *Reward) String() string {
 func (*Reward) ProtoMessage() {}
 
 func (x *Reward) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[13]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1119,7 @@ func (x *Reward) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reward.ProtoReflect.Descriptor instead.
 func (*Reward) Descriptor() ([]byte, []int) {
-	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{13}
+	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Reward) GetRewardId() string {
@@ -1047,7 +1165,7 @@ type ListRewardsRequest struct {
 
 func (x *ListRewardsRequest) Reset() {
 	*x = ListRewardsRequest{}
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[14]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1177,7 @@ func (x *ListRewardsRequest) String() string {
 func (*ListRewardsRequest) ProtoMessage() {}
 
 func (x *ListRewardsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[14]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1190,7 @@ func (x *ListRewardsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRewardsRequest.ProtoReflect.Descriptor instead.
 func (*ListRewardsRequest) Descriptor() ([]byte, []int) {
-	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{14}
+	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{15}
 }
 
 type ListRewardsResponse struct {
@@ -1084,7 +1202,7 @@ type ListRewardsResponse struct {
 
 func (x *ListRewardsResponse) Reset() {
 	*x = ListRewardsResponse{}
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[15]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1214,7 @@ func (x *ListRewardsResponse) String() string {
 func (*ListRewardsResponse) ProtoMessage() {}
 
 func (x *ListRewardsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[15]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1227,7 @@ func (x *ListRewardsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRewardsResponse.ProtoReflect.Descriptor instead.
 func (*ListRewardsResponse) Descriptor() ([]byte, []int) {
-	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{15}
+	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListRewardsResponse) GetRewards() []*Reward {
@@ -1130,7 +1248,7 @@ type GetProgrammeStatsRequest struct {
 
 func (x *GetProgrammeStatsRequest) Reset() {
 	*x = GetProgrammeStatsRequest{}
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[16]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1260,7 @@ func (x *GetProgrammeStatsRequest) String() string {
 func (*GetProgrammeStatsRequest) ProtoMessage() {}
 
 func (x *GetProgrammeStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[16]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1273,7 @@ func (x *GetProgrammeStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProgrammeStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetProgrammeStatsRequest) Descriptor() ([]byte, []int) {
-	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{16}
+	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetProgrammeStatsRequest) GetPeriod() Period {
@@ -1180,20 +1298,23 @@ func (x *GetProgrammeStatsRequest) GetTo() *timestamppb.Timestamp {
 }
 
 type ProgrammeStatsRow struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PeriodStart   *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=period_start,json=periodStart,proto3" json:"period_start,omitempty"`
-	Issued        int64                  `protobuf:"varint,2,opt,name=issued,proto3" json:"issued,omitempty"`
-	Redeemed      int64                  `protobuf:"varint,3,opt,name=redeemed,proto3" json:"redeemed,omitempty"`
-	Expired       int64                  `protobuf:"varint,4,opt,name=expired,proto3" json:"expired,omitempty"`
-	Reversed      int64                  `protobuf:"varint,5,opt,name=reversed,proto3" json:"reversed,omitempty"`
-	Outstanding   int64                  `protobuf:"varint,6,opt,name=outstanding,proto3" json:"outstanding,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	PeriodStart *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=period_start,json=periodStart,proto3" json:"period_start,omitempty"`
+	Issued      int64                  `protobuf:"varint,2,opt,name=issued,proto3" json:"issued,omitempty"`
+	Redeemed    int64                  `protobuf:"varint,3,opt,name=redeemed,proto3" json:"redeemed,omitempty"`
+	Expired     int64                  `protobuf:"varint,4,opt,name=expired,proto3" json:"expired,omitempty"`
+	Reversed    int64                  `protobuf:"varint,5,opt,name=reversed,proto3" json:"reversed,omitempty"`
+	Outstanding int64                  `protobuf:"varint,6,opt,name=outstanding,proto3" json:"outstanding,omitempty"`
+	Adjusted    int64                  `protobuf:"varint,7,opt,name=adjusted,proto3" json:"adjusted,omitempty"`
+	// Claw-backs that could not be taken because the points were spent.
+	Shortfall     int64 `protobuf:"varint,8,opt,name=shortfall,proto3" json:"shortfall,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProgrammeStatsRow) Reset() {
 	*x = ProgrammeStatsRow{}
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[17]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1326,7 @@ func (x *ProgrammeStatsRow) String() string {
 func (*ProgrammeStatsRow) ProtoMessage() {}
 
 func (x *ProgrammeStatsRow) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[17]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1339,7 @@ func (x *ProgrammeStatsRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProgrammeStatsRow.ProtoReflect.Descriptor instead.
 func (*ProgrammeStatsRow) Descriptor() ([]byte, []int) {
-	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{17}
+	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ProgrammeStatsRow) GetPeriodStart() *timestamppb.Timestamp {
@@ -1263,6 +1384,20 @@ func (x *ProgrammeStatsRow) GetOutstanding() int64 {
 	return 0
 }
 
+func (x *ProgrammeStatsRow) GetAdjusted() int64 {
+	if x != nil {
+		return x.Adjusted
+	}
+	return 0
+}
+
+func (x *ProgrammeStatsRow) GetShortfall() int64 {
+	if x != nil {
+		return x.Shortfall
+	}
+	return 0
+}
+
 type GetProgrammeStatsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Rows          []*ProgrammeStatsRow   `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
@@ -1273,7 +1408,7 @@ type GetProgrammeStatsResponse struct {
 
 func (x *GetProgrammeStatsResponse) Reset() {
 	*x = GetProgrammeStatsResponse{}
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[18]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1285,7 +1420,7 @@ func (x *GetProgrammeStatsResponse) String() string {
 func (*GetProgrammeStatsResponse) ProtoMessage() {}
 
 func (x *GetProgrammeStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[18]
+	mi := &file_boomerang_ledger_v1_ledger_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1298,7 +1433,7 @@ func (x *GetProgrammeStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProgrammeStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetProgrammeStatsResponse) Descriptor() ([]byte, []int) {
-	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{18}
+	return file_boomerang_ledger_v1_ledger_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetProgrammeStatsResponse) GetRows() []*ProgrammeStatsRow {
@@ -1319,7 +1454,7 @@ var File_boomerang_ledger_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_boomerang_ledger_v1_ledger_proto_rawDesc = "" +
 	"\n" +
-	" boomerang/ledger/v1/ledger.proto\x12\x13boomerang.ledger.v1\x1a boomerang/common/v1/common.proto\x1a boomerang/ingest/v1/ingest.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\x02\n" +
+	" boomerang/ledger/v1/ledger.proto\x12\x13boomerang.ledger.v1\x1a boomerang/common/v1/common.proto\x1a boomerang/ingest/v1/ingest.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\x03\n" +
 	"\x05Entry\x12\x19\n" +
 	"\bentry_id\x18\x01 \x01(\tR\aentryId\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
@@ -1333,7 +1468,15 @@ const file_boomerang_ledger_v1_ledger_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"expires_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"a\n" +
+	"expires_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1c\n" +
+	"\tshortfall\x18\n" +
+	" \x01(\x03R\tshortfall\x12/\n" +
+	"\x04lots\x18\v \x03(\v2\x1b.boomerang.ledger.v1.LotUseR\x04lots\x12\x12\n" +
+	"\x04rule\x18\f \x01(\tR\x04rule\"B\n" +
+	"\x06LotUse\x12 \n" +
+	"\flot_entry_id\x18\x01 \x01(\tR\n" +
+	"lotEntryId\x12\x16\n" +
+	"\x06points\x18\x02 \x01(\x03R\x06points\"a\n" +
 	"\x04Tier\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12E\n" +
 	"\x10qualifying_spend\x18\x02 \x01(\v2\x1a.boomerang.common.v1.MoneyR\x0fqualifyingSpend\"}\n" +
@@ -1341,7 +1484,7 @@ const file_boomerang_ledger_v1_ledger_proto_rawDesc = "" +
 	"\vcustomer_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\n" +
 	"customerId\x12<\n" +
 	"\x14expiring_within_days\x18\x02 \x01(\x05B\n" +
-	"\xbaH\a\x1a\x05\x18\xc2\x1c(\x00R\x12expiringWithinDays\"\xcf\x02\n" +
+	"\xbaH\a\x1a\x05\x18\xc2\x1c(\x00R\x12expiringWithinDays\"\xbb\x03\n" +
 	"\x12GetAccountResponse\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
 	"customerId\x12\x18\n" +
@@ -1350,7 +1493,11 @@ const file_boomerang_ledger_v1_ledger_proto_rawDesc = "" +
 	"\tnext_tier\x18\x04 \x01(\tR\bnextTier\x12G\n" +
 	"\x12spend_to_next_tier\x18\x05 \x01(\v2\x1a.boomerang.common.v1.MoneyR\x0fspendToNextTier\x12'\n" +
 	"\x0fpoints_expiring\x18\x06 \x01(\x03R\x0epointsExpiring\x12@\n" +
-	"\x0enext_expiry_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\fnextExpiryAt\"v\n" +
+	"\x0enext_expiry_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\fnextExpiryAt\x12#\n" +
+	"\rreferral_code\x18\b \x01(\tR\freferralCode\x12\x1c\n" +
+	"\tshortfall\x18\t \x01(\x03R\tshortfall\x12'\n" +
+	"\x0flifetime_earned\x18\n" +
+	" \x01(\x03R\x0elifetimeEarned\"v\n" +
 	"\x12ListEntriesRequest\x12*\n" +
 	"\vcustomer_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\n" +
 	"customerId\x124\n" +
@@ -1377,11 +1524,12 @@ const file_boomerang_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x06points\x18\x04 \x01(\x03B\r\xbaH\n" +
 	"\"\b\x18\x80\x94\xeb\xdc\x03(\x00R\x06points:\x1a\xbaH\x17\"\x15\n" +
 	"\treward_id\n" +
-	"\x06points\x10\x01\"g\n" +
+	"\x06points\x10\x01\"\x99\x01\n" +
 	"\x0eRedeemResponse\x12#\n" +
 	"\rredemption_id\x18\x01 \x01(\tR\fredemptionId\x12\x16\n" +
 	"\x06points\x18\x02 \x01(\x03R\x06points\x12\x18\n" +
-	"\abalance\x18\x03 \x01(\x03R\abalance\"\xe8\x01\n" +
+	"\abalance\x18\x03 \x01(\x03R\abalance\x120\n" +
+	"\x05entry\x18\x04 \x01(\v2\x1a.boomerang.ledger.v1.EntryR\x05entry\"\xe8\x01\n" +
 	"\rAdjustRequest\x12*\n" +
 	"\vcustomer_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\n" +
 	"customerId\x123\n" +
@@ -1409,14 +1557,16 @@ const file_boomerang_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x18GetProgrammeStatsRequest\x12=\n" +
 	"\x06period\x18\x01 \x01(\x0e2\x1b.boomerang.ledger.v1.PeriodB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06period\x12.\n" +
 	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
-	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"\xde\x01\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"\x98\x02\n" +
 	"\x11ProgrammeStatsRow\x12=\n" +
 	"\fperiod_start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\vperiodStart\x12\x16\n" +
 	"\x06issued\x18\x02 \x01(\x03R\x06issued\x12\x1a\n" +
 	"\bredeemed\x18\x03 \x01(\x03R\bredeemed\x12\x18\n" +
 	"\aexpired\x18\x04 \x01(\x03R\aexpired\x12\x1a\n" +
 	"\breversed\x18\x05 \x01(\x03R\breversed\x12 \n" +
-	"\voutstanding\x18\x06 \x01(\x03R\voutstanding\"y\n" +
+	"\voutstanding\x18\x06 \x01(\x03R\voutstanding\x12\x1a\n" +
+	"\badjusted\x18\a \x01(\x03R\badjusted\x12\x1c\n" +
+	"\tshortfall\x18\b \x01(\x03R\tshortfall\"y\n" +
 	"\x19GetProgrammeStatsResponse\x12:\n" +
 	"\x04rows\x18\x01 \x03(\v2&.boomerang.ledger.v1.ProgrammeStatsRowR\x04rows\x12 \n" +
 	"\voutstanding\x18\x02 \x01(\x03R\voutstanding*\xb4\x01\n" +
@@ -1459,74 +1609,77 @@ func file_boomerang_ledger_v1_ledger_proto_rawDescGZIP() []byte {
 }
 
 var file_boomerang_ledger_v1_ledger_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_boomerang_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_boomerang_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_boomerang_ledger_v1_ledger_proto_goTypes = []any{
 	(EntryKind)(0),                    // 0: boomerang.ledger.v1.EntryKind
 	(Period)(0),                       // 1: boomerang.ledger.v1.Period
 	(*Entry)(nil),                     // 2: boomerang.ledger.v1.Entry
-	(*Tier)(nil),                      // 3: boomerang.ledger.v1.Tier
-	(*GetAccountRequest)(nil),         // 4: boomerang.ledger.v1.GetAccountRequest
-	(*GetAccountResponse)(nil),        // 5: boomerang.ledger.v1.GetAccountResponse
-	(*ListEntriesRequest)(nil),        // 6: boomerang.ledger.v1.ListEntriesRequest
-	(*ListEntriesResponse)(nil),       // 7: boomerang.ledger.v1.ListEntriesResponse
-	(*QuoteOrderRequest)(nil),         // 8: boomerang.ledger.v1.QuoteOrderRequest
-	(*QuoteOrderResponse)(nil),        // 9: boomerang.ledger.v1.QuoteOrderResponse
-	(*QuoteLine)(nil),                 // 10: boomerang.ledger.v1.QuoteLine
-	(*RedeemRequest)(nil),             // 11: boomerang.ledger.v1.RedeemRequest
-	(*RedeemResponse)(nil),            // 12: boomerang.ledger.v1.RedeemResponse
-	(*AdjustRequest)(nil),             // 13: boomerang.ledger.v1.AdjustRequest
-	(*AdjustResponse)(nil),            // 14: boomerang.ledger.v1.AdjustResponse
-	(*Reward)(nil),                    // 15: boomerang.ledger.v1.Reward
-	(*ListRewardsRequest)(nil),        // 16: boomerang.ledger.v1.ListRewardsRequest
-	(*ListRewardsResponse)(nil),       // 17: boomerang.ledger.v1.ListRewardsResponse
-	(*GetProgrammeStatsRequest)(nil),  // 18: boomerang.ledger.v1.GetProgrammeStatsRequest
-	(*ProgrammeStatsRow)(nil),         // 19: boomerang.ledger.v1.ProgrammeStatsRow
-	(*GetProgrammeStatsResponse)(nil), // 20: boomerang.ledger.v1.GetProgrammeStatsResponse
-	(*timestamppb.Timestamp)(nil),     // 21: google.protobuf.Timestamp
-	(*v1.Money)(nil),                  // 22: boomerang.common.v1.Money
-	(*v1.PageRequest)(nil),            // 23: boomerang.common.v1.PageRequest
-	(*v1.PageResponse)(nil),           // 24: boomerang.common.v1.PageResponse
-	(*v11.Order)(nil),                 // 25: boomerang.ingest.v1.Order
+	(*LotUse)(nil),                    // 3: boomerang.ledger.v1.LotUse
+	(*Tier)(nil),                      // 4: boomerang.ledger.v1.Tier
+	(*GetAccountRequest)(nil),         // 5: boomerang.ledger.v1.GetAccountRequest
+	(*GetAccountResponse)(nil),        // 6: boomerang.ledger.v1.GetAccountResponse
+	(*ListEntriesRequest)(nil),        // 7: boomerang.ledger.v1.ListEntriesRequest
+	(*ListEntriesResponse)(nil),       // 8: boomerang.ledger.v1.ListEntriesResponse
+	(*QuoteOrderRequest)(nil),         // 9: boomerang.ledger.v1.QuoteOrderRequest
+	(*QuoteOrderResponse)(nil),        // 10: boomerang.ledger.v1.QuoteOrderResponse
+	(*QuoteLine)(nil),                 // 11: boomerang.ledger.v1.QuoteLine
+	(*RedeemRequest)(nil),             // 12: boomerang.ledger.v1.RedeemRequest
+	(*RedeemResponse)(nil),            // 13: boomerang.ledger.v1.RedeemResponse
+	(*AdjustRequest)(nil),             // 14: boomerang.ledger.v1.AdjustRequest
+	(*AdjustResponse)(nil),            // 15: boomerang.ledger.v1.AdjustResponse
+	(*Reward)(nil),                    // 16: boomerang.ledger.v1.Reward
+	(*ListRewardsRequest)(nil),        // 17: boomerang.ledger.v1.ListRewardsRequest
+	(*ListRewardsResponse)(nil),       // 18: boomerang.ledger.v1.ListRewardsResponse
+	(*GetProgrammeStatsRequest)(nil),  // 19: boomerang.ledger.v1.GetProgrammeStatsRequest
+	(*ProgrammeStatsRow)(nil),         // 20: boomerang.ledger.v1.ProgrammeStatsRow
+	(*GetProgrammeStatsResponse)(nil), // 21: boomerang.ledger.v1.GetProgrammeStatsResponse
+	(*timestamppb.Timestamp)(nil),     // 22: google.protobuf.Timestamp
+	(*v1.Money)(nil),                  // 23: boomerang.common.v1.Money
+	(*v1.PageRequest)(nil),            // 24: boomerang.common.v1.PageRequest
+	(*v1.PageResponse)(nil),           // 25: boomerang.common.v1.PageResponse
+	(*v11.Order)(nil),                 // 26: boomerang.ingest.v1.Order
 }
 var file_boomerang_ledger_v1_ledger_proto_depIdxs = []int32{
 	0,  // 0: boomerang.ledger.v1.Entry.kind:type_name -> boomerang.ledger.v1.EntryKind
-	21, // 1: boomerang.ledger.v1.Entry.created_at:type_name -> google.protobuf.Timestamp
-	21, // 2: boomerang.ledger.v1.Entry.expires_at:type_name -> google.protobuf.Timestamp
-	22, // 3: boomerang.ledger.v1.Tier.qualifying_spend:type_name -> boomerang.common.v1.Money
-	3,  // 4: boomerang.ledger.v1.GetAccountResponse.tier:type_name -> boomerang.ledger.v1.Tier
-	22, // 5: boomerang.ledger.v1.GetAccountResponse.spend_to_next_tier:type_name -> boomerang.common.v1.Money
-	21, // 6: boomerang.ledger.v1.GetAccountResponse.next_expiry_at:type_name -> google.protobuf.Timestamp
-	23, // 7: boomerang.ledger.v1.ListEntriesRequest.page:type_name -> boomerang.common.v1.PageRequest
-	2,  // 8: boomerang.ledger.v1.ListEntriesResponse.entries:type_name -> boomerang.ledger.v1.Entry
-	24, // 9: boomerang.ledger.v1.ListEntriesResponse.page:type_name -> boomerang.common.v1.PageResponse
-	25, // 10: boomerang.ledger.v1.QuoteOrderRequest.order:type_name -> boomerang.ingest.v1.Order
-	10, // 11: boomerang.ledger.v1.QuoteOrderResponse.breakdown:type_name -> boomerang.ledger.v1.QuoteLine
-	2,  // 12: boomerang.ledger.v1.AdjustResponse.entry:type_name -> boomerang.ledger.v1.Entry
-	15, // 13: boomerang.ledger.v1.ListRewardsResponse.rewards:type_name -> boomerang.ledger.v1.Reward
-	1,  // 14: boomerang.ledger.v1.GetProgrammeStatsRequest.period:type_name -> boomerang.ledger.v1.Period
-	21, // 15: boomerang.ledger.v1.GetProgrammeStatsRequest.from:type_name -> google.protobuf.Timestamp
-	21, // 16: boomerang.ledger.v1.GetProgrammeStatsRequest.to:type_name -> google.protobuf.Timestamp
-	21, // 17: boomerang.ledger.v1.ProgrammeStatsRow.period_start:type_name -> google.protobuf.Timestamp
-	19, // 18: boomerang.ledger.v1.GetProgrammeStatsResponse.rows:type_name -> boomerang.ledger.v1.ProgrammeStatsRow
-	4,  // 19: boomerang.ledger.v1.LedgerService.GetAccount:input_type -> boomerang.ledger.v1.GetAccountRequest
-	6,  // 20: boomerang.ledger.v1.LedgerService.ListEntries:input_type -> boomerang.ledger.v1.ListEntriesRequest
-	8,  // 21: boomerang.ledger.v1.LedgerService.QuoteOrder:input_type -> boomerang.ledger.v1.QuoteOrderRequest
-	11, // 22: boomerang.ledger.v1.LedgerService.Redeem:input_type -> boomerang.ledger.v1.RedeemRequest
-	13, // 23: boomerang.ledger.v1.LedgerService.Adjust:input_type -> boomerang.ledger.v1.AdjustRequest
-	16, // 24: boomerang.ledger.v1.LedgerService.ListRewards:input_type -> boomerang.ledger.v1.ListRewardsRequest
-	18, // 25: boomerang.ledger.v1.LedgerService.GetProgrammeStats:input_type -> boomerang.ledger.v1.GetProgrammeStatsRequest
-	5,  // 26: boomerang.ledger.v1.LedgerService.GetAccount:output_type -> boomerang.ledger.v1.GetAccountResponse
-	7,  // 27: boomerang.ledger.v1.LedgerService.ListEntries:output_type -> boomerang.ledger.v1.ListEntriesResponse
-	9,  // 28: boomerang.ledger.v1.LedgerService.QuoteOrder:output_type -> boomerang.ledger.v1.QuoteOrderResponse
-	12, // 29: boomerang.ledger.v1.LedgerService.Redeem:output_type -> boomerang.ledger.v1.RedeemResponse
-	14, // 30: boomerang.ledger.v1.LedgerService.Adjust:output_type -> boomerang.ledger.v1.AdjustResponse
-	17, // 31: boomerang.ledger.v1.LedgerService.ListRewards:output_type -> boomerang.ledger.v1.ListRewardsResponse
-	20, // 32: boomerang.ledger.v1.LedgerService.GetProgrammeStats:output_type -> boomerang.ledger.v1.GetProgrammeStatsResponse
-	26, // [26:33] is the sub-list for method output_type
-	19, // [19:26] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	22, // 1: boomerang.ledger.v1.Entry.created_at:type_name -> google.protobuf.Timestamp
+	22, // 2: boomerang.ledger.v1.Entry.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 3: boomerang.ledger.v1.Entry.lots:type_name -> boomerang.ledger.v1.LotUse
+	23, // 4: boomerang.ledger.v1.Tier.qualifying_spend:type_name -> boomerang.common.v1.Money
+	4,  // 5: boomerang.ledger.v1.GetAccountResponse.tier:type_name -> boomerang.ledger.v1.Tier
+	23, // 6: boomerang.ledger.v1.GetAccountResponse.spend_to_next_tier:type_name -> boomerang.common.v1.Money
+	22, // 7: boomerang.ledger.v1.GetAccountResponse.next_expiry_at:type_name -> google.protobuf.Timestamp
+	24, // 8: boomerang.ledger.v1.ListEntriesRequest.page:type_name -> boomerang.common.v1.PageRequest
+	2,  // 9: boomerang.ledger.v1.ListEntriesResponse.entries:type_name -> boomerang.ledger.v1.Entry
+	25, // 10: boomerang.ledger.v1.ListEntriesResponse.page:type_name -> boomerang.common.v1.PageResponse
+	26, // 11: boomerang.ledger.v1.QuoteOrderRequest.order:type_name -> boomerang.ingest.v1.Order
+	11, // 12: boomerang.ledger.v1.QuoteOrderResponse.breakdown:type_name -> boomerang.ledger.v1.QuoteLine
+	2,  // 13: boomerang.ledger.v1.RedeemResponse.entry:type_name -> boomerang.ledger.v1.Entry
+	2,  // 14: boomerang.ledger.v1.AdjustResponse.entry:type_name -> boomerang.ledger.v1.Entry
+	16, // 15: boomerang.ledger.v1.ListRewardsResponse.rewards:type_name -> boomerang.ledger.v1.Reward
+	1,  // 16: boomerang.ledger.v1.GetProgrammeStatsRequest.period:type_name -> boomerang.ledger.v1.Period
+	22, // 17: boomerang.ledger.v1.GetProgrammeStatsRequest.from:type_name -> google.protobuf.Timestamp
+	22, // 18: boomerang.ledger.v1.GetProgrammeStatsRequest.to:type_name -> google.protobuf.Timestamp
+	22, // 19: boomerang.ledger.v1.ProgrammeStatsRow.period_start:type_name -> google.protobuf.Timestamp
+	20, // 20: boomerang.ledger.v1.GetProgrammeStatsResponse.rows:type_name -> boomerang.ledger.v1.ProgrammeStatsRow
+	5,  // 21: boomerang.ledger.v1.LedgerService.GetAccount:input_type -> boomerang.ledger.v1.GetAccountRequest
+	7,  // 22: boomerang.ledger.v1.LedgerService.ListEntries:input_type -> boomerang.ledger.v1.ListEntriesRequest
+	9,  // 23: boomerang.ledger.v1.LedgerService.QuoteOrder:input_type -> boomerang.ledger.v1.QuoteOrderRequest
+	12, // 24: boomerang.ledger.v1.LedgerService.Redeem:input_type -> boomerang.ledger.v1.RedeemRequest
+	14, // 25: boomerang.ledger.v1.LedgerService.Adjust:input_type -> boomerang.ledger.v1.AdjustRequest
+	17, // 26: boomerang.ledger.v1.LedgerService.ListRewards:input_type -> boomerang.ledger.v1.ListRewardsRequest
+	19, // 27: boomerang.ledger.v1.LedgerService.GetProgrammeStats:input_type -> boomerang.ledger.v1.GetProgrammeStatsRequest
+	6,  // 28: boomerang.ledger.v1.LedgerService.GetAccount:output_type -> boomerang.ledger.v1.GetAccountResponse
+	8,  // 29: boomerang.ledger.v1.LedgerService.ListEntries:output_type -> boomerang.ledger.v1.ListEntriesResponse
+	10, // 30: boomerang.ledger.v1.LedgerService.QuoteOrder:output_type -> boomerang.ledger.v1.QuoteOrderResponse
+	13, // 31: boomerang.ledger.v1.LedgerService.Redeem:output_type -> boomerang.ledger.v1.RedeemResponse
+	15, // 32: boomerang.ledger.v1.LedgerService.Adjust:output_type -> boomerang.ledger.v1.AdjustResponse
+	18, // 33: boomerang.ledger.v1.LedgerService.ListRewards:output_type -> boomerang.ledger.v1.ListRewardsResponse
+	21, // 34: boomerang.ledger.v1.LedgerService.GetProgrammeStats:output_type -> boomerang.ledger.v1.GetProgrammeStatsResponse
+	28, // [28:35] is the sub-list for method output_type
+	21, // [21:28] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_boomerang_ledger_v1_ledger_proto_init() }
@@ -1534,14 +1687,14 @@ func file_boomerang_ledger_v1_ledger_proto_init() {
 	if File_boomerang_ledger_v1_ledger_proto != nil {
 		return
 	}
-	file_boomerang_ledger_v1_ledger_proto_msgTypes[13].OneofWrappers = []any{}
+	file_boomerang_ledger_v1_ledger_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_boomerang_ledger_v1_ledger_proto_rawDesc), len(file_boomerang_ledger_v1_ledger_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
