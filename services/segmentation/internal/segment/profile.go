@@ -151,3 +151,31 @@ func CLVDistribution(values []int64) []Quantile {
 	}
 	return out
 }
+
+// Score is what scoring concluded about one customer: kept in SQL beside
+// the features, so that a change of segment or flags can be told and the
+// hot store rebuilt.
+type Score struct {
+	CustomerID string      `json:"id"`
+	RFM        RFM         `json:"rfm"`
+	Segment    Segment     `json:"segment"`
+	Flags      Flags       `json:"flags"`
+	Prediction *Prediction `json:"prediction,omitempty"`
+	ScoredAt   time.Time   `json:"scored_at"`
+}
+
+// Changed reports whether the segment or flags differ from old's, which is
+// what a segment-changed event announces.
+func (s *Score) Changed(old *Score) bool {
+	if old == nil {
+		return s.Segment != Unscored || s.Flags != 0
+	}
+	return s.Segment != old.Segment || s.Flags != old.Flags
+}
+
+// Profile joins features and score.
+func (s *Score) Profile(f *Features) Profile {
+	p := NewProfile(f, s.RFM, s.Flags, s.Prediction)
+	p.Segment = s.Segment
+	return p
+}

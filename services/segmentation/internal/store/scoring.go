@@ -1,0 +1,219 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
+)
+
+// Customer is one customer as the scoring job reads them.
+type Customer struct {
+	Features *segment.Features
+	Agony    bool
+	// Score is nil for a customer never scored.
+	Score *segment.Score
+}
+
+// Customers reads every customer with their score, in customer id order.
+// The scoring job works on the whole base at once (quintiles and the model
+// fit need it), so it is read in one pass.
+func (s *Store) Customers(ctx context.Context) ([]Customer, error) {
+	rows, err := s.db.R.QueryContext(ctx, `SELECT f.customer_id, f.currency, f.orders, f.total_value, f.discounted_orders, f.refunds,
+		f.refunded_value, f.channels, f.days, f.agony, s.customer_id IS NOT NULL, COALESCE(s.r, 0), COALESCE(s.f, 0), COALESCE(s.m, 0),
+		COALESCE(s.segment, 0), COALESCE(s.flags, 0), COALESCE(s.predicted, 0), COALESCE(s.expected_purchases, 0),
+		COALESCE(s.horizon_days, 0), COALESCE(s.p_alive, 0), COALESCE(s.order_value, 0), COALESCE(s.clv, 0), COALESCE(s.scored_at, 0)
+		FROM seg_features f LEFT JOIN seg_scores s ON s.customer_id = f.customer_id ORDER BY f.customer_id`)
+	if err != nil {
+		return nil, fmt.Errorf("read customers: %w", err)
+	}
+	defer rows.Close()
+	var out []Customer
+	for rows.Next() {
+		f := &segment.Features{}
+		sc := &segment.Score{}
+		var (
+			channels              string
+			days                  []byte
+			agony                 int
+			scored                bool
+			seg, flags, predicted int
+			p                     segment.Prediction
+			at                    int64
+		)
+		if err := rows.Scan(&f.CustomerID, &f.Currency, &f.Orders, &f.TotalValue, &f.DiscountedOrders, &f.Refunds, &f.RefundedValue,
+			&channels, &days, &agony, &scored, &sc.RFM.R, &sc.RFM.F, &sc.RFM.M, &seg, &flags, &predicted, &p.ExpectedPurchases,
+			&p.HorizonDays, &p.PAlive, &p.ExpectedOrderValue, &p.CLV, &at); err != nil {
+			return nil, fmt.Errorf("read customers: %w", err)
+		}
+		if err := json.Unmarshal([]byte(channels), &f.Channels); err != nil {
+			return nil, fmt.Errorf("customer %s channels: %w", f.CustomerID, err)
+		}
+		if f.Days, err = decodeDays(days); err != nil {
+			return nil, fmt.Errorf("customer %s days: %w", f.CustomerID, err)
+		}
+		c := Customer{Features: f, Agony: agony != 0}
+		if scored {
+			sc.CustomerID, sc.Segment, sc.Flags, sc.ScoredAt = f.CustomerID, segment.Segment(seg), segment.Flags(flags), time.UnixMicro(at).UTC()
+			if predicted != 0 {
+				sc.Prediction = &p
+			}
+			c.Score = sc
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read customers: %w", err)
+	}
+	return out, nil
+}
+
+// State is what one scoring run leaves for the next and for the scoring
+// of single customers in between.
+type State struct {
+	ScoredAt     time.Time          `json:"scored_at"`
+	Boundaries   segment.Boundaries `json:"boundaries"`
+	VIPThreshold int64              `json:"vip_threshold"`
+	// VIPByCLV is true when VIPs were ranked by predicted CLV, false when
+	// by spend (no model).
+	VIPByCLV bool               `json:"vip_by_clv"`
+	CLV      []segment.Quantile `json:"clv_distribution,omitempty"`
+}
+
+// ModelRecord is one model fit: the time of the fit, the customers it saw
+// and the fitted model as JSON (the clv package's encoding).
+type ModelRecord struct {
+	FittedAt  time.Time
+	Customers int64
+	Model     json.RawMessage
+}
+
+// Run is the outcome of a scoring run, written in one transaction.
+type Run struct {
+	State State
+	// Model is nil when the run fitted none.
+	Model *ModelRecord
+	// Scores are the customers' new scores; Messages the segment-changed
+	// events they call for.
+	Scores   []segment.Score
+	Messages []outbox.Message
+	Now      time.Time
+}
+
+// SaveRun writes a scoring run.
+func (s *Store) SaveRun(ctx context.Context, r Run) error {
+	state, err := json.Marshal(r.State)
+	if err != nil {
+		return err
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if r.Model != nil {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO seg_models (fitted_at, customers, model) VALUES ($1, $2, $3)",
+				r.Model.FittedAt.UnixMicro(), r.Model.Customers, string(r.Model.Model)); err != nil {
+				return fmt.Errorf("save model: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO seg_scoring (id, scored_at, state) VALUES (1, $1, $2)
+			ON CONFLICT (id) DO UPDATE SET scored_at = excluded.scored_at, state = excluded.state`,
+			r.State.ScoredAt.UnixMicro(), string(state)); err != nil {
+			return fmt.Errorf("save scoring state: %w", err)
+		}
+		if err := writeScores(ctx, tx, s.db.Dialect, r.Scores); err != nil {
+			return err
+		}
+		if len(r.Messages) > 0 {
+			return outbox.Add(ctx, tx, s.db.Dialect, r.Now, r.Messages...)
+		}
+		return nil
+	})
+}
+
+// LoadState returns the last scoring run's state, or ErrNotFound before
+// the first run.
+func (s *Store) LoadState(ctx context.Context) (State, error) {
+	var st State
+	var raw string
+	err := s.db.R.QueryRowContext(ctx, "SELECT state FROM seg_scoring WHERE id = 1").Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, ErrNotFound
+	}
+	if err != nil {
+		return st, fmt.Errorf("load scoring state: %w", err)
+	}
+	if err := json.Unmarshal([]byte(raw), &st); err != nil {
+		return st, fmt.Errorf("load scoring state: %w", err)
+	}
+	return st, nil
+}
+
+// LatestModel returns the most recent fit, or ErrNotFound.
+func (s *Store) LatestModel(ctx context.Context) (ModelRecord, error) {
+	var m ModelRecord
+	var at int64
+	var raw string
+	err := s.db.R.QueryRowContext(ctx, "SELECT fitted_at, customers, model FROM seg_models ORDER BY seq DESC LIMIT 1").Scan(&at, &m.Customers, &raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, ErrNotFound
+	}
+	if err != nil {
+		return m, fmt.Errorf("load model: %w", err)
+	}
+	m.FittedAt, m.Model = time.UnixMicro(at).UTC(), json.RawMessage(raw)
+	return m, nil
+}
+
+// SetAgony marks or clears a customer's agony and rescores them in the same
+// transaction. It is the hook for the feedback service's agony events: its
+// consumer calls it when they exist. A customer segmentation has not seen
+// yet returns ErrNotFound: agony is about customers who ordered.
+func (s *Store) SetAgony(ctx context.Context, customerID string, on bool, now time.Time, rescore Rescorer) (*Update, error) {
+	var u *Update
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		u = nil
+		var f *segment.Features
+		err := query(ctx, tx, "SELECT "+featureColumns+" FROM seg_features WHERE customer_id = $1"+s.db.Dialect.ForUpdate(), []any{customerID},
+			func(rows *sql.Rows) error {
+				var err error
+				f, _, err = scanFeatures(rows)
+				return err
+			})
+		if err != nil {
+			return fmt.Errorf("load features: %w", err)
+		}
+		if f == nil {
+			return ErrNotFound
+		}
+		var old *segment.Score
+		err = query(ctx, tx, "SELECT "+scoreColumns+" FROM seg_scores WHERE customer_id = $1", []any{customerID},
+			func(rows *sql.Rows) error {
+				var err error
+				old, err = scanScore(rows)
+				return err
+			})
+		if err != nil {
+			return fmt.Errorf("load score: %w", err)
+		}
+		a := 0
+		if on {
+			a = 1
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE seg_features SET agony = $1, updated_at = $2 WHERE customer_id = $3", a, now.UnixMicro(), customerID); err != nil {
+			return fmt.Errorf("set agony: %w", err)
+		}
+		sc, msgs := rescore(f, on, old)
+		if err := writeScores(ctx, tx, s.db.Dialect, []segment.Score{sc}); err != nil {
+			return err
+		}
+		u = &Update{Features: f, Old: old, New: sc}
+		if len(msgs) > 0 {
+			return outbox.Add(ctx, tx, s.db.Dialect, now, msgs...)
+		}
+		return nil
+	})
+	return u, err
+}

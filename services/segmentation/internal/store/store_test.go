@@ -1,0 +1,278 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/store"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+// backends runs the contract suite against both databases.
+var backends = []struct {
+	name string
+	url  func(tb testing.TB) string
+}{
+	{"sqlite", func(tb testing.TB) string { return "sqlite:" + filepath.Join(tb.TempDir(), "segmentation.db") }},
+	{"postgres", testkit.Postgres},
+}
+
+func openStore(tb testing.TB, url string) *store.Store {
+	tb.Helper()
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	st, err := store.Open(ctx, db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st
+}
+
+var t0 = time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
+
+func paid(id, customer, order string, at time.Time, value int64) segment.Event {
+	return segment.Event{ID: id, Kind: segment.Paid, CustomerID: customer, Source: "shop", OrderID: order, Channel: "web",
+		OccurredAt: at, BaseTotal: value, Currency: "EUR"}
+}
+
+// countingRescorer scores by order count and emits one message per change,
+// so that the tests see what the store hands it and writes.
+func countingRescorer(calls *[]string) store.Rescorer {
+	return func(f *segment.Features, agony bool, old *segment.Score) (segment.Score, []outbox.Message) {
+		*calls = append(*calls, f.CustomerID)
+		sc := segment.Score{CustomerID: f.CustomerID, RFM: segment.RFM{R: 1, F: int(min(f.Orders, 5)), M: 1}, ScoredAt: t0}
+		sc.Segment = segment.Of(sc.RFM)
+		if agony {
+			sc.Flags |= segment.Agony
+		}
+		if f.Orders > 0 {
+			sc.Prediction = &segment.Prediction{ExpectedPurchases: 1.5, HorizonDays: 365, PAlive: 0.75, ExpectedOrderValue: 1234, CLV: 5678}
+		}
+		var msgs []outbox.Message
+		if sc.Changed(old) {
+			msgs = append(msgs, outbox.Message{ID: fmt.Sprintf("seg-%s-%d-%d", f.CustomerID, sc.Segment, sc.Flags), Subject: "test." + f.CustomerID, Data: []byte("x")})
+		}
+		return sc, msgs
+	}
+}
+
+func outboxCount(tb testing.TB, st *store.Store) int {
+	tb.Helper()
+	var n int
+	if err := st.DB().W.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM outbox").Scan(&n); err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+func TestStoreContract(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Run("apply", func(t *testing.T) { testApply(t, openStore(t, be.url(t))) })
+			t.Run("idempotent", func(t *testing.T) { testIdempotent(t, openStore(t, be.url(t))) })
+			t.Run("runs and models", func(t *testing.T) { testRun(t, openStore(t, be.url(t))) })
+			t.Run("agony", func(t *testing.T) { testAgony(t, openStore(t, be.url(t))) })
+			t.Run("large batch", func(t *testing.T) { testLargeBatch(t, openStore(t, be.url(t))) })
+		})
+	}
+}
+
+func testApply(t *testing.T, st *store.Store) {
+	ctx := context.Background()
+	var calls []string
+	b1 := store.Batch{Now: t0, Events: []segment.Event{
+		paid("e1", "alice", "o1", t0, 5000),
+		paid("e2", "bob", "o2", t0, 700),
+		paid("e3", "alice", "o3", t0.AddDate(0, 0, 3), 3000),
+		// In order within the batch: the refund sees the order paid above.
+		{ID: "e4", Kind: segment.Refunded, CustomerID: "alice", Source: "shop", OrderID: "o3", RefundedTotal: 1000},
+	}}
+	ups, applied, err := st.Apply(ctx, b1, countingRescorer(&calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied != 4 || len(ups) != 2 || !reflect.DeepEqual(calls, []string{"alice", "bob"}) {
+		t.Fatalf("applied %d, updates %d, rescored %v", applied, len(ups), calls)
+	}
+	if outboxCount(t, st) != 2 {
+		t.Errorf("outbox has %d messages, want 2", outboxCount(t, st))
+	}
+	// A later batch sees the orders and scores of the first: a cancellation
+	// takes back exactly the order, and the rescorer gets the old score.
+	var old *segment.Score
+	_, _, err = st.Apply(ctx, store.Batch{Now: t0, Events: []segment.Event{
+		{ID: "e5", Kind: segment.Cancelled, CustomerID: "alice", Source: "shop", OrderID: "o1"},
+	}}, func(f *segment.Features, agony bool, o *segment.Score) (segment.Score, []outbox.Message) {
+		old = o
+		return countingRescorer(&calls)(f, agony, o)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old == nil || old.RFM.F != 2 || old.Prediction == nil || old.Prediction.CLV != 5678 {
+		t.Errorf("old score %+v", old)
+	}
+	cs, err := st.Customers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 2 {
+		t.Fatalf("%d customers", len(cs))
+	}
+	a := cs[0].Features
+	if a.CustomerID != "alice" || a.Orders != 1 || a.TotalValue != 2000 || a.Refunds != 1 || a.RefundedValue != 1000 ||
+		len(a.Days) != 1 || a.Days[0].Day != segment.DayNumber(t0.AddDate(0, 0, 3)) || !reflect.DeepEqual(a.Channels, map[string]int64{"web": 1}) {
+		t.Errorf("alice %+v", a)
+	}
+	if cs[0].Score == nil || cs[0].Score.RFM.F != 1 || cs[1].Score == nil || cs[1].Score.Segment != segment.Lost {
+		t.Errorf("scores %+v %+v", cs[0].Score, cs[1].Score)
+	}
+	if !cs[0].Score.ScoredAt.Equal(t0) {
+		t.Errorf("scored at %v", cs[0].Score.ScoredAt)
+	}
+}
+
+func testIdempotent(t *testing.T, st *store.Store) {
+	ctx := context.Background()
+	var calls []string
+	b := store.Batch{Now: t0, Events: []segment.Event{
+		paid("e1", "alice", "o1", t0, 5000),
+		paid("e1", "alice", "o1", t0, 5000), // duplicate publish inside the batch
+		paid("e2", "alice", "o2", t0.AddDate(0, 0, 1), 1000),
+	}}
+	if _, applied, err := st.Apply(ctx, b, countingRescorer(&calls)); err != nil || applied != 2 {
+		t.Fatalf("applied %d, %v", applied, err)
+	}
+	before, _ := st.Customers(ctx)
+	ups, applied, err := st.Apply(ctx, b, countingRescorer(&calls))
+	if err != nil || applied != 0 || len(ups) != 0 {
+		t.Fatalf("redelivery applied %d, updated %d, %v", applied, len(ups), err)
+	}
+	after, _ := st.Customers(ctx)
+	if !reflect.DeepEqual(before, after) {
+		t.Errorf("redelivery changed state:\n%+v\n%+v", before[0].Features, after[0].Features)
+	}
+	if after[0].Features.Orders != 2 || after[0].Features.TotalValue != 6000 {
+		t.Errorf("features %+v", after[0].Features)
+	}
+	// A failed transaction leaves nothing behind.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := st.Apply(cctx, store.Batch{Now: t0, Events: []segment.Event{paid("e9", "carol", "o9", t0, 1)}}, countingRescorer(&calls)); err == nil {
+		t.Fatal("apply with a cancelled context succeeded")
+	}
+	if cs, _ := st.Customers(ctx); len(cs) != 1 {
+		t.Errorf("failed batch left %d customers", len(cs))
+	}
+}
+
+func testRun(t *testing.T, st *store.Store) {
+	ctx := context.Background()
+	if _, err := st.LoadState(ctx); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("state before any run: %v", err)
+	}
+	if _, err := st.LatestModel(ctx); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("model before any fit: %v", err)
+	}
+	var calls []string
+	if _, _, err := st.Apply(ctx, store.Batch{Now: t0, Events: []segment.Event{paid("e1", "alice", "o1", t0, 5000)}}, countingRescorer(&calls)); err != nil {
+		t.Fatal(err)
+	}
+	state := store.State{ScoredAt: t0, VIPThreshold: 99, VIPByCLV: true,
+		Boundaries: segment.Boundaries{Recency: segment.Quintiles{1, 2, 3, 4}, Customers: 1},
+		CLV:        []segment.Quantile{{Q: 0.5, Value: 10}}}
+	for i, fitted := range []time.Time{t0, t0.Add(time.Hour)} {
+		model := json.RawMessage(fmt.Sprintf(`{"fit":%d}`, i))
+		err := st.SaveRun(ctx, store.Run{State: state, Now: fitted, Model: &store.ModelRecord{FittedAt: fitted, Customers: 1, Model: model},
+			Scores:   []segment.Score{{CustomerID: "alice", RFM: segment.RFM{R: 5, F: 5, M: 5}, Segment: segment.Champions, Flags: segment.VIP, ScoredAt: fitted}},
+			Messages: []outbox.Message{{ID: fmt.Sprintf("run-%d", i), Subject: "test.alice", Data: []byte("x")}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := st.LoadState(ctx)
+	if err != nil || !reflect.DeepEqual(got, state) {
+		t.Errorf("state %+v, %v; want %+v", got, err, state)
+	}
+	m, err := st.LatestModel(ctx)
+	if err != nil || !m.FittedAt.Equal(t0.Add(time.Hour)) || string(m.Model) != `{"fit":1}` || m.Customers != 1 {
+		t.Errorf("latest model %+v %s, %v", m, m.Model, err)
+	}
+	cs, _ := st.Customers(ctx)
+	if cs[0].Score.Segment != segment.Champions || cs[0].Score.Flags != segment.VIP || cs[0].Score.Prediction != nil {
+		t.Errorf("score after run %+v", cs[0].Score)
+	}
+	if n := outboxCount(t, st); n != 3 {
+		t.Errorf("outbox %d, want 3", n)
+	}
+}
+
+func testAgony(t *testing.T, st *store.Store) {
+	ctx := context.Background()
+	var calls []string
+	if _, err := st.SetAgony(ctx, "nobody", true, t0, countingRescorer(&calls)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("agony of an unknown customer: %v", err)
+	}
+	if _, _, err := st.Apply(ctx, store.Batch{Now: t0, Events: []segment.Event{paid("e1", "alice", "o1", t0, 5000)}}, countingRescorer(&calls)); err != nil {
+		t.Fatal(err)
+	}
+	u, err := st.SetAgony(ctx, "alice", true, t0, countingRescorer(&calls))
+	if err != nil || u.New.Flags&segment.Agony == 0 || u.Old == nil || u.Old.Flags&segment.Agony != 0 {
+		t.Fatalf("set agony: %+v, %v", u, err)
+	}
+	// Agony survives later order events.
+	if _, _, err := st.Apply(ctx, store.Batch{Now: t0, Events: []segment.Event{paid("e2", "alice", "o2", t0, 100)}}, countingRescorer(&calls)); err != nil {
+		t.Fatal(err)
+	}
+	cs, _ := st.Customers(ctx)
+	if !cs[0].Agony || cs[0].Score.Flags&segment.Agony == 0 {
+		t.Errorf("agony lost: %+v %+v", cs[0].Agony, cs[0].Score)
+	}
+}
+
+func testLargeBatch(t *testing.T, st *store.Store) {
+	ctx := context.Background()
+	var evs []segment.Event
+	for i := 0; i < 3000; i++ {
+		c := fmt.Sprintf("c%04d", i%700)
+		evs = append(evs, paid(fmt.Sprintf("e%d", i), c, fmt.Sprintf("o%d", i), t0.AddDate(0, 0, i%40), int64(100+i)))
+	}
+	var calls []string
+	ups, applied, err := st.Apply(ctx, store.Batch{Now: t0, Events: evs}, countingRescorer(&calls))
+	if err != nil || applied != 3000 || len(ups) != 700 {
+		t.Fatalf("applied %d, updates %d, %v", applied, len(ups), err)
+	}
+	cs, err := st.Customers(ctx)
+	if err != nil || len(cs) != 700 {
+		t.Fatalf("%d customers, %v", len(cs), err)
+	}
+	var orders int64
+	for _, c := range cs {
+		orders += c.Features.Orders
+		for i := 1; i < len(c.Features.Days); i++ {
+			if c.Features.Days[i].Day <= c.Features.Days[i-1].Day {
+				t.Fatalf("%s days out of order: %+v", c.Features.CustomerID, c.Features.Days)
+			}
+		}
+	}
+	if orders != 3000 {
+		t.Errorf("orders %d, want 3000", orders)
+	}
+}
