@@ -1,0 +1,109 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/config"
+	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
+	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
+	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/pkg/telemetry"
+)
+
+// Env is what a standalone service binary is given to build its service.
+type Env struct {
+	Config    config.Source
+	DB        *sqldb.DB
+	JetStream jetstream.JetStream
+	Log       *slog.Logger
+	Telemetry *telemetry.Telemetry
+}
+
+// Standalone is the main of a service's own binary in the distributed
+// deployment: "healthcheck" as the first argument asks a running
+// instance's /healthz; otherwise it reads the common variables (NATS_URL,
+// BOOMERANG_GRPC_ADDR, BOOMERANG_HTTP_ADDR, BOOMERANG_API_TOKENS, TLS,
+// OpenTelemetry, log level), opens the database named by dbVar, builds the
+// service and serves it until ctx ends. It returns the process exit code.
+func Standalone(ctx context.Context, name, dbVar, dbDefault string, args []string, env config.Source,
+	build func(ctx context.Context, e Env) (Service, error)) int {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		addr := config.NewReader(env).String("BOOMERANG_HTTP_ADDR", ":7480")
+		if err := CheckHealth(addr); err != nil {
+			fmt.Fprintln(os.Stderr, name+": unhealthy:", err)
+			return 1
+		}
+		return 0
+	}
+	if err := standalone(ctx, name, dbVar, dbDefault, env, build); err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		return 1
+	}
+	return 0
+}
+
+func standalone(ctx context.Context, name, dbVar, dbDefault string, env config.Source, build func(ctx context.Context, e Env) (Service, error)) error {
+	r := config.NewReader(env)
+	natsURL := r.String("NATS_URL", "")
+	dbURL := r.String(dbVar, dbDefault)
+	grpcAddr := r.String("BOOMERANG_GRPC_ADDR", ":7443")
+	httpAddr := r.String("BOOMERANG_HTTP_ADDR", ":7480")
+	tokenSpec := r.String("BOOMERANG_API_TOKENS", "")
+	otlp := r.String("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	otlpInsecure := r.Bool("OTEL_EXPORTER_OTLP_INSECURE", true)
+	certFile := r.String("BOOMERANG_TLS_CERT_FILE", "")
+	keyFile := r.String("BOOMERANG_TLS_KEY_FILE", "")
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(r.String("BOOMERANG_LOG_LEVEL", "info"))); err != nil {
+		r.Fail("BOOMERANG_LOG_LEVEL", "want debug, info, warn or error")
+	}
+	if natsURL == "" {
+		r.Fail("NATS_URL", "required")
+	}
+	if err := r.Err(); err != nil {
+		return err
+	}
+	tokens, err := grpcx.ParseTokens(tokenSpec)
+	if err != nil {
+		return fmt.Errorf("BOOMERANG_API_TOKENS: %w", err)
+	}
+	if tokens.Len() == 0 {
+		return errors.New("BOOMERANG_API_TOKENS: required")
+	}
+	log := telemetry.NewLogger(os.Stderr, level)
+	tel, err := telemetry.Setup(ctx, telemetry.Options{Service: name, OTLPEndpoint: otlp, OTLPInsecure: otlpInsecure})
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.Background())
+	nc, js, err := natsx.Connect(natsURL, name, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	defer nc.Drain()
+	db, err := sqldb.Open(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	svc, err := build(ctx, Env{Config: env, DB: db, JetStream: js, Log: log, Telemetry: tel})
+	if err != nil {
+		return err
+	}
+	h, err := New(Options{
+		GRPCAddr: grpcAddr, HTTPAddr: httpAddr, Tokens: tokens, Log: log, Telemetry: tel,
+		TLSCertFile: certFile, TLSKeyFile: keyFile,
+	}, svc)
+	if err != nil {
+		return err
+	}
+	log.Info(name+" started", "grpc", h.GRPCAddr(), "http", h.HTTPAddr())
+	return h.Run(ctx)
+}

@@ -1,0 +1,31 @@
+// Command ledger runs points-ledger on its own, for the distributed
+// deployment: it needs NATS_URL, LEDGER_DATABASE_URL and
+// BOOMERANG_API_TOKENS. "ledger healthcheck" asks a running instance's
+// /healthz and exits 0 when it is healthy.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/config"
+	"github.com/boomerang-loyalty/boomerang/pkg/host"
+	"github.com/boomerang-loyalty/boomerang/services/ledger/service"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := host.Standalone(ctx, service.Name, "LEDGER_DATABASE_URL", "", os.Args[1:], config.Environ(),
+		func(ctx context.Context, e host.Env) (host.Service, error) {
+			cfg, err := service.LoadConfig(e.Config)
+			if err != nil {
+				return nil, err
+			}
+			return service.New(ctx, cfg, service.Deps{DB: e.DB, JetStream: e.JetStream, Log: e.Log,
+				Tracer: e.Telemetry.Tracer, Meter: e.Telemetry.Meter})
+		})
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,121 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
+	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
+	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
+	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/store"
+)
+
+// Programme returns the programme in force (it may be reloaded).
+type Programme func() *ledger.Programme
+
+// Consumer applies batches of canonical order events to the ledger.
+type Consumer struct {
+	store     *store.Store
+	programme Programme
+	log       *slog.Logger
+	tracer    trace.Tracer
+	applied   metric.Int64Counter
+	batch     metric.Float64Histogram
+	delay     metric.Float64Histogram
+	onCommit  atomic.Pointer[func()]
+}
+
+// NewConsumer returns the consumer; natsx.BatchConsumer feeds it.
+func NewConsumer(st *store.Store, p Programme, log *slog.Logger, tp trace.TracerProvider, meter metric.Meter) (*Consumer, error) {
+	applied, err := meter.Int64Counter("boomerang.ledger.order_events",
+		metric.WithDescription("Order events the ledger consumed, by outcome"))
+	if err != nil {
+		return nil, err
+	}
+	batch, err := meter.Float64Histogram("boomerang.ledger.batch.duration",
+		metric.WithDescription("Time to apply one batch of order events in its transaction"), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+	if err != nil {
+		return nil, err
+	}
+	delay, err := meter.Float64Histogram("boomerang.ledger.delay",
+		metric.WithDescription("Time from an order event's publish to the commit of its points"), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+	if err != nil {
+		return nil, err
+	}
+	return &Consumer{store: st, programme: p, log: log, tracer: tp.Tracer("boomerang/ledger/consumer"),
+		applied: applied, batch: batch, delay: delay}, nil
+}
+
+// OnCommit sets a function called after each committed batch (the relay's
+// Notify).
+func (c *Consumer) OnCommit(fn func()) { c.onCommit.Store(&fn) }
+
+// Handle is a natsx.BatchHandler. A message that is not a canonical order
+// event is dead-lettered with the reason in the batch's transaction; an
+// error leaves the batch to be tried again in place.
+func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg, attempt int) ([]jetstream.Msg, error) {
+	in := make([]store.Input, 0, len(msgs))
+	var dead []outbox.Message
+	spans := make([]trace.Span, 0, len(msgs))
+	defer func() {
+		for _, s := range spans {
+			s.End()
+		}
+	}()
+	for _, m := range msgs {
+		mctx, span := c.tracer.Start(natsx.ExtractTrace(ctx, m.Headers()), "apply order event",
+			trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(attribute.String("messaging.destination.name", m.Subject())))
+		spans = append(spans, span)
+		ev, err := orderbus.Decode(m)
+		if err != nil {
+			span.SetStatus(codes.Error, "not an order event")
+			dead = append(dead, orderbus.DeadLetter(m, "ledger", "orders", "invalid_event", err.Error()))
+			continue
+		}
+		in = append(in, store.Input{Ctx: mctx, Event: ev})
+	}
+	start := time.Now()
+	out, err := c.store.ApplyOrders(ctx, c.programme(), in, dead)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return nil, err
+		}
+		c.log.ErrorContext(ctx, "order events not applied", "size", len(msgs), "attempt", attempt, "error", err)
+		return nil, err
+	}
+	now := time.Now()
+	c.batch.Record(ctx, now.Sub(start).Seconds())
+	var applied, dup int64
+	for _, o := range out {
+		if o == store.Duplicate {
+			dup++
+		} else {
+			applied++
+		}
+	}
+	c.applied.Add(ctx, applied, metric.WithAttributes(attribute.String("outcome", "applied")))
+	c.applied.Add(ctx, dup, metric.WithAttributes(attribute.String("outcome", "duplicate")))
+	c.applied.Add(ctx, int64(len(dead)), metric.WithAttributes(attribute.String("outcome", "dead_letter")))
+	for _, m := range msgs {
+		if meta, err := m.Metadata(); err == nil {
+			c.delay.Record(ctx, now.Sub(meta.Timestamp).Seconds())
+		}
+	}
+	if fn := c.onCommit.Load(); fn != nil {
+		(*fn)()
+	}
+	return nil, nil
+}

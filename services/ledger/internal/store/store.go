@@ -1,0 +1,367 @@
+// Package store keeps points-ledger's facts in SQL (PostgreSQL or SQLite):
+// accounts, the append-only entries, earned lots and what used them,
+// qualifying spend, paid orders, applied order events, reward stock, and
+// the outbox of ledger events. Every change loads the accounts it touches
+// (locked on PostgreSQL), lets the domain change them, and writes what
+// changed in the same transaction.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Encoder turns a domain event into its outbox message; ctx carries the
+// trace the event continues.
+type Encoder func(ctx context.Context, ev ledger.Event) (outbox.Message, error)
+
+// Store is points-ledger's database.
+type Store struct {
+	db     *sqldb.DB
+	encode Encoder
+	now    func() time.Time
+}
+
+// Open migrates db and returns the store.
+func Open(ctx context.Context, db *sqldb.DB, encode Encoder, now func() time.Time, log *slog.Logger) (*Store, error) {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if err := sqldb.Migrate(ctx, db, "ledger", sub, log); err != nil {
+		return nil, err
+	}
+	if err := sqldb.Migrate(ctx, db, "outbox", outbox.Migrations(), log); err != nil {
+		return nil, err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{db: db, encode: encode, now: now}, nil
+}
+
+// DB returns the underlying database.
+func (s *Store) DB() *sqldb.DB { return s.db }
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+// unit is the accounts and orders one transaction works on.
+type unit struct {
+	s        *Store
+	tx       *sql.Tx
+	p        *ledger.Programme
+	now      time.Time
+	readOnly bool
+	accounts map[string]*ledger.Account
+	orders   map[string]*ledger.Order
+	// events to publish, each with the context it continues.
+	out []pending
+}
+
+type pending struct {
+	ctx context.Context
+	ev  ledger.Event
+}
+
+func (s *Store) newUnit(tx *sql.Tx, p *ledger.Programme, now time.Time) *unit {
+	return &unit{s: s, tx: tx, p: p, now: now, accounts: map[string]*ledger.Account{}, orders: map[string]*ledger.Order{}}
+}
+
+// load reads the accounts of ids not loaded yet, with their open lots and
+// the qualifying spend after spendFrom; on PostgreSQL the account rows are
+// locked until the transaction ends. Accounts that do not exist are
+// created in memory.
+func (u *unit) load(ctx context.Context, ids []string, spendFrom time.Time) error {
+	var want []any
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if _, ok := u.accounts[id]; !ok && !seen[id] {
+			seen[id] = true
+			want = append(want, id)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	d := u.s.db.Dialect
+	return inChunks(want, func(chunk []any) error {
+		in := d.Placeholders(1, len(chunk))
+		rows, err := u.tx.QueryContext(ctx, `SELECT customer_id, balance, lifetime_earned, shortfall, tier, tier_since,
+			reviewed_at, referral_code, referred_by, paid_orders, birth_month, birth_day, last_birthday_year
+			FROM accounts WHERE customer_id IN (`+in+`) ORDER BY customer_id`+u.lock(), chunk...)
+		if err != nil {
+			return fmt.Errorf("load accounts: %w", err)
+		}
+		for rows.Next() {
+			a := &ledger.Account{Exists: true}
+			var since, reviewed int64
+			if err := rows.Scan(&a.CustomerID, &a.Balance, &a.LifetimeEarned, &a.Shortfall, &a.Tier, &since, &reviewed,
+				&a.ReferralCode, &a.ReferredBy, &a.PaidOrders, &a.Birthday.Month, &a.Birthday.Day, &a.LastBirthdayYear); err != nil {
+				rows.Close()
+				return err
+			}
+			a.TierSince, a.ReviewedAt = fromMS(since), fromMS(reviewed)
+			u.accounts[a.CustomerID] = a
+		}
+		if err := closeRows(rows); err != nil {
+			return err
+		}
+		for _, id := range chunk {
+			if _, ok := u.accounts[id.(string)]; !ok {
+				u.accounts[id.(string)] = ledger.NewAccount(u.p, id.(string), u.now)
+			}
+		}
+		rows, err = u.tx.QueryContext(ctx, `SELECT customer_id, lot_id, points, remaining, earned_at, expires_at, order_key, warned
+			FROM lots WHERE customer_id IN (`+in+`) AND remaining > 0`, chunk...)
+		if err != nil {
+			return fmt.Errorf("load lots: %w", err)
+		}
+		for rows.Next() {
+			var cust string
+			var earned, expires int64
+			var warned int
+			l := &ledger.Lot{}
+			if err := rows.Scan(&cust, &l.ID, &l.Points, &l.Remaining, &earned, &expires, &l.OrderKey, &warned); err != nil {
+				rows.Close()
+				return err
+			}
+			l.EarnedAt, l.ExpiresAt, l.Warned = fromMS(earned), fromMS(expires), warned != 0
+			a := u.accounts[cust]
+			a.Lots = append(a.Lots, l)
+		}
+		if err := closeRows(rows); err != nil {
+			return err
+		}
+		args := append(append([]any{}, chunk...), ms(spendFrom))
+		rows, err = u.tx.QueryContext(ctx, `SELECT customer_id, ref, at, amount FROM spend
+			WHERE customer_id IN (`+in+`) AND at > `+d.Placeholders(len(chunk)+1, 1), args...)
+		if err != nil {
+			return fmt.Errorf("load spend: %w", err)
+		}
+		for rows.Next() {
+			var cust string
+			var sp ledger.Spend
+			var at int64
+			if err := rows.Scan(&cust, &sp.Ref, &at, &sp.Amount); err != nil {
+				rows.Close()
+				return err
+			}
+			sp.At = fromMS(at)
+			a := u.accounts[cust]
+			a.Spend = append(a.Spend, sp)
+		}
+		if err := closeRows(rows); err != nil {
+			return err
+		}
+		for _, id := range chunk {
+			sortLots(u.accounts[id.(string)])
+		}
+		return nil
+	})
+}
+
+func sortLots(a *ledger.Account) { ledger.SortLots(a) }
+
+// lock is the locking suffix of the account query: PostgreSQL locks the
+// rows of a writing transaction, in key order so that transactions never
+// deadlock on each other.
+func (u *unit) lock() string {
+	if u.readOnly {
+		return ""
+	}
+	return u.s.db.Dialect.ForUpdate()
+}
+
+// loadOrders reads paid orders by key ("source/order_id").
+func (u *unit) loadOrders(ctx context.Context, keys [][2]string) error {
+	d := u.s.db.Dialect
+	bySource := map[string][]any{}
+	for _, k := range keys {
+		if _, ok := u.orders[k[0]+"/"+k[1]]; !ok {
+			bySource[k[0]] = append(bySource[k[0]], k[1])
+		}
+	}
+	for src, ids := range bySource {
+		err := inChunks(ids, func(chunk []any) error {
+			args := append([]any{src}, chunk...)
+			rows, err := u.tx.QueryContext(ctx, `SELECT source, order_id, customer_id, base_total, qualifying, proportional,
+				full_points, reversed, refunded, unqualified, closed, paid_at FROM orders
+				WHERE source = `+d.Placeholders(1, 1)+` AND order_id IN (`+d.Placeholders(2, len(chunk))+`)`, args...)
+			if err != nil {
+				return fmt.Errorf("load orders: %w", err)
+			}
+			for rows.Next() {
+				o := &ledger.Order{}
+				var closed int
+				var paid int64
+				if err := rows.Scan(&o.Source, &o.OrderID, &o.CustomerID, &o.BaseTotal, &o.Qualifying, &o.Proportional,
+					&o.Full, &o.Reversed, &o.Refunded, &o.Unqualified, &closed, &paid); err != nil {
+					rows.Close()
+					return err
+				}
+				o.Closed, o.PaidAt = closed != 0, fromMS(paid)
+				u.orders[o.Key()] = o
+			}
+			return closeRows(rows)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// collect moves the events accounts produced into the publish list, with
+// ctx.
+func (u *unit) collect(ctx context.Context, accts ...*ledger.Account) {
+	for _, a := range accts {
+		if a == nil {
+			continue
+		}
+		for _, ev := range a.Events {
+			u.out = append(u.out, pending{ctx: ctx, ev: ev})
+		}
+		a.Events = a.Events[:0]
+	}
+}
+
+// save writes every change of the unit.
+func (u *unit) save(ctx context.Context) error {
+	d := u.s.db.Dialect
+	now := ms(u.now)
+	var accts, entries, uses, lots, spend, orders [][]any
+	for _, a := range u.accounts {
+		if !a.Dirty {
+			continue
+		}
+		accts = append(accts, []any{a.CustomerID, a.Balance, a.LifetimeEarned, a.Shortfall, a.Tier, ms(a.TierSince),
+			ms(a.ReviewedAt), a.ReferralCode, a.ReferredBy, a.PaidOrders, a.Birthday.Month, a.Birthday.Day, a.LastBirthdayYear, now})
+		for _, e := range a.Entries {
+			entries = append(entries, []any{e.ID, e.CustomerID, int(e.Kind), e.Points, e.Shortfall, e.BalanceAfter, e.Rule,
+				e.SourceRef, e.Actor, e.Reason, e.OrderSource, e.OrderID, ms(e.OccurredAt), ms(e.ExpiresAt), now})
+			for _, lu := range e.Uses {
+				uses = append(uses, []any{e.ID, lu.LotID, lu.Points})
+			}
+		}
+		for _, l := range a.Lots {
+			if l.Dirty {
+				w := 0
+				if l.Warned {
+					w = 1
+				}
+				lots = append(lots, []any{l.ID, a.CustomerID, l.Points, l.Remaining, ms(l.EarnedAt), ms(l.ExpiresAt), l.OrderKey, w})
+			}
+		}
+		for _, sp := range a.NewSpend {
+			spend = append(spend, []any{a.CustomerID, sp.Ref, ms(sp.At), sp.Amount})
+		}
+	}
+	for _, o := range u.orders {
+		if o.Dirty {
+			c := 0
+			if o.Closed {
+				c = 1
+			}
+			orders = append(orders, []any{o.Source, o.OrderID, o.CustomerID, o.BaseTotal, o.Qualifying, o.Proportional,
+				o.Full, o.Reversed, o.Refunded, o.Unqualified, c, ms(o.PaidAt)})
+		}
+	}
+	steps := []struct {
+		table, cols, conflict string
+		rows                  [][]any
+	}{
+		{"accounts", "customer_id, balance, lifetime_earned, shortfall, tier, tier_since, reviewed_at, referral_code, referred_by, paid_orders, birth_month, birth_day, last_birthday_year, updated_at",
+			"(customer_id) DO UPDATE SET balance = excluded.balance, lifetime_earned = excluded.lifetime_earned, shortfall = excluded.shortfall, tier = excluded.tier, tier_since = excluded.tier_since, reviewed_at = excluded.reviewed_at, referred_by = excluded.referred_by, paid_orders = excluded.paid_orders, birth_month = excluded.birth_month, birth_day = excluded.birth_day, last_birthday_year = excluded.last_birthday_year, updated_at = excluded.updated_at", accts},
+		{"entries", "entry_id, customer_id, kind, points, shortfall, balance_after, rule, source_ref, actor, reason, order_source, order_id, occurred_at, expires_at, recorded_at", "", entries},
+		{"lot_uses", "entry_id, lot_id, points", "", uses},
+		{"lots", "lot_id, customer_id, points, remaining, earned_at, expires_at, order_key, warned",
+			"(lot_id) DO UPDATE SET remaining = excluded.remaining, warned = excluded.warned", lots},
+		{"spend", "customer_id, ref, at, amount", "", spend},
+		{"orders", "source, order_id, customer_id, base_total, qualifying, proportional, full_points, reversed, refunded, unqualified, closed, paid_at",
+			"(source, order_id) DO UPDATE SET reversed = excluded.reversed, refunded = excluded.refunded, unqualified = excluded.unqualified, closed = excluded.closed", orders},
+	}
+	for _, st := range steps {
+		if err := insertRows(ctx, u.tx, d, st.table, st.cols, st.conflict, st.rows); err != nil {
+			return err
+		}
+	}
+	if len(u.out) == 0 {
+		return nil
+	}
+	msgs := make([]outbox.Message, 0, len(u.out))
+	for _, p := range u.out {
+		m, err := u.s.encode(p.ctx, p.ev)
+		if err != nil {
+			return fmt.Errorf("encode event %s: %w", p.ev.ID, err)
+		}
+		msgs = append(msgs, m)
+	}
+	return outbox.Add(ctx, u.tx, d, u.now, msgs...)
+}
+
+// insertRows writes rows in multi-row statements; conflict, when set, is
+// the ON CONFLICT clause that turns the insert into an upsert. A conflict
+// without one is a unique violation: a concurrent transaction did the same
+// work first, and sqldb.InTx runs the transaction again.
+func insertRows(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, table, cols, conflict string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	width := len(rows[0])
+	per := max(1, 2000/width)
+	for start := 0; start < len(rows); start += per {
+		chunk := rows[start:min(start+per, len(rows))]
+		args := make([]any, 0, len(chunk)*width)
+		for _, r := range chunk {
+			args = append(args, r...)
+		}
+		q := "INSERT INTO " + table + " (" + cols + ") VALUES " + d.Tuples(len(chunk), width)
+		if conflict != "" {
+			q += " ON CONFLICT " + conflict
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("write %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
+func inChunks(ids []any, fn func([]any) error) error {
+	const per = 500
+	for start := 0; start < len(ids); start += per {
+		if err := fn(ids[start:min(start+per, len(ids))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func closeRows(rows *sql.Rows) error {
+	err := rows.Err()
+	return errors.Join(err, rows.Close())
+}
