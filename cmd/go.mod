@@ -6,6 +6,7 @@ require (
 	github.com/boomerang-loyalty/boomerang/pkg v0.0.0
 	github.com/boomerang-loyalty/boomerang/proto v0.0.0
 	github.com/boomerang-loyalty/boomerang/services/ingest v0.0.0
+	github.com/boomerang-loyalty/boomerang/services/ledger v0.0.0
 	github.com/boomerang-loyalty/boomerang/services/segmentation v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
@@ -90,5 +91,6 @@ replace (
 	github.com/boomerang-loyalty/boomerang/pkg => ../pkg
 	github.com/boomerang-loyalty/boomerang/proto => ../proto
 	github.com/boomerang-loyalty/boomerang/services/ingest => ../services/ingest
+	github.com/boomerang-loyalty/boomerang/services/ledger => ../services/ledger
 	github.com/boomerang-loyalty/boomerang/services/segmentation => ../services/segmentation
 )

@@ -20,6 +20,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/config"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
@@ -28,6 +29,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/telemetry"
 	ingest "github.com/boomerang-loyalty/boomerang/services/ingest/service"
+	ledger "github.com/boomerang-loyalty/boomerang/services/ledger/service"
 )
 
 // Config is the runner's own configuration; each service reads its own.
@@ -70,6 +72,8 @@ type Main struct {
 	Config Config
 	// Logs receives the JSON log lines.
 	Logs io.Writer
+	// Ledger is the points-ledger service (tests verify its store).
+	Ledger *ledger.Service
 
 	log       *slog.Logger
 	tel       *telemetry.Telemetry
@@ -150,11 +154,34 @@ func (m *Main) Open(ctx context.Context, env config.Source) (err error) {
 		return err
 	}
 
+	lsvc, err := m.openLedger(ctx, env, js)
+	if err != nil {
+		return err
+	}
+	m.Ledger = lsvc
+
 	m.host, err = host.New(host.Options{
 		GRPCAddr: c.GRPCAddr, HTTPAddr: c.HTTPAddr, Tokens: tokens, Log: m.log, Telemetry: m.tel,
 		TLSCertFile: c.TLSCertFile, TLSKeyFile: c.TLSKeyFile,
-	}, isvc)
+	}, isvc, lsvc)
 	return err
+}
+
+// openLedger starts points-ledger on its SQLite file unless
+// LEDGER_DATABASE_URL names another database.
+func (m *Main) openLedger(ctx context.Context, env config.Source, js jetstream.JetStream) (*ledger.Service, error) {
+	cfg, err := ledger.LoadConfig(withDefaults(env, map[string]string{
+		"LEDGER_DATABASE_URL": "sqlite:" + filepath.Join(m.Config.DataDir, "ledger.db"),
+	}))
+	if err != nil {
+		return nil, err
+	}
+	db, err := sqldb.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	m.dbs = append(m.dbs, db)
+	return ledger.New(ctx, cfg, ledger.Deps{DB: db, JetStream: js, Log: m.log, Tracer: m.tel.Tracer, Meter: m.tel.Meter})
 }
 
 // Run serves until ctx is cancelled.
