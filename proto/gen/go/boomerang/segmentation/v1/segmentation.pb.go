@@ -935,16 +935,74 @@ func (x *SegmentStats) GetTotalClv() *v1.Money {
 	return nil
 }
 
-type GetSegmentStatsResponse struct {
+// ClvQuantile is one point of the distribution of predicted CLV over the
+// customer base: q of the customers have a CLV of at most clv.
+type ClvQuantile struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Segments      []*SegmentStats        `protobuf:"bytes,1,rep,name=segments,proto3" json:"segments,omitempty"`
+	Q             float64                `protobuf:"fixed64,1,opt,name=q,proto3" json:"q,omitempty"`
+	Clv           *v1.Money              `protobuf:"bytes,2,opt,name=clv,proto3" json:"clv,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
+func (x *ClvQuantile) Reset() {
+	*x = ClvQuantile{}
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClvQuantile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClvQuantile) ProtoMessage() {}
+
+func (x *ClvQuantile) ProtoReflect() protoreflect.Message {
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClvQuantile.ProtoReflect.Descriptor instead.
+func (*ClvQuantile) Descriptor() ([]byte, []int) {
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ClvQuantile) GetQ() float64 {
+	if x != nil {
+		return x.Q
+	}
+	return 0
+}
+
+func (x *ClvQuantile) GetClv() *v1.Money {
+	if x != nil {
+		return x.Clv
+	}
+	return nil
+}
+
+type GetSegmentStatsResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Segments []*SegmentStats        `protobuf:"bytes,1,rep,name=segments,proto3" json:"segments,omitempty"`
+	// The distribution of predicted CLV at the last scoring run (empty
+	// before a model is fitted).
+	ClvDistribution []*ClvQuantile         `protobuf:"bytes,2,rep,name=clv_distribution,json=clvDistribution,proto3" json:"clv_distribution,omitempty"`
+	ScoredAt        *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=scored_at,json=scoredAt,proto3" json:"scored_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
 func (x *GetSegmentStatsResponse) Reset() {
 	*x = GetSegmentStatsResponse{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[12]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1014,7 @@ func (x *GetSegmentStatsResponse) String() string {
 func (*GetSegmentStatsResponse) ProtoMessage() {}
 
 func (x *GetSegmentStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[12]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,12 +1027,26 @@ func (x *GetSegmentStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSegmentStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetSegmentStatsResponse) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{12}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetSegmentStatsResponse) GetSegments() []*SegmentStats {
 	if x != nil {
 		return x.Segments
+	}
+	return nil
+}
+
+func (x *GetSegmentStatsResponse) GetClvDistribution() []*ClvQuantile {
+	if x != nil {
+		return x.ClvDistribution
+	}
+	return nil
+}
+
+func (x *GetSegmentStatsResponse) GetScoredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ScoredAt
 	}
 	return nil
 }
@@ -988,7 +1060,7 @@ type GetRepeatPurchaseCurveRequest struct {
 
 func (x *GetRepeatPurchaseCurveRequest) Reset() {
 	*x = GetRepeatPurchaseCurveRequest{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[13]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1072,7 @@ func (x *GetRepeatPurchaseCurveRequest) String() string {
 func (*GetRepeatPurchaseCurveRequest) ProtoMessage() {}
 
 func (x *GetRepeatPurchaseCurveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[13]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1085,7 @@ func (x *GetRepeatPurchaseCurveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepeatPurchaseCurveRequest.ProtoReflect.Descriptor instead.
 func (*GetRepeatPurchaseCurveRequest) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{13}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetRepeatPurchaseCurveRequest) GetMaxOrders() int32 {
@@ -1034,7 +1106,7 @@ type RepeatPurchasePoint struct {
 
 func (x *RepeatPurchasePoint) Reset() {
 	*x = RepeatPurchasePoint{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[14]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1118,7 @@ func (x *RepeatPurchasePoint) String() string {
 func (*RepeatPurchasePoint) ProtoMessage() {}
 
 func (x *RepeatPurchasePoint) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[14]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1131,7 @@ func (x *RepeatPurchasePoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepeatPurchasePoint.ProtoReflect.Descriptor instead.
 func (*RepeatPurchasePoint) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{14}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RepeatPurchasePoint) GetOrders() int32 {
@@ -1092,7 +1164,7 @@ type GetRepeatPurchaseCurveResponse struct {
 
 func (x *GetRepeatPurchaseCurveResponse) Reset() {
 	*x = GetRepeatPurchaseCurveResponse{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[15]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1176,7 @@ func (x *GetRepeatPurchaseCurveResponse) String() string {
 func (*GetRepeatPurchaseCurveResponse) ProtoMessage() {}
 
 func (x *GetRepeatPurchaseCurveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[15]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1189,7 @@ func (x *GetRepeatPurchaseCurveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepeatPurchaseCurveResponse.ProtoReflect.Descriptor instead.
 func (*GetRepeatPurchaseCurveResponse) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{15}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetRepeatPurchaseCurveResponse) GetPoints() []*RepeatPurchasePoint {
@@ -1135,7 +1207,7 @@ type GetModelRequest struct {
 
 func (x *GetModelRequest) Reset() {
 	*x = GetModelRequest{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[16]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1219,7 @@ func (x *GetModelRequest) String() string {
 func (*GetModelRequest) ProtoMessage() {}
 
 func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[16]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1232,7 @@ func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelRequest.ProtoReflect.Descriptor instead.
 func (*GetModelRequest) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{16}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{17}
 }
 
 type BgNbdParameters struct {
@@ -1176,7 +1248,7 @@ type BgNbdParameters struct {
 
 func (x *BgNbdParameters) Reset() {
 	*x = BgNbdParameters{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[17]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1188,7 +1260,7 @@ func (x *BgNbdParameters) String() string {
 func (*BgNbdParameters) ProtoMessage() {}
 
 func (x *BgNbdParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[17]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1201,7 +1273,7 @@ func (x *BgNbdParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BgNbdParameters.ProtoReflect.Descriptor instead.
 func (*BgNbdParameters) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{17}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BgNbdParameters) GetR() float64 {
@@ -1251,7 +1323,7 @@ type GammaGammaParameters struct {
 
 func (x *GammaGammaParameters) Reset() {
 	*x = GammaGammaParameters{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[18]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1335,7 @@ func (x *GammaGammaParameters) String() string {
 func (*GammaGammaParameters) ProtoMessage() {}
 
 func (x *GammaGammaParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[18]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1348,7 @@ func (x *GammaGammaParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GammaGammaParameters.ProtoReflect.Descriptor instead.
 func (*GammaGammaParameters) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{18}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GammaGammaParameters) GetP() float64 {
@@ -1319,7 +1391,7 @@ type GetModelResponse struct {
 
 func (x *GetModelResponse) Reset() {
 	*x = GetModelResponse{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[19]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1403,7 @@ func (x *GetModelResponse) String() string {
 func (*GetModelResponse) ProtoMessage() {}
 
 func (x *GetModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[19]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1416,7 @@ func (x *GetModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelResponse.ProtoReflect.Descriptor instead.
 func (*GetModelResponse) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{19}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetModelResponse) GetBgNbd() *BgNbdParameters {
@@ -1383,7 +1455,7 @@ type RefitRequest struct {
 
 func (x *RefitRequest) Reset() {
 	*x = RefitRequest{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[20]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1467,7 @@ func (x *RefitRequest) String() string {
 func (*RefitRequest) ProtoMessage() {}
 
 func (x *RefitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[20]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1480,7 @@ func (x *RefitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefitRequest.ProtoReflect.Descriptor instead.
 func (*RefitRequest) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{20}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{21}
 }
 
 type RefitResponse struct {
@@ -1420,7 +1492,7 @@ type RefitResponse struct {
 
 func (x *RefitResponse) Reset() {
 	*x = RefitResponse{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[21]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1504,7 @@ func (x *RefitResponse) String() string {
 func (*RefitResponse) ProtoMessage() {}
 
 func (x *RefitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[21]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1517,7 @@ func (x *RefitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefitResponse.ProtoReflect.Descriptor instead.
 func (*RefitResponse) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{21}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RefitResponse) GetModel() *GetModelResponse {
@@ -1519,9 +1591,14 @@ const file_boomerang_segmentation_v1_segmentation_proto_rawDesc = "" +
 	"\tcustomers\x18\x02 \x01(\x03R\tcustomers\x12;\n" +
 	"\vtotal_value\x18\x03 \x01(\v2\x1a.boomerang.common.v1.MoneyR\n" +
 	"totalValue\x127\n" +
-	"\ttotal_clv\x18\x04 \x01(\v2\x1a.boomerang.common.v1.MoneyR\btotalClv\"^\n" +
+	"\ttotal_clv\x18\x04 \x01(\v2\x1a.boomerang.common.v1.MoneyR\btotalClv\"I\n" +
+	"\vClvQuantile\x12\f\n" +
+	"\x01q\x18\x01 \x01(\x01R\x01q\x12,\n" +
+	"\x03clv\x18\x02 \x01(\v2\x1a.boomerang.common.v1.MoneyR\x03clv\"\xea\x01\n" +
 	"\x17GetSegmentStatsResponse\x12C\n" +
-	"\bsegments\x18\x01 \x03(\v2'.boomerang.segmentation.v1.SegmentStatsR\bsegments\"I\n" +
+	"\bsegments\x18\x01 \x03(\v2'.boomerang.segmentation.v1.SegmentStatsR\bsegments\x12Q\n" +
+	"\x10clv_distribution\x18\x02 \x03(\v2&.boomerang.segmentation.v1.ClvQuantileR\x0fclvDistribution\x127\n" +
+	"\tscored_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bscoredAt\"I\n" +
 	"\x1dGetRepeatPurchaseCurveRequest\x12(\n" +
 	"\n" +
 	"max_orders\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\tmaxOrders\"z\n" +
@@ -1602,7 +1679,7 @@ func file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP() []byte {
 }
 
 var file_boomerang_segmentation_v1_segmentation_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_boomerang_segmentation_v1_segmentation_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_boomerang_segmentation_v1_segmentation_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_boomerang_segmentation_v1_segmentation_proto_goTypes = []any{
 	(Segment)(0),                           // 0: boomerang.segmentation.v1.Segment
 	(Flag)(0),                              // 1: boomerang.segmentation.v1.Flag
@@ -1619,67 +1696,71 @@ var file_boomerang_segmentation_v1_segmentation_proto_goTypes = []any{
 	(*TopCustomersResponse)(nil),           // 12: boomerang.segmentation.v1.TopCustomersResponse
 	(*GetSegmentStatsRequest)(nil),         // 13: boomerang.segmentation.v1.GetSegmentStatsRequest
 	(*SegmentStats)(nil),                   // 14: boomerang.segmentation.v1.SegmentStats
-	(*GetSegmentStatsResponse)(nil),        // 15: boomerang.segmentation.v1.GetSegmentStatsResponse
-	(*GetRepeatPurchaseCurveRequest)(nil),  // 16: boomerang.segmentation.v1.GetRepeatPurchaseCurveRequest
-	(*RepeatPurchasePoint)(nil),            // 17: boomerang.segmentation.v1.RepeatPurchasePoint
-	(*GetRepeatPurchaseCurveResponse)(nil), // 18: boomerang.segmentation.v1.GetRepeatPurchaseCurveResponse
-	(*GetModelRequest)(nil),                // 19: boomerang.segmentation.v1.GetModelRequest
-	(*BgNbdParameters)(nil),                // 20: boomerang.segmentation.v1.BgNbdParameters
-	(*GammaGammaParameters)(nil),           // 21: boomerang.segmentation.v1.GammaGammaParameters
-	(*GetModelResponse)(nil),               // 22: boomerang.segmentation.v1.GetModelResponse
-	(*RefitRequest)(nil),                   // 23: boomerang.segmentation.v1.RefitRequest
-	(*RefitResponse)(nil),                  // 24: boomerang.segmentation.v1.RefitResponse
-	(*v1.Money)(nil),                       // 25: boomerang.common.v1.Money
-	(*timestamppb.Timestamp)(nil),          // 26: google.protobuf.Timestamp
-	(*v1.PageRequest)(nil),                 // 27: boomerang.common.v1.PageRequest
-	(*v1.PageResponse)(nil),                // 28: boomerang.common.v1.PageResponse
+	(*ClvQuantile)(nil),                    // 15: boomerang.segmentation.v1.ClvQuantile
+	(*GetSegmentStatsResponse)(nil),        // 16: boomerang.segmentation.v1.GetSegmentStatsResponse
+	(*GetRepeatPurchaseCurveRequest)(nil),  // 17: boomerang.segmentation.v1.GetRepeatPurchaseCurveRequest
+	(*RepeatPurchasePoint)(nil),            // 18: boomerang.segmentation.v1.RepeatPurchasePoint
+	(*GetRepeatPurchaseCurveResponse)(nil), // 19: boomerang.segmentation.v1.GetRepeatPurchaseCurveResponse
+	(*GetModelRequest)(nil),                // 20: boomerang.segmentation.v1.GetModelRequest
+	(*BgNbdParameters)(nil),                // 21: boomerang.segmentation.v1.BgNbdParameters
+	(*GammaGammaParameters)(nil),           // 22: boomerang.segmentation.v1.GammaGammaParameters
+	(*GetModelResponse)(nil),               // 23: boomerang.segmentation.v1.GetModelResponse
+	(*RefitRequest)(nil),                   // 24: boomerang.segmentation.v1.RefitRequest
+	(*RefitResponse)(nil),                  // 25: boomerang.segmentation.v1.RefitResponse
+	(*v1.Money)(nil),                       // 26: boomerang.common.v1.Money
+	(*timestamppb.Timestamp)(nil),          // 27: google.protobuf.Timestamp
+	(*v1.PageRequest)(nil),                 // 28: boomerang.common.v1.PageRequest
+	(*v1.PageResponse)(nil),                // 29: boomerang.common.v1.PageResponse
 }
 var file_boomerang_segmentation_v1_segmentation_proto_depIdxs = []int32{
-	25, // 0: boomerang.segmentation.v1.Features.total_value:type_name -> boomerang.common.v1.Money
-	25, // 1: boomerang.segmentation.v1.Features.average_order_value:type_name -> boomerang.common.v1.Money
-	26, // 2: boomerang.segmentation.v1.Features.first_order_at:type_name -> google.protobuf.Timestamp
-	26, // 3: boomerang.segmentation.v1.Features.last_order_at:type_name -> google.protobuf.Timestamp
-	25, // 4: boomerang.segmentation.v1.Prediction.expected_order_value:type_name -> boomerang.common.v1.Money
-	25, // 5: boomerang.segmentation.v1.Prediction.clv:type_name -> boomerang.common.v1.Money
+	26, // 0: boomerang.segmentation.v1.Features.total_value:type_name -> boomerang.common.v1.Money
+	26, // 1: boomerang.segmentation.v1.Features.average_order_value:type_name -> boomerang.common.v1.Money
+	27, // 2: boomerang.segmentation.v1.Features.first_order_at:type_name -> google.protobuf.Timestamp
+	27, // 3: boomerang.segmentation.v1.Features.last_order_at:type_name -> google.protobuf.Timestamp
+	26, // 4: boomerang.segmentation.v1.Prediction.expected_order_value:type_name -> boomerang.common.v1.Money
+	26, // 5: boomerang.segmentation.v1.Prediction.clv:type_name -> boomerang.common.v1.Money
 	3,  // 6: boomerang.segmentation.v1.GetProfileResponse.features:type_name -> boomerang.segmentation.v1.Features
 	4,  // 7: boomerang.segmentation.v1.GetProfileResponse.rfm:type_name -> boomerang.segmentation.v1.Rfm
 	0,  // 8: boomerang.segmentation.v1.GetProfileResponse.segment:type_name -> boomerang.segmentation.v1.Segment
 	1,  // 9: boomerang.segmentation.v1.GetProfileResponse.flags:type_name -> boomerang.segmentation.v1.Flag
 	5,  // 10: boomerang.segmentation.v1.GetProfileResponse.prediction:type_name -> boomerang.segmentation.v1.Prediction
 	0,  // 11: boomerang.segmentation.v1.ListSegmentMembersRequest.segment:type_name -> boomerang.segmentation.v1.Segment
-	27, // 12: boomerang.segmentation.v1.ListSegmentMembersRequest.page:type_name -> boomerang.common.v1.PageRequest
-	28, // 13: boomerang.segmentation.v1.ListSegmentMembersResponse.page:type_name -> boomerang.common.v1.PageResponse
+	28, // 12: boomerang.segmentation.v1.ListSegmentMembersRequest.page:type_name -> boomerang.common.v1.PageRequest
+	29, // 13: boomerang.segmentation.v1.ListSegmentMembersResponse.page:type_name -> boomerang.common.v1.PageResponse
 	2,  // 14: boomerang.segmentation.v1.TopCustomersRequest.by:type_name -> boomerang.segmentation.v1.Ranking
-	25, // 15: boomerang.segmentation.v1.RankedCustomer.value:type_name -> boomerang.common.v1.Money
+	26, // 15: boomerang.segmentation.v1.RankedCustomer.value:type_name -> boomerang.common.v1.Money
 	11, // 16: boomerang.segmentation.v1.TopCustomersResponse.customers:type_name -> boomerang.segmentation.v1.RankedCustomer
 	0,  // 17: boomerang.segmentation.v1.SegmentStats.segment:type_name -> boomerang.segmentation.v1.Segment
-	25, // 18: boomerang.segmentation.v1.SegmentStats.total_value:type_name -> boomerang.common.v1.Money
-	25, // 19: boomerang.segmentation.v1.SegmentStats.total_clv:type_name -> boomerang.common.v1.Money
-	14, // 20: boomerang.segmentation.v1.GetSegmentStatsResponse.segments:type_name -> boomerang.segmentation.v1.SegmentStats
-	17, // 21: boomerang.segmentation.v1.GetRepeatPurchaseCurveResponse.points:type_name -> boomerang.segmentation.v1.RepeatPurchasePoint
-	20, // 22: boomerang.segmentation.v1.GetModelResponse.bg_nbd:type_name -> boomerang.segmentation.v1.BgNbdParameters
-	21, // 23: boomerang.segmentation.v1.GetModelResponse.gamma_gamma:type_name -> boomerang.segmentation.v1.GammaGammaParameters
-	26, // 24: boomerang.segmentation.v1.GetModelResponse.fitted_at:type_name -> google.protobuf.Timestamp
-	22, // 25: boomerang.segmentation.v1.RefitResponse.model:type_name -> boomerang.segmentation.v1.GetModelResponse
-	6,  // 26: boomerang.segmentation.v1.SegmentationService.GetProfile:input_type -> boomerang.segmentation.v1.GetProfileRequest
-	8,  // 27: boomerang.segmentation.v1.SegmentationService.ListSegmentMembers:input_type -> boomerang.segmentation.v1.ListSegmentMembersRequest
-	10, // 28: boomerang.segmentation.v1.SegmentationService.TopCustomers:input_type -> boomerang.segmentation.v1.TopCustomersRequest
-	13, // 29: boomerang.segmentation.v1.SegmentationService.GetSegmentStats:input_type -> boomerang.segmentation.v1.GetSegmentStatsRequest
-	16, // 30: boomerang.segmentation.v1.SegmentationService.GetRepeatPurchaseCurve:input_type -> boomerang.segmentation.v1.GetRepeatPurchaseCurveRequest
-	19, // 31: boomerang.segmentation.v1.SegmentationService.GetModel:input_type -> boomerang.segmentation.v1.GetModelRequest
-	23, // 32: boomerang.segmentation.v1.SegmentationService.Refit:input_type -> boomerang.segmentation.v1.RefitRequest
-	7,  // 33: boomerang.segmentation.v1.SegmentationService.GetProfile:output_type -> boomerang.segmentation.v1.GetProfileResponse
-	9,  // 34: boomerang.segmentation.v1.SegmentationService.ListSegmentMembers:output_type -> boomerang.segmentation.v1.ListSegmentMembersResponse
-	12, // 35: boomerang.segmentation.v1.SegmentationService.TopCustomers:output_type -> boomerang.segmentation.v1.TopCustomersResponse
-	15, // 36: boomerang.segmentation.v1.SegmentationService.GetSegmentStats:output_type -> boomerang.segmentation.v1.GetSegmentStatsResponse
-	18, // 37: boomerang.segmentation.v1.SegmentationService.GetRepeatPurchaseCurve:output_type -> boomerang.segmentation.v1.GetRepeatPurchaseCurveResponse
-	22, // 38: boomerang.segmentation.v1.SegmentationService.GetModel:output_type -> boomerang.segmentation.v1.GetModelResponse
-	24, // 39: boomerang.segmentation.v1.SegmentationService.Refit:output_type -> boomerang.segmentation.v1.RefitResponse
-	33, // [33:40] is the sub-list for method output_type
-	26, // [26:33] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	26, // 18: boomerang.segmentation.v1.SegmentStats.total_value:type_name -> boomerang.common.v1.Money
+	26, // 19: boomerang.segmentation.v1.SegmentStats.total_clv:type_name -> boomerang.common.v1.Money
+	26, // 20: boomerang.segmentation.v1.ClvQuantile.clv:type_name -> boomerang.common.v1.Money
+	14, // 21: boomerang.segmentation.v1.GetSegmentStatsResponse.segments:type_name -> boomerang.segmentation.v1.SegmentStats
+	15, // 22: boomerang.segmentation.v1.GetSegmentStatsResponse.clv_distribution:type_name -> boomerang.segmentation.v1.ClvQuantile
+	27, // 23: boomerang.segmentation.v1.GetSegmentStatsResponse.scored_at:type_name -> google.protobuf.Timestamp
+	18, // 24: boomerang.segmentation.v1.GetRepeatPurchaseCurveResponse.points:type_name -> boomerang.segmentation.v1.RepeatPurchasePoint
+	21, // 25: boomerang.segmentation.v1.GetModelResponse.bg_nbd:type_name -> boomerang.segmentation.v1.BgNbdParameters
+	22, // 26: boomerang.segmentation.v1.GetModelResponse.gamma_gamma:type_name -> boomerang.segmentation.v1.GammaGammaParameters
+	27, // 27: boomerang.segmentation.v1.GetModelResponse.fitted_at:type_name -> google.protobuf.Timestamp
+	23, // 28: boomerang.segmentation.v1.RefitResponse.model:type_name -> boomerang.segmentation.v1.GetModelResponse
+	6,  // 29: boomerang.segmentation.v1.SegmentationService.GetProfile:input_type -> boomerang.segmentation.v1.GetProfileRequest
+	8,  // 30: boomerang.segmentation.v1.SegmentationService.ListSegmentMembers:input_type -> boomerang.segmentation.v1.ListSegmentMembersRequest
+	10, // 31: boomerang.segmentation.v1.SegmentationService.TopCustomers:input_type -> boomerang.segmentation.v1.TopCustomersRequest
+	13, // 32: boomerang.segmentation.v1.SegmentationService.GetSegmentStats:input_type -> boomerang.segmentation.v1.GetSegmentStatsRequest
+	17, // 33: boomerang.segmentation.v1.SegmentationService.GetRepeatPurchaseCurve:input_type -> boomerang.segmentation.v1.GetRepeatPurchaseCurveRequest
+	20, // 34: boomerang.segmentation.v1.SegmentationService.GetModel:input_type -> boomerang.segmentation.v1.GetModelRequest
+	24, // 35: boomerang.segmentation.v1.SegmentationService.Refit:input_type -> boomerang.segmentation.v1.RefitRequest
+	7,  // 36: boomerang.segmentation.v1.SegmentationService.GetProfile:output_type -> boomerang.segmentation.v1.GetProfileResponse
+	9,  // 37: boomerang.segmentation.v1.SegmentationService.ListSegmentMembers:output_type -> boomerang.segmentation.v1.ListSegmentMembersResponse
+	12, // 38: boomerang.segmentation.v1.SegmentationService.TopCustomers:output_type -> boomerang.segmentation.v1.TopCustomersResponse
+	16, // 39: boomerang.segmentation.v1.SegmentationService.GetSegmentStats:output_type -> boomerang.segmentation.v1.GetSegmentStatsResponse
+	19, // 40: boomerang.segmentation.v1.SegmentationService.GetRepeatPurchaseCurve:output_type -> boomerang.segmentation.v1.GetRepeatPurchaseCurveResponse
+	23, // 41: boomerang.segmentation.v1.SegmentationService.GetModel:output_type -> boomerang.segmentation.v1.GetModelResponse
+	25, // 42: boomerang.segmentation.v1.SegmentationService.Refit:output_type -> boomerang.segmentation.v1.RefitResponse
+	36, // [36:43] is the sub-list for method output_type
+	29, // [29:36] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_boomerang_segmentation_v1_segmentation_proto_init() }
@@ -1693,7 +1774,7 @@ func file_boomerang_segmentation_v1_segmentation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_boomerang_segmentation_v1_segmentation_proto_rawDesc), len(file_boomerang_segmentation_v1_segmentation_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
