@@ -131,8 +131,8 @@ func (a *app) executeCommand(ctx context.Context, root *cobra.Command, args []st
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "boomctl",
-		Short: "Operate a running Boomerang: submit and inspect orders, follow the event bus",
-		Long: `boomctl talks to a running Boomerang over gRPC (orders) and NATS JetStream (events).
+		Short: "Operate a running Boomerang: submit and inspect orders, manage points, follow the event bus",
+		Long: `boomctl talks to a running Boomerang over gRPC (orders, points ledger) and NATS JetStream (events).
 
 Without flags it reaches the single-process runner started by 'make run':
 gRPC on ` + defaultAddr + ` with the admin token from ` + defaultTokenFile + `,
@@ -160,7 +160,7 @@ NATS on ` + defaultNATSURL + `.`,
 	f.DurationVar(&a.timeout, "timeout", defaultTimeout, "deadline of each gRPC call")
 	f.StringVarP(&a.output, "output", "o", "text", "output format: text (for people) or json (protojson, for scripts)")
 
-	root.AddCommand(a.ordersCommand(), a.eventsCommand(), a.clvCommand())
+	root.AddCommand(a.ordersCommand(), a.eventsCommand(), a.clvCommand(), a.ledgerCommand())
 	return root
 }
 
