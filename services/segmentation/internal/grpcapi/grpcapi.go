@@ -1,0 +1,258 @@
+// Package grpcapi is segmentation's gRPC port: it answers
+// boomerang.segmentation.v1 from the hot store, so that reads never touch
+// SQL, and hands Refit to the scorer. Errors map to gRPC codes in one
+// place. Requests arrive already validated against their .proto rules.
+package grpcapi
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	commonv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/common/v1"
+	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/clv"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/hot"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/scoring"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
+)
+
+// ScopeRead is the token scope of segmentation's reads.
+const ScopeRead = "segmentation:read"
+
+// Scopes are the token scopes each method needs: reads need
+// segmentation:read, Refit (expensive, changes scores) admin.
+var Scopes = grpcx.MethodScopes{
+	segmentationv1.SegmentationService_GetProfile_FullMethodName:             ScopeRead,
+	segmentationv1.SegmentationService_ListSegmentMembers_FullMethodName:     ScopeRead,
+	segmentationv1.SegmentationService_TopCustomers_FullMethodName:           ScopeRead,
+	segmentationv1.SegmentationService_GetSegmentStats_FullMethodName:        ScopeRead,
+	segmentationv1.SegmentationService_GetRepeatPurchaseCurve_FullMethodName: ScopeRead,
+	segmentationv1.SegmentationService_GetModel_FullMethodName:               ScopeRead,
+	segmentationv1.SegmentationService_Refit_FullMethodName:                  grpcx.ScopeAdmin,
+}
+
+// Refitter runs a scoring run on demand.
+type Refitter interface {
+	Refit(ctx context.Context) (scoring.Result, error)
+}
+
+// Server implements segmentationv1.SegmentationServiceServer.
+type Server struct {
+	segmentationv1.UnimplementedSegmentationServiceServer
+	hot      hot.Store
+	refitter Refitter
+	currency string
+	log      *slog.Logger
+}
+
+var _ segmentationv1.SegmentationServiceServer = (*Server)(nil)
+
+// New returns the server; currency is the seller's base currency, in which
+// every value is.
+func New(h hot.Store, r Refitter, currency string, log *slog.Logger) *Server {
+	return &Server{hot: h, refitter: r, currency: currency, log: log}
+}
+
+// Page sizes of ListSegmentMembers.
+const (
+	defaultPageSize = 100
+	defaultMaxOrder = 10
+)
+
+func (s *Server) money(v int64) *commonv1.Money {
+	return &commonv1.Money{MinorUnits: v, Currency: s.currency}
+}
+
+// GetProfile returns one customer's profile.
+func (s *Server) GetProfile(ctx context.Context, req *segmentationv1.GetProfileRequest) (*segmentationv1.GetProfileResponse, error) {
+	p, err := s.hot.Profile(ctx, req.GetCustomerId())
+	if err != nil {
+		return nil, s.status(ctx, "get profile", err)
+	}
+	cur := p.Currency
+	if cur == "" {
+		cur = s.currency
+	}
+	m := func(v int64) *commonv1.Money { return &commonv1.Money{MinorUnits: v, Currency: cur} }
+	resp := &segmentationv1.GetProfileResponse{
+		CustomerId: p.CustomerID,
+		Features: &segmentationv1.Features{
+			Orders: p.Orders, TotalValue: m(p.TotalValue), AverageOrderValue: m(p.AverageOrderValue),
+			DiscountedOrders: p.DiscountedOrders, DiscountedShare: p.DiscountedShare, Refunds: p.Refunds,
+			Channels: p.Channels,
+		},
+		Rfm:     &segmentationv1.Rfm{Recency: int32(p.RFM.R), Frequency: int32(p.RFM.F), Monetary: int32(p.RFM.M)},
+		Segment: events.Segment(p.Segment),
+		Flags:   events.Flags(p.Flags),
+	}
+	if !p.FirstOrderAt.IsZero() {
+		resp.Features.FirstOrderAt, resp.Features.LastOrderAt = timestamppb.New(p.FirstOrderAt), timestamppb.New(p.LastOrderAt)
+	}
+	if pr := p.Prediction; pr != nil {
+		resp.Prediction = &segmentationv1.Prediction{
+			ExpectedPurchases: pr.ExpectedPurchases, HorizonDays: int32(pr.HorizonDays), PAlive: pr.PAlive,
+			ExpectedOrderValue: m(pr.ExpectedOrderValue), Clv: m(pr.CLV),
+		}
+	}
+	return resp, nil
+}
+
+// ListSegmentMembers pages through a segment in customer id order; the
+// page token is the last id of the page before, encoded.
+func (s *Server) ListSegmentMembers(ctx context.Context, req *segmentationv1.ListSegmentMembersRequest) (*segmentationv1.ListSegmentMembersResponse, error) {
+	seg := events.FromSegment(req.GetSegment())
+	if seg == segment.Unscored {
+		return nil, grpcx.InvalidArgument("invalid request: segment: unknown", []grpcx.FieldViolation{{Field: "segment", Description: "unknown segment"}})
+	}
+	size := int(req.GetPage().GetPageSize())
+	if size == 0 {
+		size = defaultPageSize
+	}
+	after, err := base64.RawURLEncoding.DecodeString(req.GetPage().GetPageToken())
+	if err != nil {
+		return nil, grpcx.InvalidArgument("invalid request: page.page_token: not a token from a previous page",
+			[]grpcx.FieldViolation{{Field: "page.page_token", Description: "not a token from a previous page"}})
+	}
+	ids, err := s.hot.Members(ctx, seg, string(after), size+1)
+	if err != nil {
+		return nil, s.status(ctx, "list segment members", err)
+	}
+	resp := &segmentationv1.ListSegmentMembersResponse{Page: &commonv1.PageResponse{}}
+	if len(ids) > size {
+		ids = ids[:size]
+		resp.Page.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(ids[size-1]))
+	}
+	resp.CustomerIds = ids
+	return resp, nil
+}
+
+// TopCustomers lists the leaders by CLV or by net spend.
+func (s *Server) TopCustomers(ctx context.Context, req *segmentationv1.TopCustomersRequest) (*segmentationv1.TopCustomersResponse, error) {
+	by := hot.ByCLV
+	if req.GetBy() == segmentationv1.Ranking_RANKING_SPEND {
+		by = hot.BySpend
+	}
+	top, err := s.hot.Top(ctx, by, int(req.GetLimit()))
+	if err != nil {
+		return nil, s.status(ctx, "top customers", err)
+	}
+	resp := &segmentationv1.TopCustomersResponse{Customers: make([]*segmentationv1.RankedCustomer, len(top))}
+	for i, r := range top {
+		resp.Customers[i] = &segmentationv1.RankedCustomer{CustomerId: r.CustomerID, Value: s.money(r.Value)}
+	}
+	return resp, nil
+}
+
+// GetSegmentStats returns every segment's size and value, and the CLV
+// distribution.
+func (s *Server) GetSegmentStats(ctx context.Context, _ *segmentationv1.GetSegmentStatsRequest) (*segmentationv1.GetSegmentStatsResponse, error) {
+	pop, err := s.hot.Population(ctx)
+	if err != nil {
+		return nil, s.status(ctx, "segment stats", err)
+	}
+	sum, err := s.hot.Summary(ctx)
+	if err != nil {
+		return nil, s.status(ctx, "segment stats", err)
+	}
+	resp := &segmentationv1.GetSegmentStatsResponse{}
+	for _, seg := range segment.Segments {
+		st := pop.Segments[seg]
+		resp.Segments = append(resp.Segments, &segmentationv1.SegmentStats{
+			Segment: events.Segment(seg), Customers: st.Customers, TotalValue: s.money(st.Value), TotalClv: s.money(st.CLV),
+		})
+	}
+	for _, q := range sum.CLV {
+		resp.ClvDistribution = append(resp.ClvDistribution, &segmentationv1.ClvQuantile{Q: q.Q, Clv: s.money(q.Value)})
+	}
+	if !sum.ScoredAt.IsZero() {
+		resp.ScoredAt = timestamppb.New(sum.ScoredAt)
+	}
+	return resp, nil
+}
+
+// GetRepeatPurchaseCurve returns the chance of an (n+1)-th order after the
+// n-th, for n up to max_orders (10 when 0).
+func (s *Server) GetRepeatPurchaseCurve(ctx context.Context, req *segmentationv1.GetRepeatPurchaseCurveRequest) (*segmentationv1.GetRepeatPurchaseCurveResponse, error) {
+	pop, err := s.hot.Population(ctx)
+	if err != nil {
+		return nil, s.status(ctx, "repeat purchase curve", err)
+	}
+	n := int(req.GetMaxOrders())
+	if n == 0 {
+		n = defaultMaxOrder
+	}
+	resp := &segmentationv1.GetRepeatPurchaseCurveResponse{}
+	for _, p := range segment.RepeatCurve(pop.Orders, n) {
+		resp.Points = append(resp.Points, &segmentationv1.RepeatPurchasePoint{
+			Orders: int32(p.Orders), Customers: p.Customers, RepeatProbability: p.Probability,
+		})
+	}
+	return resp, nil
+}
+
+// errNoModel is returned while no model has been fitted.
+var errNoModel = errors.New("no model fitted yet")
+
+// GetModel returns the model in use.
+func (s *Server) GetModel(ctx context.Context, _ *segmentationv1.GetModelRequest) (*segmentationv1.GetModelResponse, error) {
+	sum, err := s.hot.Summary(ctx)
+	if err != nil {
+		return nil, s.status(ctx, "get model", err)
+	}
+	if sum.Model == nil {
+		return nil, s.status(ctx, "get model", errNoModel)
+	}
+	return modelResponse(sum.Model), nil
+}
+
+func modelResponse(m *clv.Model) *segmentationv1.GetModelResponse {
+	return &segmentationv1.GetModelResponse{
+		BgNbd: &segmentationv1.BgNbdParameters{R: m.BGNBD.R, Alpha: m.BGNBD.Alpha, A: m.BGNBD.A, B: m.BGNBD.B,
+			LogLikelihood: m.BGNBDLogLikelihood},
+		GammaGamma: &segmentationv1.GammaGammaParameters{P: m.GammaGamma.P, Q: m.GammaGamma.Q, Gamma: m.GammaGamma.Gamma,
+			LogLikelihood: m.GammaGammaLogLikelihood},
+		FittedAt:  timestamppb.New(m.FittedAt),
+		Customers: int64(m.Customers),
+	}
+}
+
+// Refit scores the base now and returns the model in use.
+func (s *Server) Refit(ctx context.Context, _ *segmentationv1.RefitRequest) (*segmentationv1.RefitResponse, error) {
+	res, err := s.refitter.Refit(ctx)
+	if err != nil {
+		return nil, s.status(ctx, "refit", err)
+	}
+	if res.Model == nil {
+		return nil, s.status(ctx, "refit", res.FitErr)
+	}
+	if res.FitErr != nil {
+		// Scores were refreshed with the previous model; say so.
+		return nil, status.Errorf(codes.FailedPrecondition, "customers rescored, but the models could not be fitted (previous fit kept): %v", res.FitErr)
+	}
+	return &segmentationv1.RefitResponse{Model: modelResponse(res.Model)}, nil
+}
+
+// status maps an error to a gRPC status, in one place.
+func (s *Server) status(ctx context.Context, what string, err error) error {
+	switch {
+	case errors.Is(err, hot.ErrNotFound):
+		return status.Error(codes.NotFound, "customer not found: segmentation has seen no order of theirs")
+	case errors.Is(err, errNoModel):
+		return status.Error(codes.FailedPrecondition, "no model fitted yet: it needs customers with repeat purchases (Refit after they come)")
+	case errors.Is(err, clv.ErrNoCustomers), errors.Is(err, clv.ErrNoRepeatCustomers), errors.Is(err, clv.ErrNotConverged):
+		return status.Errorf(codes.FailedPrecondition, "customers rescored, but the models could not be fitted: %v", err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return status.FromContextError(err).Err()
+	}
+	s.log.ErrorContext(ctx, "segmentation request failed", "method", what, "error", err)
+	return status.Error(codes.Unavailable, what+" failed; retry")
+}

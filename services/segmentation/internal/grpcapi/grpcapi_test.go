@@ -1,0 +1,256 @@
+package grpcapi_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"gonum.org/v1/gonum/stat/distuv"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	commonv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/common/v1"
+	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
+	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/grpcapi"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/hot"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/scoring"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/store"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+const (
+	readToken  = "reader-token-0123456789"
+	adminToken = "admin-token-0123456789"
+)
+
+var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func setup(t *testing.T) (reader, admin segmentationv1.SegmentationServiceClient, sc *scoring.Scorer) {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, err := sqldb.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "seg.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	st, err := store.Open(ctx, db, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hot.NewMemory()
+	sc, err = scoring.New(ctx, st, h, scoring.Options{Rules: segment.DefaultFlagRules, HorizonDays: 365, Now: func() time.Time { return now }}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := &grpcx.Tokens{}
+	tokens.Add(readToken, grpcapi.ScopeRead)
+	tokens.Add(adminToken, grpcx.ScopeAdmin)
+	srv, err := grpcx.NewServer(grpcx.ServerOptions{Tokens: tokens, Scopes: grpcapi.Scopes, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	segmentationv1.RegisterSegmentationServiceServer(srv.Server, grpcapi.New(h, sc, "EUR", log))
+	addr := testkit.GRPC(t, srv.Server)
+	dial := func(tok string) segmentationv1.SegmentationServiceClient {
+		cc, err := grpcx.Dial(addr, grpcx.ClientOptions{Token: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		return segmentationv1.NewSegmentationServiceClient(cc)
+	}
+	return dial(readToken), dial(adminToken), sc
+}
+
+// history draws customers from the BG/NBD story (gamma purchase rates,
+// beta dropout after each purchase) over the 180 days before now.
+func history(customers int) []segment.Event {
+	src := rand.New(rand.NewPCG(3, 4))
+	lambda := distuv.Gamma{Alpha: 0.6, Beta: 6, Src: src}
+	drop := distuv.Beta{Alpha: 1, Beta: 4, Src: src}
+	var evs []segment.Event
+	for i := 0; i < customers; i++ {
+		day, rate, p := src.IntN(90), lambda.Rand(), drop.Rand()
+		for k := 0; day < 180; k++ {
+			evs = append(evs, segment.Event{
+				ID: fmt.Sprintf("e%d-%d", i, k), Kind: segment.Paid, CustomerID: fmt.Sprintf("c%03d", i), Source: "shop",
+				OrderID: fmt.Sprintf("o%d-%d", i, k), Channel: "web", Currency: "EUR", Discounted: k%2 == 0,
+				OccurredAt: now.AddDate(0, 0, day-180), BaseTotal: int64(1000 + src.IntN(6000)),
+			})
+			if src.Float64() < p {
+				break
+			}
+			day += 1 + int(src.ExpFloat64()/math.Max(rate, 1e-3))
+		}
+	}
+	return evs
+}
+
+func code(err error) codes.Code { return status.Code(err) }
+
+func TestAPI(t *testing.T) {
+	ctx := context.Background()
+	reader, admin, sc := setup(t)
+	if _, err := reader.GetModel(ctx, &segmentationv1.GetModelRequest{}); code(err) != codes.FailedPrecondition {
+		t.Errorf("model before a fit: %v", err)
+	}
+	evs := history(120)
+	// The expected features of the busiest customer, and how many
+	// customers have each number of orders.
+	perCustomer := map[string][]segment.Event{}
+	for _, ev := range evs {
+		perCustomer[ev.CustomerID] = append(perCustomer[ev.CustomerID], ev)
+	}
+	busiest := "c000"
+	withOrders := map[int]int{}
+	for id, es := range perCustomer {
+		withOrders[len(es)]++
+		if len(es) > len(perCustomer[busiest]) || (len(es) == len(perCustomer[busiest]) && id < busiest) {
+			busiest = id
+		}
+	}
+	var value, discounted int64
+	for _, ev := range perCustomer[busiest] {
+		value += ev.BaseTotal
+		if ev.Discounted {
+			discounted++
+		}
+	}
+	orders := int64(len(perCustomer[busiest]))
+	if _, err := sc.Apply(ctx, store.Batch{Events: evs}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reader.Refit(ctx, &segmentationv1.RefitRequest{}); code(err) != codes.PermissionDenied {
+		t.Errorf("refit with a read token: %v", err)
+	}
+	rr, err := admin.Refit(ctx, &segmentationv1.RefitRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rr.GetModel().GetBgNbd().GetR() <= 0 || rr.GetModel().GetCustomers() != 120 || !rr.GetModel().GetFittedAt().AsTime().Equal(now) {
+		t.Errorf("refit %v", rr)
+	}
+	m, err := reader.GetModel(ctx, &segmentationv1.GetModelRequest{})
+	if err != nil || m.GetGammaGamma().GetP() != rr.GetModel().GetGammaGamma().GetP() {
+		t.Errorf("model %v, %v", m, err)
+	}
+
+	p, err := reader.GetProfile(ctx, &segmentationv1.GetProfileRequest{CustomerId: busiest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := p.GetFeatures()
+	last := perCustomer[busiest][orders-1].OccurredAt
+	if f.GetOrders() != orders || f.GetTotalValue().GetMinorUnits() != value || f.GetTotalValue().GetCurrency() != "EUR" ||
+		f.GetAverageOrderValue().GetMinorUnits() != value/orders || f.GetDiscountedOrders() != discounted ||
+		f.GetDiscountedShare() != float64(discounted)/float64(orders) || len(f.GetChannels()) != 1 ||
+		!f.GetLastOrderAt().AsTime().Equal(last) || p.GetSegment() == segmentationv1.Segment_SEGMENT_UNSPECIFIED ||
+		p.GetPrediction().GetPAlive() <= 0 || p.GetPrediction().GetClv().GetMinorUnits() <= 0 || p.GetRfm().GetFrequency() != 5 {
+		t.Errorf("profile %v", p)
+	}
+	if _, err := reader.GetProfile(ctx, &segmentationv1.GetProfileRequest{CustomerId: "nobody"}); code(err) != codes.NotFound {
+		t.Errorf("unknown customer: %v", err)
+	}
+	if _, err := reader.GetProfile(ctx, &segmentationv1.GetProfileRequest{}); code(err) != codes.InvalidArgument {
+		t.Errorf("empty customer id: %v", err)
+	}
+
+	// Paging through every segment lists every customer once.
+	seen := map[string]bool{}
+	stats, err := reader.GetSegmentStats(ctx, &segmentationv1.GetSegmentStatsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, s := range stats.GetSegments() {
+		total += s.GetCustomers()
+		token, n := "", int64(0)
+		for {
+			page, err := reader.ListSegmentMembers(ctx, &segmentationv1.ListSegmentMembersRequest{
+				Segment: s.GetSegment(), Page: &commonv1.PageRequest{PageSize: 7, PageToken: token}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range page.GetCustomerIds() {
+				if seen[id] {
+					t.Fatalf("%s listed twice", id)
+				}
+				seen[id] = true
+				n++
+			}
+			if token = page.GetPage().GetNextPageToken(); token == "" {
+				break
+			}
+		}
+		if n != s.GetCustomers() {
+			t.Errorf("segment %v: listed %d, stats say %d", s.GetSegment(), n, s.GetCustomers())
+		}
+	}
+	if total != 120 || len(seen) != 120 || len(stats.GetClvDistribution()) == 0 || stats.GetScoredAt() == nil {
+		t.Errorf("stats total %d, listed %d, %v", total, len(seen), stats)
+	}
+	if _, err := reader.ListSegmentMembers(ctx, &segmentationv1.ListSegmentMembersRequest{}); code(err) != codes.InvalidArgument {
+		t.Errorf("no segment: %v", err)
+	}
+
+	for _, by := range []segmentationv1.Ranking{segmentationv1.Ranking_RANKING_CLV, segmentationv1.Ranking_RANKING_SPEND} {
+		top, err := reader.TopCustomers(ctx, &segmentationv1.TopCustomersRequest{By: by, Limit: 10})
+		if err != nil || len(top.GetCustomers()) != 10 {
+			t.Fatalf("top %v: %v %v", by, top, err)
+		}
+		vals := make([]int64, 10)
+		for i, c := range top.GetCustomers() {
+			vals[i] = c.GetValue().GetMinorUnits()
+		}
+		if !sort.SliceIsSorted(vals, func(i, j int) bool { return vals[i] > vals[j] }) {
+			t.Errorf("top %v not descending: %v", by, vals)
+		}
+	}
+
+	curve, err := reader.GetRepeatPurchaseCurve(ctx, &segmentationv1.GetRepeatPurchaseCurveRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	atLeast := func(n int) (c int64) {
+		for k, v := range withOrders {
+			if k >= n {
+				c += int64(v)
+			}
+		}
+		return c
+	}
+	if len(curve.GetPoints()) == 0 || len(curve.GetPoints()) > 10 {
+		t.Fatalf("curve %v", curve)
+	}
+	for _, pt := range curve.GetPoints() {
+		n := int(pt.GetOrders())
+		want := float64(atLeast(n+1)) / float64(atLeast(n))
+		if pt.GetCustomers() != atLeast(n) || pt.GetRepeatProbability() != want {
+			t.Errorf("point %v, want %d customers, probability %v", pt, atLeast(n), want)
+		}
+	}
+}
+
+// TestScopesCoverEveryMethod keeps new methods from going out unguarded.
+func TestScopesCoverEveryMethod(t *testing.T) {
+	for _, m := range segmentationv1.SegmentationService_ServiceDesc.Methods {
+		full := "/" + segmentationv1.SegmentationService_ServiceDesc.ServiceName + "/" + m.MethodName
+		if grpcapi.Scopes[full] == "" {
+			t.Errorf("%s has no scope", full)
+		}
+	}
+}
