@@ -18,13 +18,17 @@ import (
 
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 
+	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
+	ledger "github.com/boomerang-loyalty/boomerang/services/ledger/service"
 )
 
 // TestKilledMidStream kills the platform process (SIGKILL) while it is
-// ingesting, several times, and restarts it on the same data directory:
-// every order and refund yields exactly one canonical event, and every
-// refunded total is right.
+// ingesting and the ledger is applying, several times, and restarts it on
+// the same data directory: every order and refund yields exactly one
+// canonical event, every refunded total is right, and every points
+// balance is what the programme says. Then the ledger replays the whole
+// ORDERS stream, and nothing changes.
 func TestKilledMidStream(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the platform binary")
@@ -52,6 +56,8 @@ func TestKilledMidStream(t *testing.T) {
 		"INGEST_BATCH_SIZE=64",
 		"INGEST_ACK_WAIT=2s",
 		"INGEST_LATER_DELAY=500ms",
+		"LEDGER_ACK_WAIT=2s",
+		"LEDGER_LATER_DELAY=500ms",
 	)
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin)
@@ -183,5 +189,81 @@ func TestKilledMidStream(t *testing.T) {
 		if got := refunded[fmt.Sprintf("o-%d", i)]; got != refundsPer*1000 {
 			t.Fatalf("order o-%d refunded %d, want %d", i, got, refundsPer*1000)
 		}
+	}
+
+	// Points: the default programme earns 1 point per euro, rounded down.
+	// Each order is USD 100.00 = EUR 90.00 (90 points); its two refunds of
+	// USD 10.00 take back 18 of them. 50 customers of 30 orders each.
+	const perOrder, perCustomer = 90 - 18, 30 * (90 - 18)
+	waitLedger(t, js)
+	kill(cmd)
+	checkLedger(t, filepath.Join(dir, "data", "ledger.db"), orders*perOrder, 50, perCustomer)
+
+	// Replay: drop the ledger's consumer; on restart it is created again
+	// and reads ORDERS from the start.
+	cmd = start()
+	if err := js.DeleteConsumer(ctx, "ORDERS", "points-ledger"); err != nil {
+		t.Fatal(err)
+	}
+	kill(cmd)
+	cmd = start()
+	waitLedger(t, js)
+	kill(cmd)
+	checkLedger(t, filepath.Join(dir, "data", "ledger.db"), orders*perOrder, 50, perCustomer)
+}
+
+// waitLedger waits until the ledger has applied every canonical event.
+func waitLedger(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for {
+		c, err := js.Consumer(ctx, "ORDERS", "points-ledger")
+		if err == nil {
+			info := c.CachedInfo()
+			if info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Stream > 0 {
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("ledger did not catch up: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// checkLedger proves the ledger's invariants on its database and checks
+// the balances.
+func checkLedger(t *testing.T, path string, total int64, customers int, each int64) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sum, err := ledger.Verify(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum != total {
+		t.Errorf("points outstanding %d, want %d", sum, total)
+	}
+	rows, err := db.R.QueryContext(ctx, `SELECT balance, COUNT(*) FROM accounts GROUP BY balance`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[int64]int{}
+	for rows.Next() {
+		var b int64
+		var n int
+		if err := rows.Scan(&b, &n); err != nil {
+			t.Fatal(err)
+		}
+		got[b] = n
+	}
+	if len(got) != 1 || got[each] != customers {
+		t.Errorf("balances %v, want %d accounts of %d", got, customers, each)
 	}
 }

@@ -53,6 +53,11 @@ type Config struct {
 	ProgrammeReload time.Duration
 	BatchSize       int
 	AckWait         time.Duration
+	// LaterDelay and WaitForOrder: an event whose order's earlier event
+	// has not been applied yet comes back after LaterDelay, and is
+	// dead-lettered after WaitForOrder.
+	LaterDelay   time.Duration
+	WaitForOrder time.Duration
 	// SweepInterval is how often expiry, warnings, birthday bonuses and
 	// tier reviews run.
 	SweepInterval  time.Duration
@@ -73,6 +78,8 @@ func LoadConfig(src config.Source) (Config, error) {
 		ProgrammeReload: r.Duration("LEDGER_PROGRAMME_RELOAD", 30*time.Second),
 		BatchSize:       r.Int("LEDGER_BATCH_SIZE", 256),
 		AckWait:         r.Duration("LEDGER_ACK_WAIT", 30*time.Second),
+		LaterDelay:      r.Duration("LEDGER_LATER_DELAY", 2*time.Second),
+		WaitForOrder:    r.Duration("LEDGER_WAIT_FOR_ORDER", 10*time.Minute),
 		SweepInterval:   r.Duration("LEDGER_SWEEP_INTERVAL", time.Hour),
 		EventsMaxAge:    r.Duration("LEDGER_EVENTS_MAX_AGE", 0),
 		OrdersMaxAge:    r.Duration("BOOMERANG_ORDERS_MAX_AGE", 0),
@@ -102,6 +109,12 @@ func (c Config) Validate() error {
 	}
 	if c.AckWait < time.Second || c.AckWait > time.Hour {
 		errs = append(errs, fmt.Errorf("LEDGER_ACK_WAIT: %v, want 1s..1h", c.AckWait))
+	}
+	if c.LaterDelay < 10*time.Millisecond || c.LaterDelay > time.Hour {
+		errs = append(errs, fmt.Errorf("LEDGER_LATER_DELAY: %v, want 10ms..1h", c.LaterDelay))
+	}
+	if c.WaitForOrder < c.LaterDelay {
+		errs = append(errs, fmt.Errorf("LEDGER_WAIT_FOR_ORDER: %v, want at least LEDGER_LATER_DELAY", c.WaitForOrder))
 	}
 	if c.SweepInterval < time.Second || c.SweepInterval > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("LEDGER_SWEEP_INTERVAL: %v, want 1s..24h", c.SweepInterval))
@@ -189,7 +202,8 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err := natsx.ObserveLag(meter, s.cons, events.ConsumerName); err != nil {
 		return nil, err
 	}
-	if s.consumer, err = events.NewConsumer(s.store, s.Programme, s.log, d.Tracer, meter); err != nil {
+	if s.consumer, err = events.NewConsumer(s.store, s.Programme,
+		events.Options{LaterDelay: cfg.LaterDelay, WaitForOrder: cfg.WaitForOrder}, s.log, d.Tracer, meter); err != nil {
 		return nil, err
 	}
 	s.consumer.OnCommit(s.relay.Notify)
@@ -259,7 +273,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error {
-		bc := natsx.NewBatchConsumer(s.cons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize, AckWait: s.cfg.AckWait}, s.log)
+		bc := natsx.NewBatchConsumer(s.cons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize, AckWait: s.cfg.AckWait, LaterDelay: s.cfg.LaterDelay}, s.log)
 		return bc.Run(ctx, s.consumer.Handle)
 	})
 	g.Go(func() error { return s.every(ctx, s.cfg.SweepInterval, s.sweepOnce) })
@@ -312,4 +326,20 @@ func (s *Service) reload(ctx context.Context) {
 	}
 	s.programme.Store(p)
 	s.log.InfoContext(ctx, "programme reloaded", "tiers", len(p.Tiers()), "rewards", len(p.Rewards()))
+}
+
+// Verify proves the ledger's invariants on db (every balance equals its
+// entries and its open lots, never negative; every lot's remainder equals
+// what it earned less what was taken) and returns the sum of all balances.
+func Verify(ctx context.Context, db *sqldb.DB) (int64, error) {
+	st, err := store.Open(ctx, db, events.Encode, nil, nil)
+	if err != nil {
+		return 0, err
+	}
+	if err := st.Verify(ctx); err != nil {
+		return 0, err
+	}
+	var total int64
+	err = db.R.QueryRowContext(ctx, `SELECT COALESCE(SUM(balance), 0) FROM accounts`).Scan(&total)
+	return total, err
 }

@@ -33,10 +33,17 @@ type Consumer struct {
 	batch     metric.Float64Histogram
 	delay     metric.Float64Histogram
 	onCommit  atomic.Pointer[func()]
+	opts      Options
 }
 
 // NewConsumer returns the consumer; natsx.BatchConsumer feeds it.
-func NewConsumer(st *store.Store, p Programme, log *slog.Logger, tp trace.TracerProvider, meter metric.Meter) (*Consumer, error) {
+func NewConsumer(st *store.Store, p Programme, opts Options, log *slog.Logger, tp trace.TracerProvider, meter metric.Meter) (*Consumer, error) {
+	if opts.LaterDelay <= 0 {
+		opts.LaterDelay = 2 * time.Second
+	}
+	if opts.WaitForOrder <= 0 {
+		opts.WaitForOrder = 10 * time.Minute
+	}
 	applied, err := meter.Int64Counter("boomerang.ledger.order_events",
 		metric.WithDescription("Order events the ledger consumed, by outcome"))
 	if err != nil {
@@ -55,7 +62,38 @@ func NewConsumer(st *store.Store, p Programme, log *slog.Logger, tp trace.Tracer
 		return nil, err
 	}
 	return &Consumer{store: st, programme: p, log: log, tracer: tp.Tracer("boomerang/ledger/consumer"),
-		applied: applied, batch: batch, delay: delay}, nil
+		applied: applied, batch: batch, delay: delay, opts: opts}, nil
+}
+
+// Options tune the consumer.
+type Options struct {
+	// LaterDelay is how long an event waiting for an earlier event of its
+	// order is put off; WaitForOrder is how long it may wait in all before
+	// it is dead-lettered (its predecessor is gone from the stream).
+	LaterDelay, WaitForOrder time.Duration
+}
+
+// giveUp dead-letters the put-off messages that have waited too long and
+// returns the others.
+func (c *Consumer) giveUp(ctx context.Context, later []jetstream.Msg) ([]jetstream.Msg, error) {
+	var keep []jetstream.Msg
+	var dead []outbox.Message
+	for _, m := range later {
+		meta, err := m.Metadata()
+		if err == nil && time.Duration(meta.NumDelivered)*c.opts.LaterDelay >= c.opts.WaitForOrder {
+			dead = append(dead, orderbus.DeadLetter(m, "ledger", "orders", "order_history_gap",
+				"an earlier event of this order never arrived"))
+			continue
+		}
+		keep = append(keep, m)
+	}
+	if len(dead) > 0 {
+		if _, err := c.store.ApplyOrders(ctx, c.programme(), nil, dead); err != nil {
+			return nil, err
+		}
+		c.applied.Add(ctx, int64(len(dead)), metric.WithAttributes(attribute.String("outcome", "dead_letter")))
+	}
+	return keep, nil
 }
 
 // OnCommit sets a function called after each committed batch (the relay's
@@ -85,7 +123,7 @@ func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg, attempt int
 			dead = append(dead, orderbus.DeadLetter(m, "ledger", "orders", "invalid_event", err.Error()))
 			continue
 		}
-		in = append(in, store.Input{Ctx: mctx, Event: ev})
+		in = append(in, store.Input{Ctx: mctx, Event: ev, Msg: m})
 	}
 	start := time.Now()
 	out, err := c.store.ApplyOrders(ctx, c.programme(), in, dead)
@@ -99,10 +137,14 @@ func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg, attempt int
 	now := time.Now()
 	c.batch.Record(ctx, now.Sub(start).Seconds())
 	var applied, dup int64
-	for _, o := range out {
-		if o == store.Duplicate {
+	var later []jetstream.Msg
+	for i, o := range out {
+		switch o {
+		case store.Duplicate:
 			dup++
-		} else {
+		case store.Later:
+			later = append(later, in[i].Msg)
+		default:
 			applied++
 		}
 	}
@@ -114,8 +156,12 @@ func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg, attempt int
 			c.delay.Record(ctx, now.Sub(meta.Timestamp).Seconds())
 		}
 	}
+	later, err = c.giveUp(ctx, later)
+	if err != nil {
+		return nil, err
+	}
 	if fn := c.onCommit.Load(); fn != nil {
 		(*fn)()
 	}
-	return nil, nil
+	return later, nil
 }

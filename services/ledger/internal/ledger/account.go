@@ -175,6 +175,10 @@ type Order struct {
 	Refunded, Unqualified int64
 	Closed                bool
 	PaidAt                time.Time
+	// Paid is set once the paid event is applied; LastSeq is the order
+	// event sequence applied last, so events of one order apply in order.
+	Paid    bool
+	LastSeq int32
 
 	New, Dirty bool
 }
@@ -207,18 +211,26 @@ type PaidResult struct {
 	ReferralCode string
 }
 
+// NewOrder is the record of an order first seen in f.
+func NewOrder(customerID string, f OrderFacts) *Order {
+	return &Order{Source: f.Source, OrderID: f.OrderID, CustomerID: customerID, BaseTotal: f.BaseTotal, New: true, Dirty: true}
+}
+
 // ApplyPaid earns the points of a paid order (event id eventID) at its
 // time, counts its qualifying spend and upgrades the tier at once when the
-// spend reaches a higher one. now is the clock for expiry.
-func (a *Account) ApplyPaid(p *Programme, eventID string, f OrderFacts, now time.Time) PaidResult {
+// spend reaches a higher one. o is the order's record when it was seen
+// before (placed), else nil. now is the clock for expiry.
+func (a *Account) ApplyPaid(p *Programme, eventID string, f OrderFacts, o *Order, now time.Time) PaidResult {
 	if f.Birthday.Month != 0 {
 		a.Birthday = f.Birthday
 	}
 	first := a.PaidOrders == 0
 	a.PaidOrders++
 	a.Dirty = true
-	o := &Order{Source: f.Source, OrderID: f.OrderID, CustomerID: a.CustomerID, BaseTotal: f.BaseTotal,
-		Qualifying: p.Eligible(f), PaidAt: f.At, New: true, Dirty: true}
+	if o == nil {
+		o = NewOrder(a.CustomerID, f)
+	}
+	o.BaseTotal, o.Qualifying, o.PaidAt, o.Paid, o.Dirty = f.BaseTotal, p.Eligible(f), f.At, true, true
 	res := PaidResult{Order: o}
 	if f.Test {
 		o.Qualifying = 0

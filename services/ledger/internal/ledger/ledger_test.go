@@ -156,7 +156,7 @@ func TestRoundingModes(t *testing.T) {
 }
 
 func paid(p *Programme, a *Account, id string, total int64, at time.Time) PaidResult {
-	return a.ApplyPaid(p, id, OrderFacts{Source: "shop", OrderID: id, At: at, BaseTotal: total}, at)
+	return a.ApplyPaid(p, id, OrderFacts{Source: "shop", OrderID: id, At: at, BaseTotal: total}, nil, at)
 }
 
 func checkInvariants(t *testing.T, a *Account) {
@@ -313,9 +313,9 @@ func TestBirthdayOncePerYear(t *testing.T) {
 	p := mustProgramme(t, testProgramme)
 	a := NewAccount(p, "c1", t0)
 	f := OrderFacts{Source: "s", OrderID: "o1", At: t0, BaseTotal: 10_00, Birthday: Birthday{Month: 3, Day: 2}}
-	a.ApplyPaid(p, "o1", f, t0)
+	a.ApplyPaid(p, "o1", f, nil, t0)
 	f.OrderID = "o2"
-	a.ApplyPaid(p, "o2", f, t0)
+	a.ApplyPaid(p, "o2", f, nil, t0)
 	a.Sweep(p, t0.Add(24*time.Hour))
 	n := 0
 	for _, e := range a.Entries {

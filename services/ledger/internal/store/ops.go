@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
@@ -19,6 +21,8 @@ import (
 type Input struct {
 	Ctx   context.Context
 	Event *ordersv1.OrderEvent
+	// Msg is the bus message it came in (nil outside the consumer).
+	Msg jetstream.Msg
 }
 
 // Outcome is what became of an input.
@@ -29,6 +33,9 @@ const (
 	Applied Outcome = iota + 1
 	// Duplicate: the event had been applied before.
 	Duplicate
+	// Later: an earlier event of the same order has not been applied yet
+	// (it is being redelivered after a crash); the event must come back.
+	Later
 )
 
 // ApplyOrders applies canonical order events in order, in one
@@ -88,10 +95,13 @@ func (s *Store) ApplyOrders(ctx context.Context, p *ledger.Programme, in []Input
 				out[i] = Duplicate
 				continue
 			}
+			if !u.applyOrderEvent(x.Ctx, ev, referrers) {
+				out[i] = Later
+				continue
+			}
 			done[ev.GetEventId()] = true
 			seen = append(seen, []any{ev.GetEventId(), ms(now)})
 			out[i] = Applied
-			u.applyOrderEvent(x.Ctx, ev, referrers)
 		}
 		if err := insertRows(ctx, tx, s.db.Dialect, "processed_events", "event_id, processed_at", "", seen); err != nil {
 			return err
@@ -109,17 +119,37 @@ func (s *Store) ApplyOrders(ctx context.Context, p *ledger.Programme, in []Input
 	return out, nil
 }
 
-func (u *unit) applyOrderEvent(ctx context.Context, ev *ordersv1.OrderEvent, referrers map[string]string) {
+// applyOrderEvent applies one event; false means it must wait for an
+// earlier event of its order. Order-ingest numbers each order's events
+// (order_sequence, from 1); JetStream redelivers the messages of a crashed
+// consumer only after their ack wait, so newer events can arrive first.
+func (u *unit) applyOrderEvent(ctx context.Context, ev *ordersv1.OrderEvent, referrers map[string]string) bool {
 	key := ev.GetSource() + "/" + ev.GetOrderId()
 	at := ev.GetOccurredAt().AsTime()
 	o := u.orders[key]
+	seq := ev.GetOrderSequence()
+	if seq > 1 && (o == nil || o.LastSeq < seq-1) {
+		return false
+	}
+	if o != nil && seq > 0 && seq <= o.LastSeq {
+		return true // this position of the order's history was applied already
+	}
+	defer func() {
+		if o := u.orders[key]; o != nil && seq > o.LastSeq {
+			o.LastSeq, o.Dirty = seq, true
+		}
+	}()
 	switch ev.GetKind() {
+	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_PLACED:
+		if o == nil {
+			u.orders[key] = ledger.NewOrder(ev.GetCustomerId(), ledger.FactsOf(ev))
+		}
 	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID:
-		if o != nil {
-			return // paid once; a second paid event for the order earns nothing
+		if o != nil && o.Paid {
+			return true // paid once; a second paid event for the order earns nothing
 		}
 		a := u.accounts[ev.GetCustomerId()]
-		res := a.ApplyPaid(u.p, ev.GetEventId(), ledger.FactsOf(ev), u.now)
+		res := a.ApplyPaid(u.p, ev.GetEventId(), ledger.FactsOf(ev), o, u.now)
 		u.orders[key] = res.Order
 		var ref *ledger.Account
 		if res.ReferralCode != "" {
@@ -130,12 +160,12 @@ func (u *unit) applyOrderEvent(ctx context.Context, ev *ordersv1.OrderEvent, ref
 		}
 		u.collect(ctx, a, ref)
 	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_REFUNDED:
-		if o == nil {
-			return // never paid: nothing was earned
+		if o == nil || !o.Paid {
+			return true // never paid: nothing was earned
 		}
 		a := u.accounts[o.CustomerID]
 		if a == nil {
-			return
+			return true
 		}
 		total := ev.GetRefund().GetRefundedTotal().GetBase().GetMinorUnits()
 		if total == 0 {
@@ -144,14 +174,15 @@ func (u *unit) applyOrderEvent(ctx context.Context, ev *ordersv1.OrderEvent, ref
 		a.ApplyRefund(u.p, ev.GetEventId(), o, total, at, u.now)
 		u.collect(ctx, a)
 	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_CANCELLED:
-		if o == nil {
-			return
+		if o == nil || !o.Paid {
+			return true
 		}
 		if a := u.accounts[o.CustomerID]; a != nil {
 			a.ApplyCancel(u.p, ev.GetEventId(), o, at, u.now)
 			u.collect(ctx, a)
 		}
 	}
+	return true
 }
 
 func (s *Store) processed(ctx context.Context, tx *sql.Tx, in []Input) (map[string]bool, error) {

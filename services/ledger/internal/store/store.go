@@ -210,21 +210,21 @@ func (u *unit) loadOrders(ctx context.Context, keys [][2]string) error {
 		err := inChunks(ids, func(chunk []any) error {
 			args := append([]any{src}, chunk...)
 			rows, err := u.tx.QueryContext(ctx, `SELECT source, order_id, customer_id, base_total, qualifying, proportional,
-				full_points, reversed, refunded, unqualified, closed, paid_at FROM orders
+				full_points, reversed, refunded, unqualified, closed, paid_at, paid, last_seq FROM orders
 				WHERE source = `+d.Placeholders(1, 1)+` AND order_id IN (`+d.Placeholders(2, len(chunk))+`)`, args...)
 			if err != nil {
 				return fmt.Errorf("load orders: %w", err)
 			}
 			for rows.Next() {
 				o := &ledger.Order{}
-				var closed int
+				var closed, isPaid int
 				var paid int64
 				if err := rows.Scan(&o.Source, &o.OrderID, &o.CustomerID, &o.BaseTotal, &o.Qualifying, &o.Proportional,
-					&o.Full, &o.Reversed, &o.Refunded, &o.Unqualified, &closed, &paid); err != nil {
+					&o.Full, &o.Reversed, &o.Refunded, &o.Unqualified, &closed, &paid, &isPaid, &o.LastSeq); err != nil {
 					rows.Close()
 					return err
 				}
-				o.Closed, o.PaidAt = closed != 0, fromMS(paid)
+				o.Closed, o.PaidAt, o.Paid = closed != 0, fromMS(paid), isPaid != 0
 				u.orders[o.Key()] = o
 			}
 			return closeRows(rows)
@@ -270,11 +270,7 @@ func (u *unit) save(ctx context.Context) error {
 		}
 		for _, l := range a.Lots {
 			if l.Dirty {
-				w := 0
-				if l.Warned {
-					w = 1
-				}
-				lots = append(lots, []any{l.ID, a.CustomerID, l.Points, l.Remaining, ms(l.EarnedAt), ms(l.ExpiresAt), l.OrderKey, w})
+				lots = append(lots, []any{l.ID, a.CustomerID, l.Points, l.Remaining, ms(l.EarnedAt), ms(l.ExpiresAt), l.OrderKey, boolInt(l.Warned)})
 			}
 		}
 		for _, sp := range a.NewSpend {
@@ -283,12 +279,8 @@ func (u *unit) save(ctx context.Context) error {
 	}
 	for _, o := range u.orders {
 		if o.Dirty {
-			c := 0
-			if o.Closed {
-				c = 1
-			}
 			orders = append(orders, []any{o.Source, o.OrderID, o.CustomerID, o.BaseTotal, o.Qualifying, o.Proportional,
-				o.Full, o.Reversed, o.Refunded, o.Unqualified, c, ms(o.PaidAt)})
+				o.Full, o.Reversed, o.Refunded, o.Unqualified, boolInt(o.Closed), ms(o.PaidAt), boolInt(o.Paid), o.LastSeq})
 		}
 	}
 	steps := []struct {
@@ -302,8 +294,8 @@ func (u *unit) save(ctx context.Context) error {
 		{"lots", "lot_id, customer_id, points, remaining, earned_at, expires_at, order_key, warned",
 			"(lot_id) DO UPDATE SET remaining = excluded.remaining, warned = excluded.warned", lots},
 		{"spend", "customer_id, ref, at, amount", "", spend},
-		{"orders", "source, order_id, customer_id, base_total, qualifying, proportional, full_points, reversed, refunded, unqualified, closed, paid_at",
-			"(source, order_id) DO UPDATE SET reversed = excluded.reversed, refunded = excluded.refunded, unqualified = excluded.unqualified, closed = excluded.closed", orders},
+		{"orders", "source, order_id, customer_id, base_total, qualifying, proportional, full_points, reversed, refunded, unqualified, closed, paid_at, paid, last_seq",
+			"(source, order_id) DO UPDATE SET base_total = excluded.base_total, qualifying = excluded.qualifying, proportional = excluded.proportional, full_points = excluded.full_points, reversed = excluded.reversed, refunded = excluded.refunded, unqualified = excluded.unqualified, closed = excluded.closed, paid_at = excluded.paid_at, paid = excluded.paid, last_seq = excluded.last_seq", orders},
 	}
 	for _, st := range steps {
 		if err := insertRows(ctx, u.tx, d, st.table, st.cols, st.conflict, st.rows); err != nil {
@@ -349,6 +341,13 @@ func insertRows(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, table, cols, c
 		}
 	}
 	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func inChunks(ids []any, fn func([]any) error) error {

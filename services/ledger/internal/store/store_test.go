@@ -169,6 +169,28 @@ func TestStoreContract(t *testing.T) {
 				verify(t, st)
 			})
 
+			t.Run("an order's events wait for the ones before them", func(t *testing.T) {
+				c := newClock(t0)
+				st, p := openStore(t, b.url(t), c), mustProgramme(t)
+				ctx := context.Background()
+				pd := paidEvent("e1", "c", "o1", 100_00, t0)
+				pd.OrderSequence = 1
+				rf := refundEvent("e2", "c", "o1", 50_00, 50_00, t0)
+				rf.OrderSequence = 2
+				out, err := st.ApplyOrders(ctx, p, inputs(rf), nil)
+				if err != nil || out[0] != store.Later {
+					t.Fatalf("refund before its order: %v %v, want Later", out, err)
+				}
+				out, err = st.ApplyOrders(ctx, p, inputs(pd, rf, rf), nil)
+				if err != nil || out[0] != store.Applied || out[1] != store.Applied || out[2] != store.Duplicate {
+					t.Fatalf("in order: %v %v", out, err)
+				}
+				if got := balance(t, st, p, "c"); got != 100+10-50 { // the first-order bonus goes only with a full refund
+					t.Errorf("balance %d, want 60", got)
+				}
+				verify(t, st)
+			})
+
 			t.Run("tier upgrade doubles later earning", func(t *testing.T) {
 				c := newClock(t0)
 				st, p := openStore(t, b.url(t), c), mustProgramme(t)

@@ -76,7 +76,8 @@ CREATE TABLE spend (
 );
 CREATE INDEX spend_at ON spend (customer_id, at);
 
--- Paid orders, to claw back their points.
+-- Orders seen (placed or paid): what a paid order earned, to claw it back,
+-- and the last event sequence applied, so an order's events apply in order.
 CREATE TABLE orders (
     source       TEXT NOT NULL,
     order_id     TEXT NOT NULL,
@@ -90,6 +91,8 @@ CREATE TABLE orders (
     unqualified  BIGINT NOT NULL,
     closed       INTEGER NOT NULL,
     paid_at      BIGINT NOT NULL,
+    paid         INTEGER NOT NULL,
+    last_seq     INTEGER NOT NULL,
     PRIMARY KEY (source, order_id)
 );
 
