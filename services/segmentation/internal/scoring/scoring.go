@@ -33,7 +33,8 @@ type Options struct {
 	// AnnualDiscountRate discounts future purchases in the CLV.
 	AnnualDiscountRate float64
 	// MinInterval is the least time between two runs started because the
-	// base grew (see Apply); 0 means 10 s.
+	// base grew (see Apply), so that a stream of new customers does not
+	// keep the scorer refitting.
 	MinInterval time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -68,9 +69,6 @@ func New(ctx context.Context, st *store.Store, h hot.Store, o Options, log *slog
 	}
 	if o.HorizonDays <= 0 {
 		o.HorizonDays = 365
-	}
-	if o.MinInterval <= 0 {
-		o.MinInterval = 10 * time.Second
 	}
 	s := &Scorer{st: st, hot: h, opts: o, log: log, kick: make(chan struct{}, 1)}
 	state, err := st.LoadState(ctx)

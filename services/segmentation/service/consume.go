@@ -1,0 +1,97 @@
+package service
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
+	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
+	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/scoring"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/store"
+)
+
+// consumer applies ORDERS batches: decoding while the previous batch is
+// applied, then one transaction per batch through the scorer.
+type consumer struct {
+	scorer *scoring.Scorer
+	relay  *outbox.Relay
+	log    *slog.Logger
+	tracer trace.Tracer
+	now    func() time.Time
+
+	applied   metric.Int64Counter
+	deadLetrs metric.Int64Counter
+	batchTime metric.Float64Histogram
+}
+
+func newConsumer(sc *scoring.Scorer, relay *outbox.Relay, log *slog.Logger, tp trace.TracerProvider, meter metric.Meter, now func() time.Time) (*consumer, error) {
+	c := &consumer{scorer: sc, relay: relay, log: log, tracer: tp.Tracer("boomerang/segmentation"), now: now}
+	var err error
+	if c.applied, err = meter.Int64Counter("boomerang.segmentation.events_applied",
+		metric.WithDescription("Order events applied to customer features")); err != nil {
+		return nil, err
+	}
+	if c.deadLetrs, err = meter.Int64Counter("boomerang.segmentation.dead_lettered",
+		metric.WithDescription("Messages on ORDERS that were not canonical order events")); err != nil {
+		return nil, err
+	}
+	if c.batchTime, err = meter.Float64Histogram("boomerang.segmentation.batch_seconds",
+		metric.WithDescription("Time to apply one batch of order events"), metric.WithUnit("s")); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// batch is a decoded batch.
+type batch struct {
+	events []segment.Event
+	dead   []outbox.Message
+	// trace is the trace context of the batch's first event, so that an
+	// order's trace reaches segmentation.
+	trace context.Context
+}
+
+func (c *consumer) prepare(ctx context.Context, msgs []jetstream.Msg) *batch {
+	b := &batch{trace: ctx}
+	for i, m := range msgs {
+		ev, err := orderbus.Decode(m)
+		if err != nil {
+			b.dead = append(b.dead, orderbus.DeadLetter(m, events.Service, "orders", "not_an_order_event", err.Error()))
+			continue
+		}
+		if i == 0 {
+			b.trace = natsx.ExtractTrace(ctx, m.Headers())
+		}
+		b.events = append(b.events, events.FromOrderEvent(ev))
+	}
+	return b
+}
+
+func (c *consumer) apply(ctx context.Context, msgs []jetstream.Msg, b *batch, attempt int) ([]jetstream.Msg, error) {
+	ctx, span := c.tracer.Start(trace.ContextWithRemoteSpanContext(ctx, trace.SpanContextFromContext(b.trace)), "segmentation.apply_batch",
+		trace.WithAttributes(attribute.Int("messages", len(msgs)), attribute.Int("attempt", attempt)))
+	defer span.End()
+	start := time.Now()
+	n, err := c.scorer.Apply(ctx, store.Batch{Events: b.events, Extra: b.dead, Now: c.now().UTC()})
+	if err != nil {
+		span.RecordError(err)
+		return nil, err
+	}
+	c.batchTime.Record(ctx, time.Since(start).Seconds())
+	c.applied.Add(ctx, int64(n))
+	if len(b.dead) > 0 {
+		c.deadLetrs.Add(ctx, int64(len(b.dead)))
+		c.log.WarnContext(ctx, "messages on ORDERS dead-lettered", "count", len(b.dead))
+	}
+	c.relay.Notify()
+	return nil, nil
+}

@@ -1,0 +1,314 @@
+// Package service is segmentation's composition root: configuration, the
+// wiring of store, hot store, scorer, gRPC API, the ORDERS consumer and the
+// outbox relay, and Run. The single-process runner and the service's own
+// binary both use it.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+
+	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/config"
+	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
+	"github.com/boomerang-loyalty/boomerang/pkg/money"
+	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
+	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
+	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/grpcapi"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/hot"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/scoring"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/store"
+)
+
+// Name is the service's name in health checks, traces and metrics.
+const Name = "segmentation"
+
+// Config is segmentation's configuration.
+type Config struct {
+	// DatabaseURL is postgres://… or sqlite:PATH.
+	DatabaseURL string
+	// RedisURL is the hot store (redis://…); empty keeps it in process.
+	RedisURL    string
+	RedisPrefix string
+	// BaseCurrency is the seller's base currency (ISO 4217).
+	BaseCurrency string
+	// BatchSize is the most order events applied in one transaction.
+	BatchSize int
+	// AckWait is the consumer's lease on a delivered message.
+	AckWait time.Duration
+	// ScoreInterval is how often the whole base is scored and the models
+	// refitted; MinScoreInterval the least time between runs started early
+	// because the base grew.
+	ScoreInterval    time.Duration
+	MinScoreInterval time.Duration
+	// HorizonDays and DiscountRate shape the predictions.
+	HorizonDays  int
+	DiscountRate float64
+	// Flags are the seller's flag thresholds.
+	Flags segment.FlagRules
+	// Stream retention.
+	EventsMaxAge     time.Duration
+	OrdersMaxAge     time.Duration
+	DeadLetterMaxAge time.Duration
+	StreamReplicas   int
+}
+
+// LoadConfig reads the SEGMENTATION_* and BOOMERANG_* variables.
+// SEGMENTATION_REDIS_URL falls back to REDIS_URL.
+func LoadConfig(src config.Source) (Config, error) {
+	r := config.NewReader(src)
+	d := segment.DefaultFlagRules
+	c := Config{
+		DatabaseURL:      r.String("SEGMENTATION_DATABASE_URL", "sqlite:data/segmentation.db"),
+		RedisURL:         r.String("SEGMENTATION_REDIS_URL", r.String("REDIS_URL", "")),
+		RedisPrefix:      r.String("SEGMENTATION_REDIS_PREFIX", "boomerang:seg:"),
+		BaseCurrency:     strings.ToUpper(r.String("BOOMERANG_BASE_CURRENCY", "USD")),
+		BatchSize:        r.Int("SEGMENTATION_BATCH_SIZE", 512),
+		AckWait:          r.Duration("SEGMENTATION_ACK_WAIT", 30*time.Second),
+		ScoreInterval:    r.Duration("SEGMENTATION_SCORE_INTERVAL", time.Hour),
+		MinScoreInterval: r.Duration("SEGMENTATION_MIN_SCORE_INTERVAL", 10*time.Second),
+		HorizonDays:      r.Int("SEGMENTATION_HORIZON_DAYS", 365),
+		DiscountRate:     r.Float("SEGMENTATION_ANNUAL_DISCOUNT_RATE", 0.10),
+		Flags: segment.FlagRules{
+			VIPShare:                r.Float("SEGMENTATION_VIP_SHARE", d.VIPShare),
+			PriceSensitiveShare:     r.Float("SEGMENTATION_PRICE_SENSITIVE_SHARE", d.PriceSensitiveShare),
+			PriceSensitiveMinOrders: int64(r.Int("SEGMENTATION_PRICE_SENSITIVE_MIN_ORDERS", int(d.PriceSensitiveMinOrders))),
+			ChurnPAlive:             r.Float("SEGMENTATION_CHURN_P_ALIVE", d.ChurnPAlive),
+			NewWithinDays:           r.Int("SEGMENTATION_NEW_DAYS", d.NewWithinDays),
+		},
+		EventsMaxAge:     r.Duration("SEGMENTATION_EVENTS_MAX_AGE", 30*24*time.Hour),
+		OrdersMaxAge:     r.Duration("BOOMERANG_ORDERS_MAX_AGE", 0),
+		DeadLetterMaxAge: r.Duration("BOOMERANG_DEADLETTER_MAX_AGE", 30*24*time.Hour),
+		StreamReplicas:   r.Int("BOOMERANG_STREAM_REPLICAS", 1),
+	}
+	if err := r.Err(); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// Validate reports every problem with c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("SEGMENTATION_DATABASE_URL: required"))
+	}
+	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		errs = append(errs, errors.New("SEGMENTATION_REDIS_URL: want redis://… or rediss://…"))
+	}
+	if c.RedisPrefix == "" {
+		errs = append(errs, errors.New("SEGMENTATION_REDIS_PREFIX: required"))
+	}
+	if !money.Known(c.BaseCurrency) {
+		errs = append(errs, fmt.Errorf("BOOMERANG_BASE_CURRENCY: %q is not an ISO 4217 currency", c.BaseCurrency))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 10000 {
+		errs = append(errs, fmt.Errorf("SEGMENTATION_BATCH_SIZE: %d, want 1..10000", c.BatchSize))
+	}
+	if c.AckWait < time.Second || c.AckWait > time.Hour {
+		errs = append(errs, fmt.Errorf("SEGMENTATION_ACK_WAIT: %v, want 1s..1h", c.AckWait))
+	}
+	if c.ScoreInterval < time.Second {
+		errs = append(errs, fmt.Errorf("SEGMENTATION_SCORE_INTERVAL: %v, want at least 1s", c.ScoreInterval))
+	}
+	if c.MinScoreInterval < 0 || c.MinScoreInterval > c.ScoreInterval {
+		errs = append(errs, fmt.Errorf("SEGMENTATION_MIN_SCORE_INTERVAL: %v, want 0..SEGMENTATION_SCORE_INTERVAL", c.MinScoreInterval))
+	}
+	if c.HorizonDays < 1 || c.HorizonDays > 3650 {
+		errs = append(errs, fmt.Errorf("SEGMENTATION_HORIZON_DAYS: %d, want 1..3650", c.HorizonDays))
+	}
+	if c.DiscountRate < 0 || c.DiscountRate > 1 {
+		errs = append(errs, fmt.Errorf("SEGMENTATION_ANNUAL_DISCOUNT_RATE: %v, want 0..1", c.DiscountRate))
+	}
+	if c.Flags.VIPShare < 0 || c.Flags.VIPShare > 1 {
+		errs = append(errs, fmt.Errorf("SEGMENTATION_VIP_SHARE: %v, want 0..1", c.Flags.VIPShare))
+	}
+	if c.Flags.PriceSensitiveShare <= 0 || c.Flags.PriceSensitiveShare > 1 {
+		errs = append(errs, fmt.Errorf("SEGMENTATION_PRICE_SENSITIVE_SHARE: %v, want above 0, at most 1", c.Flags.PriceSensitiveShare))
+	}
+	if c.Flags.PriceSensitiveMinOrders < 1 {
+		errs = append(errs, fmt.Errorf("SEGMENTATION_PRICE_SENSITIVE_MIN_ORDERS: %d, want at least 1", c.Flags.PriceSensitiveMinOrders))
+	}
+	if c.Flags.ChurnPAlive < 0 || c.Flags.ChurnPAlive > 1 {
+		errs = append(errs, fmt.Errorf("SEGMENTATION_CHURN_P_ALIVE: %v, want 0..1", c.Flags.ChurnPAlive))
+	}
+	if c.Flags.NewWithinDays < 0 {
+		errs = append(errs, fmt.Errorf("SEGMENTATION_NEW_DAYS: %d, want 0 or more", c.Flags.NewWithinDays))
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		errs = append(errs, fmt.Errorf("BOOMERANG_STREAM_REPLICAS: %d, want 1..5", c.StreamReplicas))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("configuration: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Deps are what the service is given.
+type Deps struct {
+	DB        *sqldb.DB
+	JetStream jetstream.JetStream
+	// Redis is the hot store's client; nil keeps the hot store in process.
+	Redis  *redis.Client
+	Log    *slog.Logger
+	Tracer trace.TracerProvider
+	Meter  metric.MeterProvider
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service is a running segmentation.
+type Service struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	store    *store.Store
+	hot      hot.Store
+	scorer   *scoring.Scorer
+	relay    *outbox.Relay
+	cons     jetstream.Consumer
+	consumer *consumer
+	api      *grpcapi.Server
+}
+
+// New migrates the database, ensures the streams and the durable consumer
+// (so it can start before order-ingest), loads the last scoring state and
+// wires the service. Run starts its work.
+func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	log := d.Log.With("service", Name)
+	st, err := store.Open(ctx, d.DB, log)
+	if err != nil {
+		return nil, err
+	}
+	var h hot.Store = hot.NewMemory()
+	hotKind := "in-process"
+	if d.Redis != nil {
+		h, hotKind = hot.NewRedis(d.Redis, cfg.RedisPrefix), "redis"
+	}
+	sc, err := scoring.New(ctx, st, h, scoring.Options{
+		Rules: cfg.Flags, HorizonDays: cfg.HorizonDays, AnnualDiscountRate: cfg.DiscountRate,
+		MinInterval: cfg.MinScoreInterval, Now: d.Now,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	// A hot store that is empty (first start, in-process, flushed Redis)
+	// is filled from SQL before the API answers from it.
+	if err := sc.EnsureHot(ctx); err != nil {
+		return nil, err
+	}
+	meter := d.Meter.Meter("boomerang/segmentation")
+	relay, err := outbox.NewRelay(d.DB, d.JetStream, log, outbox.RelayOptions{LockKey: 0x7365676d656e74, Meter: meter, Service: Name})
+	if err != nil {
+		return nil, err
+	}
+	if err := orderbus.EnsureStreams(ctx, d.JetStream, orderbus.StreamOptions{
+		Replicas: cfg.StreamReplicas, OrdersMaxAge: cfg.OrdersMaxAge, DeadLetterAge: cfg.DeadLetterMaxAge,
+	}); err != nil {
+		return nil, err
+	}
+	if err := events.EnsureStream(ctx, d.JetStream, cfg.StreamReplicas, cfg.EventsMaxAge); err != nil {
+		return nil, err
+	}
+	cons, err := d.JetStream.CreateOrUpdateConsumer(ctx, orderbus.Stream, jetstream.ConsumerConfig{
+		Durable:       events.ConsumerName,
+		Description:   "segmentation: customer features from canonical order events",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    -1, // failures are retried; undecodable events are dead-lettered
+		MaxAckPending: cfg.BatchSize * 8,
+		FilterSubject: orderbus.Prefix + ">",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", events.ConsumerName, err)
+	}
+	if err := natsx.ObserveLag(meter, cons, events.ConsumerName); err != nil {
+		return nil, err
+	}
+	bus, err := newConsumer(sc, relay, log, d.Tracer, meter, d.Now)
+	if err != nil {
+		return nil, err
+	}
+	log.InfoContext(ctx, "segmentation ready", "hot_store", hotKind, "database", d.DB.Dialect.String(),
+		"score_interval", cfg.ScoreInterval)
+	return &Service{
+		cfg: cfg, deps: d, log: log, store: st, hot: h, scorer: sc, relay: relay, cons: cons, consumer: bus,
+		api: grpcapi.New(h, sc, cfg.BaseCurrency, log),
+	}, nil
+}
+
+// Register adds the gRPC API to s.
+func (s *Service) Register(g *grpc.Server) {
+	segmentationv1.RegisterSegmentationServiceServer(g, s.api)
+}
+
+// Scopes are the token scopes of the gRPC methods.
+func (s *Service) Scopes() grpcx.MethodScopes { return grpcapi.Scopes }
+
+// HealthName is the name under which the service reports its health.
+func (s *Service) HealthName() string {
+	return segmentationv1.SegmentationService_ServiceDesc.ServiceName
+}
+
+// Relay returns the outbox relay (tests flush it).
+func (s *Service) Relay() *outbox.Relay { return s.relay }
+
+// Refit scores the whole base now.
+func (s *Service) Refit(ctx context.Context) (scoring.Result, error) { return s.scorer.Refit(ctx) }
+
+// Rebuild restores the hot store from SQL and returns the customers
+// written.
+func (s *Service) Rebuild(ctx context.Context) (int, error) { return s.scorer.Rebuild(ctx) }
+
+// SetAgony is the hook for agony events (from the feedback service, once
+// it exists): it marks or clears a customer's agony flag.
+func (s *Service) SetAgony(ctx context.Context, customerID string, on bool) error {
+	return s.scorer.SetAgony(ctx, customerID, on)
+}
+
+// Run consumes order events, relays the outbox and scores the base on its
+// schedule until ctx is cancelled; then it stops taking messages, finishes
+// the batch in hand and returns.
+func (s *Service) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.relay.Run(ctx) })
+	g.Go(func() error { return s.scorer.Run(ctx, s.cfg.ScoreInterval) })
+	g.Go(func() error {
+		bc := natsx.NewBatchConsumer(s.cons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize, AckWait: s.cfg.AckWait}, s.log)
+		return natsx.RunPipeline(ctx, bc, s.consumer.prepare, s.consumer.apply)
+	})
+	return g.Wait()
+}
+
+// Ping checks the database and the hot store, for readiness.
+func (s *Service) Ping(ctx context.Context) error {
+	if err := s.deps.DB.W.PingContext(ctx); err != nil {
+		return err
+	}
+	if s.deps.Redis != nil {
+		return s.deps.Redis.Ping(ctx).Err()
+	}
+	return nil
+}
