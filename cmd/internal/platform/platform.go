@@ -21,15 +21,18 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/config"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/host"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
+	"github.com/boomerang-loyalty/boomerang/pkg/redisx"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/telemetry"
 	ingest "github.com/boomerang-loyalty/boomerang/services/ingest/service"
 	ledger "github.com/boomerang-loyalty/boomerang/services/ledger/service"
+	segmentation "github.com/boomerang-loyalty/boomerang/services/segmentation/service"
 )
 
 // Config is the runner's own configuration; each service reads its own.
@@ -74,12 +77,15 @@ type Main struct {
 	Logs io.Writer
 	// Ledger is the points-ledger service (tests verify its store).
 	Ledger *ledger.Service
+	// Segmentation is the segmentation service (tests refit it).
+	Segmentation *segmentation.Service
 
 	log       *slog.Logger
 	tel       *telemetry.Telemetry
 	ns        *server.Server
 	nc        *nats.Conn
 	dbs       []*sqldb.DB
+	redis     *redis.Client
 	host      *host.Host
 	tokenFile string
 }
@@ -160,10 +166,14 @@ func (m *Main) Open(ctx context.Context, env config.Source) (err error) {
 	}
 	m.Ledger = lsvc
 
+	if m.Segmentation, err = m.openSegmentation(ctx, env, js); err != nil {
+		return err
+	}
+
 	m.host, err = host.New(host.Options{
 		GRPCAddr: c.GRPCAddr, HTTPAddr: c.HTTPAddr, Tokens: tokens, Log: m.log, Telemetry: m.tel,
 		TLSCertFile: c.TLSCertFile, TLSKeyFile: c.TLSKeyFile,
-	}, isvc, lsvc)
+	}, isvc, lsvc, m.Segmentation)
 	return err
 }
 
@@ -184,6 +194,32 @@ func (m *Main) openLedger(ctx context.Context, env config.Source, js jetstream.J
 	return ledger.New(ctx, cfg, ledger.Deps{DB: db, JetStream: js, Log: m.log, Tracer: m.tel.Tracer, Meter: m.tel.Meter})
 }
 
+// openSegmentation starts segmentation on its SQLite file unless
+// SEGMENTATION_DATABASE_URL names another database, with its hot store in
+// Redis when SEGMENTATION_REDIS_URL or REDIS_URL is set and in process
+// otherwise.
+func (m *Main) openSegmentation(ctx context.Context, env config.Source, js jetstream.JetStream) (*segmentation.Service, error) {
+	cfg, err := segmentation.LoadConfig(withDefaults(env, map[string]string{
+		"SEGMENTATION_DATABASE_URL": "sqlite:" + filepath.Join(m.Config.DataDir, "segmentation.db"),
+	}))
+	if err != nil {
+		return nil, err
+	}
+	db, err := sqldb.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	m.dbs = append(m.dbs, db)
+	deps := segmentation.Deps{DB: db, JetStream: js, Log: m.log, Tracer: m.tel.Tracer, Meter: m.tel.Meter}
+	if cfg.RedisURL != "" {
+		if m.redis, err = redisx.Open(ctx, cfg.RedisURL); err != nil {
+			return nil, err
+		}
+		deps.Redis = m.redis
+	}
+	return segmentation.New(ctx, cfg, deps)
+}
+
 // Run serves until ctx is cancelled.
 func (m *Main) Run(ctx context.Context) error {
 	m.log.Info("boomerang started", "grpc", m.host.GRPCAddr(), "http", m.host.HTTPAddr(), "nats", m.NATSURL())
@@ -200,6 +236,9 @@ func (m *Main) Close() error {
 	}
 	for _, db := range m.dbs {
 		err = errors.Join(err, db.Close())
+	}
+	if m.redis != nil {
+		err = errors.Join(err, m.redis.Close())
 	}
 	if m.ns != nil {
 		m.ns.Shutdown()
