@@ -2,8 +2,9 @@
 // single-process platform on free ports in a temporary directory, measures
 // the raw JetStream publish rate of this machine, then publishes orders to
 // boomerang.ingest.orders.<source> and times each one until its canonical
-// event appears on the ORDERS subjects. It prints throughput and latency
-// percentiles as a table.
+// event appears on the ORDERS subjects, and until points-ledger publishes
+// the points it earned; then it times GetAccount calls. It prints
+// throughput and latency percentiles as a table.
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"runtime/pprof"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,10 +29,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	ledgerv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ledger/v1"
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 
 	"github.com/boomerang-loyalty/boomerang/cmd/internal/platform"
 	"github.com/boomerang-loyalty/boomerang/pkg/config"
+	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 )
 
 func main() {
@@ -47,6 +51,7 @@ type options struct {
 	customers  int
 	paced      time.Duration
 	database   string
+	ledgerDB   string
 	batch      int
 	keep       bool
 	cpuProfile string
@@ -59,6 +64,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.customers, "customers", 5000, "distinct customers the orders come from")
 	fs.DurationVar(&o.paced, "paced", 5*time.Second, "length of the paced latency run (at half the measured throughput)")
 	fs.StringVar(&o.database, "database", "", "ingest database URL (default: SQLite in the temporary directory)")
+	fs.StringVar(&o.ledgerDB, "ledger-database", "", "ledger database URL (default: SQLite in the temporary directory)")
 	fs.IntVar(&o.batch, "batch", 256, "INGEST_BATCH_SIZE")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the throughput run to this file")
@@ -89,6 +95,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if o.database != "" {
 		env["INGEST_DATABASE_URL"] = o.database
+	}
+	if o.ledgerDB != "" {
+		env["LEDGER_DATABASE_URL"] = o.ledgerDB
 	}
 	p := platform.New()
 	p.Logs = io.Discard
@@ -124,8 +133,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("raw publish: %w", err)
 	}
-	fmt.Fprintf(out, "single-process mode: embedded NATS, %s database, batch %d, %d orders from %d customers\n\n",
-		dbKind(o.database), o.batch, o.orders, o.customers)
+	fmt.Fprintf(out, "single-process mode: embedded NATS, ingest on %s, ledger on %s, batch %d, %d orders from %d customers\n\n",
+		dbKind(o.database), dbKind(o.ledgerDB), o.batch, o.orders, o.customers)
 
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
@@ -151,6 +160,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("paced run: %w", err)
 	}
 
+	accountLat, err := getAccountRun(ctx, p.GRPCAddr(), filepath.Join(dir, "admin.token"), thr.customers, 5000)
+	if err != nil {
+		return fmt.Errorf("GetAccount run: %w", err)
+	}
+
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "measure\trate/s\tp50\tp90\tp99\tmax\t")
 	fmt.Fprintf(tw, "raw JetStream publish, async (same payloads)\t%.0f\t\t\t\t\t\n", raw)
@@ -159,7 +173,17 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		pct(thr.lat, 50), pct(thr.lat, 90), pct(thr.lat, 99), pct(thr.lat, 100))
 	fmt.Fprintf(tw, "ingest, paced at %.0f/s: publish → canonical event\t%.0f\t%s\t%s\t%s\t%s\t\n", pacedRate,
 		float64(paced.n)/paced.elapsed.Seconds(), pct(paced.lat, 50), pct(paced.lat, 90), pct(paced.lat, 99), pct(paced.lat, 100))
+	lrate := float64(thr.n) / thr.ledgerElapsed.Seconds()
+	fmt.Fprintf(tw, "ledger, saturated: publish → points earned\t%.0f\t%s\t%s\t%s\t%s\t\n", lrate,
+		pct(thr.ledgerLat, 50), pct(thr.ledgerLat, 90), pct(thr.ledgerLat, 99), pct(thr.ledgerLat, 100))
+	fmt.Fprintf(tw, "ledger, paced at %.0f/s: publish → points earned\t%.0f\t%s\t%s\t%s\t%s\t\n", pacedRate,
+		float64(paced.n)/paced.ledgerElapsed.Seconds(), pct(paced.ledgerLat, 50), pct(paced.ledgerLat, 90), pct(paced.ledgerLat, 99), pct(paced.ledgerLat, 100))
+	fmt.Fprintf(tw, "GetAccount over gRPC, one caller (%d calls)\t%.0f\t%s\t%s\t%s\t%s\t\n", len(accountLat.lat),
+		float64(len(accountLat.lat))/accountLat.elapsed.Seconds(), pct(accountLat.lat, 50), pct(accountLat.lat, 90), pct(accountLat.lat, 99), pct(accountLat.lat, 100))
 	tw.Flush()
+	fmt.Fprintf(out, "\nledger / ingest throughput = %.2f (target: keeps up, ≥ 1.00 less the pipeline's drain: %s)\n", lrate/rate,
+		map[bool]string{true: "meets", false: "MISSES"}[lrate >= 0.95*rate])
+	fmt.Fprintf(out, "GetAccount p99 = %s (target < 2ms)\n", pct(accountLat.lat, 99))
 	verdict := func(r float64) string {
 		if rate >= r/3 {
 			return "meets"
@@ -236,6 +260,10 @@ type runResult struct {
 	n       int
 	elapsed time.Duration
 	lat     []time.Duration
+	// Until points-ledger published the points of every order.
+	ledgerElapsed time.Duration
+	ledgerLat     []time.Duration
+	customers     []string
 }
 
 // ingestRun publishes payloads (at rate per second, or as fast as
@@ -247,8 +275,33 @@ func ingestRun(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, paylo
 	var mu sync.Mutex
 	var first int
 	fmt.Sscanf(orderIDOf(payloads[0]), "o-%d", &first)
-	var got atomic.Int64
-	all := make(chan struct{})
+	var got, gotLedger atomic.Int64
+	all, allLedger := make(chan struct{}), make(chan struct{})
+	var ledgerLat []time.Duration
+	customers := map[string]bool{}
+	lsub, err := nc.Subscribe("boomerang.ledger.v1.earned.>", func(m *nats.Msg) {
+		now := time.Now().UnixNano()
+		ev := &ledgerv1.LedgerEvent{}
+		if proto.Unmarshal(m.Data, ev) != nil {
+			return
+		}
+		var id int
+		if _, err := fmt.Sscanf(ev.GetEarned().GetOrderId(), "o-%d", &id); err != nil || id < first || id >= first+n {
+			return
+		}
+		mu.Lock()
+		ledgerLat = append(ledgerLat, time.Duration(now-atomic.LoadInt64(&sent[id-first])))
+		customers[ev.GetCustomerId()] = true
+		mu.Unlock()
+		if gotLedger.Add(1) == int64(n) {
+			close(allLedger)
+		}
+	})
+	if err != nil {
+		return runResult{}, err
+	}
+	defer lsub.Unsubscribe()
+	lsub.SetPendingLimits(-1, -1)
 	sub, err := nc.Subscribe("boomerang.orders.v1.>", func(m *nats.Msg) {
 		now := time.Now().UnixNano()
 		ev := &ordersv1.OrderEvent{}
@@ -292,10 +345,50 @@ func ingestRun(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, paylo
 		return runResult{}, ctx.Err()
 	}
 	elapsed := time.Since(start)
+	select {
+	case <-allLedger:
+	case <-time.After(10 * time.Minute):
+		return runResult{}, fmt.Errorf("only %d of %d points-earned events after 10 minutes", gotLedger.Load(), n)
+	case <-ctx.Done():
+		return runResult{}, ctx.Err()
+	}
+	ledgerElapsed := time.Since(start)
 	mu.Lock()
 	defer mu.Unlock()
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	return runResult{n: n, elapsed: elapsed, lat: lat}, nil
+	sort.Slice(ledgerLat, func(i, j int) bool { return ledgerLat[i] < ledgerLat[j] })
+	ids := make([]string, 0, len(customers))
+	for c := range customers {
+		ids = append(ids, c)
+	}
+	return runResult{n: n, elapsed: elapsed, lat: lat, ledgerElapsed: ledgerElapsed, ledgerLat: ledgerLat, customers: ids}, nil
+}
+
+// getAccountRun times GetAccount calls for the given customers, one at a
+// time, over the platform's gRPC port.
+func getAccountRun(ctx context.Context, addr, tokenFile string, customers []string, calls int) (runResult, error) {
+	tok, err := os.ReadFile(tokenFile)
+	if err != nil {
+		return runResult{}, err
+	}
+	conn, err := grpcx.Dial(addr, grpcx.ClientOptions{Token: strings.TrimSpace(string(tok))})
+	if err != nil {
+		return runResult{}, err
+	}
+	defer conn.Close()
+	client := ledgerv1.NewLedgerServiceClient(conn)
+	lat := make([]time.Duration, 0, calls)
+	start := time.Now()
+	for i := 0; i < calls && len(customers) > 0; i++ {
+		t := time.Now()
+		if _, err := client.GetAccount(ctx, &ledgerv1.GetAccountRequest{CustomerId: customers[i%len(customers)]}); err != nil {
+			return runResult{}, err
+		}
+		lat = append(lat, time.Since(t))
+	}
+	elapsed := time.Since(start)
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return runResult{n: len(lat), elapsed: elapsed, lat: lat}, nil
 }
 
 func orderIDOf(p []byte) string {

@@ -119,8 +119,11 @@ type Account struct {
 	PaidOrders       int64
 	Birthday         Birthday
 	LastBirthdayYear int
-	// Lots holds the open lots (Remaining > 0).
-	Lots []*Lot
+	// Lots holds the open lots (Remaining > 0) when LotsLoaded; otherwise
+	// only the lots earned since the account was loaded. Whatever consumes
+	// points (claw-back, redemption, expiry, removal) needs them loaded.
+	Lots       []*Lot
+	LotsLoaded bool
 	// Spend holds qualifying spend from at least one tier window before
 	// the times the change looks at.
 	Spend []Spend
@@ -155,7 +158,7 @@ type Event struct {
 // NewAccount is an account that has never moved.
 func NewAccount(p *Programme, customerID string, at time.Time) *Account {
 	return &Account{CustomerID: customerID, Tier: p.tiers[0].Name, TierSince: at, ReviewedAt: at,
-		ReferralCode: ReferralCode(customerID), Dirty: true}
+		ReferralCode: ReferralCode(customerID), Dirty: true, LotsLoaded: true}
 }
 
 // Order is what the ledger remembers of a paid order, to claw back its

@@ -55,6 +55,7 @@ func (s *Store) ApplyOrders(ctx context.Context, p *ledger.Programme, in []Input
 			return err
 		}
 		var customers []string
+		consumes := map[string]bool{}
 		var orderKeys [][2]string
 		var codes []any
 		spendFrom := now
@@ -64,6 +65,9 @@ func (s *Store) ApplyOrders(ctx context.Context, p *ledger.Programme, in []Input
 				continue
 			}
 			customers = append(customers, ev.GetCustomerId())
+			if k := ev.GetKind(); k == ordersv1.OrderEventKind_ORDER_EVENT_KIND_REFUNDED || k == ordersv1.OrderEventKind_ORDER_EVENT_KIND_CANCELLED {
+				consumes[ev.GetCustomerId()] = true
+			}
 			orderKeys = append(orderKeys, [2]string{ev.GetSource(), ev.GetOrderId()})
 			if c := ev.GetCustomer().GetReferralCode(); c != "" && ev.GetKind() == ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID {
 				codes = append(codes, c)
@@ -82,7 +86,7 @@ func (s *Store) ApplyOrders(ctx context.Context, p *ledger.Programme, in []Input
 		for _, r := range referrers {
 			customers = append(customers, r)
 		}
-		if err := u.load(ctx, customers, spendFrom.Add(-p.TierWindow())); err != nil {
+		if err := u.loadAccounts(ctx, customers, spendFrom.Add(-p.TierWindow()), func(id string) bool { return consumes[id] }); err != nil {
 			return err
 		}
 		if err := u.loadOrders(ctx, orderKeys); err != nil {
@@ -414,14 +418,8 @@ type View struct {
 // as expired even before the sweep writes them off. ErrNotFound when the
 // customer has no account.
 func (s *Store) Account(ctx context.Context, p *ledger.Programme, customerID string, within time.Duration) (*View, error) {
-	tx, err := s.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = tx.Rollback() }()
 	now := s.now()
-	u := s.newUnit(tx, p, now)
-	u.readOnly = true
+	u := s.newReadUnit(p, now)
 	if err := u.load(ctx, []string{customerID}, now.Add(-p.TierWindow())); err != nil {
 		return nil, err
 	}
@@ -466,7 +464,8 @@ func (s *Store) entries(ctx context.Context, q queryer, where string, args ...an
 		return nil, err
 	}
 	err = inChunks(ids, func(chunk []any) error {
-		rows, err := q.QueryContext(ctx, `SELECT entry_id, lot_id, points FROM lot_uses WHERE entry_id IN (`+s.db.Dialect.Placeholders(1, len(chunk))+`) ORDER BY entry_id, lot_id`, chunk...)
+		rows, err := q.QueryContext(ctx, `SELECT u.entry_id, u.lot_id, u.points FROM lot_uses u JOIN lots l ON l.lot_id = u.lot_id
+			WHERE u.entry_id IN (`+s.db.Dialect.Placeholders(1, len(chunk))+`) ORDER BY u.entry_id, l.earned_at, u.lot_id`, chunk...)
 		if err != nil {
 			return err
 		}

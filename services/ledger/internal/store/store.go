@@ -73,7 +73,8 @@ func fromMS(v int64) time.Time {
 // unit is the accounts and orders one transaction works on.
 type unit struct {
 	s        *Store
-	tx       *sql.Tx
+	tx       *sql.Tx // nil for a read
+	q        queryer
 	p        *ledger.Programme
 	now      time.Time
 	readOnly bool
@@ -89,7 +90,12 @@ type pending struct {
 }
 
 func (s *Store) newUnit(tx *sql.Tx, p *ledger.Programme, now time.Time) *unit {
-	return &unit{s: s, tx: tx, p: p, now: now, accounts: map[string]*ledger.Account{}, orders: map[string]*ledger.Order{}}
+	return &unit{s: s, tx: tx, q: tx, p: p, now: now, accounts: map[string]*ledger.Account{}, orders: map[string]*ledger.Order{}}
+}
+
+// newReadUnit reads without a transaction (and without locks).
+func (s *Store) newReadUnit(p *ledger.Programme, now time.Time) *unit {
+	return &unit{s: s, q: s.db.R, readOnly: true, p: p, now: now, accounts: map[string]*ledger.Account{}, orders: map[string]*ledger.Order{}}
 }
 
 // load reads the accounts of ids not loaded yet, with their open lots and
@@ -97,6 +103,13 @@ func (s *Store) newUnit(tx *sql.Tx, p *ledger.Programme, now time.Time) *unit {
 // locked until the transaction ends. Accounts that do not exist are
 // created in memory.
 func (u *unit) load(ctx context.Context, ids []string, spendFrom time.Time) error {
+	return u.loadAccounts(ctx, ids, spendFrom, func(string) bool { return true })
+}
+
+// loadAccounts is load, reading the open lots only of the accounts
+// withLots names: earning appends a lot and needs none of the others,
+// while claw-backs, redemptions and expiry consume them.
+func (u *unit) loadAccounts(ctx context.Context, ids []string, spendFrom time.Time, withLots func(string) bool) error {
 	var want []any
 	seen := map[string]bool{}
 	for _, id := range ids {
@@ -111,7 +124,7 @@ func (u *unit) load(ctx context.Context, ids []string, spendFrom time.Time) erro
 	d := u.s.db.Dialect
 	return inChunks(want, func(chunk []any) error {
 		in := d.Placeholders(1, len(chunk))
-		rows, err := u.tx.QueryContext(ctx, `SELECT customer_id, balance, lifetime_earned, shortfall, tier, tier_since,
+		rows, err := u.q.QueryContext(ctx, `SELECT customer_id, balance, lifetime_earned, shortfall, tier, tier_since,
 			reviewed_at, referral_code, referred_by, paid_orders, birth_month, birth_day, last_birthday_year
 			FROM accounts WHERE customer_id IN (`+in+`) ORDER BY customer_id`+u.lock(), chunk...)
 		if err != nil {
@@ -136,8 +149,18 @@ func (u *unit) load(ctx context.Context, ids []string, spendFrom time.Time) erro
 				u.accounts[id.(string)] = ledger.NewAccount(u.p, id.(string), u.now)
 			}
 		}
-		rows, err = u.tx.QueryContext(ctx, `SELECT customer_id, lot_id, points, remaining, earned_at, expires_at, order_key, warned
-			FROM lots WHERE customer_id IN (`+in+`) AND remaining > 0`, chunk...)
+		var lotIDs []any
+		for _, id := range chunk {
+			if withLots(id.(string)) {
+				lotIDs = append(lotIDs, id)
+				u.accounts[id.(string)].LotsLoaded = true
+			}
+		}
+		if len(lotIDs) == 0 {
+			lotIDs = append(lotIDs, "") // no customer has the empty id
+		}
+		rows, err = u.q.QueryContext(ctx, `SELECT customer_id, lot_id, points, remaining, earned_at, expires_at, order_key, warned
+			FROM lots WHERE customer_id IN (`+d.Placeholders(1, len(lotIDs))+`) AND remaining > 0`, lotIDs...)
 		if err != nil {
 			return fmt.Errorf("load lots: %w", err)
 		}
@@ -158,7 +181,7 @@ func (u *unit) load(ctx context.Context, ids []string, spendFrom time.Time) erro
 			return err
 		}
 		args := append(append([]any{}, chunk...), ms(spendFrom))
-		rows, err = u.tx.QueryContext(ctx, `SELECT customer_id, ref, at, amount FROM spend
+		rows, err = u.q.QueryContext(ctx, `SELECT customer_id, ref, at, amount FROM spend
 			WHERE customer_id IN (`+in+`) AND at > `+d.Placeholders(len(chunk)+1, 1), args...)
 		if err != nil {
 			return fmt.Errorf("load spend: %w", err)
@@ -209,7 +232,7 @@ func (u *unit) loadOrders(ctx context.Context, keys [][2]string) error {
 	for src, ids := range bySource {
 		err := inChunks(ids, func(chunk []any) error {
 			args := append([]any{src}, chunk...)
-			rows, err := u.tx.QueryContext(ctx, `SELECT source, order_id, customer_id, base_total, qualifying, proportional,
+			rows, err := u.q.QueryContext(ctx, `SELECT source, order_id, customer_id, base_total, qualifying, proportional,
 				full_points, reversed, refunded, unqualified, closed, paid_at, paid, last_seq FROM orders
 				WHERE source = `+d.Placeholders(1, 1)+` AND order_id IN (`+d.Placeholders(2, len(chunk))+`)`, args...)
 			if err != nil {

@@ -1,0 +1,76 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
+
+	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/store"
+)
+
+// BenchmarkApplyOrders applies batches of 256 paid orders from 5,000
+// customers, as the consumer does; orders/s is the figure to read.
+func BenchmarkApplyOrders(b *testing.B) {
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			c := newClock(t0)
+			st, p := openStore(b, be.url(b), c), mustProgramme(b)
+			ctx := context.Background()
+			const batch = 256
+			n := 0
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				evs := make([]*ordersv1.OrderEvent, batch)
+				for j := range evs {
+					n++
+					evs[j] = paidEvent(fmt.Sprint("e", n), fmt.Sprint("c", n%5000), fmt.Sprint("o", n), 42_50, t0.Add(time.Duration(n)*time.Second))
+				}
+				if _, err := st.ApplyOrders(ctx, p, inputs(evs...), nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "orders/s")
+		})
+	}
+}
+
+// BenchmarkAccount reads accounts of customers with ten orders each; it
+// reports the 99th percentile.
+func BenchmarkAccount(b *testing.B) {
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			c := newClock(t0)
+			st, p := openStore(b, be.url(b), c), mustProgramme(b)
+			ctx := context.Background()
+			const customers = 2000
+			var evs []*ordersv1.OrderEvent
+			for n := 0; n < customers*10; n++ {
+				evs = append(evs, paidEvent(fmt.Sprint("e", n), fmt.Sprint("c", n%customers), fmt.Sprint("o", n), 42_50, t0))
+				if len(evs) == 500 {
+					if _, err := st.ApplyOrders(ctx, p, inputs(evs...), nil); err != nil {
+						b.Fatal(err)
+					}
+					evs = evs[:0]
+				}
+			}
+			c.add(time.Hour)
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t := time.Now()
+				if _, err := st.Account(ctx, p, fmt.Sprint("c", i%customers), 30*24*time.Hour); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t))
+			}
+			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+}
+
+var _ = store.Applied
