@@ -18,7 +18,7 @@ run:
 
 ## build: build the binaries into build/bin
 build:
-	$(GO) build -o $(BIN)/ ./cmd/boomerang ./cmd/boomctl ./services/ingest/cmd/ingest ./services/segmentation/cmd/segmentation
+	$(GO) build -o $(BIN)/ ./cmd/boomerang ./cmd/boomctl ./services/ingest/cmd/ingest ./services/ledger/cmd/ledger ./services/segmentation/cmd/segmentation
 
 ## test: vet, check formatting and run every module's tests
 test: vet fmt-check

@@ -353,3 +353,13 @@ func TestReferralCodeStable(t *testing.T) {
 		t.Error("referral codes must be stable and distinct")
 	}
 }
+
+func TestExampleProgrammeFileIsValid(t *testing.T) {
+	p, err := LoadProgramme("../../../../deploy/programme.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Tiers()) != 4 || len(p.Rewards()) != 4 || p.ExpireAfter != 365*24*time.Hour {
+		t.Errorf("tiers %d rewards %d expiry %v", len(p.Tiers()), len(p.Rewards()), p.ExpireAfter)
+	}
+}
