@@ -504,7 +504,9 @@ func (s *Scorer) Run(ctx context.Context, every time.Duration) error {
 			}
 		case <-s.kick:
 			timer.Stop()
-			if gap := time.Until(st.ScoredAt.Add(s.opts.MinInterval)); gap > 0 {
+			// The spacing protects a scored base from back-to-back runs; a
+			// base nobody has been scored in yet is scored at once.
+			if gap := time.Until(st.ScoredAt.Add(s.opts.MinInterval)); gap > 0 && st.Boundaries.Customers > 0 {
 				select {
 				case <-ctx.Done():
 					return nil
