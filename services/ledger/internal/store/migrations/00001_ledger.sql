@@ -15,7 +15,7 @@ CREATE TABLE accounts (
     birth_day          INTEGER NOT NULL,
     last_birthday_year INTEGER NOT NULL,
     updated_at         BIGINT NOT NULL
-);
+){{.WithoutRowID}};
 CREATE UNIQUE INDEX accounts_referral_code ON accounts (referral_code);
 CREATE INDEX accounts_reviewed_at ON accounts (reviewed_at);
 
@@ -54,7 +54,7 @@ CREATE TABLE lots (
     expires_at  BIGINT NOT NULL,
     order_key   TEXT NOT NULL,
     warned      INTEGER NOT NULL
-);
+){{.WithoutRowID}};
 CREATE INDEX lots_open ON lots (customer_id, remaining);
 CREATE INDEX lots_expiring ON lots (expires_at, remaining);
 
@@ -64,7 +64,7 @@ CREATE TABLE lot_uses (
     lot_id   TEXT NOT NULL,
     points   BIGINT NOT NULL,
     PRIMARY KEY (entry_id, lot_id)
-);
+){{.WithoutRowID}};
 
 -- Qualifying spend for tiers (signed: refunds subtract).
 CREATE TABLE spend (
@@ -73,7 +73,7 @@ CREATE TABLE spend (
     at          BIGINT NOT NULL,
     amount      BIGINT NOT NULL,
     PRIMARY KEY (customer_id, ref)
-);
+){{.WithoutRowID}};
 CREATE INDEX spend_at ON spend (customer_id, at);
 
 -- Orders seen (placed or paid): what a paid order earned, to claw it back,
@@ -94,20 +94,20 @@ CREATE TABLE orders (
     paid         INTEGER NOT NULL,
     last_seq     INTEGER NOT NULL,
     PRIMARY KEY (source, order_id)
-);
+){{.WithoutRowID}};
 
 -- Order events already applied: the consumer's idempotency.
 CREATE TABLE processed_events (
     event_id     TEXT PRIMARY KEY,
     processed_at BIGINT NOT NULL
-);
+){{.WithoutRowID}};
 
 -- Redemptions of each reward, for stock; the row is locked while a
 -- redemption of the reward is decided.
 CREATE TABLE reward_stock (
     reward_id TEXT PRIMARY KEY,
     redeemed  BIGINT NOT NULL
-);
+){{.WithoutRowID}};
 
 -- +goose Down
 DROP TABLE reward_stock;
