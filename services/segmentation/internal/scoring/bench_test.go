@@ -1,0 +1,83 @@
+package scoring_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/redisx"
+	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/hot"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/scoring"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/store"
+)
+
+// BenchmarkApply measures feature updates: batches of 512 paid orders over
+// 100,000 customers, each batch one transaction that also rescores the
+// customers and writes the hot store. It reports events applied per second.
+func BenchmarkApply(b *testing.B) {
+	for _, be := range []struct {
+		name string
+		db   func(tb testing.TB) string
+		hot  func(tb testing.TB) hot.Store
+	}{
+		{"sqlite+memory", func(tb testing.TB) string { return "sqlite:" + filepath.Join(tb.TempDir(), "seg.db") },
+			func(testing.TB) hot.Store { return hot.NewMemory() }},
+		{"postgres+redis", testkit.Postgres, func(tb testing.TB) hot.Store {
+			c, err := redisx.Open(context.Background(), testkit.Redis(tb))
+			if err != nil {
+				tb.Fatal(err)
+			}
+			tb.Cleanup(func() { c.Close() })
+			return hot.NewRedis(c, "bench:")
+		}},
+	} {
+		b.Run(be.name, func(b *testing.B) {
+			ctx := context.Background()
+			db, err := sqldb.Open(ctx, be.db(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			st, err := store.Open(ctx, db, quiet())
+			if err != nil {
+				b.Fatal(err)
+			}
+			now := start.AddDate(0, 0, 200)
+			sc, err := scoring.New(ctx, st, be.hot(b), scoring.Options{Rules: segment.DefaultFlagRules, Now: func() time.Time { return now }}, quiet())
+			if err != nil {
+				b.Fatal(err)
+			}
+			const batch = 512
+			n := 0
+			next := func() []segment.Event {
+				evs := make([]segment.Event, batch)
+				for i := range evs {
+					n++
+					evs[i] = segment.Event{ID: fmt.Sprintf("ev-%d", n), Kind: segment.Paid, CustomerID: fmt.Sprintf("cust-%06d", (n*7919)%100000),
+						Source: "shop", OrderID: fmt.Sprintf("o-%d", n), Channel: "web", OccurredAt: start.Add(time.Duration(n) * time.Minute),
+						BaseTotal: int64(1000 + n%5000), Currency: "EUR", Discounted: n%3 == 0}
+				}
+				return evs
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				b.StopTimer()
+				evs := next()
+				b.StartTimer()
+				if _, err := sc.Apply(ctx, store.Batch{Events: evs}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
