@@ -2,17 +2,16 @@ package store_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"sort"
 	"testing"
 	"time"
 
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
-
-	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/store"
 )
 
-// BenchmarkApplyOrders applies batches of 256 paid orders from 5,000
+// BenchmarkApplyOrders applies batches of paid orders (256, or -batch) from 5,000
 // customers, as the consumer does; orders/s is the figure to read.
 func BenchmarkApplyOrders(b *testing.B) {
 	for _, be := range backends {
@@ -20,7 +19,7 @@ func BenchmarkApplyOrders(b *testing.B) {
 			c := newClock(t0)
 			st, p := openStore(b, be.url(b), c), mustProgramme(b)
 			ctx := context.Background()
-			const batch = 256
+			batch := benchBatch
 			n := 0
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -73,4 +72,9 @@ func BenchmarkAccount(b *testing.B) {
 	}
 }
 
-var _ = store.Applied
+
+// benchBatch is the batch size of BenchmarkApplyOrders (LEDGER_BATCH_SIZE
+// of the consumer): go test -bench ApplyOrders -args -batch 1024.
+var benchBatch = 256
+
+func init() { flag.IntVar(&benchBatch, "batch", 256, "orders per transaction in BenchmarkApplyOrders") }
