@@ -191,3 +191,101 @@ func waitFor(tb testing.TB, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestRestartAndReplay stops the service in the middle of the stream,
+// starts another on the same database, then deletes the durable consumer so
+// that a third replays ORDERS from the start: every customer ends with
+// exactly the orders published, each counted once.
+func TestRestartAndReplay(t *testing.T) {
+	ctx := context.Background()
+	_, url := testkit.NATS(t)
+	_, js := testkit.JetStream(t, url)
+	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "seg.db")
+	cfg, err := service.LoadConfig(config.Map(map[string]string{"BOOMERANG_BASE_CURRENCY": "EUR", "SEGMENTATION_BATCH_SIZE": "16",
+		// Messages the stopped service had pulled but not applied come back
+		// when their lease ends.
+		"SEGMENTATION_ACK_WAIT": "1s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func() (*service.Service, *sqldb.DB, func()) {
+		db, err := sqldb.Open(ctx, dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := service.New(ctx, cfg, service.Deps{DB: db, JetStream: js,
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Tracer: tracenoop.NewTracerProvider(), Meter: metricnoop.NewMeterProvider()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- svc.Run(rctx) }()
+		return svc, db, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+			db.Close()
+		}
+	}
+	processed := func(db *sqldb.DB) int {
+		var n int
+		if err := db.R.QueryRowContext(ctx, "SELECT COUNT(*) FROM seg_processed").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if err := orderbus.EnsureStreams(ctx, js, orderbus.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const events, customers = 800, 40
+	now := time.Now().UTC()
+	want := map[string]int64{}
+	for i := 0; i < events; i++ {
+		c := fmt.Sprintf("c%02d", i%customers)
+		want[c] += int64(100 + i)
+		publish(t, js, "paid", orderEvent(fmt.Sprint("e", i), c, fmt.Sprint("o", i), ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID,
+			now.Add(time.Duration(i-events)*time.Minute), int64(100+i)))
+	}
+	_, db, stop := start()
+	waitFor(t, func() bool { return processed(db) >= 100 })
+	stop()
+	_, db, stop = start()
+	waitFor(t, func() bool { return processed(db) == events })
+	stop()
+	if err := js.DeleteConsumer(ctx, orderbus.Stream, "segmentation"); err != nil {
+		t.Fatal(err)
+	}
+	_, db, stop = start()
+	defer stop()
+	// The replay is done when the new consumer has nothing pending.
+	waitFor(t, func() bool {
+		c, err := js.Consumer(ctx, orderbus.Stream, "segmentation")
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+	rows, err := db.R.QueryContext(ctx, "SELECT customer_id, orders, total_value FROM seg_features")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	seen := 0
+	for rows.Next() {
+		var c string
+		var orders, value int64
+		if err := rows.Scan(&c, &orders, &value); err != nil {
+			t.Fatal(err)
+		}
+		seen++
+		if orders != events/customers || value != want[c] {
+			t.Errorf("%s: %d orders, value %d; want %d, %d", c, orders, value, events/customers, want[c])
+		}
+	}
+	if seen != customers || processed(db) != events {
+		t.Errorf("%d customers, %d events processed", seen, processed(db))
+	}
+}
