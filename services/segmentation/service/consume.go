@@ -29,7 +29,7 @@ type consumer struct {
 	now    func() time.Time
 
 	applied   metric.Int64Counter
-	deadLetrs metric.Int64Counter
+	deadLetters metric.Int64Counter
 	batchTime metric.Float64Histogram
 }
 
@@ -40,12 +40,13 @@ func newConsumer(sc *scoring.Scorer, relay *outbox.Relay, log *slog.Logger, tp t
 		metric.WithDescription("Order events applied to customer features")); err != nil {
 		return nil, err
 	}
-	if c.deadLetrs, err = meter.Int64Counter("boomerang.segmentation.dead_lettered",
+	if c.deadLetters, err = meter.Int64Counter("boomerang.segmentation.dead_lettered",
 		metric.WithDescription("Messages on ORDERS that were not canonical order events")); err != nil {
 		return nil, err
 	}
-	if c.batchTime, err = meter.Float64Histogram("boomerang.segmentation.batch_seconds",
-		metric.WithDescription("Time to apply one batch of order events"), metric.WithUnit("s")); err != nil {
+	if c.batchTime, err = meter.Float64Histogram("boomerang.segmentation.batch.duration",
+		metric.WithDescription("Time to apply one batch of order events, rescoring and hot-store write included"), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -89,7 +90,7 @@ func (c *consumer) apply(ctx context.Context, msgs []jetstream.Msg, b *batch, at
 	c.batchTime.Record(ctx, time.Since(start).Seconds())
 	c.applied.Add(ctx, int64(n))
 	if len(b.dead) > 0 {
-		c.deadLetrs.Add(ctx, int64(len(b.dead)))
+		c.deadLetters.Add(ctx, int64(len(b.dead)))
 		c.log.WarnContext(ctx, "messages on ORDERS dead-lettered", "count", len(b.dead))
 	}
 	c.relay.Notify()
