@@ -28,9 +28,9 @@ type consumer struct {
 	tracer trace.Tracer
 	now    func() time.Time
 
-	applied   metric.Int64Counter
+	applied     metric.Int64Counter
 	deadLetters metric.Int64Counter
-	batchTime metric.Float64Histogram
+	batchTime   metric.Float64Histogram
 }
 
 func newConsumer(sc *scoring.Scorer, relay *outbox.Relay, log *slog.Logger, tp trace.TracerProvider, meter metric.Meter, now func() time.Time) (*consumer, error) {
