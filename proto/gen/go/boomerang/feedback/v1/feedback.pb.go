@@ -8,6 +8,7 @@ package feedbackv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	v11 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/common/v1"
 	v1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -889,6 +890,9 @@ func (x *GetScoresRequest) GetSegment() v1.Segment {
 	return v1.Segment(0)
 }
 
+// ScoreRow holds the scores of one period and segment. A measure with no
+// responses (its *_responses count is 0) has no value: its score fields
+// are 0 and must not be read as a score of 0.
 type ScoreRow struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	PeriodStart        *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=period_start,json=periodStart,proto3" json:"period_start,omitempty"`
@@ -1214,13 +1218,20 @@ func (x *GetTicketStatsResponse) GetResolution() *DurationPercentiles {
 }
 
 type RecoveryCase struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CaseId        string                 `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
-	CustomerId    string                 `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
-	Reason        AgonyReason            `protobuf:"varint,3,opt,name=reason,proto3,enum=boomerang.feedback.v1.AgonyReason" json:"reason,omitempty"`
-	OpenedAt      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=opened_at,json=openedAt,proto3" json:"opened_at,omitempty"`
-	Clv           float64                `protobuf:"fixed64,5,opt,name=clv,proto3" json:"clv,omitempty"`
-	ClaimedBy     string                 `protobuf:"bytes,6,opt,name=claimed_by,json=claimedBy,proto3" json:"claimed_by,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	CaseId     string                 `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
+	CustomerId string                 `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	Reason     AgonyReason            `protobuf:"varint,3,opt,name=reason,proto3,enum=boomerang.feedback.v1.AgonyReason" json:"reason,omitempty"`
+	OpenedAt   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=opened_at,json=openedAt,proto3" json:"opened_at,omitempty"`
+	// The customer's predicted value in major units of clv_value's currency.
+	Clv       float64    `protobuf:"fixed64,5,opt,name=clv,proto3" json:"clv,omitempty"`
+	ClaimedBy string     `protobuf:"bytes,6,opt,name=claimed_by,json=claimedBy,proto3" json:"claimed_by,omitempty"`
+	ClvValue  *v11.Money `protobuf:"bytes,7,opt,name=clv_value,json=clvValue,proto3" json:"clv_value,omitempty"`
+	// How long the case has been open.
+	Age *durationpb.Duration `protobuf:"bytes,8,opt,name=age,proto3" json:"age,omitempty"`
+	// What raised it: the ticket, review or survey response id.
+	SourceRef     string                 `protobuf:"bytes,9,opt,name=source_ref,json=sourceRef,proto3" json:"source_ref,omitempty"`
+	ClaimedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=claimed_at,json=claimedAt,proto3" json:"claimed_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1295,6 +1306,34 @@ func (x *RecoveryCase) GetClaimedBy() string {
 		return x.ClaimedBy
 	}
 	return ""
+}
+
+func (x *RecoveryCase) GetClvValue() *v11.Money {
+	if x != nil {
+		return x.ClvValue
+	}
+	return nil
+}
+
+func (x *RecoveryCase) GetAge() *durationpb.Duration {
+	if x != nil {
+		return x.Age
+	}
+	return nil
+}
+
+func (x *RecoveryCase) GetSourceRef() string {
+	if x != nil {
+		return x.SourceRef
+	}
+	return ""
+}
+
+func (x *RecoveryCase) GetClaimedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ClaimedAt
+	}
+	return nil
 }
 
 type ListRecoveryQueueRequest struct {
@@ -1753,7 +1792,7 @@ var File_boomerang_feedback_v1_feedback_proto protoreflect.FileDescriptor
 
 const file_boomerang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\n" +
-	"$boomerang/feedback/v1/feedback.proto\x12\x15boomerang.feedback.v1\x1a,boomerang/segmentation/v1/segmentation.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x05\n" +
+	"$boomerang/feedback/v1/feedback.proto\x12\x15boomerang.feedback.v1\x1a boomerang/common/v1/common.proto\x1a,boomerang/segmentation/v1/segmentation.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x05\n" +
 	"\x1bSubmitSurveyResponseRequest\x12+\n" +
 	"\vresponse_id\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\n" +
@@ -1837,7 +1876,7 @@ const file_boomerang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x0efirst_response\x18\x02 \x01(\v2*.boomerang.feedback.v1.DurationPercentilesR\rfirstResponse\x12J\n" +
 	"\n" +
 	"resolution\x18\x03 \x01(\v2*.boomerang.feedback.v1.DurationPercentilesR\n" +
-	"resolution\"\xee\x01\n" +
+	"resolution\"\xae\x03\n" +
 	"\fRecoveryCase\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
@@ -1846,7 +1885,14 @@ const file_boomerang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\topened_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bopenedAt\x12\x10\n" +
 	"\x03clv\x18\x05 \x01(\x01R\x03clv\x12\x1d\n" +
 	"\n" +
-	"claimed_by\x18\x06 \x01(\tR\tclaimedBy\"<\n" +
+	"claimed_by\x18\x06 \x01(\tR\tclaimedBy\x127\n" +
+	"\tclv_value\x18\a \x01(\v2\x1a.boomerang.common.v1.MoneyR\bclvValue\x12+\n" +
+	"\x03age\x18\b \x01(\v2\x19.google.protobuf.DurationR\x03age\x12\x1d\n" +
+	"\n" +
+	"source_ref\x18\t \x01(\tR\tsourceRef\x129\n" +
+	"\n" +
+	"claimed_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tclaimedAt\"<\n" +
 	"\x18ListRecoveryQueueRequest\x12 \n" +
 	"\x05limit\x18\x01 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\x05limit\"V\n" +
@@ -1965,6 +2011,7 @@ var file_boomerang_feedback_v1_feedback_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil),         // 29: google.protobuf.Timestamp
 	(v1.Segment)(0),                       // 30: boomerang.segmentation.v1.Segment
 	(*durationpb.Duration)(nil),           // 31: google.protobuf.Duration
+	(*v11.Money)(nil),                     // 32: boomerang.common.v1.Money
 }
 var file_boomerang_feedback_v1_feedback_proto_depIdxs = []int32{
 	0,  // 0: boomerang.feedback.v1.SubmitSurveyResponseRequest.kind:type_name -> boomerang.feedback.v1.SurveyKind
@@ -1989,36 +2036,39 @@ var file_boomerang_feedback_v1_feedback_proto_depIdxs = []int32{
 	17, // 19: boomerang.feedback.v1.GetTicketStatsResponse.resolution:type_name -> boomerang.feedback.v1.DurationPercentiles
 	3,  // 20: boomerang.feedback.v1.RecoveryCase.reason:type_name -> boomerang.feedback.v1.AgonyReason
 	29, // 21: boomerang.feedback.v1.RecoveryCase.opened_at:type_name -> google.protobuf.Timestamp
-	19, // 22: boomerang.feedback.v1.ListRecoveryQueueResponse.cases:type_name -> boomerang.feedback.v1.RecoveryCase
-	19, // 23: boomerang.feedback.v1.ClaimRecoveryResponse.case:type_name -> boomerang.feedback.v1.RecoveryCase
-	4,  // 24: boomerang.feedback.v1.ResolveRecoveryRequest.outcome:type_name -> boomerang.feedback.v1.RecoveryOutcome
-	29, // 25: boomerang.feedback.v1.Review.created_at:type_name -> google.protobuf.Timestamp
-	26, // 26: boomerang.feedback.v1.ListUnansweredReviewsResponse.reviews:type_name -> boomerang.feedback.v1.Review
-	5,  // 27: boomerang.feedback.v1.FeedbackService.SubmitSurveyResponse:input_type -> boomerang.feedback.v1.SubmitSurveyResponseRequest
-	7,  // 28: boomerang.feedback.v1.FeedbackService.SubmitReview:input_type -> boomerang.feedback.v1.SubmitReviewRequest
-	9,  // 29: boomerang.feedback.v1.FeedbackService.RespondToReview:input_type -> boomerang.feedback.v1.RespondToReviewRequest
-	11, // 30: boomerang.feedback.v1.FeedbackService.RecordTicketEvent:input_type -> boomerang.feedback.v1.RecordTicketEventRequest
-	13, // 31: boomerang.feedback.v1.FeedbackService.GetScores:input_type -> boomerang.feedback.v1.GetScoresRequest
-	16, // 32: boomerang.feedback.v1.FeedbackService.GetTicketStats:input_type -> boomerang.feedback.v1.GetTicketStatsRequest
-	20, // 33: boomerang.feedback.v1.FeedbackService.ListRecoveryQueue:input_type -> boomerang.feedback.v1.ListRecoveryQueueRequest
-	22, // 34: boomerang.feedback.v1.FeedbackService.ClaimRecovery:input_type -> boomerang.feedback.v1.ClaimRecoveryRequest
-	24, // 35: boomerang.feedback.v1.FeedbackService.ResolveRecovery:input_type -> boomerang.feedback.v1.ResolveRecoveryRequest
-	27, // 36: boomerang.feedback.v1.FeedbackService.ListUnansweredReviews:input_type -> boomerang.feedback.v1.ListUnansweredReviewsRequest
-	6,  // 37: boomerang.feedback.v1.FeedbackService.SubmitSurveyResponse:output_type -> boomerang.feedback.v1.SubmitSurveyResponseResponse
-	8,  // 38: boomerang.feedback.v1.FeedbackService.SubmitReview:output_type -> boomerang.feedback.v1.SubmitReviewResponse
-	10, // 39: boomerang.feedback.v1.FeedbackService.RespondToReview:output_type -> boomerang.feedback.v1.RespondToReviewResponse
-	12, // 40: boomerang.feedback.v1.FeedbackService.RecordTicketEvent:output_type -> boomerang.feedback.v1.RecordTicketEventResponse
-	15, // 41: boomerang.feedback.v1.FeedbackService.GetScores:output_type -> boomerang.feedback.v1.GetScoresResponse
-	18, // 42: boomerang.feedback.v1.FeedbackService.GetTicketStats:output_type -> boomerang.feedback.v1.GetTicketStatsResponse
-	21, // 43: boomerang.feedback.v1.FeedbackService.ListRecoveryQueue:output_type -> boomerang.feedback.v1.ListRecoveryQueueResponse
-	23, // 44: boomerang.feedback.v1.FeedbackService.ClaimRecovery:output_type -> boomerang.feedback.v1.ClaimRecoveryResponse
-	25, // 45: boomerang.feedback.v1.FeedbackService.ResolveRecovery:output_type -> boomerang.feedback.v1.ResolveRecoveryResponse
-	28, // 46: boomerang.feedback.v1.FeedbackService.ListUnansweredReviews:output_type -> boomerang.feedback.v1.ListUnansweredReviewsResponse
-	37, // [37:47] is the sub-list for method output_type
-	27, // [27:37] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	32, // 22: boomerang.feedback.v1.RecoveryCase.clv_value:type_name -> boomerang.common.v1.Money
+	31, // 23: boomerang.feedback.v1.RecoveryCase.age:type_name -> google.protobuf.Duration
+	29, // 24: boomerang.feedback.v1.RecoveryCase.claimed_at:type_name -> google.protobuf.Timestamp
+	19, // 25: boomerang.feedback.v1.ListRecoveryQueueResponse.cases:type_name -> boomerang.feedback.v1.RecoveryCase
+	19, // 26: boomerang.feedback.v1.ClaimRecoveryResponse.case:type_name -> boomerang.feedback.v1.RecoveryCase
+	4,  // 27: boomerang.feedback.v1.ResolveRecoveryRequest.outcome:type_name -> boomerang.feedback.v1.RecoveryOutcome
+	29, // 28: boomerang.feedback.v1.Review.created_at:type_name -> google.protobuf.Timestamp
+	26, // 29: boomerang.feedback.v1.ListUnansweredReviewsResponse.reviews:type_name -> boomerang.feedback.v1.Review
+	5,  // 30: boomerang.feedback.v1.FeedbackService.SubmitSurveyResponse:input_type -> boomerang.feedback.v1.SubmitSurveyResponseRequest
+	7,  // 31: boomerang.feedback.v1.FeedbackService.SubmitReview:input_type -> boomerang.feedback.v1.SubmitReviewRequest
+	9,  // 32: boomerang.feedback.v1.FeedbackService.RespondToReview:input_type -> boomerang.feedback.v1.RespondToReviewRequest
+	11, // 33: boomerang.feedback.v1.FeedbackService.RecordTicketEvent:input_type -> boomerang.feedback.v1.RecordTicketEventRequest
+	13, // 34: boomerang.feedback.v1.FeedbackService.GetScores:input_type -> boomerang.feedback.v1.GetScoresRequest
+	16, // 35: boomerang.feedback.v1.FeedbackService.GetTicketStats:input_type -> boomerang.feedback.v1.GetTicketStatsRequest
+	20, // 36: boomerang.feedback.v1.FeedbackService.ListRecoveryQueue:input_type -> boomerang.feedback.v1.ListRecoveryQueueRequest
+	22, // 37: boomerang.feedback.v1.FeedbackService.ClaimRecovery:input_type -> boomerang.feedback.v1.ClaimRecoveryRequest
+	24, // 38: boomerang.feedback.v1.FeedbackService.ResolveRecovery:input_type -> boomerang.feedback.v1.ResolveRecoveryRequest
+	27, // 39: boomerang.feedback.v1.FeedbackService.ListUnansweredReviews:input_type -> boomerang.feedback.v1.ListUnansweredReviewsRequest
+	6,  // 40: boomerang.feedback.v1.FeedbackService.SubmitSurveyResponse:output_type -> boomerang.feedback.v1.SubmitSurveyResponseResponse
+	8,  // 41: boomerang.feedback.v1.FeedbackService.SubmitReview:output_type -> boomerang.feedback.v1.SubmitReviewResponse
+	10, // 42: boomerang.feedback.v1.FeedbackService.RespondToReview:output_type -> boomerang.feedback.v1.RespondToReviewResponse
+	12, // 43: boomerang.feedback.v1.FeedbackService.RecordTicketEvent:output_type -> boomerang.feedback.v1.RecordTicketEventResponse
+	15, // 44: boomerang.feedback.v1.FeedbackService.GetScores:output_type -> boomerang.feedback.v1.GetScoresResponse
+	18, // 45: boomerang.feedback.v1.FeedbackService.GetTicketStats:output_type -> boomerang.feedback.v1.GetTicketStatsResponse
+	21, // 46: boomerang.feedback.v1.FeedbackService.ListRecoveryQueue:output_type -> boomerang.feedback.v1.ListRecoveryQueueResponse
+	23, // 47: boomerang.feedback.v1.FeedbackService.ClaimRecovery:output_type -> boomerang.feedback.v1.ClaimRecoveryResponse
+	25, // 48: boomerang.feedback.v1.FeedbackService.ResolveRecovery:output_type -> boomerang.feedback.v1.ResolveRecoveryResponse
+	28, // 49: boomerang.feedback.v1.FeedbackService.ListUnansweredReviews:output_type -> boomerang.feedback.v1.ListUnansweredReviewsResponse
+	40, // [40:50] is the sub-list for method output_type
+	30, // [30:40] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_boomerang_feedback_v1_feedback_proto_init() }
