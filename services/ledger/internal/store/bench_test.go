@@ -27,6 +27,7 @@ func BenchmarkApplyOrders(b *testing.B) {
 				for j := range evs {
 					n++
 					evs[j] = paidEvent(fmt.Sprint("e", n), fmt.Sprint("c", n%5000), fmt.Sprint("o", n), 42_50, t0.Add(time.Duration(n)*time.Second))
+					evs[j].OrderSequence = 1 // as order-ingest numbers them
 				}
 				if _, err := st.ApplyOrders(ctx, p, inputs(evs...), nil); err != nil {
 					b.Fatal(err)

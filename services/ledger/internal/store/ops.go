@@ -39,8 +39,11 @@ const (
 )
 
 // ApplyOrders applies canonical order events in order, in one
-// transaction, each at most once (by event id): paid orders earn, refunds
-// and cancellations claw back.
+// transaction, each at most once: paid orders earn, refunds and
+// cancellations claw back. An event numbered within its order
+// (order_sequence, as order-ingest numbers every event) is recognised as
+// seen by its order's last applied sequence; one without a number by its
+// event id in processed_events.
 //
 // dead are dead letters of messages that were not order events, written in
 // the same transaction.
@@ -99,13 +102,11 @@ func (s *Store) ApplyOrders(ctx context.Context, p *ledger.Programme, in []Input
 				out[i] = Duplicate
 				continue
 			}
-			if !u.applyOrderEvent(x.Ctx, ev, referrers) {
-				out[i] = Later
-				continue
+			out[i] = u.applyOrderEvent(x.Ctx, ev, referrers)
+			if out[i] == Applied && ev.GetOrderSequence() == 0 {
+				done[ev.GetEventId()] = true
+				seen = append(seen, []any{ev.GetEventId(), ms(now)})
 			}
-			done[ev.GetEventId()] = true
-			seen = append(seen, []any{ev.GetEventId(), ms(now)})
-			out[i] = Applied
 		}
 		if err := insertRows(ctx, tx, s.db.Dialect, "processed_events", "event_id, processed_at", "", seen); err != nil {
 			return err
@@ -123,20 +124,20 @@ func (s *Store) ApplyOrders(ctx context.Context, p *ledger.Programme, in []Input
 	return out, nil
 }
 
-// applyOrderEvent applies one event; false means it must wait for an
+// applyOrderEvent applies one event; Later means it must wait for an
 // earlier event of its order. Order-ingest numbers each order's events
 // (order_sequence, from 1); JetStream redelivers the messages of a crashed
 // consumer only after their ack wait, so newer events can arrive first.
-func (u *unit) applyOrderEvent(ctx context.Context, ev *ordersv1.OrderEvent, referrers map[string]string) bool {
+func (u *unit) applyOrderEvent(ctx context.Context, ev *ordersv1.OrderEvent, referrers map[string]string) Outcome {
 	key := ev.GetSource() + "/" + ev.GetOrderId()
 	at := ev.GetOccurredAt().AsTime()
 	o := u.orders[key]
 	seq := ev.GetOrderSequence()
 	if seq > 1 && (o == nil || o.LastSeq < seq-1) {
-		return false
+		return Later
 	}
 	if o != nil && seq > 0 && seq <= o.LastSeq {
-		return true // this position of the order's history was applied already
+		return Duplicate // this position of the order's history was applied already
 	}
 	defer func() {
 		if o := u.orders[key]; o != nil && seq > o.LastSeq {
@@ -150,7 +151,7 @@ func (u *unit) applyOrderEvent(ctx context.Context, ev *ordersv1.OrderEvent, ref
 		}
 	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID:
 		if o != nil && o.Paid {
-			return true // paid once; a second paid event for the order earns nothing
+			return Applied // paid once; a second paid event for the order earns nothing
 		}
 		a := u.accounts[ev.GetCustomerId()]
 		res := a.ApplyPaid(u.p, ev.GetEventId(), ledger.FactsOf(ev), o, u.now)
@@ -165,11 +166,11 @@ func (u *unit) applyOrderEvent(ctx context.Context, ev *ordersv1.OrderEvent, ref
 		u.collect(ctx, a, ref)
 	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_REFUNDED:
 		if o == nil || !o.Paid {
-			return true // never paid: nothing was earned
+			return Applied // never paid: nothing was earned
 		}
 		a := u.accounts[o.CustomerID]
 		if a == nil {
-			return true
+			return Applied
 		}
 		total := ev.GetRefund().GetRefundedTotal().GetBase().GetMinorUnits()
 		if total == 0 {
@@ -179,20 +180,23 @@ func (u *unit) applyOrderEvent(ctx context.Context, ev *ordersv1.OrderEvent, ref
 		u.collect(ctx, a)
 	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_CANCELLED:
 		if o == nil || !o.Paid {
-			return true
+			return Applied
 		}
 		if a := u.accounts[o.CustomerID]; a != nil {
 			a.ApplyCancel(u.p, ev.GetEventId(), o, at, u.now)
 			u.collect(ctx, a)
 		}
 	}
-	return true
+	return Applied
 }
 
+// processed returns which of the unnumbered events were applied before.
 func (s *Store) processed(ctx context.Context, tx *sql.Tx, in []Input) (map[string]bool, error) {
 	ids := make([]any, 0, len(in))
 	for _, x := range in {
-		ids = append(ids, x.Event.GetEventId())
+		if x.Event.GetOrderSequence() == 0 {
+			ids = append(ids, x.Event.GetEventId())
+		}
 	}
 	done := map[string]bool{}
 	err := inChunks(ids, func(chunk []any) error {
