@@ -280,6 +280,9 @@ func (s *Store) Redeem(ctx context.Context, p *ledger.Programme, customerID stri
 			r.Redeemed = n
 		}
 		a := u.accounts[customerID]
+		if !a.Exists {
+			return fmt.Errorf("account %s: %w", customerID, ledger.ErrNotFound)
+		}
 		e, err := a.Redeem(p, r, now)
 		if err != nil {
 			return err
@@ -327,14 +330,15 @@ func (s *Store) Redeemed(ctx context.Context) (map[string]int64, error) {
 	return out, closeRows(rows)
 }
 
-// Adjust adds or removes points by hand; a retry with the same key returns
-// the first adjustment.
+// Adjust adds or removes points by hand on an existing account; a retry
+// with the same key returns the first adjustment, a different request
+// under a used key is ErrIdempotencyReuse.
 func (s *Store) Adjust(ctx context.Context, p *ledger.Programme, customerID, key string, points int64, actor, reason string) (*ledger.Entry, error) {
 	var out *ledger.Entry
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if prev, err := s.existingEntry(ctx, tx, ledger.AdjustmentID(customerID, key)); err != nil || prev != nil {
 			if prev != nil {
-				if prev.Points != points {
+				if prev.Points != points || prev.Actor != actor || prev.Reason != reason {
 					return ledger.ErrIdempotencyReuse
 				}
 				out = prev
@@ -347,6 +351,11 @@ func (s *Store) Adjust(ctx context.Context, p *ledger.Programme, customerID, key
 			return err
 		}
 		a := u.accounts[customerID]
+		if !a.Exists {
+			// An account comes into being with the customer's first order
+			// event; a mistyped id must not open a new one.
+			return fmt.Errorf("account %s: %w", customerID, ledger.ErrNotFound)
+		}
 		e, err := a.Adjust(p, key, points, actor, reason, now)
 		if err != nil {
 			return err

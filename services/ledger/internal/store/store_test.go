@@ -253,8 +253,11 @@ func TestStoreContract(t *testing.T) {
 				if _, err := st.Redeem(ctx, p, "c", ledger.Redemption{Key: "k2", Points: 51}); !errors.Is(err, ledger.ErrInsufficientPoints) {
 					t.Errorf("overdraw: %v", err)
 				}
-				if _, err := st.Redeem(ctx, p, "nobody", ledger.Redemption{Key: "k", Points: 1}); !errors.Is(err, ledger.ErrInsufficientPoints) {
-					t.Errorf("no account: %v", err)
+				if _, err := st.Redeem(ctx, p, "nobody", ledger.Redemption{Key: "k", Points: 1}); !errors.Is(err, ledger.ErrNotFound) {
+					t.Errorf("redeem without an account: %v", err)
+				}
+				if _, err := st.Adjust(ctx, p, "nobody", "a0", 5, "ops", "typo"); !errors.Is(err, ledger.ErrNotFound) {
+					t.Errorf("adjust without an account: %v", err)
 				}
 				if got := balance(t, st, p, "c"); got != 50 {
 					t.Errorf("balance %d, want 50", got)
@@ -266,6 +269,9 @@ func TestStoreContract(t *testing.T) {
 				e, err := st.Adjust(ctx, p, "c", "a1", -20, "ops", "correction")
 				if err != nil || e.BalanceAfter != 30 {
 					t.Fatalf("adjust: %v %+v", err, e)
+				}
+				if _, err := st.Adjust(ctx, p, "c", "a1", -20, "ops", "another reason"); !errors.Is(err, ledger.ErrIdempotencyReuse) {
+					t.Errorf("adjust key reused for another request: %v", err)
 				}
 				verify(t, st)
 			})
