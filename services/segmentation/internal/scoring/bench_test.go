@@ -19,8 +19,9 @@ import (
 )
 
 // BenchmarkApply measures feature updates: batches of 512 paid orders over
-// 100,000 customers, each batch one transaction that also rescores the
-// customers and writes the hot store. It reports events applied per second.
+// 100,000 customers, each batch one transaction that also rescores and
+// values (with a fitted model) the customers and writes the hot store. It
+// reports events applied per second.
 func BenchmarkApply(b *testing.B) {
 	for _, be := range []struct {
 		name string
@@ -53,6 +54,17 @@ func BenchmarkApply(b *testing.B) {
 			sc, err := scoring.New(ctx, st, be.hot(b), scoring.Options{Rules: segment.DefaultFlagRules, Now: func() time.Time { return now }}, quiet())
 			if err != nil {
 				b.Fatal(err)
+			}
+			// A fitted model, as in production: every rescored customer is
+			// valued too.
+			seed := simulate(2000, 200, 5)
+			for i := 0; i < len(seed); i += 500 {
+				if _, err := sc.Apply(ctx, store.Batch{Events: seed[i:min(i+500, len(seed))]}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if res, err := sc.Refit(ctx); err != nil || res.Model == nil {
+				b.Fatalf("no model to benchmark with: %+v, %v", res, err)
 			}
 			const batch = 512
 			n := 0

@@ -162,23 +162,55 @@ func (s *Scorer) putHot(ctx context.Context, ups []store.Update) {
 	}
 }
 
-// rescorer scores one customer with the current boundaries and model.
+// rescorer scores customers with the current boundaries and model. The
+// predictions (a few hypergeometric series per customer, the bulk of the
+// work) are spread over the cores.
 func (s *Scorer) rescorer(ctx context.Context, now time.Time, encErr *error) store.Rescorer {
-	return func(f *segment.Features, agony bool, old *segment.Score) (segment.Score, []outbox.Message) {
-		var pred *segment.Prediction
+	return func(items []store.Rescore) ([]segment.Score, []outbox.Message) {
+		today := segment.DayNumber(now)
+		preds := make([]*segment.Prediction, len(items))
 		if s.model != nil {
-			pred, _ = s.predict(s.model, f, segment.DayNumber(now))
+			parallel(len(items), func(i int) {
+				preds[i], _ = s.predict(s.model, items[i].Features, today)
+			})
 		}
-		vipValue := f.TotalValue
-		if s.state.VIPByCLV {
-			vipValue = 0
-			if pred != nil {
-				vipValue = pred.CLV
+		scores := make([]segment.Score, len(items))
+		var msgs []outbox.Message
+		for i, it := range items {
+			vipValue := it.Features.TotalValue
+			if s.state.VIPByCLV {
+				vipValue = 0
+				if preds[i] != nil {
+					vipValue = preds[i].CLV
+				}
 			}
+			scores[i] = s.score(it.Features, it.Agony, preds[i], vipValue, s.state, now)
+			msgs = append(msgs, s.changed(ctx, it.Old, scores[i], encErr)...)
 		}
-		sc := s.score(f, agony, pred, vipValue, s.state, now)
-		return sc, s.changed(ctx, old, sc, encErr)
+		return scores, msgs
 	}
+}
+
+// parallel calls fn(0..n-1) on every core; small n stays on this one.
+func parallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n/8)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			fn(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				fn(i)
+			}
+		}(w)
+	}
+	wg.Wait()
 }
 
 func (s *Scorer) score(f *segment.Features, agony bool, pred *segment.Prediction, vipValue int64, st store.State, now time.Time) segment.Score {
@@ -254,32 +286,21 @@ type predicted struct {
 // predictAll values every customer on all cores.
 func (s *Scorer) predictAll(m *clv.Model, cs []store.Customer, today int32) (map[string]predicted, int) {
 	out := make([]predicted, len(cs))
-	workers := max(runtime.GOMAXPROCS(0), 1)
-	var wg sync.WaitGroup
-	failedCounts := make([]int, workers)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := w; i < len(cs); i += workers {
-				p, err := s.predict(m, cs[i].Features, today)
-				if err != nil {
-					failedCounts[w]++
-				}
-				out[i] = predicted{fp: fingerprintOf(cs[i].Features), pred: p}
-			}
-		}(w)
-	}
-	wg.Wait()
+	failed := make([]bool, len(cs))
+	parallel(len(cs), func(i int) {
+		p, err := s.predict(m, cs[i].Features, today)
+		failed[i] = err != nil
+		out[i] = predicted{fp: fingerprintOf(cs[i].Features), pred: p}
+	})
 	byID := make(map[string]predicted, len(cs))
-	failed := 0
+	n := 0
 	for i, c := range cs {
 		byID[c.Features.CustomerID] = out[i]
+		if failed[i] {
+			n++
+		}
 	}
-	for _, n := range failedCounts {
-		failed += n
-	}
-	return byID, failed
+	return byID, n
 }
 
 // Result says what a scoring run did.

@@ -205,11 +205,14 @@ func (s *Store) SetAgony(ctx context.Context, customerID string, on bool, now ti
 		if _, err := tx.ExecContext(ctx, "UPDATE seg_features SET agony = $1, updated_at = $2 WHERE customer_id = $3", a, now.UnixMicro(), customerID); err != nil {
 			return fmt.Errorf("set agony: %w", err)
 		}
-		sc, msgs := rescore(f, on, old)
-		if err := writeScores(ctx, tx, s.db.Dialect, []segment.Score{sc}); err != nil {
+		scores, msgs := rescore([]Rescore{{Features: f, Agony: on, Old: old}})
+		if len(scores) != 1 {
+			return fmt.Errorf("rescore: %d scores for 1 customer", len(scores))
+		}
+		if err := writeScores(ctx, tx, s.db.Dialect, scores); err != nil {
 			return err
 		}
-		u = &Update{Features: f, Old: old, New: sc}
+		u = &Update{Features: f, Old: old, New: scores[0]}
 		if len(msgs) > 0 {
 			return outbox.Add(ctx, tx, s.db.Dialect, now, msgs...)
 		}

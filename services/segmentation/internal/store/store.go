@@ -52,10 +52,19 @@ func Open(ctx context.Context, db *sqldb.DB, log *slog.Logger) (*Store, error) {
 // DB returns the underlying database.
 func (s *Store) DB() *sqldb.DB { return s.db }
 
-// Rescorer scores a customer whose features changed, inside the batch's
-// transaction, and returns the outbox messages the change calls for. old is
-// the customer's previous score (nil for a customer never scored).
-type Rescorer func(f *segment.Features, agony bool, old *segment.Score) (segment.Score, []outbox.Message)
+// Rescore is a customer whose features changed: their features, agony
+// mark and previous score (nil for a customer never scored).
+type Rescore struct {
+	Features *segment.Features
+	Agony    bool
+	Old      *segment.Score
+}
+
+// Rescorer scores the customers a transaction changed, inside it, and
+// returns one score per customer, in order, with the outbox messages the
+// changes call for. It gets them all at once so that it can spread the
+// work over cores.
+type Rescorer func(items []Rescore) ([]segment.Score, []outbox.Message)
 
 // Update is one customer changed by a transaction.
 type Update struct {
@@ -120,13 +129,20 @@ func (s *Store) Apply(ctx context.Context, b Batch, rescore Rescorer) ([]Update,
 				order = append(order, ev.CustomerID)
 			}
 		}
+		items := make([]Rescore, len(order))
+		for i, c := range order {
+			items[i] = Rescore{Features: w.features[c], Agony: w.agony[c], Old: w.scores[c]}
+		}
 		var msgs []outbox.Message
-		for _, c := range order {
-			f := w.features[c]
-			old := w.scores[c]
-			sc, m := rescore(f, w.agony[c], old)
-			msgs = append(msgs, m...)
-			updates = append(updates, Update{Features: f, Old: old, New: sc})
+		if len(items) > 0 {
+			var scores []segment.Score
+			scores, msgs = rescore(items)
+			if len(scores) != len(items) {
+				return fmt.Errorf("rescore: %d scores for %d customers", len(scores), len(items))
+			}
+			for i, it := range items {
+				updates = append(updates, Update{Features: it.Features, Old: it.Old, New: scores[i]})
+			}
 		}
 		if err := s.writeProcessed(ctx, tx, events); err != nil {
 			return err

@@ -55,6 +55,24 @@ func paid(id, customer, order string, at time.Time, value int64) segment.Event {
 // countingRescorer scores by order count and emits one message per change,
 // so that the tests see what the store hands it and writes.
 func countingRescorer(calls *[]string) store.Rescorer {
+	return perCustomer(countingScore(calls))
+}
+
+// perCustomer turns a function of one customer into a Rescorer.
+func perCustomer(fn func(f *segment.Features, agony bool, old *segment.Score) (segment.Score, []outbox.Message)) store.Rescorer {
+	return func(items []store.Rescore) ([]segment.Score, []outbox.Message) {
+		var scores []segment.Score
+		var msgs []outbox.Message
+		for _, it := range items {
+			sc, m := fn(it.Features, it.Agony, it.Old)
+			scores = append(scores, sc)
+			msgs = append(msgs, m...)
+		}
+		return scores, msgs
+	}
+}
+
+func countingScore(calls *[]string) func(f *segment.Features, agony bool, old *segment.Score) (segment.Score, []outbox.Message) {
 	return func(f *segment.Features, agony bool, old *segment.Score) (segment.Score, []outbox.Message) {
 		*calls = append(*calls, f.CustomerID)
 		sc := segment.Score{CustomerID: f.CustomerID, RFM: segment.RFM{R: 1, F: int(min(f.Orders, 5)), M: 1}, ScoredAt: t0}
@@ -119,10 +137,10 @@ func testApply(t *testing.T, st *store.Store) {
 	var old *segment.Score
 	_, _, err = st.Apply(ctx, store.Batch{Now: t0, Events: []segment.Event{
 		{ID: "e5", Kind: segment.Cancelled, CustomerID: "alice", Source: "shop", OrderID: "o1"},
-	}}, func(f *segment.Features, agony bool, o *segment.Score) (segment.Score, []outbox.Message) {
+	}}, perCustomer(func(f *segment.Features, agony bool, o *segment.Score) (segment.Score, []outbox.Message) {
 		old = o
-		return countingRescorer(&calls)(f, agony, o)
-	})
+		return countingScore(&calls)(f, agony, o)
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
