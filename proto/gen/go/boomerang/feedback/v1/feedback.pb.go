@@ -293,8 +293,10 @@ func (RecoveryOutcome) EnumDescriptor() ([]byte, []int) {
 }
 
 type SubmitSurveyResponseRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ResponseId    string                 `protobuf:"bytes,1,opt,name=response_id,json=responseId,proto3" json:"response_id,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ResponseId string                 `protobuf:"bytes,1,opt,name=response_id,json=responseId,proto3" json:"response_id,omitempty"`
+	// The unified customer id; it becomes a subject token of the events, so
+	// it holds no dots, spaces or wildcards.
 	CustomerId    string                 `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
 	Kind          SurveyKind             `protobuf:"varint,3,opt,name=kind,proto3,enum=boomerang.feedback.v1.SurveyKind" json:"kind,omitempty"`
 	Score         int32                  `protobuf:"varint,4,opt,name=score,proto3" json:"score,omitempty"`
@@ -445,9 +447,10 @@ func (x *SubmitSurveyResponseResponse) GetDuplicate() bool {
 }
 
 type SubmitReviewRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ReviewId      string                 `protobuf:"bytes,1,opt,name=review_id,json=reviewId,proto3" json:"review_id,omitempty"`
-	Platform      string                 `protobuf:"bytes,2,opt,name=platform,proto3" json:"platform,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ReviewId string                 `protobuf:"bytes,1,opt,name=review_id,json=reviewId,proto3" json:"review_id,omitempty"`
+	Platform string                 `protobuf:"bytes,2,opt,name=platform,proto3" json:"platform,omitempty"`
+	// A subject token, as in SubmitSurveyResponseRequest.
 	CustomerId    string                 `protobuf:"bytes,3,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
 	Rating        int32                  `protobuf:"varint,4,opt,name=rating,proto3" json:"rating,omitempty"`
 	Text          string                 `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
@@ -685,9 +688,10 @@ func (*RespondToReviewResponse) Descriptor() ([]byte, []int) {
 }
 
 type RecordTicketEventRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EventId       string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	TicketId      string                 `protobuf:"bytes,2,opt,name=ticket_id,json=ticketId,proto3" json:"ticket_id,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	EventId  string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TicketId string                 `protobuf:"bytes,2,opt,name=ticket_id,json=ticketId,proto3" json:"ticket_id,omitempty"`
+	// A subject token, as in SubmitSurveyResponseRequest.
 	CustomerId    string                 `protobuf:"bytes,3,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
 	Kind          TicketEventKind        `protobuf:"varint,4,opt,name=kind,proto3,enum=boomerang.feedback.v1.TicketEventKind" json:"kind,omitempty"`
 	Channel       string                 `protobuf:"bytes,5,opt,name=channel,proto3" json:"channel,omitempty"`
@@ -1792,12 +1796,12 @@ var File_boomerang_feedback_v1_feedback_proto protoreflect.FileDescriptor
 
 const file_boomerang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\n" +
-	"$boomerang/feedback/v1/feedback.proto\x12\x15boomerang.feedback.v1\x1a boomerang/common/v1/common.proto\x1a,boomerang/segmentation/v1/segmentation.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x05\n" +
+	"$boomerang/feedback/v1/feedback.proto\x12\x15boomerang.feedback.v1\x1a boomerang/common/v1/common.proto\x1a,boomerang/segmentation/v1/segmentation.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcd\x05\n" +
 	"\x1bSubmitSurveyResponseRequest\x12+\n" +
 	"\vresponse_id\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\n" +
-	"responseId\x12*\n" +
-	"\vcustomer_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\n" +
+	"responseId\x12<\n" +
+	"\vcustomer_id\x18\x02 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\n" +
 	"customerId\x12A\n" +
 	"\x04kind\x18\x03 \x01(\x0e2!.boomerang.feedback.v1.SurveyKindB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04kind\x12\x14\n" +
@@ -1809,12 +1813,12 @@ const file_boomerang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\fresponded_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\vrespondedAt:\x8f\x02\xbaH\x8b\x02\x1a\x88\x02\n" +
 	"\x12survey.score_range\x12Dscore out of range for the survey kind (NPS 0-10, CSAT 1-5, CES 1-7)\x1a\xab\x01(this.kind == 1 && this.score >= 0 && this.score <= 10) || (this.kind == 2 && this.score >= 1 && this.score <= 5) || (this.kind == 3 && this.score >= 1 && this.score <= 7)\"<\n" +
 	"\x1cSubmitSurveyResponseResponse\x12\x1c\n" +
-	"\tduplicate\x18\x01 \x01(\bR\tduplicate\"\xb9\x02\n" +
+	"\tduplicate\x18\x01 \x01(\bR\tduplicate\"\xcb\x02\n" +
 	"\x13SubmitReviewRequest\x12'\n" +
 	"\treview_id\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\breviewId\x12%\n" +
-	"\bplatform\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\bplatform\x12*\n" +
-	"\vcustomer_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\n" +
+	"\bplatform\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\bplatform\x12<\n" +
+	"\vcustomer_id\x18\x03 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\n" +
 	"customerId\x12!\n" +
 	"\x06rating\x18\x04 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x05(\x01R\x06rating\x12\x1c\n" +
 	"\x04text\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x90NR\x04text\x12\"\n" +
@@ -1830,13 +1834,13 @@ const file_boomerang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x04text\x18\x03 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x90NR\x04text\x12E\n" +
 	"\fresponded_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\vrespondedAt\"\x19\n" +
-	"\x17RespondToReviewResponse\"\xc6\x02\n" +
+	"\x17RespondToReviewResponse\"\xd8\x02\n" +
 	"\x18RecordTicketEventRequest\x12%\n" +
 	"\bevent_id\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\aeventId\x12'\n" +
 	"\tticket_id\x18\x02 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\bticketId\x12*\n" +
-	"\vcustomer_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\bticketId\x12<\n" +
+	"\vcustomer_id\x18\x03 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\n" +
 	"customerId\x12F\n" +
 	"\x04kind\x18\x04 \x01(\x0e2&.boomerang.feedback.v1.TicketEventKindB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04kind\x12!\n" +
