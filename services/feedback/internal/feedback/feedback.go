@@ -300,3 +300,29 @@ func Percentiles(ds []time.Duration, ps ...float64) []time.Duration {
 	}
 	return out
 }
+
+// Profile is what segmentation says of a customer: the segment (values of
+// segmentation.v1.Segment, 0 when not scored yet) and the predicted
+// customer lifetime value in minor units of Currency.
+type Profile struct {
+	Segment  int
+	CLV      int64
+	Currency string
+}
+
+// Event is what the service publishes: a case opened (agony) or resolved.
+type Event struct {
+	ID         string
+	CustomerID string
+	At         time.Time
+	Case       Case
+	// Resolved is false for agony detected, true for a resolution;
+	// StillInAgony tells whether other open cases remain.
+	Resolved     bool
+	StillInAgony bool
+}
+
+// AgonyEvent is the event of a newly opened case.
+func AgonyEvent(c Case) Event {
+	return Event{ID: "agony-" + c.ID, CustomerID: c.CustomerID, At: c.OpenedAt, Case: c}
+}

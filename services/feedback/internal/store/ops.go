@@ -1,0 +1,367 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
+)
+
+// Sweep opens a recovery case for every ticket still unanswered past the
+// first-response threshold, up to limit tickets a transaction, and returns
+// the cases.
+func (s *Store) Sweep(ctx context.Context, limit int) ([]feedback.Case, error) {
+	var all []feedback.Case
+	for {
+		var cases []feedback.Case
+		var found int
+		err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+			cases, found = nil, 0
+			now := s.now().UTC()
+			rows, err := tx.QueryContext(ctx, `SELECT `+ticketCols+` FROM tickets
+				WHERE agony = 0 AND answered_at = 0 AND opened_at > 0 AND opened_at < $1
+				ORDER BY opened_at, ticket_id LIMIT $2`+s.lock(), ms(now.Add(-s.threshold)), limit)
+			if err != nil {
+				return fmt.Errorf("sweep tickets: %w", err)
+			}
+			var tickets []*feedback.Ticket
+			for rows.Next() {
+				t, err := scanTicket(rows)
+				if err != nil {
+					rows.Close()
+					return err
+				}
+				tickets = append(tickets, t)
+			}
+			if err := closeRows(rows); err != nil {
+				return err
+			}
+			found = len(tickets)
+			var out []pendingEvent
+			var trows [][]any
+			for _, t := range tickets {
+				if !t.SlowFirstResponse(now, s.threshold) {
+					continue
+				}
+				c := t.OpenCase(now)
+				cases = append(cases, c)
+				out = append(out, pendingEvent{ctx, feedback.AgonyEvent(c)})
+				trows = append(trows, ticketRow(t))
+			}
+			if err := insertRows(ctx, tx, s.db.Dialect, "tickets", ticketCols, ticketUpsert, trows); err != nil {
+				return err
+			}
+			if err := insertRows(ctx, tx, s.db.Dialect, "cases", caseCols, "(case_id) DO NOTHING", caseRows(cases)); err != nil {
+				return err
+			}
+			return s.addEvents(ctx, tx, now, out, nil)
+		})
+		if err != nil {
+			return all, err
+		}
+		all = append(all, cases...)
+		if found < limit {
+			return all, nil
+		}
+	}
+}
+
+const caseSelect = `SELECT c.case_id, c.customer_id, c.reason, c.source_ref, c.opened_at, c.claimed_by, c.claimed_at,
+	c.resolved_at, c.outcome, c.note, COALESCE(cu.clv, 0), COALESCE(cu.currency, '')
+	FROM cases c LEFT JOIN customers cu ON cu.customer_id = c.customer_id`
+
+func scanCases(rows *sql.Rows) ([]feedback.Case, error) {
+	var out []feedback.Case
+	for rows.Next() {
+		var c feedback.Case
+		var reason, outcome int
+		var opened, claimed, resolved int64
+		if err := rows.Scan(&c.ID, &c.CustomerID, &reason, &c.SourceRef, &opened, &c.ClaimedBy, &claimed, &resolved,
+			&outcome, &c.Note, &c.CLV, &c.Currency); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		c.Reason, c.Outcome = feedback.Reason(reason), feedback.Outcome(outcome)
+		c.OpenedAt, c.ClaimedAt, c.ResolvedAt = fromMS(opened), fromMS(claimed), fromMS(resolved)
+		out = append(out, c)
+	}
+	return out, closeRows(rows)
+}
+
+// Queue lists the open recovery cases, the most valuable customers first
+// and, among equals, the oldest case first.
+func (s *Store) Queue(ctx context.Context, limit int) ([]feedback.Case, error) {
+	rows, err := s.db.R.QueryContext(ctx, caseSelect+` WHERE c.resolved_at = 0
+		ORDER BY COALESCE(cu.clv, 0) DESC, c.opened_at, c.case_id LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("recovery queue: %w", err)
+	}
+	return scanCases(rows)
+}
+
+// Case returns one recovery case.
+func (s *Store) Case(ctx context.Context, id string) (feedback.Case, error) {
+	return s.readCase(ctx, s.db.R, id, "")
+}
+
+func (s *Store) readCase(ctx context.Context, q queryer, id, lock string) (feedback.Case, error) {
+	rows, err := q.QueryContext(ctx, caseSelect+` WHERE c.case_id = $1`+lock, id)
+	if err != nil {
+		return feedback.Case{}, fmt.Errorf("read case: %w", err)
+	}
+	cs, err := scanCases(rows)
+	if err != nil {
+		return feedback.Case{}, err
+	}
+	if len(cs) == 0 {
+		return feedback.Case{}, fmt.Errorf("case %s: %w", id, feedback.ErrNotFound)
+	}
+	return cs[0], nil
+}
+
+// changeCase loads a case locked, lets fn change it and writes it back.
+func (s *Store) changeCase(ctx context.Context, id string, fn func(tx *sql.Tx, c *feedback.Case, now time.Time) error) (feedback.Case, error) {
+	var c feedback.Case
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		// PostgreSQL cannot lock the nullable side of an outer join: lock
+		// the case row alone first.
+		if s.db.Dialect.ForUpdate() != "" {
+			if _, err := tx.ExecContext(ctx, `SELECT 1 FROM cases WHERE case_id = $1 FOR UPDATE`, id); err != nil {
+				return fmt.Errorf("lock case: %w", err)
+			}
+		}
+		if c, err = s.readCase(ctx, tx, id, ""); err != nil {
+			return err
+		}
+		now := s.now().UTC()
+		if err := fn(tx, &c, now); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE cases SET claimed_by = $1, claimed_at = $2, resolved_at = $3, outcome = $4, note = $5
+			WHERE case_id = $6`, c.ClaimedBy, ms(c.ClaimedAt), ms(c.ResolvedAt), int(c.Outcome), c.Note, c.ID)
+		return err
+	})
+	return c, err
+}
+
+// Claim gives an open case to agent.
+func (s *Store) Claim(ctx context.Context, id, agent string) (feedback.Case, error) {
+	return s.changeCase(ctx, id, func(_ *sql.Tx, c *feedback.Case, now time.Time) error { return c.Claim(agent, now) })
+}
+
+// Resolve closes a case with its outcome and publishes the resolution.
+func (s *Store) Resolve(ctx context.Context, id string, o feedback.Outcome, note string) (feedback.Case, error) {
+	return s.changeCase(ctx, id, func(tx *sql.Tx, c *feedback.Case, now time.Time) error {
+		if err := c.Resolve(o, note, now); err != nil {
+			return err
+		}
+		var open int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM cases WHERE customer_id = $1 AND resolved_at = 0 AND case_id <> $2`,
+			c.CustomerID, c.ID).Scan(&open); err != nil {
+			return fmt.Errorf("open cases: %w", err)
+		}
+		ev := feedback.Event{ID: "resolved-" + c.ID, CustomerID: c.CustomerID, At: now, Case: *c, Resolved: true, StillInAgony: open > 0}
+		return s.addEvents(ctx, tx, now, []pendingEvent{{ctx, ev}}, nil)
+	})
+}
+
+// UnansweredReviews lists reviews without a response: negative ones (2
+// stars or fewer) first, oldest first within each.
+func (s *Store) UnansweredReviews(ctx context.Context, limit int) ([]feedback.Review, error) {
+	rows, err := s.db.R.QueryContext(ctx, `SELECT r.platform, r.review_id, r.customer_id, r.rating, r.product, r.created_at
+		FROM reviews r LEFT JOIN review_responses rr ON rr.review_key = r.review_key
+		WHERE rr.review_key IS NULL
+		ORDER BY CASE WHEN r.rating <= $1 THEN 0 ELSE 1 END, r.created_at, r.review_key LIMIT $2`, feedback.NegativeReviewAt, limit)
+	if err != nil {
+		return nil, fmt.Errorf("unanswered reviews: %w", err)
+	}
+	var out []feedback.Review
+	for rows.Next() {
+		var r feedback.Review
+		var created int64
+		if err := rows.Scan(&r.Platform, &r.ID, &r.CustomerID, &r.Rating, &r.Product, &created); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		r.CreatedAt = fromMS(created)
+		out = append(out, r)
+	}
+	return out, closeRows(rows)
+}
+
+// ReviewExists reports whether the review is stored.
+func (s *Store) ReviewExists(ctx context.Context, platform, reviewID string) (bool, error) {
+	var n int
+	err := s.db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM reviews WHERE review_key = $1`, ReviewKey(platform, reviewID)).Scan(&n)
+	return n > 0, err
+}
+
+// Bucket is the rollup of one stretch of time, segment and survey kind.
+type Bucket struct {
+	Start   time.Time
+	Segment int
+	Kind    feedback.Kind
+	// N responses; High: promoters (NPS) or 4-5 (CSAT); Low: detractors
+	// (NPS); Sum of the scores.
+	N, High, Low, Sum int64
+}
+
+// Tally adds the bucket to t.
+func (b Bucket) Tally(t *feedback.Tally) {
+	switch b.Kind {
+	case feedback.NPS:
+		t.NPS += b.N
+		t.Promoters += b.High
+		t.Detractors += b.Low
+	case feedback.CSAT:
+		t.CSAT += b.N
+		t.Satisfied += b.High
+		t.CSATSum += b.Sum
+	case feedback.CES:
+		t.CES += b.N
+		t.CESSum += b.Sum
+	}
+}
+
+// Scores returns the rollup between from and to (both on bucket
+// boundaries after rounding down) in stretches of width, a multiple of
+// BucketMS; segment 0 means every segment.
+func (s *Store) Scores(ctx context.Context, from, to time.Time, width time.Duration, segment int) ([]Bucket, error) {
+	div := max(int64(width/time.Millisecond)/BucketMS, 1)
+	q := `SELECT bucket / $1 AS b, segment, kind, SUM(responses), SUM(high), SUM(low), SUM(score_sum) FROM score_buckets
+		WHERE bucket >= $2 AND bucket < $3`
+	args := []any{div, ms(from) / BucketMS, (ms(to) + BucketMS - 1) / BucketMS}
+	if segment != 0 {
+		q += ` AND segment = $4`
+		args = append(args, segment)
+	}
+	q += ` GROUP BY b, segment, kind HAVING SUM(responses) > 0 ORDER BY b, segment, kind`
+	rows, err := s.db.R.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("scores: %w", err)
+	}
+	var out []Bucket
+	for rows.Next() {
+		var b Bucket
+		var start int64
+		var kind int
+		if err := rows.Scan(&start, &b.Segment, &kind, &b.N, &b.High, &b.Low, &b.Sum); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		b.Start, b.Kind = time.UnixMilli(start*div*BucketMS).UTC(), feedback.Kind(kind)
+		out = append(out, b)
+	}
+	return out, closeRows(rows)
+}
+
+// TicketStats returns the tickets opened in [from, to), with the time each
+// answered one waited for its first answer and each resolved one took to
+// its resolution.
+func (s *Store) TicketStats(ctx context.Context, from, to time.Time) (tickets int64, firstResponse, resolution []time.Duration, err error) {
+	rows, err := s.db.R.QueryContext(ctx, `SELECT opened_at, answered_at, resolved_at FROM tickets
+		WHERE opened_at >= $1 AND opened_at < $2`, ms(from), ms(to))
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("ticket stats: %w", err)
+	}
+	for rows.Next() {
+		var opened, answered, resolved int64
+		if err := rows.Scan(&opened, &answered, &resolved); err != nil {
+			rows.Close()
+			return 0, nil, nil, err
+		}
+		tickets++
+		if answered >= opened && answered > 0 {
+			firstResponse = append(firstResponse, time.Duration(answered-opened)*time.Millisecond)
+		}
+		if resolved >= opened && resolved > 0 {
+			resolution = append(resolution, time.Duration(resolved-opened)*time.Millisecond)
+		}
+	}
+	return tickets, firstResponse, resolution, closeRows(rows)
+}
+
+// PendingCustomer is a customer whose segment segmentation has not told.
+type PendingCustomer struct {
+	ID    string
+	Since time.Time
+}
+
+// PendingCustomers lists up to limit customers waiting for their segment,
+// the longest waiting first.
+func (s *Store) PendingCustomers(ctx context.Context, limit int) ([]PendingCustomer, error) {
+	rows, err := s.db.R.QueryContext(ctx, `SELECT customer_id, pending_since FROM customers WHERE pending_since > 0
+		ORDER BY pending_since, customer_id LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pending customers: %w", err)
+	}
+	var out []PendingCustomer
+	for rows.Next() {
+		var p PendingCustomer
+		var since int64
+		if err := rows.Scan(&p.ID, &since); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		p.Since = fromMS(since)
+		out = append(out, p)
+	}
+	return out, closeRows(rows)
+}
+
+// ApplyProfiles records segmentation's answers and gives the customers'
+// pending responses their segment.
+func (s *Store) ApplyProfiles(ctx context.Context, profiles map[string]feedback.Profile) error {
+	if len(profiles) == 0 {
+		return nil
+	}
+	ids := make([]any, 0, len(profiles))
+	for id := range profiles {
+		ids = append(ids, id)
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		custs, err := s.loadCustomers(ctx, tx, ids)
+		if err != nil {
+			return err
+		}
+		nowMS := ms(s.now())
+		var rows [][]any
+		var filled []string
+		for id, p := range profiles {
+			c := custs[id]
+			if c == nil {
+				c = &customer{}
+				custs[id] = c
+			}
+			if c.pendingSince > 0 {
+				filled = append(filled, id)
+			}
+			c.Profile, c.known, c.pendingSince = p, true, 0
+			rows = append(rows, []any{id, p.Segment, p.CLV, p.Currency, 1, nowMS, 0})
+		}
+		sort.Slice(rows, func(i, j int) bool { return rows[i][0].(string) < rows[j][0].(string) })
+		if err := insertRows(ctx, tx, s.db.Dialect, "customers", "customer_id, segment, clv, currency, known, refreshed_at, pending_since",
+			"(customer_id) DO UPDATE SET segment = excluded.segment, clv = excluded.clv, currency = excluded.currency, known = 1, refreshed_at = excluded.refreshed_at, pending_since = 0", rows); err != nil {
+			return err
+		}
+		return s.fill(ctx, tx, custs, filled)
+	})
+}
+
+// Counts returns the number of rows of the service's tables, for tests
+// and the benchmark.
+func (s *Store) Counts(ctx context.Context) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, t := range []string{"responses", "reviews", "review_responses", "ticket_events", "tickets", "customers", "cases", "outbox"} {
+		var n int64
+		if err := s.db.R.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+t).Scan(&n); err != nil {
+			return nil, fmt.Errorf("count %s: %w", t, err)
+		}
+		out[t] = n
+	}
+	return out, nil
+}

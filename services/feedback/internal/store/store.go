@@ -1,0 +1,166 @@
+// Package store keeps the feedback service's facts in SQL (PostgreSQL or
+// SQLite): survey responses with their rollup by quarter hour, reviews and
+// the seller's responses, ticket events and tickets, what segmentation said
+// of each customer, recovery cases, and the outbox of feedback events. A
+// batch of intake loads what it touches (locked on PostgreSQL), lets the
+// domain decide (agony, cases), and writes everything in one transaction.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Encoder turns a domain event into its outbox message; ctx carries the
+// trace the event continues.
+type Encoder func(ctx context.Context, ev feedback.Event) (outbox.Message, error)
+
+// BucketMS is the width of a rollup bucket: a quarter hour divides every
+// time zone's offset from UTC, so local days, weeks and months are unions
+// of whole buckets.
+const BucketMS = 15 * 60 * 1000
+
+// Store is the feedback service's database.
+type Store struct {
+	db     *sqldb.DB
+	encode Encoder
+	now    func() time.Time
+	// threshold is the longest a ticket may wait for its first response.
+	threshold time.Duration
+}
+
+// Options configure the store.
+type Options struct {
+	Encode Encoder
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// FirstResponseThreshold: a ticket waiting longer puts its customer in
+	// agony (default 6h).
+	FirstResponseThreshold time.Duration
+	Log                    *slog.Logger
+}
+
+// Open migrates db and returns the store.
+func Open(ctx context.Context, db *sqldb.DB, o Options) (*Store, error) {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if err := sqldb.Migrate(ctx, db, "feedback", sub, o.Log); err != nil {
+		return nil, err
+	}
+	if err := sqldb.Migrate(ctx, db, "outbox", outbox.Migrations(), o.Log); err != nil {
+		return nil, err
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.FirstResponseThreshold <= 0 {
+		o.FirstResponseThreshold = 6 * time.Hour
+	}
+	if o.Encode == nil {
+		return nil, errors.New("store: an encoder is required")
+	}
+	return &Store{db: db, encode: o.Encode, now: o.Now, threshold: o.FirstResponseThreshold}, nil
+}
+
+// DB returns the underlying database.
+func (s *Store) DB() *sqldb.DB { return s.db }
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// insertRows writes rows in multi-row statements; conflict, when set, is
+// the ON CONFLICT clause.
+func insertRows(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, table, cols, conflict string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	width := len(rows[0])
+	per := max(1, 2000/width)
+	for start := 0; start < len(rows); start += per {
+		chunk := rows[start:min(start+per, len(rows))]
+		args := make([]any, 0, len(chunk)*width)
+		for _, r := range chunk {
+			args = append(args, r...)
+		}
+		q := "INSERT INTO " + table + " (" + cols + ") VALUES " + d.Tuples(len(chunk), width)
+		if conflict != "" {
+			q += " ON CONFLICT " + conflict
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("write %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
+func inChunks(ids []any, fn func([]any) error) error {
+	const per = 500
+	for start := 0; start < len(ids); start += per {
+		if err := fn(ids[start:min(start+per, len(ids))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func closeRows(rows *sql.Rows) error {
+	return errors.Join(rows.Err(), rows.Close())
+}
+
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// existing returns which of keys are already in table's key column.
+func existing(ctx context.Context, q queryer, d sqldb.Dialect, table, col string, keys []any) (map[string]bool, error) {
+	found := map[string]bool{}
+	err := inChunks(keys, func(chunk []any) error {
+		rows, err := q.QueryContext(ctx, "SELECT "+col+" FROM "+table+" WHERE "+col+" IN ("+d.Placeholders(1, len(chunk))+")", chunk...)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", table, err)
+		}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return err
+			}
+			found[k] = true
+		}
+		return closeRows(rows)
+	})
+	return found, err
+}

@@ -1,0 +1,346 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/store"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+// backends runs the contract suite against every database.
+var backends = []struct {
+	name string
+	url  func(tb testing.TB) string
+}{
+	{"sqlite", func(tb testing.TB) string { return "sqlite:" + filepath.Join(tb.TempDir(), "feedback.db") }},
+	{"postgres", testkit.Postgres},
+}
+
+// clock is a settable test clock.
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) add(d time.Duration) { c.ns.Add(int64(d)) }
+func newClock(t time.Time) *clock    { c := &clock{}; c.ns.Store(t.UnixNano()); return c }
+
+var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+
+const threshold = 6 * time.Hour
+
+func openStore(tb testing.TB, url string, c *clock) *store.Store {
+	tb.Helper()
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	st, err := store.Open(ctx, db, store.Options{Encode: events.Encode, Now: c.now, FirstResponseThreshold: threshold,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st
+}
+
+func survey(id, customer string, k feedback.Kind, score int, at time.Time) store.Input {
+	return store.Input{Response: &feedback.Response{ID: id, CustomerID: customer, Kind: k, Score: score, Channel: "email", Comment: "free text", At: at}}
+}
+
+func review(platform, id, customer string, rating int, created time.Time) store.Input {
+	return store.Input{Review: &feedback.Review{ID: id, Platform: platform, CustomerID: customer, Rating: rating, Text: "text", Product: "SKU-1", CreatedAt: created}}
+}
+
+func ticket(id, ticketID, customer string, k feedback.TicketEventKind, at time.Time) store.Input {
+	return store.Input{Ticket: &feedback.TicketEvent{ID: id, TicketID: ticketID, CustomerID: customer, Kind: k, Channel: "chat", At: at}}
+}
+
+func intake(tb testing.TB, st *store.Store, profiles map[string]feedback.Profile, in ...store.Input) store.Result {
+	tb.Helper()
+	res, err := st.Intake(context.Background(), in, profiles, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return res
+}
+
+func outboxSubjects(tb testing.TB, st *store.Store) []string {
+	tb.Helper()
+	rows, err := st.DB().R.QueryContext(context.Background(), "SELECT subject FROM outbox ORDER BY seq")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func tally(tb testing.TB, st *store.Store, from, to time.Time, segment int) feedback.Tally {
+	tb.Helper()
+	bs, err := st.Scores(context.Background(), from, to, time.Hour, segment)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var t feedback.Tally
+	for _, b := range bs {
+		b.Tally(&t)
+	}
+	return t
+}
+
+func TestStoreContract(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Run("responses are stored once and counted in the rollup", func(t *testing.T) {
+				c := newClock(t0)
+				st := openStore(t, b.url(t), c)
+				profiles := map[string]feedback.Profile{"ann": {Segment: 1, CLV: 500_00, Currency: "EUR"}, "bob": {Segment: 6, CLV: 20_00, Currency: "EUR"}}
+				batch := []store.Input{
+					survey("r1", "ann", feedback.NPS, 10, t0),
+					survey("r2", "ann", feedback.NPS, 8, t0.Add(time.Minute)),
+					survey("r3", "bob", feedback.NPS, 3, t0.Add(2*time.Hour)),
+					survey("r4", "bob", feedback.CSAT, 5, t0),
+					survey("r5", "bob", feedback.CSAT, 2, t0),
+					survey("r6", "ann", feedback.CES, 3, t0),
+					survey("r1", "ann", feedback.NPS, 10, t0), // the same response twice in one batch
+				}
+				res := intake(t, st, profiles, batch...)
+				for i, want := range []store.Outcome{store.Applied, store.Applied, store.Applied, store.Applied, store.Applied, store.Applied, store.Duplicate} {
+					if res.Outcomes[i] != want {
+						t.Errorf("input %d: outcome %v, want %v", i, res.Outcomes[i], want)
+					}
+				}
+				if len(res.Cases) != 1 || res.Cases[0].ID != "nps:r3" || res.Cases[0].Reason != feedback.NPSDetractor {
+					t.Errorf("cases %+v, want the detractor's", res.Cases)
+				}
+				again := intake(t, st, profiles, batch...)
+				for i, o := range again.Outcomes {
+					if o != store.Duplicate {
+						t.Errorf("redelivered input %d: %v", i, o)
+					}
+				}
+				if len(again.Cases) != 0 {
+					t.Errorf("redelivery opened cases %+v", again.Cases)
+				}
+				all := tally(t, st, t0.Add(-time.Hour), t0.Add(24*time.Hour), 0)
+				want := feedback.Tally{NPS: 3, Promoters: 1, Detractors: 1, CSAT: 2, Satisfied: 1, CSATSum: 7, CES: 1, CESSum: 3}
+				if all != want {
+					t.Errorf("tally %+v, want %+v", all, want)
+				}
+				if got := tally(t, st, t0.Add(-time.Hour), t0.Add(24*time.Hour), 6); got.NPS != 1 || got.Detractors != 1 || got.CSAT != 2 {
+					t.Errorf("bob's segment %+v", got)
+				}
+				if got := tally(t, st, t0, t0.Add(time.Hour), 0); got.NPS != 2 {
+					t.Errorf("first hour: %d NPS responses, want 2", got.NPS)
+				}
+				if subj := outboxSubjects(t, st); len(subj) != 1 || subj[0] != "boomerang.feedback.v1.agony.bob" {
+					t.Errorf("outbox %v", subj)
+				}
+			})
+
+			t.Run("a segment segmentation could not tell is filled in later", func(t *testing.T) {
+				c := newClock(t0)
+				st := openStore(t, b.url(t), c)
+				intake(t, st, nil, survey("r1", "cat", feedback.NPS, 9, t0), survey("r2", "cat", feedback.CSAT, 4, t0))
+				pend, err := st.PendingCustomers(context.Background(), 10)
+				if err != nil || len(pend) != 1 || pend[0].ID != "cat" {
+					t.Fatalf("pending %v %v", pend, err)
+				}
+				if got := tally(t, st, t0, t0.Add(time.Hour), 0); got.NPS != 1 || got.CSAT != 1 {
+					t.Errorf("counted before the segment is known: %+v", got)
+				}
+				if err := st.ApplyProfiles(context.Background(), map[string]feedback.Profile{"cat": {Segment: 8, CLV: 99_00, Currency: "EUR"}}); err != nil {
+					t.Fatal(err)
+				}
+				if got := tally(t, st, t0, t0.Add(time.Hour), 8); got.NPS != 1 || got.Promoters != 1 || got.CSAT != 1 {
+					t.Errorf("segment 8 after the fill: %+v", got)
+				}
+				if got := tally(t, st, t0, t0.Add(time.Hour), 0); got.NPS != 1 {
+					t.Errorf("moved, not copied: %+v", got)
+				}
+				bs, _ := st.Scores(context.Background(), t0, t0.Add(time.Hour), time.Hour, 0)
+				for _, b := range bs {
+					if b.Segment == 0 {
+						t.Errorf("an empty bucket is still reported: %+v", b)
+					}
+				}
+				if pend, _ := st.PendingCustomers(context.Background(), 10); len(pend) != 0 {
+					t.Errorf("still pending %v", pend)
+				}
+				// Later responses take the known segment at once.
+				intake(t, st, nil, survey("r3", "cat", feedback.NPS, 0, t0))
+				if got := tally(t, st, t0, t0.Add(time.Hour), 8); got.NPS != 2 || got.Detractors != 1 {
+					t.Errorf("segment 8: %+v", got)
+				}
+			})
+
+			t.Run("reviews: negative ones open cases; the response queue puts negative and old first", func(t *testing.T) {
+				c := newClock(t0)
+				st := openStore(t, b.url(t), c)
+				res := intake(t, st, nil,
+					review("amazon", "A1", "ann", 5, t0.Add(-72*time.Hour)),
+					review("amazon", "A2", "bob", 2, t0.Add(-time.Hour)),
+					review("shopify", "A2", "cat", 1, t0.Add(-2*time.Hour)), // same id, another platform
+					review("shopify", "S9", "dan", 4, t0.Add(-96*time.Hour)),
+				)
+				if len(res.Cases) != 2 {
+					t.Errorf("cases %+v, want the two negative reviews", res.Cases)
+				}
+				if _, err := st.Intake(context.Background(), []store.Input{{ReviewResponse: &feedback.ReviewResponse{ReviewID: "S9", Platform: "shopify", Text: "Thanks", RespondedAt: t0}}}, nil, nil); err != nil {
+					t.Fatal(err)
+				}
+				rs, err := st.UnansweredReviews(context.Background(), 10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, r := range rs {
+					got = append(got, r.Platform+"/"+r.ID)
+				}
+				want := []string{"shopify/A2", "amazon/A2", "amazon/A1"}
+				if len(got) != len(want) {
+					t.Fatalf("unanswered %v, want %v", got, want)
+				}
+				for i := range want {
+					if got[i] != want[i] {
+						t.Errorf("unanswered %v, want %v", got, want)
+						break
+					}
+				}
+				if ok, _ := st.ReviewExists(context.Background(), "amazon", "A2"); !ok {
+					t.Error("amazon/A2 not found")
+				}
+				// A response that arrives before its review is kept.
+				intake(t, st, nil, store.Input{ReviewResponse: &feedback.ReviewResponse{ReviewID: "Z1", Platform: "ebay", Text: "Sorry", RespondedAt: t0}})
+				intake(t, st, nil, review("ebay", "Z1", "eve", 3, t0))
+				rs, _ = st.UnansweredReviews(context.Background(), 10)
+				if len(rs) != 3 {
+					t.Errorf("%d unanswered, want 3 (ebay/Z1 was answered first)", len(rs))
+				}
+			})
+
+			t.Run("tickets: late first response and the sweep raise agony once", func(t *testing.T) {
+				c := newClock(t0)
+				st := openStore(t, b.url(t), c)
+				ctx := context.Background()
+				intake(t, st, nil,
+					ticket("e1", "T1", "ann", feedback.TicketOpened, t0),
+					ticket("e2", "T2", "bob", feedback.TicketOpened, t0),
+					ticket("e3", "T3", "cat", feedback.TicketOpened, t0),
+				)
+				c.add(time.Hour)
+				intake(t, st, nil, ticket("e4", "T1", "ann", feedback.TicketFirstResponse, t0.Add(time.Hour)))
+				c.add(4 * time.Hour)
+				if cs, err := st.Sweep(ctx, 1); err != nil || len(cs) != 0 {
+					t.Fatalf("sweep within the threshold: %v %v", cs, err)
+				}
+				c.add(2 * time.Hour) // 7h after opening
+				// T3's first response comes late: agony at intake.
+				res := intake(t, st, nil, ticket("e5", "T3", "cat", feedback.TicketFirstResponse, t0.Add(7*time.Hour)))
+				if len(res.Cases) != 1 || res.Cases[0].ID != "slow:T3" {
+					t.Errorf("late response: cases %+v", res.Cases)
+				}
+				// T2 is still unanswered: the sweep finds it (a page of one).
+				cs, err := st.Sweep(ctx, 1)
+				if err != nil || len(cs) != 1 || cs[0].ID != "slow:T2" || cs[0].CustomerID != "bob" {
+					t.Fatalf("sweep: %+v %v", cs, err)
+				}
+				c.add(time.Hour)
+				if cs, err := st.Sweep(ctx, 10); err != nil || len(cs) != 0 {
+					t.Errorf("second sweep: %+v %v", cs, err)
+				}
+				res = intake(t, st, nil, ticket("e6", "T2", "bob", feedback.TicketFirstResponse, t0.Add(8*time.Hour)),
+					ticket("e6", "T2", "bob", feedback.TicketFirstResponse, t0.Add(8*time.Hour)))
+				if len(res.Cases) != 0 || res.Outcomes[1] != store.Duplicate {
+					t.Errorf("answering a raised ticket: %+v", res)
+				}
+				intake(t, st, nil, ticket("e7", "T1", "ann", feedback.TicketResolved, t0.Add(3*time.Hour)),
+					ticket("e8", "T2", "bob", feedback.TicketResolved, t0.Add(9*time.Hour)))
+				n, first, resolution, err := st.TicketStats(ctx, t0, t0.Add(time.Hour))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n != 3 || len(first) != 3 || len(resolution) != 2 {
+					t.Fatalf("stats %d tickets, %v, %v", n, first, resolution)
+				}
+				p := feedback.Percentiles(first, 50)
+				if p[0] != 7*time.Hour {
+					t.Errorf("median first response %v, want 7h", p[0])
+				}
+				subj := outboxSubjects(t, st)
+				if len(subj) != 2 {
+					t.Errorf("outbox %v, want two agony events", subj)
+				}
+			})
+
+			t.Run("recovery queue by value; claim and resolve", func(t *testing.T) {
+				c := newClock(t0)
+				st := openStore(t, b.url(t), c)
+				ctx := context.Background()
+				profiles := map[string]feedback.Profile{
+					"low": {Segment: 4, CLV: 10_00, Currency: "EUR"}, "high": {Segment: 1, CLV: 900_00, Currency: "EUR"},
+				}
+				intake(t, st, profiles, survey("r1", "low", feedback.NPS, 1, t0))
+				c.add(time.Minute)
+				intake(t, st, profiles, survey("r2", "high", feedback.NPS, 2, t0), review("amazon", "X", "unknown", 1, t0))
+				q, err := st.Queue(ctx, 10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(q) != 3 || q[0].CustomerID != "high" || q[1].CustomerID != "low" || q[2].CustomerID != "unknown" {
+					t.Fatalf("queue %+v, want high, low, unknown", q)
+				}
+				if q[0].CLV != 900_00 || q[0].Currency != "EUR" || !q[0].OpenedAt.Equal(t0.Add(time.Minute)) {
+					t.Errorf("case %+v", q[0])
+				}
+				if _, err := st.Claim(ctx, "nope", "ann"); !errors.Is(err, feedback.ErrNotFound) {
+					t.Errorf("claim unknown: %v", err)
+				}
+				cs, err := st.Claim(ctx, q[0].ID, "agent-1")
+				if err != nil || cs.ClaimedBy != "agent-1" {
+					t.Fatalf("claim: %+v %v", cs, err)
+				}
+				if _, err := st.Claim(ctx, q[0].ID, "agent-2"); !errors.Is(err, feedback.ErrClaimed) {
+					t.Errorf("claim by another: %v", err)
+				}
+				cs, err = st.Resolve(ctx, q[0].ID, feedback.Recovered, "voucher sent")
+				if err != nil || cs.Outcome != feedback.Recovered || cs.ResolvedAt.IsZero() {
+					t.Fatalf("resolve: %+v %v", cs, err)
+				}
+				if _, err := st.Resolve(ctx, q[0].ID, feedback.Lost, ""); !errors.Is(err, feedback.ErrResolved) {
+					t.Errorf("resolve twice: %v", err)
+				}
+				if got, _ := st.Case(ctx, q[0].ID); got.Note != "voucher sent" || got.Outcome != feedback.Recovered {
+					t.Errorf("resolution not recorded: %+v", got)
+				}
+				q, _ = st.Queue(ctx, 10)
+				if len(q) != 2 || q[0].CustomerID != "low" {
+					t.Errorf("queue after resolving %+v", q)
+				}
+				subj := outboxSubjects(t, st)
+				if len(subj) != 4 || subj[3] != "boomerang.feedback.v1.recovery_resolved.high" {
+					t.Errorf("outbox %v", subj)
+				}
+			})
+		})
+	}
+}
