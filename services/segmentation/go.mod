@@ -4,7 +4,7 @@ go 1.26.0
 
 require (
 	github.com/boomerang-loyalty/boomerang/pkg v0.0.0-00010101000000-000000000000
-	github.com/boomerang-loyalty/boomerang/proto v0.0.0-00010101000000-000000000000
+	github.com/boomerang-loyalty/boomerang/proto v0.0.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/redis/go-redis/v9 v9.23.0
 	go.opentelemetry.io/otel v1.47.0
