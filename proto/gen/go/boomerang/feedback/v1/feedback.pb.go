@@ -824,7 +824,10 @@ type GetScoresRequest struct {
 	From     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
 	To       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=to,proto3" json:"to,omitempty"`
 	// Restrict to one segment; unspecified means all.
-	Segment       v1.Segment `protobuf:"varint,5,opt,name=segment,proto3,enum=boomerang.segmentation.v1.Segment" json:"segment,omitempty"`
+	Segment v1.Segment `protobuf:"varint,5,opt,name=segment,proto3,enum=boomerang.segmentation.v1.Segment" json:"segment,omitempty"`
+	// One row per period and segment; otherwise one row per period over
+	// every segment (its segment field unspecified).
+	BySegment     bool `protobuf:"varint,6,opt,name=by_segment,json=bySegment,proto3" json:"by_segment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -892,6 +895,13 @@ func (x *GetScoresRequest) GetSegment() v1.Segment {
 		return x.Segment
 	}
 	return v1.Segment(0)
+}
+
+func (x *GetScoresRequest) GetBySegment() bool {
+	if x != nil {
+		return x.BySegment
+	}
+	return false
 }
 
 // ScoreRow holds the scores of one period and segment. A measure with no
@@ -1848,14 +1858,16 @@ const file_boomerang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\voccurred_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\n" +
 	"occurredAt\"9\n" +
 	"\x19RecordTicketEventResponse\x12\x1c\n" +
-	"\tduplicate\x18\x01 \x01(\bR\tduplicate\"\xbe\x02\n" +
+	"\tduplicate\x18\x01 \x01(\bR\tduplicate\"\xdd\x02\n" +
 	"\x10GetScoresRequest\x12P\n" +
 	"\vgranularity\x18\x01 \x01(\x0e2\".boomerang.feedback.v1.GranularityB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\vgranularity\x12$\n" +
 	"\ttime_zone\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\btimeZone\x126\n" +
 	"\x04from\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x04from\x122\n" +
 	"\x02to\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x02to\x12F\n" +
-	"\asegment\x18\x05 \x01(\x0e2\".boomerang.segmentation.v1.SegmentB\b\xbaH\x05\x82\x01\x02\x10\x01R\asegment\"\xf4\x02\n" +
+	"\asegment\x18\x05 \x01(\x0e2\".boomerang.segmentation.v1.SegmentB\b\xbaH\x05\x82\x01\x02\x10\x01R\asegment\x12\x1d\n" +
+	"\n" +
+	"by_segment\x18\x06 \x01(\bR\tbySegment\"\xf4\x02\n" +
 	"\bScoreRow\x12=\n" +
 	"\fperiod_start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\vperiodStart\x12<\n" +
 	"\asegment\x18\x02 \x01(\x0e2\".boomerang.segmentation.v1.SegmentR\asegment\x12#\n" +
