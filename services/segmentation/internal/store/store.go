@@ -155,7 +155,7 @@ func (s *Store) Apply(ctx context.Context, b Batch, rescore Rescorer) ([]Update,
 		for i, u := range updates {
 			fs[i], scores[i] = u.Features, u.New
 		}
-		if err := s.writeFeatures(ctx, tx, fs, w.agony, b.Now); err != nil {
+		if err := s.writeFeatures(ctx, tx, fs, w.agony, w.knownCustomers, b.Now); err != nil {
 			return err
 		}
 		if err := writeScores(ctx, tx, s.db.Dialect, scores); err != nil {
@@ -183,12 +183,17 @@ type work struct {
 	scores      map[string]*segment.Score
 	orders      map[orderKey]*segment.Order
 	dirtyOrders map[orderKey]bool
+	// knownCustomers and knownOrders were in the database before the
+	// batch: they are updated, the others inserted.
+	knownCustomers map[string]bool
+	knownOrders    map[orderKey]bool
 }
 
 func (s *Store) load(ctx context.Context, tx *sql.Tx, evs []segment.Event) (*work, error) {
 	w := &work{
 		processed: map[string]bool{}, features: map[string]*segment.Features{}, agony: map[string]bool{},
 		scores: map[string]*segment.Score{}, orders: map[orderKey]*segment.Order{}, dirtyOrders: map[orderKey]bool{},
+		knownCustomers: map[string]bool{}, knownOrders: map[orderKey]bool{},
 	}
 	var ids, customers []any
 	seenC := map[string]bool{}
@@ -233,6 +238,7 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, evs []segment.Event) (*wor
 					return err
 				}
 				w.features[f.CustomerID], w.agony[f.CustomerID] = f, agony
+				w.knownCustomers[f.CustomerID] = true
 				return nil
 			})
 	})
@@ -266,6 +272,7 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, evs []segment.Event) (*wor
 					}
 					o.Status, o.Discounted, o.PaidAt = segment.OrderStatus(status), disc != 0, time.UnixMicro(paidAt).UTC()
 					w.orders[orderKey{o.Source, o.OrderID}] = o
+					w.knownOrders[orderKey{o.Source, o.OrderID}] = true
 					return nil
 				})
 		})
@@ -304,17 +311,34 @@ func (s *Store) writeProcessed(ctx context.Context, tx *sql.Tx, rows []any) erro
 	return nil
 }
 
+// writeOrders inserts new orders and updates known ones. New rows are plain
+// inserts: should a concurrent transaction (another replica) have created
+// one meanwhile, the key conflict runs the batch again from a fresh read
+// instead of overwriting its work.
 func (s *Store) writeOrders(ctx context.Context, tx *sql.Tx, w *work) error {
-	var rows []any
+	var rows, fresh []any
 	for k := range w.dirtyOrders {
 		o := w.orders[k]
 		disc := 0
 		if o.Discounted {
 			disc = 1
 		}
-		rows = append(rows, o.Source, o.OrderID, o.CustomerID, int(o.Status), o.PaidAt.UnixMicro(), o.Value, o.Refunded, disc, o.Channel)
+		row := []any{o.Source, o.OrderID, o.CustomerID, int(o.Status), o.PaidAt.UnixMicro(), o.Value, o.Refunded, disc, o.Channel}
+		if w.knownOrders[k] {
+			rows = append(rows, row...)
+		} else {
+			fresh = append(fresh, row...)
+		}
 	}
-	err := inChunks(rows, 9, func(args []any) error {
+	err := inChunks(fresh, 9, func(args []any) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO seg_orders (source, order_id, customer_id, status, paid_at, value, refunded, discounted, channel)
+			VALUES `+s.db.Dialect.Tuples(len(args)/9, 9), args...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("insert orders: %w", err)
+	}
+	err = inChunks(rows, 9, func(args []any) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO seg_orders (source, order_id, customer_id, status, paid_at, value, refunded, discounted, channel)
 			VALUES `+s.db.Dialect.Tuples(len(args)/9, 9)+` ON CONFLICT (source, order_id) DO UPDATE SET status = excluded.status,
 			paid_at = excluded.paid_at, value = excluded.value, refunded = excluded.refunded, discounted = excluded.discounted,
@@ -348,8 +372,11 @@ func scanFeatures(rows *sql.Rows) (*segment.Features, bool, error) {
 	return f, agony != 0, nil
 }
 
-func (s *Store) writeFeatures(ctx context.Context, tx *sql.Tx, fs []*segment.Features, agony map[string]bool, now time.Time) error {
-	rows := make([]any, 0, 11*len(fs))
+// writeFeatures inserts new customers and updates known ones; like orders,
+// a new customer another transaction created meanwhile is a key conflict
+// that runs the batch again.
+func (s *Store) writeFeatures(ctx context.Context, tx *sql.Tx, fs []*segment.Features, agony, known map[string]bool, now time.Time) error {
+	var rows, fresh []any
 	for _, f := range fs {
 		ch := f.Channels
 		if ch == nil {
@@ -363,10 +390,22 @@ func (s *Store) writeFeatures(ctx context.Context, tx *sql.Tx, fs []*segment.Fea
 		if agony[f.CustomerID] {
 			a = 1
 		}
-		rows = append(rows, f.CustomerID, f.Currency, f.Orders, f.TotalValue, f.DiscountedOrders, f.Refunds, f.RefundedValue,
-			string(channels), encodeDays(f.Days), a, now.UnixMicro())
+		row := []any{f.CustomerID, f.Currency, f.Orders, f.TotalValue, f.DiscountedOrders, f.Refunds, f.RefundedValue,
+			string(channels), encodeDays(f.Days), a, now.UnixMicro()}
+		if known[f.CustomerID] {
+			rows = append(rows, row...)
+		} else {
+			fresh = append(fresh, row...)
+		}
 	}
-	err := inChunks(rows, 11, func(args []any) error {
+	err := inChunks(fresh, 11, func(args []any) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO seg_features (`+featureColumns+`, updated_at) VALUES `+s.db.Dialect.Tuples(len(args)/11, 11), args...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("insert features: %w", err)
+	}
+	err = inChunks(rows, 11, func(args []any) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO seg_features (`+featureColumns+`, updated_at) VALUES `+s.db.Dialect.Tuples(len(args)/11, 11)+`
 			ON CONFLICT (customer_id) DO UPDATE SET currency = excluded.currency, orders = excluded.orders,
 			total_value = excluded.total_value, discounted_orders = excluded.discounted_orders, refunds = excluded.refunds,

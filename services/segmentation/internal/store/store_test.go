@@ -108,6 +108,10 @@ func TestStoreContract(t *testing.T) {
 			t.Run("runs and models", func(t *testing.T) { testRun(t, openStore(t, be.url(t))) })
 			t.Run("agony", func(t *testing.T) { testAgony(t, openStore(t, be.url(t))) })
 			t.Run("large batch", func(t *testing.T) { testLargeBatch(t, openStore(t, be.url(t))) })
+			t.Run("concurrent stores", func(t *testing.T) {
+				url := be.url(t)
+				testConcurrent(t, openStore(t, url), openStore(t, url))
+			})
 		})
 	}
 }
@@ -292,5 +296,55 @@ func testLargeBatch(t *testing.T, st *store.Store) {
 	}
 	if orders != 3000 {
 		t.Errorf("orders %d, want 3000", orders)
+	}
+}
+
+// testConcurrent applies interleaved and overlapping batches through two
+// stores on one database at once (two replicas): every event counts once.
+func testConcurrent(t *testing.T, a, b *store.Store) {
+	ctx := context.Background()
+	const events, customers = 1200, 30
+	var all []segment.Event
+	want := map[string]int64{}
+	for i := 0; i < events; i++ {
+		c := fmt.Sprintf("c%02d", i%customers)
+		want[c] += int64(i + 1)
+		all = append(all, paid(fmt.Sprintf("e%d", i), c, fmt.Sprintf("o%d", i), t0.Add(time.Duration(i)*time.Hour), int64(i+1)))
+	}
+	errs := make(chan error, 2)
+	for w, st := range []*store.Store{a, b} {
+		go func() {
+			var calls []string
+			// Each store takes every batch of 40, the second in reverse
+			// order, so they race on the same new customers and events.
+			for k := 0; k < events/40; k++ {
+				j := k
+				if w == 1 {
+					j = events/40 - 1 - k
+				}
+				if _, _, err := st.Apply(ctx, store.Batch{Now: t0, Events: all[j*40 : (j+1)*40]}, countingRescorer(&calls)); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs, err := a.Customers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != customers {
+		t.Fatalf("%d customers", len(cs))
+	}
+	for _, c := range cs {
+		if f := c.Features; f.Orders != events/customers || f.TotalValue != want[f.CustomerID] {
+			t.Errorf("%s: %d orders, value %d; want %d, %d", f.CustomerID, f.Orders, f.TotalValue, events/customers, want[f.CustomerID])
+		}
 	}
 }
