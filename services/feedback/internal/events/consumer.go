@@ -1,0 +1,164 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+
+	feedbackv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/feedback/v1"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
+	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
+	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
+	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/intake"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/store"
+)
+
+// DeadLetterService names the feedback service in dead-letter subjects.
+const DeadLetterService = "feedback"
+
+// Dead-letter reasons.
+const (
+	ReasonUnknownKind = "unknown_kind"
+	ReasonUndecodable = "undecodable"
+	ReasonInvalid     = "invalid_input"
+)
+
+// Consumer stores the intake published on FEEDBACK_IN.
+type Consumer struct {
+	intake    *intake.Intake
+	validator *grpcx.Validator
+	log       *slog.Logger
+	tracer    trace.Tracer
+	applied   metric.Int64Counter
+	onCommit  atomic.Pointer[func()]
+}
+
+// NewConsumer returns the consumer; natsx.BatchConsumer feeds it.
+func NewConsumer(in *intake.Intake, v *grpcx.Validator, log *slog.Logger, tp trace.TracerProvider, meter metric.Meter) (*Consumer, error) {
+	applied, err := meter.Int64Counter("boomerang.feedback.intake",
+		metric.WithDescription("Feedback messages consumed from the bus, by outcome"))
+	if err != nil {
+		return nil, err
+	}
+	return &Consumer{intake: in, validator: v, log: log, tracer: tp.Tracer("boomerang/feedback/consumer"), applied: applied}, nil
+}
+
+// OnCommit sets a function called after each committed batch (the relay's
+// Notify).
+func (c *Consumer) OnCommit(fn func()) { c.onCommit.Store(&fn) }
+
+// Decode reads one intake message: its kind from the subject, the payload
+// as that kind's request, checked against the .proto rules. An error comes
+// with the dead-letter reason.
+func (c *Consumer) Decode(m jetstream.Msg) (store.Input, string, error) {
+	kind, source := split(m.Subject())
+	var req proto.Message
+	switch kind {
+	case InSurvey:
+		req = &feedbackv1.SubmitSurveyResponseRequest{}
+	case InReview:
+		req = &feedbackv1.SubmitReviewRequest{}
+	case InReviewResponse:
+		req = &feedbackv1.RespondToReviewRequest{}
+	case InTicket:
+		req = &feedbackv1.RecordTicketEventRequest{}
+	default:
+		return store.Input{}, ReasonUnknownKind, fmt.Errorf("unknown intake kind %q (from %q)", kind, source)
+	}
+	if err := proto.Unmarshal(m.Data(), req); err != nil {
+		return store.Input{}, ReasonUndecodable, fmt.Errorf("not a %s: %v", req.ProtoReflect().Descriptor().FullName(), err)
+	}
+	violations, err := c.validator.Check(req)
+	if err != nil {
+		return store.Input{}, ReasonInvalid, err
+	}
+	if len(violations) > 0 {
+		return store.Input{}, ReasonInvalid, errors.New(grpcx.Summary(violations))
+	}
+	switch r := req.(type) {
+	case *feedbackv1.SubmitSurveyResponseRequest:
+		return store.Input{Response: intake.FromSurvey(r)}, "", nil
+	case *feedbackv1.SubmitReviewRequest:
+		return store.Input{Review: intake.FromReview(r)}, "", nil
+	case *feedbackv1.RespondToReviewRequest:
+		return store.Input{ReviewResponse: intake.FromReviewResponse(r)}, "", nil
+	case *feedbackv1.RecordTicketEventRequest:
+		return store.Input{Ticket: intake.FromTicketEvent(r)}, "", nil
+	}
+	return store.Input{}, ReasonUnknownKind, fmt.Errorf("unknown intake kind %q", kind)
+}
+
+// split returns the kind and source tokens of an intake subject.
+func split(subject string) (kind, source string) {
+	rest := strings.TrimPrefix(subject, InPrefix)
+	kind, source, _ = strings.Cut(rest, ".")
+	return kind, source
+}
+
+// Handle is a natsx.BatchHandler: the valid messages are stored, the
+// others dead-lettered with the reason, in one transaction. Free text is
+// never logged.
+func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg, attempt int) ([]jetstream.Msg, error) {
+	in := make([]store.Input, 0, len(msgs))
+	var dead []outbox.Message
+	spans := make([]trace.Span, 0, len(msgs))
+	defer func() {
+		for _, s := range spans {
+			s.End()
+		}
+	}()
+	for _, m := range msgs {
+		mctx, span := c.tracer.Start(natsx.ExtractTrace(ctx, m.Headers()), "store feedback",
+			trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(attribute.String("messaging.destination.name", m.Subject())))
+		spans = append(spans, span)
+		x, reason, err := c.Decode(m)
+		if err != nil {
+			span.SetStatus(codes.Error, reason)
+			_, source := split(m.Subject())
+			dead = append(dead, orderbus.DeadLetter(m, DeadLetterService, source, reason, err.Error()))
+			continue
+		}
+		x.Ctx = mctx
+		in = append(in, x)
+	}
+	start := time.Now()
+	res, err := c.intake.Apply(ctx, in, dead)
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			c.log.ErrorContext(ctx, "feedback batch not stored", "size", len(msgs), "attempt", attempt, "error", err)
+		}
+		return nil, err
+	}
+	var applied, dup int64
+	for _, o := range res.Outcomes {
+		if o == store.Duplicate {
+			dup++
+		} else {
+			applied++
+		}
+	}
+	c.applied.Add(ctx, applied, metric.WithAttributes(attribute.String("outcome", "applied")))
+	c.applied.Add(ctx, dup, metric.WithAttributes(attribute.String("outcome", "duplicate")))
+	c.applied.Add(ctx, int64(len(dead)), metric.WithAttributes(attribute.String("outcome", "dead_letter")))
+	if len(res.Cases) > 0 {
+		c.log.InfoContext(ctx, "agony detected", "cases", len(res.Cases), "duration", time.Since(start))
+	}
+	if fn := c.onCommit.Load(); fn != nil {
+		(*fn)()
+	}
+	return nil, nil
+}

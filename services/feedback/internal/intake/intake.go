@@ -1,0 +1,166 @@
+// Package intake turns what customers say and how tickets went, as the
+// boomerang.feedback.v1 requests that arrive over gRPC or the bus, into the
+// domain's inputs, validated by the same rules either way; and it asks
+// segmentation for the customers' segments and values before a batch is
+// stored, within a deadline, leaving the customers it could not ask to be
+// filled in later.
+package intake
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	feedbackv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/feedback/v1"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/store"
+)
+
+// FromSurvey is a survey response's domain input.
+func FromSurvey(r *feedbackv1.SubmitSurveyResponseRequest) *feedback.Response {
+	return &feedback.Response{ID: r.GetResponseId(), CustomerID: r.GetCustomerId(), Kind: feedback.Kind(r.GetKind()),
+		Score: int(r.GetScore()), Channel: r.GetChannel(), Comment: r.GetComment(), OrderID: r.GetOrderId(),
+		TicketID: r.GetTicketId(), At: r.GetRespondedAt().AsTime()}
+}
+
+// FromReview is a review's domain input.
+func FromReview(r *feedbackv1.SubmitReviewRequest) *feedback.Review {
+	return &feedback.Review{ID: r.GetReviewId(), Platform: r.GetPlatform(), CustomerID: r.GetCustomerId(),
+		Rating: int(r.GetRating()), Text: r.GetText(), Product: r.GetProduct(), CreatedAt: r.GetCreatedAt().AsTime()}
+}
+
+// FromReviewResponse is a seller's response's domain input.
+func FromReviewResponse(r *feedbackv1.RespondToReviewRequest) *feedback.ReviewResponse {
+	return &feedback.ReviewResponse{ReviewID: r.GetReviewId(), Platform: r.GetPlatform(), Text: r.GetText(),
+		RespondedAt: r.GetRespondedAt().AsTime()}
+}
+
+// FromTicketEvent is a ticket event's domain input.
+func FromTicketEvent(r *feedbackv1.RecordTicketEventRequest) *feedback.TicketEvent {
+	return &feedback.TicketEvent{ID: r.GetEventId(), TicketID: r.GetTicketId(), CustomerID: r.GetCustomerId(),
+		Kind: feedback.TicketEventKind(r.GetKind()), Channel: r.GetChannel(), At: r.GetOccurredAt().AsTime()}
+}
+
+// Profiles tells what segmentation knows of a customer.
+type Profiles interface {
+	Profile(ctx context.Context, customerID string) (feedback.Profile, error)
+}
+
+// ErrUnknownCustomer is what a Profiles answers for a customer
+// segmentation does not know (yet).
+var ErrUnknownCustomer = errors.New("customer unknown to segmentation")
+
+// Options tune the look-ups.
+type Options struct {
+	// Timeout bounds the look-ups of one batch.
+	Timeout time.Duration
+	// Parallel is the most look-ups in flight.
+	Parallel int
+	// Backoff: after a batch's look-ups failed, none are tried for this
+	// long, so an unavailable segmentation does not slow intake down.
+	Backoff time.Duration
+}
+
+// Intake stores batches with the segments of their customers.
+type Intake struct {
+	store     *store.Store
+	profiles  Profiles
+	opts      Options
+	log       *slog.Logger
+	skipUntil atomic.Int64
+}
+
+// New returns the intake; profiles may be nil (every segment is filled
+// in later).
+func New(st *store.Store, profiles Profiles, o Options, log *slog.Logger) *Intake {
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Second
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = 16
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 10 * time.Second
+	}
+	return &Intake{store: st, profiles: profiles, opts: o, log: log}
+}
+
+// Apply looks the batch's customers up and stores the batch.
+func (i *Intake) Apply(ctx context.Context, in []store.Input, dead []outbox.Message) (store.Result, error) {
+	var ids []string
+	seen := map[string]bool{}
+	for _, x := range in {
+		var id string
+		switch {
+		case x.Response != nil:
+			id = x.Response.CustomerID
+		case x.Review != nil:
+			id = x.Review.CustomerID
+		case x.Ticket != nil:
+			id = x.Ticket.CustomerID
+		}
+		if id != "" && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	found, _ := i.Lookup(ctx, ids)
+	return i.store.Intake(ctx, in, found, dead)
+}
+
+// Lookup asks for the profiles of ids within the deadline and returns
+// those it got, and the customers segmentation does not know (their orders
+// may not have reached it yet). Customers it could not ask about are in
+// neither.
+func (i *Intake) Lookup(ctx context.Context, ids []string) (found map[string]feedback.Profile, unknown []string) {
+	if time.Now().UnixNano() < i.skipUntil.Load() {
+		return map[string]feedback.Profile{}, nil
+	}
+	return i.LookupNow(ctx, ids)
+}
+
+// LookupNow is Lookup even while intake backs off from an unavailable
+// segmentation: the background jobs, which no caller waits for, use it.
+func (i *Intake) LookupNow(ctx context.Context, ids []string) (found map[string]feedback.Profile, unknown []string) {
+	out := map[string]feedback.Profile{}
+	if i.profiles == nil || len(ids) == 0 {
+		return out, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, i.opts.Timeout)
+	defer cancel()
+	var mu sync.Mutex
+	var failed atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(i.opts.Parallel)
+	for _, id := range ids {
+		g.Go(func() error {
+			p, err := i.profiles.Profile(gctx, id)
+			switch {
+			case err == nil:
+				mu.Lock()
+				out[id] = p
+				mu.Unlock()
+			case errors.Is(err, ErrUnknownCustomer):
+				mu.Lock()
+				unknown = append(unknown, id)
+				mu.Unlock()
+			default:
+				failed.Add(1)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if n := failed.Load(); n > 0 {
+		i.skipUntil.Store(time.Now().Add(i.opts.Backoff).UnixNano())
+		i.log.WarnContext(ctx, "segmentation unavailable; segments will be filled in later", "customers", n)
+	}
+	return out, unknown
+}
