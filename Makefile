@@ -18,7 +18,7 @@ run:
 
 ## build: build the binaries into build/bin
 build:
-	$(GO) build -o $(BIN)/ ./cmd/boomerang ./cmd/boomctl ./services/ingest/cmd/ingest ./services/ledger/cmd/ledger ./services/segmentation/cmd/segmentation
+	$(GO) build -o $(BIN)/ ./cmd/boomerang ./cmd/boomctl ./services/ingest/cmd/ingest ./services/ledger/cmd/ledger ./services/segmentation/cmd/segmentation ./services/feedback/cmd/feedback
 
 ## test: vet, check formatting and run every module's tests
 test: vet fmt-check
@@ -36,7 +36,7 @@ fmt-check:
 
 ## tidy-check: every module's go.mod is tidy on its own (container builds use GOWORK=off)
 tidy-check:
-	@for m in proto pkg services/ingest services/ledger services/segmentation cmd; do \
+	@for m in proto pkg services/ingest services/ledger services/segmentation services/feedback cmd; do \
 	  (cd $$m && GOWORK=off $(GO) mod tidy -diff) || { echo "$$m: go.mod is not tidy: cd $$m && GOWORK=off go mod tidy"; exit 1; }; \
 	done
 

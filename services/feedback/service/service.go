@@ -1,0 +1,372 @@
+// Package service is the feedback service's composition root:
+// configuration, the wiring of store, intake (gRPC and the FEEDBACK_IN
+// stream), segmentation look-ups, the first-response sweep, the segment
+// fill-in, the outbox relay, and Run. The single-process runner and the
+// service's own binary both use it.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	feedbackv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/feedback/v1"
+	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/config"
+	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
+	"github.com/boomerang-loyalty/boomerang/pkg/money"
+	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
+	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
+	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/grpcapi"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/intake"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/store"
+)
+
+// Name is the service's name in health checks, traces and metrics.
+const Name = "feedback"
+
+// Config is the feedback service's configuration.
+type Config struct {
+	// DatabaseURL is postgres://… or sqlite:PATH.
+	DatabaseURL string
+	// SegmentationAddr, SegmentationToken and SegmentationTLS reach the
+	// segmentation service's gRPC API (its own binary dials it; the
+	// single-process runner hands the service a client instead).
+	SegmentationAddr  string
+	SegmentationToken string
+	SegmentationTLS   bool
+	// ProfileTimeout bounds the segmentation look-ups of one intake batch.
+	ProfileTimeout time.Duration
+	// FirstResponseThreshold: a ticket waiting longer for its first
+	// response puts the customer in agony.
+	FirstResponseThreshold time.Duration
+	// SweepInterval is how often unanswered tickets are looked for.
+	SweepInterval time.Duration
+	// FillInterval is how often segments segmentation could not tell are
+	// asked again; FillGiveUp is how long a customer segmentation does not
+	// know is asked about before the responses are left unsegmented.
+	FillInterval   time.Duration
+	FillGiveUp     time.Duration
+	BatchSize      int
+	AckWait        time.Duration
+	EventsMaxAge   time.Duration
+	InMaxAge       time.Duration
+	DeadLetterAge  time.Duration
+	StreamReplicas int
+}
+
+// LoadConfig reads the FEEDBACK_* and BOOMERANG_* variables.
+func LoadConfig(src config.Source) (Config, error) {
+	r := config.NewReader(src)
+	c := Config{
+		DatabaseURL:            r.String("FEEDBACK_DATABASE_URL", "sqlite:data/feedback.db"),
+		SegmentationAddr:       r.String("FEEDBACK_SEGMENTATION_ADDR", ""),
+		SegmentationToken:      r.String("FEEDBACK_SEGMENTATION_TOKEN", ""),
+		SegmentationTLS:        r.Bool("FEEDBACK_SEGMENTATION_TLS", false),
+		ProfileTimeout:         r.Duration("FEEDBACK_PROFILE_TIMEOUT", 2*time.Second),
+		FirstResponseThreshold: r.Duration("FEEDBACK_FIRST_RESPONSE_THRESHOLD", 6*time.Hour),
+		SweepInterval:          r.Duration("FEEDBACK_SWEEP_INTERVAL", 5*time.Minute),
+		FillInterval:           r.Duration("FEEDBACK_FILL_INTERVAL", time.Minute),
+		FillGiveUp:             r.Duration("FEEDBACK_FILL_GIVE_UP", 24*time.Hour),
+		BatchSize:              r.Int("FEEDBACK_BATCH_SIZE", 256),
+		AckWait:                r.Duration("FEEDBACK_ACK_WAIT", 30*time.Second),
+		EventsMaxAge:           r.Duration("FEEDBACK_EVENTS_MAX_AGE", 0),
+		InMaxAge:               r.Duration("FEEDBACK_IN_MAX_AGE", 7*24*time.Hour),
+		DeadLetterAge:          r.Duration("BOOMERANG_DEADLETTER_MAX_AGE", 30*24*time.Hour),
+		StreamReplicas:         r.Int("BOOMERANG_STREAM_REPLICAS", 1),
+	}
+	if err := r.Err(); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// Validate reports every problem with c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("FEEDBACK_DATABASE_URL: required"))
+	}
+	if c.SegmentationAddr != "" && c.SegmentationToken == "" {
+		errs = append(errs, errors.New("FEEDBACK_SEGMENTATION_TOKEN: required with FEEDBACK_SEGMENTATION_ADDR (a token with segmentation:read)"))
+	}
+	if c.ProfileTimeout < 10*time.Millisecond || c.ProfileTimeout > time.Minute {
+		errs = append(errs, fmt.Errorf("FEEDBACK_PROFILE_TIMEOUT: %v, want 10ms..1m", c.ProfileTimeout))
+	}
+	if c.FirstResponseThreshold < time.Second || c.FirstResponseThreshold > 30*24*time.Hour {
+		errs = append(errs, fmt.Errorf("FEEDBACK_FIRST_RESPONSE_THRESHOLD: %v, want 1s..720h", c.FirstResponseThreshold))
+	}
+	if c.SweepInterval < 100*time.Millisecond || c.SweepInterval > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("FEEDBACK_SWEEP_INTERVAL: %v, want 100ms..24h", c.SweepInterval))
+	}
+	if c.FillInterval < 100*time.Millisecond || c.FillInterval > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("FEEDBACK_FILL_INTERVAL: %v, want 100ms..24h", c.FillInterval))
+	}
+	if c.FillGiveUp < c.FillInterval {
+		errs = append(errs, fmt.Errorf("FEEDBACK_FILL_GIVE_UP: %v, want at least FEEDBACK_FILL_INTERVAL", c.FillGiveUp))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 10000 {
+		errs = append(errs, fmt.Errorf("FEEDBACK_BATCH_SIZE: %d, want 1..10000", c.BatchSize))
+	}
+	if c.AckWait < time.Second || c.AckWait > time.Hour {
+		errs = append(errs, fmt.Errorf("FEEDBACK_ACK_WAIT: %v, want 1s..1h", c.AckWait))
+	}
+	if c.EventsMaxAge < 0 || c.InMaxAge < 0 {
+		errs = append(errs, errors.New("FEEDBACK_EVENTS_MAX_AGE, FEEDBACK_IN_MAX_AGE: want 0 (no limit) or more"))
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		errs = append(errs, fmt.Errorf("BOOMERANG_STREAM_REPLICAS: %d, want 1..5", c.StreamReplicas))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("configuration: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Profiles tells what segmentation knows of a customer: the segment and
+// the predicted lifetime value. The feedback service asks it with a
+// deadline and carries on without an answer.
+type Profiles interface {
+	Profile(ctx context.Context, customerID string) (segment segmentationv1.Segment, clv money.Money, err error)
+}
+
+// ErrUnknownCustomer is what a Profiles answers for a customer it does not
+// know (yet).
+var ErrUnknownCustomer = intake.ErrUnknownCustomer
+
+// SegmentationProfiles is Profiles over segmentation's gRPC API.
+func SegmentationProfiles(c segmentationv1.SegmentationServiceClient) Profiles {
+	return grpcProfiles{c}
+}
+
+type grpcProfiles struct {
+	c segmentationv1.SegmentationServiceClient
+}
+
+func (g grpcProfiles) Profile(ctx context.Context, customerID string) (segmentationv1.Segment, money.Money, error) {
+	p, err := g.c.GetProfile(ctx, &segmentationv1.GetProfileRequest{CustomerId: customerID})
+	if status.Code(err) == codes.NotFound {
+		return 0, money.Money{}, ErrUnknownCustomer
+	}
+	if err != nil {
+		return 0, money.Money{}, err
+	}
+	clv := p.GetPrediction().GetClv()
+	return p.GetSegment(), money.Money{Minor: clv.GetMinorUnits(), Currency: clv.GetCurrency()}, nil
+}
+
+// domainProfiles adapts a Profiles to the intake's.
+type domainProfiles struct{ p Profiles }
+
+func (d domainProfiles) Profile(ctx context.Context, customerID string) (feedback.Profile, error) {
+	seg, clv, err := d.p.Profile(ctx, customerID)
+	if err != nil {
+		return feedback.Profile{}, err
+	}
+	return feedback.Profile{Segment: int(seg), CLV: clv.Minor, Currency: clv.Currency}, nil
+}
+
+// Deps are what the service is given.
+type Deps struct {
+	DB        *sqldb.DB
+	JetStream jetstream.JetStream
+	Log       *slog.Logger
+	Tracer    trace.TracerProvider
+	Meter     metric.MeterProvider
+	// Profiles answers segment and value look-ups; nil: none are made and
+	// responses stay unsegmented.
+	Profiles Profiles
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service is a running feedback service.
+type Service struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	store    *store.Store
+	intake   *intake.Intake
+	relay    *outbox.Relay
+	consumer *events.Consumer
+	cons     jetstream.Consumer
+	api      *grpcapi.Server
+}
+
+// New migrates the database, ensures the streams and the durable consumer
+// of FEEDBACK_IN, and wires the service. Run starts its work.
+func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	s := &Service{cfg: cfg, deps: d, log: d.Log.With("service", Name)}
+	var err error
+	if s.store, err = store.Open(ctx, d.DB, store.Options{Encode: events.Encode, Now: d.Now,
+		FirstResponseThreshold: cfg.FirstResponseThreshold, Log: s.log}); err != nil {
+		return nil, err
+	}
+	var profiles intake.Profiles
+	if d.Profiles != nil {
+		profiles = domainProfiles{d.Profiles}
+	}
+	s.intake = intake.New(s.store, profiles, intake.Options{Timeout: cfg.ProfileTimeout}, s.log)
+	meter := d.Meter.Meter("boomerang/feedback")
+	if s.relay, err = outbox.NewRelay(d.DB, d.JetStream, s.log, outbox.RelayOptions{LockKey: 0x66656564, Meter: meter, Service: Name}); err != nil {
+		return nil, err
+	}
+	if err := orderbus.EnsureStreams(ctx, d.JetStream, orderbus.StreamOptions{Replicas: cfg.StreamReplicas, DeadLetterAge: cfg.DeadLetterAge}); err != nil {
+		return nil, err
+	}
+	if err := events.EnsureStreams(ctx, d.JetStream, cfg.StreamReplicas, cfg.EventsMaxAge, cfg.InMaxAge); err != nil {
+		return nil, err
+	}
+	s.cons, err = d.JetStream.CreateOrUpdateConsumer(ctx, events.InStream, jetstream.ConsumerConfig{
+		Durable:       events.ConsumerName,
+		Description:   "feedback: survey responses, reviews and ticket events into the feedback store",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    -1, // a batch that fails is retried in place; nothing is skipped
+		MaxAckPending: cfg.BatchSize * 8,
+		FilterSubject: events.InPrefix + ">",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", events.ConsumerName, err)
+	}
+	if err := natsx.ObserveLag(meter, s.cons, events.ConsumerName); err != nil {
+		return nil, err
+	}
+	v, err := grpcx.NewValidator()
+	if err != nil {
+		return nil, err
+	}
+	if s.consumer, err = events.NewConsumer(s.intake, v, s.log, d.Tracer, meter); err != nil {
+		return nil, err
+	}
+	s.consumer.OnCommit(s.relay.Notify)
+	s.api = grpcapi.New(s.store, s.intake, s.relay.Notify, s.log, d.Now)
+	s.log.InfoContext(ctx, "feedback ready", "database", d.DB.Dialect.String(),
+		"first_response_threshold", cfg.FirstResponseThreshold, "segmentation", d.Profiles != nil)
+	return s, nil
+}
+
+// Register adds the gRPC API to g.
+func (s *Service) Register(g *grpc.Server) { feedbackv1.RegisterFeedbackServiceServer(g, s.api) }
+
+// Scopes are the token scopes of the gRPC methods.
+func (s *Service) Scopes() grpcx.MethodScopes { return grpcapi.Scopes }
+
+// HealthName is the name under which the service reports its health.
+func (s *Service) HealthName() string { return feedbackv1.FeedbackService_ServiceDesc.ServiceName }
+
+// Relay returns the outbox relay (tests flush it).
+func (s *Service) Relay() *outbox.Relay { return s.relay }
+
+// Store returns the store (tests and benchmarks read it).
+func (s *Service) Store() *store.Store { return s.store }
+
+// Ping checks the database, for readiness.
+func (s *Service) Ping(ctx context.Context) error { return s.deps.DB.W.PingContext(ctx) }
+
+// Sweep opens the cases of tickets unanswered past the threshold, brings
+// their customers' values up to date for the recovery queue, and returns
+// how many cases it opened.
+func (s *Service) Sweep(ctx context.Context) (int, error) {
+	cases, err := s.store.Sweep(ctx, 200)
+	if len(cases) > 0 {
+		s.relay.Notify()
+		ids := make([]string, 0, len(cases))
+		for _, c := range cases {
+			ids = append(ids, c.CustomerID)
+		}
+		found, _ := s.intake.LookupNow(ctx, ids)
+		err = errors.Join(err, s.store.ApplyProfiles(ctx, found))
+	}
+	return len(cases), err
+}
+
+// Fill asks segmentation again about the customers it could not tell, and
+// returns how many it settled.
+func (s *Service) Fill(ctx context.Context) (int, error) {
+	pending, err := s.store.PendingCustomers(ctx, 500)
+	if err != nil || len(pending) == 0 {
+		return 0, err
+	}
+	ids := make([]string, 0, len(pending))
+	since := map[string]time.Time{}
+	for _, p := range pending {
+		ids = append(ids, p.ID)
+		since[p.ID] = p.Since
+	}
+	found, unknown := s.intake.LookupNow(ctx, ids)
+	now := s.deps.Now()
+	for _, id := range unknown {
+		// Still unknown after FillGiveUp: its responses stay unsegmented.
+		if now.Sub(since[id]) >= s.cfg.FillGiveUp {
+			found[id] = feedback.Profile{}
+		}
+	}
+	return len(found), s.store.ApplyProfiles(ctx, found)
+}
+
+// Run consumes intake, sweeps, fills segments in and relays the outbox
+// until ctx is cancelled; then it finishes the batch in hand and returns.
+func (s *Service) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.relay.Run(ctx) })
+	g.Go(func() error {
+		bc := natsx.NewBatchConsumer(s.cons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize, AckWait: s.cfg.AckWait}, s.log)
+		return bc.Run(ctx, s.consumer.Handle)
+	})
+	g.Go(func() error { return every(ctx, s.cfg.SweepInterval, s.job("sweep", s.Sweep)) })
+	if s.deps.Profiles != nil {
+		g.Go(func() error { return every(ctx, s.cfg.FillInterval, s.job("segment fill-in", s.Fill)) })
+	}
+	return g.Wait()
+}
+
+func (s *Service) job(name string, fn func(context.Context) (int, error)) func(context.Context) {
+	return func(ctx context.Context) {
+		start := time.Now()
+		n, err := fn(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "feedback job failed", "job", name, "error", err)
+			}
+			return
+		}
+		if n > 0 {
+			s.log.InfoContext(ctx, "feedback job done", "job", name, "count", n, "duration", time.Since(start))
+		}
+	}
+}
+
+func every(ctx context.Context, d time.Duration, fn func(context.Context)) error {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			fn(ctx)
+		}
+	}
+}

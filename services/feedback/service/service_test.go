@@ -1,0 +1,330 @@
+package service_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	feedbackv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/feedback/v1"
+	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/config"
+	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
+	"github.com/boomerang-loyalty/boomerang/pkg/money"
+	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
+	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/service"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+func TestConfigReportsEveryProblem(t *testing.T) {
+	_, err := service.LoadConfig(config.Map(map[string]string{
+		"FEEDBACK_BATCH_SIZE": "0", "FEEDBACK_SWEEP_INTERVAL": "1ms", "FEEDBACK_SEGMENTATION_ADDR": "seg:7443",
+		"FEEDBACK_FIRST_RESPONSE_THRESHOLD": "soon",
+	}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	// A variable that does not parse is reported before the ranges are
+	// checked.
+	if !strings.Contains(err.Error(), "FEEDBACK_FIRST_RESPONSE_THRESHOLD") {
+		t.Errorf("%q does not name FEEDBACK_FIRST_RESPONSE_THRESHOLD", err)
+	}
+	_, err = service.LoadConfig(config.Map(map[string]string{
+		"FEEDBACK_BATCH_SIZE": "0", "FEEDBACK_SWEEP_INTERVAL": "1ms", "FEEDBACK_SEGMENTATION_ADDR": "seg:7443",
+	}))
+	for _, want := range []string{"FEEDBACK_BATCH_SIZE", "FEEDBACK_SWEEP_INTERVAL", "FEEDBACK_SEGMENTATION_TOKEN"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v does not name %s", err, want)
+		}
+	}
+}
+
+// profiles is segmentation as the feedback service sees it: a table of
+// customers, unavailable while down is set.
+type profiles struct {
+	mu    sync.Mutex
+	down  bool
+	known map[string]money.Money
+	calls atomic.Int64
+}
+
+func (p *profiles) Profile(_ context.Context, id string) (segmentationv1.Segment, money.Money, error) {
+	p.calls.Add(1)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.down {
+		return 0, money.Money{}, errors.New("unavailable")
+	}
+	clv, ok := p.known[id]
+	if !ok {
+		return 0, money.Money{}, service.ErrUnknownCustomer
+	}
+	return segmentationv1.Segment_SEGMENT_CHAMPIONS, clv, nil
+}
+
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) add(d time.Duration) { c.ns.Add(int64(d)) }
+
+type harness struct {
+	svc    *service.Service
+	js     jetstream.JetStream
+	client feedbackv1.FeedbackServiceClient
+	clock  *clock
+	logs   *strings.Builder
+}
+
+const token = "feedback-writer-0123456789"
+
+func start(t *testing.T, p service.Profiles, env map[string]string) *harness {
+	t.Helper()
+	_, url := testkit.NATS(t)
+	_, js := testkit.JetStream(t, url)
+	vars := map[string]string{"FEEDBACK_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "feedback.db"),
+		"FEEDBACK_SWEEP_INTERVAL": "1h", "FEEDBACK_FILL_INTERVAL": "1h"}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, err := service.LoadConfig(config.Map(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	db, err := sqldb.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{}
+	c.ns.Store(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC).UnixNano())
+	logs := &strings.Builder{}
+	var mu sync.Mutex
+	log := slog.New(slog.NewJSONHandler(writerFunc(func(b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(b)
+	}), nil))
+	svc, err := service.New(ctx, cfg, service.Deps{DB: db, JetStream: js, Log: log, Tracer: tracenoop.NewTracerProvider(),
+		Meter: metricnoop.NewMeterProvider(), Profiles: p, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := &grpcx.Tokens{}
+	tokens.Add(token, "feedback:write", "feedback:read")
+	gs, err := grpcx.NewServer(grpcx.ServerOptions{Tokens: tokens, Scopes: svc.Scopes(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Register(gs.Server)
+	addr := testkit.GRPC(t, gs.Server)
+	conn, err := grpcx.Dial(addr, grpcx.ClientOptions{Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+		conn.Close()
+		db.Close()
+	})
+	return &harness{svc: svc, js: js, client: feedbackv1.NewFeedbackServiceClient(conn), clock: c, logs: logs}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (w writerFunc) Write(b []byte) (int, error) { return w(b) }
+
+func (h *harness) publish(t *testing.T, subject string, m proto.Message) {
+	t.Helper()
+	data, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := h.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: data}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (h *harness) next(t *testing.T, stream string, cons *jetstream.Consumer) jetstream.Msg {
+	t.Helper()
+	if *cons == nil {
+		c, err := h.js.OrderedConsumer(context.Background(), stream, jetstream.OrderedConsumerConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		*cons = c
+	}
+	m, err := (*cons).Next(jetstream.FetchMaxWait(10 * time.Second))
+	if err != nil {
+		t.Fatalf("no message on %s within 10s: %v", stream, err)
+	}
+	return m
+}
+
+func feedbackEvent(t *testing.T, m jetstream.Msg) *feedbackv1.FeedbackEvent {
+	t.Helper()
+	ev := &feedbackv1.FeedbackEvent{}
+	if err := proto.Unmarshal(m.Data(), ev); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestBusIntake: the same rules as gRPC on the bus; a bad message is
+// dead-lettered with the reason and acked; a detractor's answer is an agony
+// event; free text stays out of the logs.
+func TestBusIntake(t *testing.T) {
+	seg := &profiles{known: map[string]money.Money{"cus_a": {Minor: 120_00, Currency: "EUR"}}}
+	h := start(t, seg, nil)
+	at := timestamppb.New(h.clock.now())
+	h.publish(t, "boomerang.feedback.in.survey.typeform", &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "r1", CustomerId: "cus_a",
+		Kind: feedbackv1.SurveyKind_SURVEY_KIND_NPS, Score: 3, Comment: "secret complaint text", RespondedAt: at})
+	h.publish(t, "boomerang.feedback.in.survey.typeform", &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "r2", CustomerId: "cus_a",
+		Kind: feedbackv1.SurveyKind_SURVEY_KIND_CSAT, Score: 9, RespondedAt: at})
+	h.publish(t, "boomerang.feedback.in.nonsense.x", &feedbackv1.SubmitReviewRequest{})
+	h.publish(t, "boomerang.feedback.in.survey.typeform", &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "r1", CustomerId: "cus_a",
+		Kind: feedbackv1.SurveyKind_SURVEY_KIND_NPS, Score: 3, RespondedAt: at}) // redelivered by the source
+
+	var dl, fb jetstream.Consumer
+	reasons := map[string]string{}
+	for range 2 {
+		m := h.next(t, orderbus.DeadLetterStream, &dl)
+		reasons[m.Subject()+" "+m.Headers().Get(orderbus.HeaderReason)] = m.Headers().Get(orderbus.HeaderError)
+	}
+	if e, ok := reasons["boomerang.deadletter.feedback.typeform invalid_input"]; !ok || !strings.Contains(e, "score out of range") {
+		t.Errorf("dead letters %v: want the CSAT of 9 as invalid_input", reasons)
+	}
+	if _, ok := reasons["boomerang.deadletter.feedback.x unknown_kind"]; !ok {
+		t.Errorf("dead letters %v: want the unknown kind", reasons)
+	}
+	ev := feedbackEvent(t, h.next(t, "FEEDBACK", &fb))
+	if ev.GetCustomerId() != "cus_a" || ev.GetAgony().GetReason() != feedbackv1.AgonyReason_AGONY_REASON_NPS_DETRACTOR {
+		t.Errorf("event %v", ev)
+	}
+	q, err := h.client.ListRecoveryQueue(context.Background(), &feedbackv1.ListRecoveryQueueRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(q.GetCases()) != 1 || q.GetCases()[0].GetClvValue().GetMinorUnits() != 120_00 || q.GetCases()[0].GetClv() != 120 {
+		t.Errorf("queue %v", q)
+	}
+	waitFor(t, "the redelivered response consumed", func() bool {
+		info, err := h.js.Consumer(context.Background(), "FEEDBACK_IN", "feedback-intake")
+		if err != nil {
+			return false
+		}
+		ci, err := info.Info(context.Background())
+		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
+	})
+	counts, _ := h.svc.Store().Counts(context.Background())
+	if counts["responses"] != 1 || counts["cases"] != 1 {
+		t.Errorf("counts %v", counts)
+	}
+	if strings.Contains(h.logs.String(), "secret complaint") {
+		t.Error("free text in the logs")
+	}
+}
+
+// TestSweepAndFill: a ticket unanswered past the threshold is found by the
+// sweep at the service's clock; segments segmentation could not tell at
+// intake are filled in once it answers.
+func TestSweepAndFill(t *testing.T) {
+	seg := &profiles{down: true, known: map[string]money.Money{"cus_b": {Minor: 50_00, Currency: "EUR"}}}
+	h := start(t, seg, nil)
+	ctx := context.Background()
+	opened := h.clock.now()
+	if _, err := h.client.RecordTicketEvent(ctx, &feedbackv1.RecordTicketEventRequest{EventId: "e1", TicketId: "T1", CustomerId: "cus_b",
+		Kind: feedbackv1.TicketEventKind_TICKET_EVENT_KIND_OPENED, Channel: "chat", OccurredAt: timestamppb.New(opened)}); err != nil {
+		t.Fatalf("intake while segmentation is down: %v", err)
+	}
+	if _, err := h.client.SubmitSurveyResponse(ctx, &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "r1", CustomerId: "cus_b",
+		Kind: feedbackv1.SurveyKind_SURVEY_KIND_NPS, Score: 10, RespondedAt: timestamppb.New(opened)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.client.SubmitSurveyResponse(ctx, &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "r2", CustomerId: "cus_b",
+		Kind: feedbackv1.SurveyKind_SURVEY_KIND_CES, Score: 8, RespondedAt: timestamppb.New(opened)})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("CES 8: %v, want InvalidArgument", err)
+	}
+	h.clock.add(5 * time.Hour)
+	if n, err := h.svc.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("sweep at 5h: %d %v", n, err)
+	}
+	h.clock.add(90 * time.Minute)
+	if n, err := h.svc.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep at 6h30: %d %v", n, err)
+	}
+	if n, _ := h.svc.Sweep(ctx); n != 0 {
+		t.Errorf("second sweep opened %d cases", n)
+	}
+	var fb jetstream.Consumer
+	ev := feedbackEvent(t, h.next(t, "FEEDBACK", &fb))
+	if ev.GetAgony().GetReason() != feedbackv1.AgonyReason_AGONY_REASON_SLOW_FIRST_RESPONSE || ev.GetAgony().GetSourceRef() != "T1" {
+		t.Errorf("event %v", ev)
+	}
+	day := &feedbackv1.GetScoresRequest{Granularity: feedbackv1.Granularity_GRANULARITY_DAY, TimeZone: "Europe/Berlin",
+		From: timestamppb.New(opened.Add(-24 * time.Hour)), To: timestamppb.New(opened.Add(24 * time.Hour)), BySegment: true}
+	sc, err := h.client.GetScores(ctx, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sc.GetRows()) != 1 || sc.GetRows()[0].GetSegment() != segmentationv1.Segment_SEGMENT_UNSPECIFIED || sc.GetRows()[0].GetNps() != 100 {
+		t.Errorf("scores before the fill: %v", sc)
+	}
+	seg.mu.Lock()
+	seg.down = false
+	seg.mu.Unlock()
+	// The intake backs off from an unavailable segmentation for a while;
+	// the fill-in asks once that has passed.
+	waitFor(t, "segment filled in", func() bool {
+		if _, err := h.svc.Fill(ctx); err != nil {
+			t.Fatal(err)
+		}
+		sc, err = h.client.GetScores(ctx, day)
+		return err == nil && len(sc.GetRows()) == 1 && sc.GetRows()[0].GetSegment() == segmentationv1.Segment_SEGMENT_CHAMPIONS
+	})
+	row := sc.GetRows()[0]
+	if row.GetNpsResponses() != 1 || row.GetNps() != 100 || !row.GetPeriodStart().AsTime().Equal(time.Date(2026, 11, 1, 23, 0, 0, 0, time.UTC)) {
+		t.Errorf("row %v: want one promoter on the Berlin day starting 23:00 UTC", row)
+	}
+	st, err := h.client.GetTicketStats(ctx, &feedbackv1.GetTicketStatsRequest{From: timestamppb.New(opened.Add(-time.Hour)), To: timestamppb.New(opened.Add(time.Hour))})
+	if err != nil || st.GetTickets() != 1 || st.GetFirstResponse().GetP50().AsDuration() != 0 {
+		t.Errorf("ticket stats %v %v", st, err)
+	}
+}
