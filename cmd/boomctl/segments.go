@@ -19,7 +19,7 @@ func (a *app) segmentsCommand() *cobra.Command {
 		Short: "Ask segmentation: customer profiles, leaderboards, segments, repeat-purchase curve, the CLV model",
 	}
 	cmd.AddCommand(a.segmentsProfileCommand(), a.segmentsTopCommand(), a.segmentsStatsCommand(), a.segmentsMembersCommand(),
-		a.segmentsCurveCommand(), a.segmentsModelCommand(), a.segmentsRefitCommand())
+		a.segmentsCurveCommand(), a.segmentsModelCommand(), a.segmentsRefitCommand(), a.segmentsRebuildCommand())
 	return cmd
 }
 
@@ -327,6 +327,30 @@ func (a *app) segmentsRefitCommand() *cobra.Command {
 				return a.printJSON(resp)
 			}
 			return printModel(a.stdout, resp.GetModel())
+		}),
+	}
+}
+
+func (a *app) segmentsRebuildCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rebuild-hot",
+		Short: "Restore segmentation's hot store (Redis) from its SQL database now (admin)",
+		Long: `Restore segmentation's hot store from SQL: profiles, leaderboards, segment membership and
+counters. The service does this by itself within a minute of finding Redis flushed; this
+does it now.`,
+		Args: cobra.NoArgs,
+		RunE: a.runE(func(cmd *cobra.Command, _ []string) error {
+			resp, err := segmentationCall(a, cmd, "RebuildHotStore", func(c segmentationv1.SegmentationServiceClient) (*segmentationv1.RebuildHotStoreResponse, error) {
+				return c.RebuildHotStore(cmd.Context(), &segmentationv1.RebuildHotStoreRequest{})
+			})
+			if err != nil {
+				return err
+			}
+			if a.jsonOutput() {
+				return a.printJSON(resp)
+			}
+			_, err = fmt.Fprintf(a.stdout, "hot store rebuilt: %d customers\n", resp.GetCustomers())
+			return err
 		}),
 	}
 }

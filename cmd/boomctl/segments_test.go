@@ -108,6 +108,10 @@ func TestSegmentsAgainstPlatform(t *testing.T) {
 	if r.code != exitFailure || !strings.Contains(r.stderr, "FailedPrecondition") {
 		t.Errorf("model: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	r = cli("segments", "rebuild-hot")
+	if r.code != exitOK || !strings.Contains(r.stdout, "2 customers") {
+		t.Errorf("rebuild-hot: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	r = cli("segments", "members", "vip")
 	if r.code != exitUsage {
 		t.Errorf("unknown segment: exit %d", r.code)

@@ -1,6 +1,6 @@
 // Package grpcapi is segmentation's gRPC port: it answers
 // boomerang.segmentation.v1 from the hot store, so that reads never touch
-// SQL, and hands Refit to the scorer. Errors map to gRPC codes in one
+// SQL, and hands Refit and RebuildHotStore to the scorer. Errors map to gRPC codes in one
 // place. Requests arrive already validated against their .proto rules.
 package grpcapi
 
@@ -38,18 +38,20 @@ var Scopes = grpcx.MethodScopes{
 	segmentationv1.SegmentationService_GetRepeatPurchaseCurve_FullMethodName: ScopeRead,
 	segmentationv1.SegmentationService_GetModel_FullMethodName:               ScopeRead,
 	segmentationv1.SegmentationService_Refit_FullMethodName:                  grpcx.ScopeAdmin,
+	segmentationv1.SegmentationService_RebuildHotStore_FullMethodName:        grpcx.ScopeAdmin,
 }
 
-// Refitter runs a scoring run on demand.
-type Refitter interface {
+// Scorer runs a scoring run and rebuilds the hot store on demand.
+type Scorer interface {
 	Refit(ctx context.Context) (scoring.Result, error)
+	Rebuild(ctx context.Context) (int, error)
 }
 
 // Server implements segmentationv1.SegmentationServiceServer.
 type Server struct {
 	segmentationv1.UnimplementedSegmentationServiceServer
 	hot      hot.Store
-	refitter Refitter
+	scorer   Scorer
 	currency string
 	log      *slog.Logger
 }
@@ -58,8 +60,8 @@ var _ segmentationv1.SegmentationServiceServer = (*Server)(nil)
 
 // New returns the server; currency is the seller's base currency, in which
 // every value is.
-func New(h hot.Store, r Refitter, currency string, log *slog.Logger) *Server {
-	return &Server{hot: h, refitter: r, currency: currency, log: log}
+func New(h hot.Store, sc Scorer, currency string, log *slog.Logger) *Server {
+	return &Server{hot: h, scorer: sc, currency: currency, log: log}
 }
 
 // Page sizes of ListSegmentMembers.
@@ -227,7 +229,7 @@ func modelResponse(m *clv.Model) *segmentationv1.GetModelResponse {
 
 // Refit scores the base now and returns the model in use.
 func (s *Server) Refit(ctx context.Context, _ *segmentationv1.RefitRequest) (*segmentationv1.RefitResponse, error) {
-	res, err := s.refitter.Refit(ctx)
+	res, err := s.scorer.Refit(ctx)
 	if err != nil {
 		return nil, s.status(ctx, "refit", err)
 	}
@@ -239,6 +241,15 @@ func (s *Server) Refit(ctx context.Context, _ *segmentationv1.RefitRequest) (*se
 		return nil, status.Errorf(codes.FailedPrecondition, "customers rescored, but the models could not be fitted (previous fit kept): %v", res.FitErr)
 	}
 	return &segmentationv1.RefitResponse{Model: modelResponse(res.Model)}, nil
+}
+
+// RebuildHotStore restores the hot store from SQL.
+func (s *Server) RebuildHotStore(ctx context.Context, _ *segmentationv1.RebuildHotStoreRequest) (*segmentationv1.RebuildHotStoreResponse, error) {
+	n, err := s.scorer.Rebuild(ctx)
+	if err != nil {
+		return nil, s.status(ctx, "rebuild hot store", err)
+	}
+	return &segmentationv1.RebuildHotStoreResponse{Customers: int64(n)}, nil
 }
 
 // status maps an error to a gRPC status, in one place.

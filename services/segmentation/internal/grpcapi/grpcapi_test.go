@@ -15,6 +15,7 @@ import (
 	"gonum.org/v1/gonum/stat/distuv"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	commonv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/common/v1"
 	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
@@ -219,6 +220,17 @@ func TestAPI(t *testing.T) {
 		if !sort.SliceIsSorted(vals, func(i, j int) bool { return vals[i] > vals[j] }) {
 			t.Errorf("top %v not descending: %v", by, vals)
 		}
+	}
+
+	if _, err := reader.RebuildHotStore(ctx, &segmentationv1.RebuildHotStoreRequest{}); code(err) != codes.PermissionDenied {
+		t.Errorf("rebuild with a read token: %v", err)
+	}
+	rb, err := admin.RebuildHotStore(ctx, &segmentationv1.RebuildHotStoreRequest{})
+	if err != nil || rb.GetCustomers() != 120 {
+		t.Fatalf("rebuild: %v, %v", rb, err)
+	}
+	if again, err := reader.GetProfile(ctx, &segmentationv1.GetProfileRequest{CustomerId: busiest}); err != nil || !proto.Equal(again, p) {
+		t.Errorf("profile after rebuild:\n%v\nbefore:\n%v", again, p)
 	}
 
 	curve, err := reader.GetRepeatPurchaseCurve(ctx, &segmentationv1.GetRepeatPurchaseCurveRequest{})

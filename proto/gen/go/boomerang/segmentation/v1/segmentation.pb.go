@@ -1527,6 +1527,87 @@ func (x *RefitResponse) GetModel() *GetModelResponse {
 	return nil
 }
 
+type RebuildHotStoreRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebuildHotStoreRequest) Reset() {
+	*x = RebuildHotStoreRequest{}
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebuildHotStoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebuildHotStoreRequest) ProtoMessage() {}
+
+func (x *RebuildHotStoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebuildHotStoreRequest.ProtoReflect.Descriptor instead.
+func (*RebuildHotStoreRequest) Descriptor() ([]byte, []int) {
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{23}
+}
+
+type RebuildHotStoreResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Customers written to the hot store.
+	Customers     int64 `protobuf:"varint,1,opt,name=customers,proto3" json:"customers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebuildHotStoreResponse) Reset() {
+	*x = RebuildHotStoreResponse{}
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebuildHotStoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebuildHotStoreResponse) ProtoMessage() {}
+
+func (x *RebuildHotStoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebuildHotStoreResponse.ProtoReflect.Descriptor instead.
+func (*RebuildHotStoreResponse) Descriptor() ([]byte, []int) {
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RebuildHotStoreResponse) GetCustomers() int64 {
+	if x != nil {
+		return x.Customers
+	}
+	return 0
+}
+
 var File_boomerang_segmentation_v1_segmentation_proto protoreflect.FileDescriptor
 
 const file_boomerang_segmentation_v1_segmentation_proto_rawDesc = "" +
@@ -1628,7 +1709,10 @@ const file_boomerang_segmentation_v1_segmentation_proto_rawDesc = "" +
 	"\tcustomers\x18\x04 \x01(\x03R\tcustomers\"\x0e\n" +
 	"\fRefitRequest\"R\n" +
 	"\rRefitResponse\x12A\n" +
-	"\x05model\x18\x01 \x01(\v2+.boomerang.segmentation.v1.GetModelResponseR\x05model*\xa8\x02\n" +
+	"\x05model\x18\x01 \x01(\v2+.boomerang.segmentation.v1.GetModelResponseR\x05model\"\x18\n" +
+	"\x16RebuildHotStoreRequest\"7\n" +
+	"\x17RebuildHotStoreResponse\x12\x1c\n" +
+	"\tcustomers\x18\x01 \x01(\x03R\tcustomers*\xa8\x02\n" +
 	"\aSegment\x12\x17\n" +
 	"\x13SEGMENT_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11SEGMENT_CHAMPIONS\x10\x01\x12\x11\n" +
@@ -1654,7 +1738,7 @@ const file_boomerang_segmentation_v1_segmentation_proto_rawDesc = "" +
 	"\aRanking\x12\x17\n" +
 	"\x13RANKING_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vRANKING_CLV\x10\x01\x12\x11\n" +
-	"\rRANKING_SPEND\x10\x022\xc0\x06\n" +
+	"\rRANKING_SPEND\x10\x022\xba\a\n" +
 	"\x13SegmentationService\x12i\n" +
 	"\n" +
 	"GetProfile\x12,.boomerang.segmentation.v1.GetProfileRequest\x1a-.boomerang.segmentation.v1.GetProfileResponse\x12\x81\x01\n" +
@@ -1663,7 +1747,8 @@ const file_boomerang_segmentation_v1_segmentation_proto_rawDesc = "" +
 	"\x0fGetSegmentStats\x121.boomerang.segmentation.v1.GetSegmentStatsRequest\x1a2.boomerang.segmentation.v1.GetSegmentStatsResponse\x12\x8d\x01\n" +
 	"\x16GetRepeatPurchaseCurve\x128.boomerang.segmentation.v1.GetRepeatPurchaseCurveRequest\x1a9.boomerang.segmentation.v1.GetRepeatPurchaseCurveResponse\x12c\n" +
 	"\bGetModel\x12*.boomerang.segmentation.v1.GetModelRequest\x1a+.boomerang.segmentation.v1.GetModelResponse\x12Z\n" +
-	"\x05Refit\x12'.boomerang.segmentation.v1.RefitRequest\x1a(.boomerang.segmentation.v1.RefitResponseB\x96\x02\n" +
+	"\x05Refit\x12'.boomerang.segmentation.v1.RefitRequest\x1a(.boomerang.segmentation.v1.RefitResponse\x12x\n" +
+	"\x0fRebuildHotStore\x121.boomerang.segmentation.v1.RebuildHotStoreRequest\x1a2.boomerang.segmentation.v1.RebuildHotStoreResponseB\x96\x02\n" +
 	"\x1dcom.boomerang.segmentation.v1B\x11SegmentationProtoP\x01Z\\github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1;segmentationv1\xa2\x02\x03BSX\xaa\x02\x19Boomerang.Segmentation.V1\xca\x02\x19Boomerang\\Segmentation\\V1\xe2\x02%Boomerang\\Segmentation\\V1\\GPBMetadata\xea\x02\x1bBoomerang::Segmentation::V1b\x06proto3"
 
 var (
@@ -1679,7 +1764,7 @@ func file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP() []byte {
 }
 
 var file_boomerang_segmentation_v1_segmentation_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_boomerang_segmentation_v1_segmentation_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_boomerang_segmentation_v1_segmentation_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_boomerang_segmentation_v1_segmentation_proto_goTypes = []any{
 	(Segment)(0),                           // 0: boomerang.segmentation.v1.Segment
 	(Flag)(0),                              // 1: boomerang.segmentation.v1.Flag
@@ -1707,40 +1792,42 @@ var file_boomerang_segmentation_v1_segmentation_proto_goTypes = []any{
 	(*GetModelResponse)(nil),               // 23: boomerang.segmentation.v1.GetModelResponse
 	(*RefitRequest)(nil),                   // 24: boomerang.segmentation.v1.RefitRequest
 	(*RefitResponse)(nil),                  // 25: boomerang.segmentation.v1.RefitResponse
-	(*v1.Money)(nil),                       // 26: boomerang.common.v1.Money
-	(*timestamppb.Timestamp)(nil),          // 27: google.protobuf.Timestamp
-	(*v1.PageRequest)(nil),                 // 28: boomerang.common.v1.PageRequest
-	(*v1.PageResponse)(nil),                // 29: boomerang.common.v1.PageResponse
+	(*RebuildHotStoreRequest)(nil),         // 26: boomerang.segmentation.v1.RebuildHotStoreRequest
+	(*RebuildHotStoreResponse)(nil),        // 27: boomerang.segmentation.v1.RebuildHotStoreResponse
+	(*v1.Money)(nil),                       // 28: boomerang.common.v1.Money
+	(*timestamppb.Timestamp)(nil),          // 29: google.protobuf.Timestamp
+	(*v1.PageRequest)(nil),                 // 30: boomerang.common.v1.PageRequest
+	(*v1.PageResponse)(nil),                // 31: boomerang.common.v1.PageResponse
 }
 var file_boomerang_segmentation_v1_segmentation_proto_depIdxs = []int32{
-	26, // 0: boomerang.segmentation.v1.Features.total_value:type_name -> boomerang.common.v1.Money
-	26, // 1: boomerang.segmentation.v1.Features.average_order_value:type_name -> boomerang.common.v1.Money
-	27, // 2: boomerang.segmentation.v1.Features.first_order_at:type_name -> google.protobuf.Timestamp
-	27, // 3: boomerang.segmentation.v1.Features.last_order_at:type_name -> google.protobuf.Timestamp
-	26, // 4: boomerang.segmentation.v1.Prediction.expected_order_value:type_name -> boomerang.common.v1.Money
-	26, // 5: boomerang.segmentation.v1.Prediction.clv:type_name -> boomerang.common.v1.Money
+	28, // 0: boomerang.segmentation.v1.Features.total_value:type_name -> boomerang.common.v1.Money
+	28, // 1: boomerang.segmentation.v1.Features.average_order_value:type_name -> boomerang.common.v1.Money
+	29, // 2: boomerang.segmentation.v1.Features.first_order_at:type_name -> google.protobuf.Timestamp
+	29, // 3: boomerang.segmentation.v1.Features.last_order_at:type_name -> google.protobuf.Timestamp
+	28, // 4: boomerang.segmentation.v1.Prediction.expected_order_value:type_name -> boomerang.common.v1.Money
+	28, // 5: boomerang.segmentation.v1.Prediction.clv:type_name -> boomerang.common.v1.Money
 	3,  // 6: boomerang.segmentation.v1.GetProfileResponse.features:type_name -> boomerang.segmentation.v1.Features
 	4,  // 7: boomerang.segmentation.v1.GetProfileResponse.rfm:type_name -> boomerang.segmentation.v1.Rfm
 	0,  // 8: boomerang.segmentation.v1.GetProfileResponse.segment:type_name -> boomerang.segmentation.v1.Segment
 	1,  // 9: boomerang.segmentation.v1.GetProfileResponse.flags:type_name -> boomerang.segmentation.v1.Flag
 	5,  // 10: boomerang.segmentation.v1.GetProfileResponse.prediction:type_name -> boomerang.segmentation.v1.Prediction
 	0,  // 11: boomerang.segmentation.v1.ListSegmentMembersRequest.segment:type_name -> boomerang.segmentation.v1.Segment
-	28, // 12: boomerang.segmentation.v1.ListSegmentMembersRequest.page:type_name -> boomerang.common.v1.PageRequest
-	29, // 13: boomerang.segmentation.v1.ListSegmentMembersResponse.page:type_name -> boomerang.common.v1.PageResponse
+	30, // 12: boomerang.segmentation.v1.ListSegmentMembersRequest.page:type_name -> boomerang.common.v1.PageRequest
+	31, // 13: boomerang.segmentation.v1.ListSegmentMembersResponse.page:type_name -> boomerang.common.v1.PageResponse
 	2,  // 14: boomerang.segmentation.v1.TopCustomersRequest.by:type_name -> boomerang.segmentation.v1.Ranking
-	26, // 15: boomerang.segmentation.v1.RankedCustomer.value:type_name -> boomerang.common.v1.Money
+	28, // 15: boomerang.segmentation.v1.RankedCustomer.value:type_name -> boomerang.common.v1.Money
 	11, // 16: boomerang.segmentation.v1.TopCustomersResponse.customers:type_name -> boomerang.segmentation.v1.RankedCustomer
 	0,  // 17: boomerang.segmentation.v1.SegmentStats.segment:type_name -> boomerang.segmentation.v1.Segment
-	26, // 18: boomerang.segmentation.v1.SegmentStats.total_value:type_name -> boomerang.common.v1.Money
-	26, // 19: boomerang.segmentation.v1.SegmentStats.total_clv:type_name -> boomerang.common.v1.Money
-	26, // 20: boomerang.segmentation.v1.ClvQuantile.clv:type_name -> boomerang.common.v1.Money
+	28, // 18: boomerang.segmentation.v1.SegmentStats.total_value:type_name -> boomerang.common.v1.Money
+	28, // 19: boomerang.segmentation.v1.SegmentStats.total_clv:type_name -> boomerang.common.v1.Money
+	28, // 20: boomerang.segmentation.v1.ClvQuantile.clv:type_name -> boomerang.common.v1.Money
 	14, // 21: boomerang.segmentation.v1.GetSegmentStatsResponse.segments:type_name -> boomerang.segmentation.v1.SegmentStats
 	15, // 22: boomerang.segmentation.v1.GetSegmentStatsResponse.clv_distribution:type_name -> boomerang.segmentation.v1.ClvQuantile
-	27, // 23: boomerang.segmentation.v1.GetSegmentStatsResponse.scored_at:type_name -> google.protobuf.Timestamp
+	29, // 23: boomerang.segmentation.v1.GetSegmentStatsResponse.scored_at:type_name -> google.protobuf.Timestamp
 	18, // 24: boomerang.segmentation.v1.GetRepeatPurchaseCurveResponse.points:type_name -> boomerang.segmentation.v1.RepeatPurchasePoint
 	21, // 25: boomerang.segmentation.v1.GetModelResponse.bg_nbd:type_name -> boomerang.segmentation.v1.BgNbdParameters
 	22, // 26: boomerang.segmentation.v1.GetModelResponse.gamma_gamma:type_name -> boomerang.segmentation.v1.GammaGammaParameters
-	27, // 27: boomerang.segmentation.v1.GetModelResponse.fitted_at:type_name -> google.protobuf.Timestamp
+	29, // 27: boomerang.segmentation.v1.GetModelResponse.fitted_at:type_name -> google.protobuf.Timestamp
 	23, // 28: boomerang.segmentation.v1.RefitResponse.model:type_name -> boomerang.segmentation.v1.GetModelResponse
 	6,  // 29: boomerang.segmentation.v1.SegmentationService.GetProfile:input_type -> boomerang.segmentation.v1.GetProfileRequest
 	8,  // 30: boomerang.segmentation.v1.SegmentationService.ListSegmentMembers:input_type -> boomerang.segmentation.v1.ListSegmentMembersRequest
@@ -1749,15 +1836,17 @@ var file_boomerang_segmentation_v1_segmentation_proto_depIdxs = []int32{
 	17, // 33: boomerang.segmentation.v1.SegmentationService.GetRepeatPurchaseCurve:input_type -> boomerang.segmentation.v1.GetRepeatPurchaseCurveRequest
 	20, // 34: boomerang.segmentation.v1.SegmentationService.GetModel:input_type -> boomerang.segmentation.v1.GetModelRequest
 	24, // 35: boomerang.segmentation.v1.SegmentationService.Refit:input_type -> boomerang.segmentation.v1.RefitRequest
-	7,  // 36: boomerang.segmentation.v1.SegmentationService.GetProfile:output_type -> boomerang.segmentation.v1.GetProfileResponse
-	9,  // 37: boomerang.segmentation.v1.SegmentationService.ListSegmentMembers:output_type -> boomerang.segmentation.v1.ListSegmentMembersResponse
-	12, // 38: boomerang.segmentation.v1.SegmentationService.TopCustomers:output_type -> boomerang.segmentation.v1.TopCustomersResponse
-	16, // 39: boomerang.segmentation.v1.SegmentationService.GetSegmentStats:output_type -> boomerang.segmentation.v1.GetSegmentStatsResponse
-	19, // 40: boomerang.segmentation.v1.SegmentationService.GetRepeatPurchaseCurve:output_type -> boomerang.segmentation.v1.GetRepeatPurchaseCurveResponse
-	23, // 41: boomerang.segmentation.v1.SegmentationService.GetModel:output_type -> boomerang.segmentation.v1.GetModelResponse
-	25, // 42: boomerang.segmentation.v1.SegmentationService.Refit:output_type -> boomerang.segmentation.v1.RefitResponse
-	36, // [36:43] is the sub-list for method output_type
-	29, // [29:36] is the sub-list for method input_type
+	26, // 36: boomerang.segmentation.v1.SegmentationService.RebuildHotStore:input_type -> boomerang.segmentation.v1.RebuildHotStoreRequest
+	7,  // 37: boomerang.segmentation.v1.SegmentationService.GetProfile:output_type -> boomerang.segmentation.v1.GetProfileResponse
+	9,  // 38: boomerang.segmentation.v1.SegmentationService.ListSegmentMembers:output_type -> boomerang.segmentation.v1.ListSegmentMembersResponse
+	12, // 39: boomerang.segmentation.v1.SegmentationService.TopCustomers:output_type -> boomerang.segmentation.v1.TopCustomersResponse
+	16, // 40: boomerang.segmentation.v1.SegmentationService.GetSegmentStats:output_type -> boomerang.segmentation.v1.GetSegmentStatsResponse
+	19, // 41: boomerang.segmentation.v1.SegmentationService.GetRepeatPurchaseCurve:output_type -> boomerang.segmentation.v1.GetRepeatPurchaseCurveResponse
+	23, // 42: boomerang.segmentation.v1.SegmentationService.GetModel:output_type -> boomerang.segmentation.v1.GetModelResponse
+	25, // 43: boomerang.segmentation.v1.SegmentationService.Refit:output_type -> boomerang.segmentation.v1.RefitResponse
+	27, // 44: boomerang.segmentation.v1.SegmentationService.RebuildHotStore:output_type -> boomerang.segmentation.v1.RebuildHotStoreResponse
+	37, // [37:45] is the sub-list for method output_type
+	29, // [29:37] is the sub-list for method input_type
 	29, // [29:29] is the sub-list for extension type_name
 	29, // [29:29] is the sub-list for extension extendee
 	0,  // [0:29] is the sub-list for field type_name
@@ -1774,7 +1863,7 @@ func file_boomerang_segmentation_v1_segmentation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_boomerang_segmentation_v1_segmentation_proto_rawDesc), len(file_boomerang_segmentation_v1_segmentation_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	SegmentationService_GetRepeatPurchaseCurve_FullMethodName = "/boomerang.segmentation.v1.SegmentationService/GetRepeatPurchaseCurve"
 	SegmentationService_GetModel_FullMethodName               = "/boomerang.segmentation.v1.SegmentationService/GetModel"
 	SegmentationService_Refit_FullMethodName                  = "/boomerang.segmentation.v1.SegmentationService/Refit"
+	SegmentationService_RebuildHotStore_FullMethodName        = "/boomerang.segmentation.v1.SegmentationService/RebuildHotStore"
 )
 
 // SegmentationServiceClient is the client API for SegmentationService service.
@@ -51,6 +52,10 @@ type SegmentationServiceClient interface {
 	GetModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*GetModelResponse, error)
 	// Refit fits the models again now.
 	Refit(ctx context.Context, in *RefitRequest, opts ...grpc.CallOption) (*RefitResponse, error)
+	// RebuildHotStore restores the hot store (Redis, or the in-process one)
+	// from SQL now: profiles, leaderboards, segments and counters. The service
+	// also does it by itself when it finds the hot store flushed.
+	RebuildHotStore(ctx context.Context, in *RebuildHotStoreRequest, opts ...grpc.CallOption) (*RebuildHotStoreResponse, error)
 }
 
 type segmentationServiceClient struct {
@@ -131,6 +136,16 @@ func (c *segmentationServiceClient) Refit(ctx context.Context, in *RefitRequest,
 	return out, nil
 }
 
+func (c *segmentationServiceClient) RebuildHotStore(ctx context.Context, in *RebuildHotStoreRequest, opts ...grpc.CallOption) (*RebuildHotStoreResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RebuildHotStoreResponse)
+	err := c.cc.Invoke(ctx, SegmentationService_RebuildHotStore_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SegmentationServiceServer is the server API for SegmentationService service.
 // All implementations must embed UnimplementedSegmentationServiceServer
 // for forward compatibility.
@@ -154,6 +169,10 @@ type SegmentationServiceServer interface {
 	GetModel(context.Context, *GetModelRequest) (*GetModelResponse, error)
 	// Refit fits the models again now.
 	Refit(context.Context, *RefitRequest) (*RefitResponse, error)
+	// RebuildHotStore restores the hot store (Redis, or the in-process one)
+	// from SQL now: profiles, leaderboards, segments and counters. The service
+	// also does it by itself when it finds the hot store flushed.
+	RebuildHotStore(context.Context, *RebuildHotStoreRequest) (*RebuildHotStoreResponse, error)
 	mustEmbedUnimplementedSegmentationServiceServer()
 }
 
@@ -184,6 +203,9 @@ func (UnimplementedSegmentationServiceServer) GetModel(context.Context, *GetMode
 }
 func (UnimplementedSegmentationServiceServer) Refit(context.Context, *RefitRequest) (*RefitResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Refit not implemented")
+}
+func (UnimplementedSegmentationServiceServer) RebuildHotStore(context.Context, *RebuildHotStoreRequest) (*RebuildHotStoreResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RebuildHotStore not implemented")
 }
 func (UnimplementedSegmentationServiceServer) mustEmbedUnimplementedSegmentationServiceServer() {}
 func (UnimplementedSegmentationServiceServer) testEmbeddedByValue()                             {}
@@ -332,6 +354,24 @@ func _SegmentationService_Refit_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SegmentationService_RebuildHotStore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RebuildHotStoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SegmentationServiceServer).RebuildHotStore(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SegmentationService_RebuildHotStore_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SegmentationServiceServer).RebuildHotStore(ctx, req.(*RebuildHotStoreRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SegmentationService_ServiceDesc is the grpc.ServiceDesc for SegmentationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -366,6 +406,10 @@ var SegmentationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Refit",
 			Handler:    _SegmentationService_Refit_Handler,
+		},
+		{
+			MethodName: "RebuildHotStore",
+			Handler:    _SegmentationService_RebuildHotStore_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
