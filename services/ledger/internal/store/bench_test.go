@@ -73,7 +73,6 @@ func BenchmarkAccount(b *testing.B) {
 	}
 }
 
-
 // benchBatch is the batch size of BenchmarkApplyOrders (LEDGER_BATCH_SIZE
 // of the consumer): go test -bench ApplyOrders -args -batch 1024.
 var benchBatch = 256
