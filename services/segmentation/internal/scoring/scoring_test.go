@@ -299,3 +299,43 @@ func snapshot(tb testing.TB, h hot.Store) state {
 	s.summary, _ = h.Summary(ctx)
 	return s
 }
+
+// TestAlmostNoDropoutSpread values a base whose customers drop out with
+// much the same probability: the fit's a and b run off to hundreds of
+// thousands, and every customer must still be valued.
+func TestAlmostNoDropoutSpread(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, hot.NewMemory())
+	src := rand.New(rand.NewPCG(5, 6))
+	var evs []segment.Event
+	from := f.now.AddDate(0, 0, -200)
+	n := 0
+	for c := range 150 {
+		rate, drop, day := 0.005+src.ExpFloat64()*0.03, 0.1+src.Float64()*0.5, src.IntN(100)
+		for day < 199 {
+			n++
+			evs = append(evs, segment.Event{ID: fmt.Sprint("e", n), Kind: segment.Paid, CustomerID: fmt.Sprintf("c%03d", c), Source: "shop",
+				OrderID: fmt.Sprint("o", n), OccurredAt: from.AddDate(0, 0, day), BaseTotal: int64(2000 + src.IntN(6000)), Currency: "EUR"})
+			if src.Float64() < drop {
+				break
+			}
+			day += 1 + int(src.ExpFloat64()/rate)
+		}
+	}
+	f.apply(t, evs, 200)
+	res, err := f.scorer.Refit(ctx)
+	if err != nil || res.Model == nil {
+		t.Fatalf("refit %+v, %v", res, err)
+	}
+	t.Logf("BG/NBD %+v", res.Model.BGNBD)
+	if res.Unvalued != 0 {
+		t.Errorf("%d of %d customers not valued", res.Unvalued, res.Customers)
+	}
+	cs, _ := f.st.Customers(ctx)
+	for _, c := range cs {
+		p := c.Score.Prediction
+		if p == nil || p.PAlive <= 0 || p.PAlive > 1 || p.ExpectedPurchases <= 0 || p.CLV <= 0 {
+			t.Fatalf("%s: %+v", c.Features.CustomerID, p)
+		}
+	}
+}
