@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/boomerang-loyalty/boomerang/pkg v0.0.0
 	github.com/boomerang-loyalty/boomerang/proto v0.0.0
+	github.com/boomerang-loyalty/boomerang/services/feedback v0.0.0
 	github.com/boomerang-loyalty/boomerang/services/ingest v0.0.0
 	github.com/boomerang-loyalty/boomerang/services/ledger v0.0.0
 	github.com/boomerang-loyalty/boomerang/services/segmentation v0.0.0
@@ -90,6 +91,7 @@ require (
 replace (
 	github.com/boomerang-loyalty/boomerang/pkg => ../pkg
 	github.com/boomerang-loyalty/boomerang/proto => ../proto
+	github.com/boomerang-loyalty/boomerang/services/feedback => ../services/feedback
 	github.com/boomerang-loyalty/boomerang/services/ingest => ../services/ingest
 	github.com/boomerang-loyalty/boomerang/services/ledger => ../services/ledger
 	github.com/boomerang-loyalty/boomerang/services/segmentation => ../services/segmentation

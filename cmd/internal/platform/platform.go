@@ -17,19 +17,25 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
+
+	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/config"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/host"
+	"github.com/boomerang-loyalty/boomerang/pkg/money"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/redisx"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/telemetry"
+	feedback "github.com/boomerang-loyalty/boomerang/services/feedback/service"
 	ingest "github.com/boomerang-loyalty/boomerang/services/ingest/service"
 	ledger "github.com/boomerang-loyalty/boomerang/services/ledger/service"
 	segmentation "github.com/boomerang-loyalty/boomerang/services/segmentation/service"
@@ -79,6 +85,8 @@ type Main struct {
 	Ledger *ledger.Service
 	// Segmentation is the segmentation service (tests refit it).
 	Segmentation *segmentation.Service
+	// Feedback is the feedback service (tests sweep it).
+	Feedback *feedback.Service
 
 	log       *slog.Logger
 	tel       *telemetry.Telemetry
@@ -88,6 +96,7 @@ type Main struct {
 	redis     *redis.Client
 	host      *host.Host
 	tokenFile string
+	profiles  *selfProfiles
 }
 
 // New returns a platform logging to stderr.
@@ -169,12 +178,18 @@ func (m *Main) Open(ctx context.Context, env config.Source) (err error) {
 	if m.Segmentation, err = m.openSegmentation(ctx, env, js); err != nil {
 		return err
 	}
+	if m.Feedback, err = m.openFeedback(ctx, env, js, tokens); err != nil {
+		return err
+	}
 
 	m.host, err = host.New(host.Options{
 		GRPCAddr: c.GRPCAddr, HTTPAddr: c.HTTPAddr, Tokens: tokens, Log: m.log, Telemetry: m.tel,
 		TLSCertFile: c.TLSCertFile, TLSKeyFile: c.TLSKeyFile,
-	}, isvc, lsvc, m.Segmentation)
-	return err
+	}, isvc, lsvc, m.Segmentation, m.Feedback)
+	if err != nil {
+		return err
+	}
+	return m.profiles.connect(m.host.GRPCAddr(), c.TLSCertFile != "")
 }
 
 // openLedger starts points-ledger on its SQLite file unless
@@ -220,6 +235,82 @@ func (m *Main) openSegmentation(ctx context.Context, env config.Source, js jetst
 	return segmentation.New(ctx, cfg, deps)
 }
 
+// openFeedback starts the feedback service on its SQLite file unless
+// FEEDBACK_DATABASE_URL names another database. It asks segmentation for
+// segments and values over gRPC like the distributed deployment does, on
+// the platform's own port with a token made for it at start-up, so the
+// look-ups keep their deadlines and no service reaches into another.
+func (m *Main) openFeedback(ctx context.Context, env config.Source, js jetstream.JetStream, tokens *grpcx.Tokens) (*feedback.Service, error) {
+	cfg, err := feedback.LoadConfig(withDefaults(env, map[string]string{
+		"FEEDBACK_DATABASE_URL": "sqlite:" + filepath.Join(m.Config.DataDir, "feedback.db"),
+	}))
+	if err != nil {
+		return nil, err
+	}
+	db, err := sqldb.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	m.dbs = append(m.dbs, db)
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	m.profiles = &selfProfiles{token: hex.EncodeToString(raw)}
+	tokens.Add(m.profiles.token, "segmentation:read")
+	return feedback.New(ctx, cfg, feedback.Deps{DB: db, JetStream: js, Log: m.log, Tracer: m.tel.Tracer, Meter: m.tel.Meter,
+		Profiles: m.profiles})
+}
+
+// selfProfiles is feedback's client of segmentation in this process: a
+// gRPC connection to the platform's own port, made once the port is open.
+// Until then (start-up only) look-ups fail, and the feedback service fills
+// the segments in later.
+type selfProfiles struct {
+	token string
+	mu    sync.Mutex
+	conn  *grpc.ClientConn
+	p     feedback.Profiles
+}
+
+func (s *selfProfiles) connect(addr string, useTLS bool) error {
+	if h, port, err := net.SplitHostPort(addr); err == nil && (h == "" || h == "0.0.0.0" || h == "::") {
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	// The certificate names the public host, not the loopback address
+	// this connection to ourselves uses.
+	conn, err := grpcx.Dial(addr, grpcx.ClientOptions{Token: s.token, TLS: useTLS, InsecureSkipVerify: useTLS})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conn, s.p = conn, feedback.SegmentationProfiles(segmentationv1.NewSegmentationServiceClient(conn))
+	return nil
+}
+
+func (s *selfProfiles) Profile(ctx context.Context, customerID string) (segmentationv1.Segment, money.Money, error) {
+	s.mu.Lock()
+	p := s.p
+	s.mu.Unlock()
+	if p == nil {
+		return 0, money.Money{}, errors.New("segmentation client not connected yet")
+	}
+	return p.Profile(ctx, customerID)
+}
+
+func (s *selfProfiles) close() error {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return nil
+	}
+	return s.conn.Close()
+}
+
 // Run serves until ctx is cancelled.
 func (m *Main) Run(ctx context.Context) error {
 	m.log.Info("boomerang started", "grpc", m.host.GRPCAddr(), "http", m.host.HTTPAddr(), "nats", m.NATSURL())
@@ -228,7 +319,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 // Close releases what Open acquired.
 func (m *Main) Close() error {
-	var err error
+	err := m.profiles.close()
 	if m.nc != nil {
 		// Drain so acks and publishes in flight reach the server.
 		_ = m.nc.Drain()
