@@ -523,15 +523,17 @@ type DayStats struct {
 	Shortfall int64
 }
 
-// Stats returns the movements per UTC day in [from, to) and the balance
-// outstanding before from.
+// Stats returns the movements per UTC day of the days [from, to) touches,
+// and the balance outstanding before the first of them.
 func (s *Store) Stats(ctx context.Context, from, to time.Time) (days []DayStats, before int64, err error) {
 	d := s.db.Dialect
-	if err := s.db.R.QueryRowContext(ctx, `SELECT COALESCE(SUM(points), 0) FROM entries WHERE occurred_at < `+d.Placeholders(1, 1), ms(from)).Scan(&before); err != nil {
+	// Days are whole: a period starts at a UTC midnight.
+	first, last := ms(from)/msPerDay, (ms(to)+msPerDay-1)/msPerDay
+	if err := s.db.R.QueryRowContext(ctx, `SELECT COALESCE(SUM(points), 0) FROM entry_days WHERE day < `+d.Placeholders(1, 1), first).Scan(&before); err != nil {
 		return nil, 0, fmt.Errorf("stats: %w", err)
 	}
-	rows, err := s.db.R.QueryContext(ctx, `SELECT occurred_at / 86400000 AS day, kind, SUM(points), SUM(shortfall) FROM entries
-		WHERE occurred_at >= `+d.Placeholders(1, 1)+` AND occurred_at < `+d.Placeholders(2, 1)+` GROUP BY day, kind ORDER BY day, kind`, ms(from), ms(to))
+	rows, err := s.db.R.QueryContext(ctx, `SELECT day, kind, SUM(points), SUM(shortfall) FROM entry_days
+		WHERE day >= `+d.Placeholders(1, 1)+` AND day < `+d.Placeholders(2, 1)+` GROUP BY day, kind ORDER BY day, kind`, first, last)
 	if err != nil {
 		return nil, 0, fmt.Errorf("stats: %w", err)
 	}
@@ -543,7 +545,7 @@ func (s *Store) Stats(ctx context.Context, from, to time.Time) (days []DayStats,
 			rows.Close()
 			return nil, 0, err
 		}
-		t := time.UnixMilli(day * 86400000).UTC()
+		t := time.UnixMilli(day * msPerDay).UTC()
 		if len(days) == 0 || !days[len(days)-1].Day.Equal(t) {
 			days = append(days, DayStats{Day: t, ByKind: map[ledger.Kind]int64{}})
 		}
@@ -559,8 +561,8 @@ var ErrInconsistent = errors.New("ledger inconsistent")
 
 // Verify proves the ledger's invariants: every account's balance equals
 // the sum of its entries and the sum of its open lots and is never
-// negative, and every lot's remaining points equal what it earned less
-// what entries took from it.
+// negative, every lot's remaining points equal what it earned less what
+// entries took from it, and the daily statistics add up to the entries.
 func (s *Store) Verify(ctx context.Context) error {
 	var bad []string
 	rows, err := s.db.R.QueryContext(ctx, `SELECT a.customer_id, a.balance, COALESCE(e.s, 0), COALESCE(l.s, 0) FROM accounts a
@@ -599,6 +601,14 @@ func (s *Store) Verify(ctx context.Context) error {
 	}
 	if err := closeRows(rows); err != nil {
 		return err
+	}
+	var entrySum, daySum, balanceSum int64
+	if err := s.db.R.QueryRowContext(ctx, `SELECT (SELECT COALESCE(SUM(points), 0) FROM entries),
+		(SELECT COALESCE(SUM(points), 0) FROM entry_days), (SELECT COALESCE(SUM(balance), 0) FROM accounts)`).Scan(&entrySum, &daySum, &balanceSum); err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	if entrySum != daySum || entrySum != balanceSum {
+		bad = append(bad, fmt.Sprintf("entries sum to %d, daily statistics to %d, balances to %d", entrySum, daySum, balanceSum))
 	}
 	if len(bad) > 0 {
 		return fmt.Errorf("%w: %d problems, first: %s", ErrInconsistent, len(bad), bad[0])

@@ -7,6 +7,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -14,6 +15,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
@@ -278,6 +280,12 @@ func (u *unit) save(ctx context.Context) error {
 	d := u.s.db.Dialect
 	now := ms(u.now)
 	var accts, entries, uses, lots, spend, orders [][]any
+	type dayKey struct {
+		day   int64
+		kind  ledger.Kind
+		shard int
+	}
+	days := map[dayKey][2]int64{}
 	for _, a := range u.accounts {
 		if !a.Dirty {
 			continue
@@ -290,6 +298,9 @@ func (u *unit) save(ctx context.Context) error {
 			for _, lu := range e.Uses {
 				uses = append(uses, []any{e.ID, lu.LotID, lu.Points})
 			}
+			k := dayKey{day: ms(e.OccurredAt) / msPerDay, kind: e.Kind, shard: shardOf(e.CustomerID)}
+			v := days[k]
+			days[k] = [2]int64{v[0] + e.Points, v[1] + e.Shortfall}
 		}
 		for _, l := range a.Lots {
 			if l.Dirty {
@@ -320,6 +331,26 @@ func (u *unit) save(ctx context.Context) error {
 		{"orders", "source, order_id, customer_id, base_total, qualifying, proportional, full_points, reversed, refunded, unqualified, closed, paid_at, paid, last_seq",
 			"(source, order_id) DO UPDATE SET base_total = excluded.base_total, qualifying = excluded.qualifying, proportional = excluded.proportional, full_points = excluded.full_points, reversed = excluded.reversed, refunded = excluded.refunded, unqualified = excluded.unqualified, closed = excluded.closed, paid_at = excluded.paid_at, paid = excluded.paid, last_seq = excluded.last_seq", orders},
 	}
+	var dayRows [][]any
+	for k, v := range days {
+		dayRows = append(dayRows, []any{k.day, int(k.kind), k.shard, v[0], v[1]})
+	}
+	// A fixed order, so that concurrent transactions lock the rows in the
+	// same order and never deadlock.
+	slices.SortFunc(dayRows, func(a, b []any) int {
+		for i := range 3 {
+			x, y := toInt64(a[i]), toInt64(b[i])
+			if x != y {
+				return cmp.Compare(x, y)
+			}
+		}
+		return 0
+	})
+	steps = append(steps, struct {
+		table, cols, conflict string
+		rows                  [][]any
+	}{"entry_days", "day, kind, shard, points, shortfall",
+		"(day, kind, shard) DO UPDATE SET points = entry_days.points + excluded.points, shortfall = entry_days.shortfall + excluded.shortfall", dayRows})
 	for _, st := range steps {
 		if err := insertRows(ctx, u.tx, d, st.table, st.cols, st.conflict, st.rows); err != nil {
 			return err
@@ -364,6 +395,30 @@ func insertRows(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, table, cols, c
 		}
 	}
 	return nil
+}
+
+const msPerDay = 24 * 60 * 60 * 1000
+
+// statShards spreads a day's statistics over rows by customer.
+const statShards = 16
+
+func shardOf(customerID string) int {
+	var h uint32 = 2166136261
+	for i := 0; i < len(customerID); i++ {
+		h ^= uint32(customerID[i])
+		h *= 16777619
+	}
+	return int(h % statShards)
+}
+
+func toInt64(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case int:
+		return int64(x)
+	}
+	return 0
 }
 
 func boolInt(b bool) int {

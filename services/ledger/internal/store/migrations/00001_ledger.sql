@@ -17,7 +17,6 @@ CREATE TABLE accounts (
     updated_at         BIGINT NOT NULL
 ){{.WithoutRowID}};
 CREATE UNIQUE INDEX accounts_referral_code ON accounts (referral_code);
-CREATE INDEX accounts_reviewed_at ON accounts (reviewed_at);
 
 -- The append-only ledger. seq orders entries; entry_id is derived from
 -- what caused the entry, so a second attempt at the same movement is a
@@ -42,7 +41,6 @@ CREATE TABLE entries (
 );
 CREATE UNIQUE INDEX entries_entry_id ON entries (entry_id);
 CREATE INDEX entries_customer ON entries (customer_id, seq);
-CREATE INDEX entries_occurred ON entries (occurred_at);
 
 -- Earned points, consumed oldest first; lot_id is the earning entry's id.
 CREATE TABLE lots (
@@ -102,6 +100,19 @@ CREATE TABLE processed_events (
     processed_at BIGINT NOT NULL
 ){{.WithoutRowID}};
 
+-- Movements per UTC day and kind, for GetProgrammeStats: each transaction
+-- adds its entries here, so statistics read days, not entries. Rows are
+-- sharded by customer so that concurrent transactions rarely wait on one
+-- row.
+CREATE TABLE entry_days (
+    day       BIGINT NOT NULL,
+    kind      INTEGER NOT NULL,
+    shard     INTEGER NOT NULL,
+    points    BIGINT NOT NULL,
+    shortfall BIGINT NOT NULL,
+    PRIMARY KEY (day, kind, shard)
+){{.WithoutRowID}};
+
 -- Redemptions of each reward, for stock; the row is locked while a
 -- redemption of the reward is decided.
 CREATE TABLE reward_stock (
@@ -111,6 +122,7 @@ CREATE TABLE reward_stock (
 
 -- +goose Down
 DROP TABLE reward_stock;
+DROP TABLE entry_days;
 DROP TABLE processed_events;
 DROP TABLE orders;
 DROP TABLE spend;
