@@ -348,6 +348,19 @@ func TestAdjust(t *testing.T) {
 	checkInvariants(t, a)
 }
 
+func TestTestOrderIsNotTheFirstOrder(t *testing.T) {
+	p := mustProgramme(t, testProgramme)
+	a := NewAccount(p, "c1", t0)
+	a.ApplyPaid(p, "t1", OrderFacts{Source: "s", OrderID: "t1", At: t0, BaseTotal: 50_00, Test: true}, nil, t0)
+	if a.Balance != 0 || a.PaidOrders != 0 {
+		t.Fatalf("test order: balance %d, paid orders %d", a.Balance, a.PaidOrders)
+	}
+	a.ApplyPaid(p, "o1", OrderFacts{Source: "s", OrderID: "o1", At: t0, BaseTotal: 50_00}, nil, t0)
+	if a.Balance != 50+100 {
+		t.Errorf("first real order: balance %d, want 150 with the first-order bonus", a.Balance)
+	}
+}
+
 func TestReferralCodeStable(t *testing.T) {
 	if ReferralCode("c1") != ReferralCode("c1") || ReferralCode("c1") == ReferralCode("c2") {
 		t.Error("referral codes must be stable and distinct")
