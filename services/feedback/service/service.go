@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -60,8 +61,12 @@ type Config struct {
 	// FillInterval is how often segments segmentation could not tell are
 	// asked again; FillGiveUp is how long a customer segmentation does not
 	// know is asked about before the responses are left unsegmented.
-	FillInterval   time.Duration
-	FillGiveUp     time.Duration
+	FillInterval time.Duration
+	FillGiveUp   time.Duration
+	// ScoreTimeZones are the time zones whose local days get a rollup of
+	// their own, so that scores by day, week and month in them read one
+	// row per day; other zones are summed from quarter hours.
+	ScoreTimeZones []string
 	BatchSize      int
 	AckWait        time.Duration
 	EventsMaxAge   time.Duration
@@ -83,6 +88,7 @@ func LoadConfig(src config.Source) (Config, error) {
 		SweepInterval:          r.Duration("FEEDBACK_SWEEP_INTERVAL", 5*time.Minute),
 		FillInterval:           r.Duration("FEEDBACK_FILL_INTERVAL", time.Minute),
 		FillGiveUp:             r.Duration("FEEDBACK_FILL_GIVE_UP", 24*time.Hour),
+		ScoreTimeZones:         splitList(r.String("FEEDBACK_SCORE_TIME_ZONES", "UTC")),
 		BatchSize:              r.Int("FEEDBACK_BATCH_SIZE", 256),
 		AckWait:                r.Duration("FEEDBACK_ACK_WAIT", 30*time.Second),
 		EventsMaxAge:           r.Duration("FEEDBACK_EVENTS_MAX_AGE", 0),
@@ -120,6 +126,14 @@ func (c Config) Validate() error {
 	if c.FillGiveUp < c.FillInterval {
 		errs = append(errs, fmt.Errorf("FEEDBACK_FILL_GIVE_UP: %v, want at least FEEDBACK_FILL_INTERVAL", c.FillGiveUp))
 	}
+	if len(c.ScoreTimeZones) == 0 || len(c.ScoreTimeZones) > 8 {
+		errs = append(errs, fmt.Errorf("FEEDBACK_SCORE_TIME_ZONES: %d zones, want 1..8", len(c.ScoreTimeZones)))
+	}
+	for _, z := range c.ScoreTimeZones {
+		if _, err := time.LoadLocation(z); err != nil {
+			errs = append(errs, fmt.Errorf("FEEDBACK_SCORE_TIME_ZONES: %q is not an IANA time zone", z))
+		}
+	}
 	if c.BatchSize < 1 || c.BatchSize > 10000 {
 		errs = append(errs, fmt.Errorf("FEEDBACK_BATCH_SIZE: %d, want 1..10000", c.BatchSize))
 	}
@@ -136,6 +150,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("configuration: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
 
 // Profiles tells what segmentation knows of a customer: the segment and
@@ -220,7 +244,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	s := &Service{cfg: cfg, deps: d, log: d.Log.With("service", Name)}
 	var err error
 	if s.store, err = store.Open(ctx, d.DB, store.Options{Encode: events.Encode, Now: d.Now,
-		FirstResponseThreshold: cfg.FirstResponseThreshold, Log: s.log}); err != nil {
+		FirstResponseThreshold: cfg.FirstResponseThreshold, ScoreZones: cfg.ScoreTimeZones, Log: s.log}); err != nil {
 		return nil, err
 	}
 	var profiles intake.Profiles

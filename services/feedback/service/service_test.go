@@ -50,8 +50,9 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 	}
 	_, err = service.LoadConfig(config.Map(map[string]string{
 		"FEEDBACK_BATCH_SIZE": "0", "FEEDBACK_SWEEP_INTERVAL": "1ms", "FEEDBACK_SEGMENTATION_ADDR": "seg:7443",
+		"FEEDBACK_SCORE_TIME_ZONES": "UTC, Europe/Atlantis",
 	}))
-	for _, want := range []string{"FEEDBACK_BATCH_SIZE", "FEEDBACK_SWEEP_INTERVAL", "FEEDBACK_SEGMENTATION_TOKEN"} {
+	for _, want := range []string{"FEEDBACK_BATCH_SIZE", "FEEDBACK_SWEEP_INTERVAL", "FEEDBACK_SEGMENTATION_TOKEN", `"Europe/Atlantis"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v does not name %s", err, want)
 		}

@@ -167,7 +167,7 @@ func (s *Server) GetScores(ctx context.Context, req *feedbackv1.GetScoresRequest
 		return nil, invalid("from", "must be before to, at most 10 years apart")
 	}
 	g := feedback.Granularity(req.GetGranularity())
-	buckets, err := s.store.Scores(ctx, from, to, Width(loc, from, to), int(req.GetSegment()))
+	buckets, err := s.buckets(ctx, loc, g, from, to, int(req.GetSegment()))
 	if err != nil {
 		return nil, s.errStatus(ctx, err)
 	}
@@ -210,6 +210,67 @@ func (s *Server) GetScores(ctx context.Context, req *feedbackv1.GetScoresRequest
 		resp.Rows = append(resp.Rows, row)
 	}
 	return resp, nil
+}
+
+// buckets reads the rollups for [from, to) in loc: whole local days from
+// the day rollup when loc is a reporting zone, everything else from the
+// quarter hours.
+func (s *Server) buckets(ctx context.Context, loc *time.Location, g feedback.Granularity, from, to time.Time, segment int) ([]store.Bucket, error) {
+	quarters := func(from, to time.Time) ([]store.Bucket, error) {
+		origin, width := Plan(loc, g, from, to)
+		return s.store.Scores(ctx, from, to, origin, width, segment)
+	}
+	zone, ok := s.store.ScoreZone(loc.String())
+	if !ok {
+		return quarters(from, to)
+	}
+	midnight := func(day int64) time.Time {
+		y, m, d := time.Unix(day*86400, 0).UTC().Date()
+		return time.Date(y, m, d, 0, 0, 0, 0, zone)
+	}
+	first := store.DayNumber(from, zone)
+	if !midnight(first).Equal(from) {
+		first++
+	}
+	last := store.DayNumber(to, zone)
+	if first >= last {
+		return quarters(from, to)
+	}
+	out, err := s.store.ScoreDays(ctx, zone, first, last, segment)
+	if err != nil {
+		return nil, err
+	}
+	for _, part := range [][2]time.Time{{from, midnight(first)}, {midnight(last), to}} {
+		if !part[0].Before(part[1]) {
+			continue
+		}
+		bs, err := quarters(part[0], part[1])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, bs...)
+	}
+	return out, nil
+}
+
+// Plan is how the quarter-hour rollup is summed in SQL for periods of g in
+// loc between from and to: while the zone keeps one offset (no daylight
+// saving change in between), a day or week is a fixed number of quarter
+// hours counted from the first period's start, so SQL sums whole periods;
+// otherwise it sums the widest stretch that never crosses a period
+// boundary (Width) and the periods are summed from those.
+func Plan(loc *time.Location, g feedback.Granularity, from, to time.Time) (origin time.Time, width time.Duration) {
+	if g == feedback.Day || g == feedback.Week {
+		start := feedback.PeriodStart(from, g, loc)
+		_, end := start.ZoneBounds()
+		if end.IsZero() || !end.Before(to) {
+			if g == feedback.Week {
+				return start, 7 * 24 * time.Hour
+			}
+			return start, 24 * time.Hour
+		}
+	}
+	return time.Unix(0, 0), Width(loc, from, to)
 }
 
 // Width is the widest stretch the rollup can be summed over in SQL

@@ -3,6 +3,8 @@ package grpcapi
 import (
 	"testing"
 	"time"
+
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
 )
 
 func TestWidth(t *testing.T) {
@@ -31,6 +33,34 @@ func TestWidth(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := Width(tt.loc, from, to); got != tt.want {
 				t.Errorf("Width = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPlan(t *testing.T) {
+	kolkata, _ := time.LoadLocation("Asia/Kolkata")
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	from := time.Date(2026, 8, 5, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name       string
+		loc        *time.Location
+		g          feedback.Granularity
+		to         time.Time
+		wantOrigin time.Time
+		wantWidth  time.Duration
+	}{
+		{"kolkata days: whole days in SQL", kolkata, feedback.Day, from.AddDate(0, 0, 90), time.Date(2026, 8, 5, 0, 0, 0, 0, kolkata), 24 * time.Hour},
+		{"kolkata weeks from Monday", kolkata, feedback.Week, from.AddDate(0, 0, 90), time.Date(2026, 8, 3, 0, 0, 0, 0, kolkata), 7 * 24 * time.Hour},
+		{"kolkata months: quarter hours", kolkata, feedback.Month, from.AddDate(0, 0, 90), time.Unix(0, 0), 15 * time.Minute},
+		{"berlin days in summer", berlin, feedback.Day, from.AddDate(0, 0, 30), time.Date(2026, 8, 5, 0, 0, 0, 0, berlin), 24 * time.Hour},
+		{"berlin days across the change to winter time: hours", berlin, feedback.Day, from.AddDate(0, 0, 90), time.Unix(0, 0), time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			origin, width := Plan(tt.loc, tt.g, from, tt.to)
+			if !origin.Equal(tt.wantOrigin) || width != tt.wantWidth {
+				t.Errorf("Plan = %v, %v; want %v, %v", origin, width, tt.wantOrigin, tt.wantWidth)
 			}
 		})
 	}

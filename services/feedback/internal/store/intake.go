@@ -50,20 +50,42 @@ type customer struct {
 }
 
 type bucketKey struct {
+	// zone is "" for the quarter-hour rollup, else the reporting zone of
+	// a local-day row.
+	zone          string
 	bucket        int64
 	segment, kind int
 }
 
 type bucketVal struct{ n, high, low, sum int64 }
 
-type rollup map[bucketKey]*bucketVal
+// rollup is a transaction's changes to the rollups: every response counts
+// in its quarter hour and in its local day in each reporting zone.
+type rollup struct {
+	zones []*time.Location
+	rows  map[bucketKey]*bucketVal
+}
 
-func (r rollup) add(at int64, segment int, k feedback.Kind, score int, n int64) {
-	key := bucketKey{at / BucketMS, segment, int(k)}
-	v := r[key]
+func (s *Store) newRollup() *rollup { return &rollup{zones: s.zones, rows: map[bucketKey]*bucketVal{}} }
+
+// DayNumber is the local date of t in loc as days since 1970-01-01.
+func DayNumber(t time.Time, loc *time.Location) int64 {
+	y, m, d := t.In(loc).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400
+}
+
+func (r *rollup) add(at int64, segment int, k feedback.Kind, score int, n int64) {
+	r.addTo(bucketKey{"", at / BucketMS, segment, int(k)}, k, score, n)
+	for _, loc := range r.zones {
+		r.addTo(bucketKey{loc.String(), DayNumber(time.UnixMilli(at), loc), segment, int(k)}, k, score, n)
+	}
+}
+
+func (r *rollup) addTo(key bucketKey, k feedback.Kind, score int, n int64) {
+	v := r.rows[key]
 	if v == nil {
 		v = &bucketVal{}
-		r[key] = v
+		r.rows[key] = v
 	}
 	v.n += n
 	v.sum += int64(score) * n
@@ -75,25 +97,42 @@ func (r rollup) add(at int64, segment int, k feedback.Kind, score int, n int64) 
 	}
 }
 
-func (r rollup) save(ctx context.Context, s *Store, tx *sql.Tx) error {
-	rows := make([][]any, 0, len(r))
-	for k, v := range r {
-		rows = append(rows, []any{k.bucket, k.segment, k.kind, v.n, v.high, v.low, v.sum})
+func (r *rollup) save(ctx context.Context, s *Store, tx *sql.Tx) error {
+	keys := make([]bucketKey, 0, len(r.rows))
+	for k := range r.rows {
+		keys = append(keys, k)
 	}
 	// Sorted so that concurrent transactions take the rows' locks in one
 	// order on PostgreSQL.
-	sort.Slice(rows, func(i, j int) bool {
-		a, b := rows[i], rows[j]
-		if a[0] != b[0] {
-			return a[0].(int64) < b[0].(int64)
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.zone != b.zone {
+			return a.zone < b.zone
 		}
-		if a[1] != b[1] {
-			return a[1].(int) < b[1].(int)
+		if a.bucket != b.bucket {
+			return a.bucket < b.bucket
 		}
-		return a[2].(int) < b[2].(int)
+		if a.segment != b.segment {
+			return a.segment < b.segment
+		}
+		return a.kind < b.kind
 	})
-	return insertRows(ctx, tx, s.db.Dialect, "score_buckets", "bucket, segment, kind, responses, high, low, score_sum",
-		"(bucket, segment, kind) DO UPDATE SET responses = score_buckets.responses + excluded.responses, high = score_buckets.high + excluded.high, low = score_buckets.low + excluded.low, score_sum = score_buckets.score_sum + excluded.score_sum", rows)
+	var quarters, days [][]any
+	for _, k := range keys {
+		v := r.rows[k]
+		if k.zone == "" {
+			quarters = append(quarters, []any{k.bucket, k.segment, k.kind, v.n, v.high, v.low, v.sum})
+		} else {
+			days = append(days, []any{k.zone, k.bucket, k.segment, k.kind, v.n, v.high, v.low, v.sum})
+		}
+	}
+	const add = "responses = %[1]s.responses + excluded.responses, high = %[1]s.high + excluded.high, low = %[1]s.low + excluded.low, score_sum = %[1]s.score_sum + excluded.score_sum"
+	if err := insertRows(ctx, tx, s.db.Dialect, "score_buckets", "bucket, segment, kind, responses, high, low, score_sum",
+		"(bucket, segment, kind) DO UPDATE SET "+fmt.Sprintf(add, "score_buckets"), quarters); err != nil {
+		return err
+	}
+	return insertRows(ctx, tx, s.db.Dialect, "score_days", "zone, day, segment, kind, responses, high, low, score_sum",
+		"(zone, day, segment, kind) DO UPDATE SET "+fmt.Sprintf(add, "score_days"), days)
 }
 
 type pendingEvent struct {
@@ -187,7 +226,7 @@ func (s *Store) intake(ctx context.Context, tx *sql.Tx, in []Input, profiles map
 		return 0, true
 	}
 
-	roll := rollup{}
+	roll := s.newRollup()
 	var respRows, reviewRows, rrRows, evRows [][]any
 	var cases []feedback.Case
 	var out []pendingEvent
@@ -433,7 +472,7 @@ func (s *Store) fill(ctx context.Context, tx *sql.Tx, custs map[string]*customer
 		return nil
 	}
 	sort.Strings(ids)
-	roll := rollup{}
+	roll := s.newRollup()
 	for _, id := range ids {
 		seg := custs[id].Segment
 		rows, err := tx.QueryContext(ctx, `SELECT responded_at, kind, score FROM responses

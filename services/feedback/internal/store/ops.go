@@ -227,16 +227,18 @@ func (b Bucket) Tally(t *feedback.Tally) {
 	}
 }
 
-// Scores returns the rollup between from and to (both on bucket
-// boundaries after rounding down) in stretches of width, a multiple of
-// BucketMS; segment 0 means every segment.
-func (s *Store) Scores(ctx context.Context, from, to time.Time, width time.Duration, segment int) ([]Bucket, error) {
+// Scores returns the quarter-hour rollup between from and to (rounded
+// out to quarter hours) summed in stretches of width, a multiple of
+// BucketMS, counted from origin (at or before from, on a quarter hour);
+// segment 0 means every segment.
+func (s *Store) Scores(ctx context.Context, from, to, origin time.Time, width time.Duration, segment int) ([]Bucket, error) {
 	div := max(int64(width/time.Millisecond)/BucketMS, 1)
-	q := `SELECT bucket / $1 AS b, segment, kind, SUM(responses), SUM(high), SUM(low), SUM(score_sum) FROM score_buckets
-		WHERE bucket >= $2 AND bucket < $3`
-	args := []any{div, ms(from) / BucketMS, (ms(to) + BucketMS - 1) / BucketMS}
+	base := ms(origin) / BucketMS
+	q := `SELECT (bucket - $1) / $2 AS b, segment, kind, SUM(responses), SUM(high), SUM(low), SUM(score_sum) FROM score_buckets
+		WHERE bucket >= $3 AND bucket < $4`
+	args := []any{base, div, max(ms(from)/BucketMS, base), (ms(to) + BucketMS - 1) / BucketMS}
 	if segment != 0 {
-		q += ` AND segment = $4`
+		q += ` AND segment = $5`
 		args = append(args, segment)
 	}
 	q += ` GROUP BY b, segment, kind HAVING SUM(responses) > 0 ORDER BY b, segment, kind`
@@ -253,7 +255,38 @@ func (s *Store) Scores(ctx context.Context, from, to time.Time, width time.Durat
 			rows.Close()
 			return nil, err
 		}
-		b.Start, b.Kind = time.UnixMilli(start*div*BucketMS).UTC(), feedback.Kind(kind)
+		b.Start, b.Kind = time.UnixMilli((base+start*div)*BucketMS).UTC(), feedback.Kind(kind)
+		out = append(out, b)
+	}
+	return out, closeRows(rows)
+}
+
+// ScoreDays returns the local-day rollup of zone (a reporting zone) for the
+// days from fromDay to toDay (exclusive), as DayNumber counts them; each
+// bucket starts at its local midnight. segment 0 means every segment.
+func (s *Store) ScoreDays(ctx context.Context, zone *time.Location, fromDay, toDay int64, segment int) ([]Bucket, error) {
+	q := `SELECT day, segment, kind, responses, high, low, score_sum FROM score_days
+		WHERE zone = $1 AND day >= $2 AND day < $3 AND responses <> 0`
+	args := []any{zone.String(), fromDay, toDay}
+	if segment != 0 {
+		q += ` AND segment = $4`
+		args = append(args, segment)
+	}
+	rows, err := s.db.R.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("score days: %w", err)
+	}
+	var out []Bucket
+	for rows.Next() {
+		var b Bucket
+		var day int64
+		var kind int
+		if err := rows.Scan(&day, &b.Segment, &kind, &b.N, &b.High, &b.Low, &b.Sum); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		y, m, d := time.Unix(day*86400, 0).UTC().Date()
+		b.Start, b.Kind = time.Date(y, m, d, 0, 0, 0, 0, zone), feedback.Kind(kind)
 		out = append(out, b)
 	}
 	return out, closeRows(rows)

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
@@ -40,6 +41,8 @@ type Store struct {
 	now    func() time.Time
 	// threshold is the longest a ticket may wait for its first response.
 	threshold time.Duration
+	// zones are the reporting time zones with a local-day rollup.
+	zones []*time.Location
 }
 
 // Options configure the store.
@@ -50,7 +53,11 @@ type Options struct {
 	// FirstResponseThreshold: a ticket waiting longer puts its customer in
 	// agony (default 6h).
 	FirstResponseThreshold time.Duration
-	Log                    *slog.Logger
+	// ScoreZones are IANA time zones whose local days get a rollup of
+	// their own (default UTC); scores in other zones are summed from
+	// quarter hours.
+	ScoreZones []string
+	Log        *slog.Logger
 }
 
 // Open migrates db and returns the store.
@@ -74,7 +81,107 @@ func Open(ctx context.Context, db *sqldb.DB, o Options) (*Store, error) {
 	if o.Encode == nil {
 		return nil, errors.New("store: an encoder is required")
 	}
-	return &Store{db: db, encode: o.Encode, now: o.Now, threshold: o.FirstResponseThreshold}, nil
+	if len(o.ScoreZones) == 0 {
+		o.ScoreZones = []string{"UTC"}
+	}
+	st := &Store{db: db, encode: o.Encode, now: o.Now, threshold: o.FirstResponseThreshold}
+	seen := map[string]bool{}
+	for _, name := range o.ScoreZones {
+		loc, err := time.LoadLocation(name)
+		if err != nil {
+			return nil, fmt.Errorf("score time zone %q: %w", name, err)
+		}
+		if !seen[loc.String()] {
+			seen[loc.String()] = true
+			st.zones = append(st.zones, loc)
+		}
+	}
+	if err := st.syncZones(ctx, seen, o.Log); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// syncZones rebuilds the rollups when the reporting zones differ from
+// those the local-day rollup was kept for.
+func (s *Store) syncZones(ctx context.Context, want map[string]bool, log *slog.Logger) error {
+	rows, err := s.db.R.QueryContext(ctx, "SELECT zone FROM score_zones")
+	if err != nil {
+		return fmt.Errorf("score zones: %w", err)
+	}
+	have := map[string]bool{}
+	for rows.Next() {
+		var z string
+		if err := rows.Scan(&z); err != nil {
+			rows.Close()
+			return err
+		}
+		have[z] = true
+	}
+	if err := closeRows(rows); err != nil {
+		return err
+	}
+	if maps.Equal(have, want) {
+		return nil
+	}
+	start := time.Now()
+	n, err := s.RebuildRollups(ctx)
+	if err == nil && log != nil {
+		log.InfoContext(ctx, "score rollups rebuilt for new reporting time zones", "responses", n, "duration", time.Since(start))
+	}
+	return err
+}
+
+// RebuildRollups recomputes both rollups from the stored responses, for
+// the reporting zones in force, and returns how many responses it counted.
+func (s *Store) RebuildRollups(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		n = 0
+		for _, q := range []string{"DELETE FROM score_buckets", "DELETE FROM score_days", "DELETE FROM score_zones"} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("rebuild rollups: %w", err)
+			}
+		}
+		roll := s.newRollup()
+		rows, err := tx.QueryContext(ctx, "SELECT responded_at, segment, kind, score FROM responses")
+		if err != nil {
+			return fmt.Errorf("rebuild rollups: %w", err)
+		}
+		for rows.Next() {
+			var at int64
+			var seg, kind, score int
+			if err := rows.Scan(&at, &seg, &kind, &score); err != nil {
+				rows.Close()
+				return err
+			}
+			roll.add(at, seg, feedback.Kind(kind), score, 1)
+			n++
+		}
+		if err := closeRows(rows); err != nil {
+			return err
+		}
+		if err := roll.save(ctx, s, tx); err != nil {
+			return err
+		}
+		zones := make([][]any, 0, len(s.zones))
+		for _, z := range s.zones {
+			zones = append(zones, []any{z.String(), ms(s.now())})
+		}
+		return insertRows(ctx, tx, s.db.Dialect, "score_zones", "zone, built_at", "", zones)
+	})
+	return n, err
+}
+
+// ScoreZone returns the reporting zone named name (as time.LoadLocation
+// names it) when it has a local-day rollup.
+func (s *Store) ScoreZone(name string) (*time.Location, bool) {
+	for _, z := range s.zones {
+		if z.String() == name {
+			return z, true
+		}
+	}
+	return nil, false
 }
 
 // DB returns the underlying database.

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -39,7 +40,7 @@ var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 
 const threshold = 6 * time.Hour
 
-func openStore(tb testing.TB, url string, c *clock) *store.Store {
+func openStore(tb testing.TB, url string, c *clock, zones ...string) *store.Store {
 	tb.Helper()
 	ctx := context.Background()
 	db, err := sqldb.Open(ctx, url)
@@ -48,7 +49,7 @@ func openStore(tb testing.TB, url string, c *clock) *store.Store {
 	}
 	tb.Cleanup(func() { db.Close() })
 	st, err := store.Open(ctx, db, store.Options{Encode: events.Encode, Now: c.now, FirstResponseThreshold: threshold,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		ScoreZones: zones, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func outboxSubjects(tb testing.TB, st *store.Store) []string {
 
 func tally(tb testing.TB, st *store.Store, from, to time.Time, segment int) feedback.Tally {
 	tb.Helper()
-	bs, err := st.Scores(context.Background(), from, to, time.Hour, segment)
+	bs, err := st.Scores(context.Background(), from, to, time.Unix(0, 0), time.Hour, segment)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func TestStoreContract(t *testing.T) {
 				if got := tally(t, st, t0, t0.Add(time.Hour), 0); got.NPS != 1 {
 					t.Errorf("moved, not copied: %+v", got)
 				}
-				bs, _ := st.Scores(context.Background(), t0, t0.Add(time.Hour), time.Hour, 0)
+				bs, _ := st.Scores(context.Background(), t0, t0.Add(time.Hour), time.Unix(0, 0), time.Hour, 0)
 				for _, b := range bs {
 					if b.Segment == 0 {
 						t.Errorf("an empty bucket is still reported: %+v", b)
@@ -190,6 +191,64 @@ func TestStoreContract(t *testing.T) {
 				intake(t, st, nil, survey("r3", "cat", feedback.NPS, 0, t0))
 				if got := tally(t, st, t0, t0.Add(time.Hour), 8); got.NPS != 2 || got.Detractors != 1 {
 					t.Errorf("segment 8: %+v", got)
+				}
+			})
+
+			t.Run("the day rollup of a reporting zone agrees with the quarter hours, rebuilt or kept", func(t *testing.T) {
+				c := newClock(t0)
+				url := b.url(t)
+				tokyo, _ := time.LoadLocation("Asia/Tokyo")
+				st := openStore(t, url, c, "Asia/Tokyo")
+				ctx := context.Background()
+				var in []store.Input
+				for i := range 200 {
+					in = append(in, survey(fmt.Sprint("r", i), fmt.Sprint("c", i%7), feedback.Kind(1+i%3), 1+i%5, t0.Add(time.Duration(i)*37*time.Minute)))
+				}
+				intake(t, st, nil, in[:100]...)
+				// Half the customers get their segment later: the fill
+				// moves their counts in both rollups.
+				if err := st.ApplyProfiles(ctx, map[string]feedback.Profile{"c1": {Segment: 3}, "c2": {Segment: 5}}); err != nil {
+					t.Fatal(err)
+				}
+				intake(t, st, map[string]feedback.Profile{"c3": {Segment: 3}}, in[100:]...)
+				days := func(st *store.Store, segment int) feedback.Tally {
+					first, last := store.DayNumber(t0, tokyo), store.DayNumber(t0.Add(200*37*time.Minute), tokyo)+1
+					bs, err := st.ScoreDays(ctx, tokyo, first, last, segment)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var tl feedback.Tally
+					for _, b := range bs {
+						b.Tally(&tl)
+					}
+					return tl
+				}
+				from, to := t0.Add(-24*time.Hour), t0.Add(10*24*time.Hour)
+				for _, seg := range []int{0, 3, 5} {
+					if got, want := days(st, seg), tally(t, st, from, to, seg); got != want {
+						t.Errorf("segment %d: days %+v, quarter hours %+v", seg, got, want)
+					}
+				}
+				before := days(st, 3)
+				if n, err := st.RebuildRollups(ctx); err != nil || n != 200 {
+					t.Fatalf("rebuild: %d %v", n, err)
+				}
+				if got := days(st, 3); got != before {
+					t.Errorf("rebuilt %+v, kept %+v", got, before)
+				}
+				// Another zone at the next start is built from the responses.
+				ny, _ := time.LoadLocation("America/New_York")
+				st2 := openStore(t, url, c, "America/New_York")
+				bs, err := st2.ScoreDays(ctx, ny, store.DayNumber(from, ny), store.DayNumber(to, ny), 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var tl feedback.Tally
+				for _, b := range bs {
+					b.Tally(&tl)
+				}
+				if tl != tally(t, st2, from, to, 0) {
+					t.Errorf("new zone %+v", tl)
 				}
 			})
 
