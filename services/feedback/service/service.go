@@ -72,6 +72,10 @@ type Config struct {
 	EventsMaxAge   time.Duration
 	InMaxAge       time.Duration
 	DeadLetterAge  time.Duration
+	// OrdersMaxAge is read only to ensure the shared streams as every
+	// other service does: ensuring ORDERS with another retention would
+	// change it for all.
+	OrdersMaxAge time.Duration
 	StreamReplicas int
 }
 
@@ -94,6 +98,7 @@ func LoadConfig(src config.Source) (Config, error) {
 		EventsMaxAge:           r.Duration("FEEDBACK_EVENTS_MAX_AGE", 0),
 		InMaxAge:               r.Duration("FEEDBACK_IN_MAX_AGE", 7*24*time.Hour),
 		DeadLetterAge:          r.Duration("BOOMERANG_DEADLETTER_MAX_AGE", 30*24*time.Hour),
+		OrdersMaxAge:           r.Duration("BOOMERANG_ORDERS_MAX_AGE", 0),
 		StreamReplicas:         r.Int("BOOMERANG_STREAM_REPLICAS", 1),
 	}
 	if err := r.Err(); err != nil {
@@ -256,7 +261,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if s.relay, err = outbox.NewRelay(d.DB, d.JetStream, s.log, outbox.RelayOptions{LockKey: 0x66656564, Meter: meter, Service: Name}); err != nil {
 		return nil, err
 	}
-	if err := orderbus.EnsureStreams(ctx, d.JetStream, orderbus.StreamOptions{Replicas: cfg.StreamReplicas, DeadLetterAge: cfg.DeadLetterAge}); err != nil {
+	if err := orderbus.EnsureStreams(ctx, d.JetStream, orderbus.StreamOptions{Replicas: cfg.StreamReplicas, OrdersMaxAge: cfg.OrdersMaxAge, DeadLetterAge: cfg.DeadLetterAge}); err != nil {
 		return nil, err
 	}
 	if err := events.EnsureStreams(ctx, d.JetStream, cfg.StreamReplicas, cfg.EventsMaxAge, cfg.InMaxAge); err != nil {
