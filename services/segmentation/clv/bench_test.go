@@ -69,3 +69,36 @@ func BenchmarkSummarize3M(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "customers")
 }
+
+// BenchmarkExpectedPurchases times one conditional expectation, the unit
+// of work of valuing a customer (CLV calls it once per discounting step).
+//
+//	go test -run '^$' -bench ExpectedPurchases -benchmem ./services/segmentation/clv
+func BenchmarkExpectedPurchases(b *testing.B) {
+	cdnow := BGNBD{R: 0.243, Alpha: 4.414, A: 0.793, B: 2.426}
+	benchmarks := []struct {
+		name string
+		p    BGNBD
+		c    Customer
+		t    float64
+	}{
+		{"CDNOW x=2 t=39", cdnow, Customer{X: 2, TX: 30.43, T: 38.86}, 39},
+		{"CDNOW x=0 t=52", cdnow, Customer{X: 0, T: 20}, 52},
+		{"CDNOW x=30 t=39", cdnow, Customer{X: 30, TX: 38, T: 39}, 39},
+		{"a+b=1e3 x=2 t=39", BGNBD{R: 0.243, Alpha: 4.414, A: 250, B: 750}, Customer{X: 2, TX: 30.43, T: 38.86}, 39},
+		{"a+b=1e6 x=2 t=39", BGNBD{R: 0.243, Alpha: 4.414, A: 2.5e5, B: 7.5e5}, Customer{X: 2, TX: 30.43, T: 38.86}, 39},
+		{"days a+b=1e6 x=10 t=365", BGNBD{R: 0.8, Alpha: 60, A: 2e5, B: 8e5}, Customer{X: 10, TX: 300, T: 365}, 365},
+	}
+	for _, bm := range benchmarks {
+		b.Run(bm.name, func(b *testing.B) {
+			var e float64
+			for b.Loop() {
+				var err error
+				if e, err = bm.p.ExpectedPurchases(bm.c, bm.t); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(e, "purchases")
+		})
+	}
+}

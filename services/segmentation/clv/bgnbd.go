@@ -311,19 +311,13 @@ func (p BGNBD) lnDropTerm(c Customer) float64 {
 // units of a customer with this history (FHL 2005, eq. 10):
 //
 //	E[Y(t) | x, t_x, T] = (a+b+x−1)/(a−1) · [1 − ((α+T)/(α+T+t))^(r+x)
-//	                      · 2F1(r+x, b+x; a+b+x−1; z)] / (1 + δ(x>0) · odds)
+//	                      · 2F1(r+x, b+x; a+b+x−1; z)] · P(alive)
 //
-// with z = t/(α+T+t) and odds as in ProbAlive. It is computed after
-// Euler's transformation 2F1(a,b;c;z) = (1−z)^(c−a−b) 2F1(c−a, c−b; c; z),
-// which, since 1−z = (α+T)/(α+T+t), turns the bracket into
-//
-//	1 − (1−z)^(a−1) · 2F1(a+b−1−r, a−1; a+b+x−1; z)
-//
-// The original series has terms that grow like x^n/n! before they shrink
-// and overflows for frequent buyers; the transformed one has x only in
-// c, where it speeds convergence. The series (see hyp2f1) converges for
-// every horizon, but slowly when t is hundreds of times α+T; then it
-// returns an error.
+// with z = t/(α+T+t). It is not computed through 2F1: see
+// purchasesIfAlive for the series used instead, which needs no 2F1, has
+// no singularity at a = 1 and sums positive terms only, so it stays
+// accurate for any positive parameters, including a and b in the millions
+// that a fit returns when dropout hardly varies between customers.
 func (p BGNBD) ExpectedPurchases(c Customer, t float64) (float64, error) {
 	if err := p.Validate(); err != nil {
 		return 0, err
@@ -339,21 +333,14 @@ func (p BGNBD) ExpectedPurchases(c Customer, t float64) (float64, error) {
 	}
 	x := float64(c.X)
 	z := t / (p.Alpha + c.T + t)
-	ln1z := math.Log(p.Alpha+c.T) - math.Log(p.Alpha+c.T+t) // ln(1−z) without cancellation
-	num, err := aroundOne(p.A, func(a float64) (float64, error) {
-		f, err := hyp2f1(a+p.B-1-p.R, a-1, a+p.B+x-1, z)
-		if err != nil {
-			return 0, err
-		}
-		return (a + p.B + x - 1) / (a - 1) * oneMinusPowTimes(a-1, ln1z, f), nil
-	})
+	e, err := purchasesIfAlive(p.R+x, z, p.B+x, p.A+p.B+x)
 	if err != nil {
 		return 0, fmt.Errorf("expected purchases over %v: %w", t, err)
 	}
 	if c.X == 0 {
-		return num, nil
+		return e, nil
 	}
-	return num * p.ProbAlive(c), nil
+	return e * p.ProbAlive(c), nil
 }
 
 // ExpectedPurchasesNew is the expected number of repeat purchases of a
@@ -362,7 +349,7 @@ func (p BGNBD) ExpectedPurchases(c Customer, t float64) (float64, error) {
 //
 //	E[X(t)] = (a+b−1)/(a−1) · [1 − (α/(α+t))^r · 2F1(r, b; a+b−1; t/(α+t))]
 //
-// computed after Euler's transformation like ExpectedPurchases.
+// computed like ExpectedPurchases, of which it is the case x = T = 0.
 func (p BGNBD) ExpectedPurchasesNew(t float64) (float64, error) {
 	if err := p.Validate(); err != nil {
 		return 0, err
@@ -374,83 +361,94 @@ func (p BGNBD) ExpectedPurchasesNew(t float64) (float64, error) {
 		return 0, nil
 	}
 	z := t / (p.Alpha + t)
-	ln1z := math.Log(p.Alpha) - math.Log(p.Alpha+t)
-	return aroundOne(p.A, func(a float64) (float64, error) {
-		f, err := hyp2f1(a+p.B-1-p.R, a-1, a+p.B-1, z)
-		if err != nil {
-			return 0, err
-		}
-		return (a + p.B - 1) / (a - 1) * oneMinusPowTimes(a-1, ln1z, f), nil
-	})
-}
-
-// oneMinusPowTimes is 1 − exp(k·lnBase)·f, through expm1 when f > 0: for
-// short horizons the product is within a hair of 1, and the plain
-// subtraction would keep only the hair's rounding.
-func oneMinusPowTimes(k, lnBase, f float64) float64 {
-	if f > 0 {
-		return -math.Expm1(k*lnBase + math.Log(f))
-	}
-	return 1 - math.Exp(k*lnBase)*f
-}
-
-// aroundOne evaluates f(a), whose closed form divides by a−1 although the
-// function itself is smooth there: near a = 1 it averages the two sides,
-// where the cancellation costs about 1e-10 instead of everything.
-func aroundOne(a float64, f func(a float64) (float64, error)) (float64, error) {
-	const h = 1e-5
-	if math.Abs(a-1) >= h {
-		return f(a)
-	}
-	lo, err := f(1 - h)
+	e, err := purchasesIfAlive(p.R, z, p.B, p.A+p.B)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("expected purchases over %v: %w", t, err)
 	}
-	hi, err := f(1 + h)
-	if err != nil {
-		return 0, err
-	}
-	return (lo + hi) / 2, nil
+	return e, nil
 }
 
-// errHypergeometric reports a 2F1 series that cannot be summed.
-var errHypergeometric = errors.New("hypergeometric series does not converge")
+// errSeries reports an expectation whose series cannot be summed to full
+// precision within the term budget.
+var errSeries = errors.New("expected purchases series does not converge")
 
-// hyp2f1 sums the Gauss hypergeometric series
+// maxSeriesTerms bounds the work of one expectation (a few milliseconds).
+// The series needs somewhat more terms than the purchases the customer
+// would make in the horizon if they never dropped out (s·z/(1−z) below),
+// so only a customer expected to buy about a million times reaches it.
+const maxSeriesTerms = 1_000_000
+
+// purchasesIfAlive is the expected number of purchases in the horizon of a
+// customer still active now, whose purchase rate λ and dropout probability
+// p have the posteriors Gamma(s, α+T) and Beta(a, b+x) (s = r+x; bx = b+x,
+// abx = a+b+x), with z = t/(α+T+t).
 //
-//	2F1(a, b; c; z) = Σ_n (a)_n (b)_n / ((c)_n n!) z^n
+// While active, the customer would make N purchases in the horizon, N
+// negative binomial with P(N = n) = π_n = (s)_n/n! · (1−z)^s z^n once λ is
+// integrated out. Each purchase is followed by a dropout with probability
+// p, so the (k+1)-th of them happens only if none of the k before ended
+// the relationship, which has probability
 //
-// for 0 ≤ z < 1, where it converges. It stops when the bound on the
-// remaining tail falls below 1e-16 of the sum: once the term ratio
-// ρ_n = (a+n)(b+n)/((c+n)(n+1))·z has settled below 1 (it tends to z), the
-// tail after term n is at most |term_n|·ρ/(1−ρ) with ρ = max(ρ_n, z).
-func hyp2f1(a, b, c, z float64) (float64, error) {
+//	q_k = E[(1−p)^k] = (b+x)_k / (a+b+x)_k,
+//
+// and the expectation is
+//
+//	E = Σ_{n≥1} π_n S_n,   S_n = q_0 + … + q_{n−1}.
+//
+// This is FHL's closed form summed another way (it equals the 2F1 form
+// term by term after Euler's transformation), but every term is positive,
+// so there is no cancellation for short horizons, no 1/(a−1) to treat
+// near a = 1, and nothing that grows with a and b: as a, b → ∞ at a fixed
+// mean, q_k → (1−p)^k smoothly. Its cost is set by N and not by the
+// parameters: the π_n fall off like z^n past the mode s·z/(1−z).
+//
+// The π_n are computed up to the common factor (1−z)^s, by their ratios
+// from π_0 = 1, and the sum is divided by their sum Σ π_n (which is 1 in
+// exact arithmetic) instead of multiplied by (1−z)^s: the factor, which
+// underflows for frequent buyers, is never needed, and the rounding of z,
+// raised to the power n in π_n, cancels out (without it, sums over 1e5
+// terms drifted by 1e-11 and broke monotonicity in t).
+//
+// The sum stops when the bound on what is left falls below 1e-16 of it:
+// past term n, π_{n+m} ≤ π_n ρ^m where ρ bounds the ratio
+// π_{j+1}/π_j = (s+j)z/(j+1) for j ≥ n (it decreases toward z when s ≥ 1
+// and increases toward z when s < 1), and S_{n+m} ≤ S_n + m·q_n since the
+// q_k decrease, so the tail is at most π_n (S_n ρ/(1−ρ) + q_n ρ/(1−ρ)²).
+func purchasesIfAlive(s, z, bx, abx float64) (float64, error) {
 	if !(z >= 0 && z < 1) {
-		return 0, fmt.Errorf("%w: z = %v outside [0, 1)", errHypergeometric, z)
+		return 0, fmt.Errorf("%w: z = %v outside [0, 1)", errSeries, z)
 	}
-	if c <= 0 && c == math.Floor(c) {
-		return 0, fmt.Errorf("%w: c = %v is a non-positive integer", errHypergeometric, c)
+	pm, norm, acc := 1.0, 1.0, 0.0 // π_n, Σ π_n and Σ π_n S_n so far, all up to (1−z)^s and a common scale
+	sum, q := 0.0, 1.0             // S_n and q_n
+	ratio := s * z                 // π_n/π_{n−1}
+	converged := false
+	for n := 1.0; n <= maxSeriesTerms; n++ {
+		pm *= ratio
+		sum += q
+		q *= (bx + n - 1) / (abx + n - 1)
+		norm += pm
+		acc += pm * sum
+		if pm > 1e100 {
+			// Rescale on the way up to the mode; positive terms lose
+			// nothing to it.
+			norm /= pm
+			acc /= pm
+			pm = 1
+		}
+		ratio = (s + n) * z / (n + 1)
+		// The tail test without divisions: pm (S ρ/(1−ρ) + q ρ/(1−ρ)²)
+		// ≤ 1e-16 acc, multiplied through by (1−ρ)². It implies the same
+		// test on the tail of Σ π_n, since acc ≤ S·norm.
+		if rho := max(ratio, z); rho < 1 {
+			if d := 1 - rho; pm*rho*(sum*d+q) <= 1e-16*acc*d*d {
+				converged = true
+				break
+			}
+		}
 	}
-	const maxTerms = 1_000_000
-	sum, term := 1.0, 1.0
-	// Past the last negative parameter every factor is positive and the
-	// ratio moves steadily toward z; only then does the tail bound hold.
-	settle := max(0, -a, -b, -c) + 1
-	for n := 0.0; n < maxTerms; n++ {
-		ratio := (a + n) * (b + n) / ((c + n) * (n + 1)) * z
-		term *= ratio
-		sum += term
-		if term == 0 {
-			return sum, nil
-		}
-		next := math.Abs((a + n + 1) * (b + n + 1) / ((c + n + 1) * (n + 2)) * z)
-		rho := max(next, z)
-		if n > settle && rho < 1 && math.Abs(term)*rho/(1-rho) <= 1e-16*math.Abs(sum) {
-			return sum, nil
-		}
-		if math.IsInf(sum, 0) || math.IsNaN(sum) {
-			break
-		}
+	e := acc / norm
+	if !converged || math.IsNaN(e) || math.IsInf(e, 0) {
+		return 0, fmt.Errorf("%w: s=%v z=%v b+x=%v a+b+x=%v", errSeries, s, z, bx, abx)
 	}
-	return 0, fmt.Errorf("%w: a=%v b=%v c=%v z=%v", errHypergeometric, a, b, c, z)
+	return e, nil
 }

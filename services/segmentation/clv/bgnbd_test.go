@@ -3,10 +3,12 @@ package clv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"testing"
 
+	"gonum.org/v1/gonum/integrate/quad"
 	"gonum.org/v1/gonum/mathext"
 )
 
@@ -123,9 +125,9 @@ func TestBGNBDGradient(t *testing.T) {
 	}
 }
 
-// TestExpectedPurchasesDirect checks the Euler-transformed form against
-// the paper's formula evaluated with gonum's 2F1, where the latter is
-// accurate (moderate x).
+// TestExpectedPurchasesDirect checks the series against the paper's
+// formula evaluated with gonum's 2F1, where the latter is accurate
+// (moderate x and a+b).
 func TestExpectedPurchasesDirect(t *testing.T) {
 	tests := []struct {
 		name string
@@ -167,38 +169,6 @@ func TestExpectedPurchasesDirect(t *testing.T) {
 			t.Errorf("got %v, %v; want between 2000 and %v", got, err, 100_000.0/39)
 		}
 	})
-}
-
-func TestHyp2F1(t *testing.T) {
-	tests := []struct {
-		name       string
-		a, b, c, z float64
-	}{
-		{"CDNOW conditional expectation", 2.243, 4.426, 4.219, 39.0 / 82.274},
-		{"z near 1", 0.5, 1.5, 2.5, 0.99},
-		{"c - a - b negative", 3.2, 4.1, 1.3, 0.8},
-		{"negative c", 0.7, 1.2, -0.5, 0.3},
-		{"z zero", 1, 1, 1, 0},
-		{"terminating series", -3, 2, 1.5, 0.6},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := hyp2f1(tt.a, tt.b, tt.c, tt.z)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := mathext.Hypergeo(tt.a, tt.b, tt.c, tt.z)
-			if math.Abs(got-want) > 1e-11*math.Abs(want) {
-				t.Errorf("2F1(%v, %v; %v; %v): got %.15g, want %.15g", tt.a, tt.b, tt.c, tt.z, got, want)
-			}
-		})
-	}
-	if _, err := hyp2f1(1, 1, 1, 1); !errors.Is(err, errHypergeometric) {
-		t.Errorf("z = 1: got %v, want errHypergeometric", err)
-	}
-	if _, err := hyp2f1(1, 1, -2, 0.5); !errors.Is(err, errHypergeometric) {
-		t.Errorf("c = -2: got %v, want errHypergeometric", err)
-	}
 }
 
 func TestBGNBDExpectations(t *testing.T) {
@@ -294,4 +264,204 @@ func TestFitBGNBDErrors(t *testing.T) {
 			t.Errorf("got %v, want context.Canceled", err)
 		}
 	})
+}
+
+// constantDropout is the limit of ExpectedPurchases as a, b → ∞ with
+// a/(a+b) = p: every customer drops out with probability p after each
+// purchase, and only the purchase rate is uncertain (Gamma(r+x, α+T)
+// given the history), so
+//
+//	E[Y(t) | alive] = E[(1 − e^{−λpt})/p] = (1 − (1 + p·t/(α+T))^{−(r+x)})/p
+//	P(alive)        = 1 / (1 + p/(1−p) · ((α+T)/(α+t_x))^(r+x))   (x > 0)
+func constantDropout(r, alpha, p float64, c Customer, t float64) float64 {
+	s := r + float64(c.X)
+	e := -math.Expm1(-s*math.Log1p(p*t/(alpha+c.T))) / p
+	if c.X == 0 {
+		return e
+	}
+	odds := math.Exp(math.Log(p/(1-p)) + s*(math.Log(alpha+c.T)-math.Log(alpha+c.TX)))
+	return e / (1 + odds)
+}
+
+// TestExpectedPurchasesConcentratedDropout follows a and b to the millions
+// at a fixed mean, where the fits of bases with hardly any spread in
+// dropout end up and where 2F1 series in the closed form stop converging:
+// the expectation must approach the constant-dropout limit, its distance
+// shrinking like 1/(a+b).
+func TestExpectedPurchasesConcentratedDropout(t *testing.T) {
+	tests := []struct {
+		name     string
+		r, alpha float64
+		p        float64
+		c        Customer
+		t        float64
+	}{
+		{"CDNOW-like repeat buyer", 0.243, 4.414, 0.25, Customer{X: 2, TX: 30.43, T: 38.86}, 39},
+		{"no repeat purchase", 0.243, 4.414, 0.25, Customer{X: 0, T: 20}, 52},
+		{"rare dropout, frequent buyer", 1.5, 30, 0.02, Customer{X: 40, TX: 350, T: 365}, 365},
+		{"likely dropout, long horizon", 0.5, 10, 0.8, Customer{X: 3, TX: 20, T: 40}, 400},
+		{"x of a thousand, ten times T", 2, 5, 0.1, Customer{X: 1000, TX: 52, T: 52}, 520},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := constantDropout(tt.r, tt.alpha, tt.p, tt.c, tt.t)
+			prevErr := math.Inf(1)
+			for _, ab := range []float64{1e4, 1e5, 1e6, 1e7} {
+				q := BGNBD{R: tt.r, Alpha: tt.alpha, A: tt.p * ab, B: (1 - tt.p) * ab}
+				got, err := q.ExpectedPurchases(tt.c, tt.t)
+				if err != nil {
+					t.Fatalf("a+b = %g: %v", ab, err)
+				}
+				relErr := math.Abs(got-want) / want
+				t.Logf("a+b = %g: got %.12g, limit %.12g, relative distance %.3g", ab, got, want, relErr)
+				// O(1/(a+b)) with a constant of a few x at most; a tenfold
+				// a+b must cut the distance about tenfold until rounding.
+				if relErr > 50*(float64(tt.c.X)+1)/ab {
+					t.Errorf("a+b = %g: relative distance %.3g from the limit, want O(1/(a+b))", ab, relErr)
+				}
+				if relErr > 1e-12 && relErr > prevErr/5 {
+					t.Errorf("a+b = %g: relative distance %.3g, not well below %.3g at a tenth of a+b", ab, relErr, prevErr)
+				}
+				prevErr = relErr
+			}
+		})
+	}
+}
+
+// TestExpectedPurchasesIntegral checks the expectation against its
+// definition as an integral over the posterior Beta(a, b+x) of the dropout
+// probability, E = P(alive) · ∫ (1 − (1+p·t/(α+T))^{−(r+x)})/p dBeta(p),
+// by Gauss-Legendre quadrature over the bulk of the Beta (a ≥ 2 and
+// b+x ≥ 2 keep the density smooth).
+func TestExpectedPurchasesIntegral(t *testing.T) {
+	tests := []struct {
+		name string
+		p    BGNBD
+		c    Customer
+		t    float64
+	}{
+		{"moderate a and b", BGNBD{R: 0.243, Alpha: 4.414, A: 2, B: 2.4}, Customer{X: 2, TX: 30.43, T: 38.86}, 39},
+		{"a+b of ten thousand", BGNBD{R: 2, Alpha: 10, A: 3e3, B: 7e3}, Customer{X: 5, TX: 40, T: 52}, 26},
+		{"a+b of a million", BGNBD{R: 0.5, Alpha: 1, A: 3e5, B: 7e5}, Customer{X: 20, TX: 100, T: 120}, 1200},
+		{"x of a thousand, ten times T", BGNBD{R: 1, Alpha: 50, A: 5e4, B: 9.5e5}, Customer{X: 1000, TX: 360, T: 365}, 3650},
+		{"dropout almost never", BGNBD{R: 0.1, Alpha: 100, A: 2, B: 1e7}, Customer{X: 3, TX: 200, T: 300}, 3000},
+		{"no repeat purchase", BGNBD{R: 3, Alpha: 0.5, A: 40, B: 9}, Customer{X: 0, T: 5}, 50},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, c := tt.p, tt.c
+			x := float64(c.X)
+			s, tau := p.R+x, tt.t/(p.Alpha+c.T)
+			bx := p.B + x
+			m := p.A / (p.A + bx)
+			// The density is normalised by the same quadrature rather than
+			// by the Beta function: lnΓ of a million carries rounding
+			// errors of 1e-9 relative to the result.
+			density := func(q float64) float64 {
+				if q <= 0 || q >= 1 {
+					return 0
+				}
+				return math.Exp((p.A-1)*math.Log(q/m) + (bx-1)*math.Log((1-q)/(1-m)))
+			}
+			f := func(q float64) float64 {
+				if q <= 0 || q >= 1 {
+					return 0
+				}
+				return density(q) * -math.Expm1(-s*math.Log1p(q*tau)) / q
+			}
+			sd := math.Sqrt(m * (1 - m) / (p.A + bx + 1))
+			lo, hi := max(0, m-40*sd), min(1, m+40*sd)
+			want := quad.Fixed(f, lo, hi, 2000, quad.Legendre{}, 0) / quad.Fixed(density, lo, hi, 2000, quad.Legendre{}, 0)
+			if c.X > 0 {
+				want *= p.ProbAlive(c)
+			}
+			got, err := p.ExpectedPurchases(c, tt.t)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(got-want) > 1e-11*want {
+				t.Errorf("got %.15g, want %.15g", got, want)
+			}
+		})
+	}
+}
+
+// TestExpectedPurchasesExtreme sweeps parameters far beyond any fit seen
+// so far: every expectation must be finite, non-negative, non-decreasing
+// in t and between the bounds that hold whatever the dropout process,
+//
+//	P(alive) · (1 − (1−z)^(r+x)) ≤ E ≤ P(alive) · (r+x) · t/(α+T),
+//
+// the chance of at least one more purchase (the first one cannot be
+// preceded by a dropout) and the purchases expected without dropout.
+func TestExpectedPurchasesExtreme(t *testing.T) {
+	abs := []float64{1e-3, 0.5, 1, 30, 1e4, 1e7}
+	customers := []Customer{
+		{X: 0, T: 40},
+		{X: 0, T: 0},
+		{X: 2, TX: 30, T: 39},
+		{X: 50, TX: 10, T: 52},
+		{X: 1000, TX: 52, T: 52},
+	}
+	horizons := []float64{0.01, 0.5, 1, 3, 10} // times T (times α when T = 0)
+	for _, r := range []float64{1e-3, 0.25, 20, 1e4} {
+		for _, alpha := range []float64{1e-2, 4, 1000, 1e6} {
+			for _, a := range abs {
+				for _, b := range abs {
+					p := BGNBD{R: r, Alpha: alpha, A: a, B: b}
+					for _, c := range customers {
+						name := fmt.Sprintf("r=%g alpha=%g a=%g b=%g x=%d t_x=%g T=%g", r, alpha, a, b, c.X, c.TX, c.T)
+						checkExtreme(t, name, p, c, horizons)
+					}
+				}
+			}
+		}
+	}
+}
+
+func checkExtreme(tb testing.TB, name string, p BGNBD, c Customer, horizons []float64) {
+	tb.Helper()
+	unit := c.T
+	if unit == 0 {
+		unit = p.Alpha
+	}
+	alive := p.ProbAlive(c)
+	s := p.R + float64(c.X)
+	prev := 0.0
+	for _, h := range horizons {
+		t := h * unit
+		got, err := p.ExpectedPurchases(c, t)
+		if err != nil {
+			tb.Errorf("%s, t=%g: %v", name, t, err)
+			return
+		}
+		ln1z := -math.Log1p(t / (p.Alpha + c.T))
+		lower := alive * -math.Expm1(s*ln1z)
+		upper := alive * s * t / (p.Alpha + c.T)
+		const tol = 1e-12
+		switch {
+		case math.IsNaN(got) || math.IsInf(got, 0) || got < 0:
+			tb.Errorf("%s, t=%g: got %v", name, t, got)
+		case got < lower*(1-tol) || got > upper*(1+tol):
+			tb.Errorf("%s, t=%g: got %.15g, want between %.15g and %.15g", name, t, got, lower, upper)
+		case got < prev*(1-tol):
+			tb.Errorf("%s, t=%g: got %.15g, below %.15g at a shorter horizon", name, t, got, prev)
+		}
+		prev = got
+	}
+}
+
+// TestExpectedPurchasesErrors: a horizon the series cannot cover in its
+// term budget is an error, not a number.
+func TestExpectedPurchasesErrors(t *testing.T) {
+	p := BGNBD{R: 1, Alpha: 1e-3, A: 0.5, B: 2}
+	if got, err := p.ExpectedPurchases(Customer{X: 0, T: 0}, 1e7); !errors.Is(err, errSeries) {
+		t.Errorf("ten billion purchases expected without dropout: got %v, %v; want errSeries", got, err)
+	}
+	if got, err := p.ExpectedPurchasesNew(1e7); !errors.Is(err, errSeries) {
+		t.Errorf("new customer, same horizon: got %v, %v; want errSeries", got, err)
+	}
+	if _, err := p.ExpectedPurchases(Customer{X: 1, TX: 1, T: 2}, math.Inf(1)); err == nil {
+		t.Error("infinite horizon: no error")
+	}
 }
