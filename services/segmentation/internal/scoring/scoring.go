@@ -242,7 +242,6 @@ func (s *Scorer) predict(m *clv.Model, f *segment.Features, today int32) (*segme
 	if !ok || f.Orders <= 0 {
 		return nil, nil
 	}
-	m = valuationModel(m)
 	unit := m.Unit.Days()
 	c := clv.Customer{ID: f.CustomerID, X: sum.X, TX: sum.TX / unit, T: sum.T / unit, Monetary: sum.Monetary}
 	horizon := float64(s.opts.HorizonDays) / unit
@@ -265,31 +264,6 @@ func (s *Scorer) predict(m *clv.Model, f *segment.Features, today int32) (*segme
 		ExpectedPurchases: purchases, HorizonDays: s.opts.HorizonDays, PAlive: m.BGNBD.ProbAlive(c),
 		ExpectedOrderValue: int64(math.Round(spend)), CLV: int64(math.Round(value)),
 	}, nil
-}
-
-// maxConcentration bounds a+b of the BG/NBD dropout distribution used for
-// valuing customers.
-const maxConcentration = 2000
-
-// valuationModel is the model customers are valued with. When the fit finds
-// almost no spread in the customers' dropout probabilities, a and b grow
-// without bound at a fixed mean a/(a+b) (the likelihood is flat along that
-// ridge: every customer drops out with the same probability), and the clv
-// package's 2F1 series stops converging once a+b is in the thousands, which
-// would leave every customer without a prediction. Such a model is valued
-// with a and b scaled down to a+b = maxConcentration at the same mean: a
-// Beta that concentrated is nearly the same point mass (standard deviation
-// below 1 % of the mean for means above 0.1), and the predictions move by
-// O(1/(a+b)) — about 0.4 % at 2000 on the customer bases tested. GetModel
-// still reports the parameters as fitted.
-func valuationModel(m *clv.Model) *clv.Model {
-	ab := m.BGNBD.A + m.BGNBD.B
-	if ab <= maxConcentration {
-		return m
-	}
-	v := *m
-	v.BGNBD.A, v.BGNBD.B = m.BGNBD.A*maxConcentration/ab, m.BGNBD.B*maxConcentration/ab
-	return &v
 }
 
 // fingerprint tells whether a customer's features changed between the

@@ -301,8 +301,9 @@ func snapshot(tb testing.TB, h hot.Store) state {
 }
 
 // TestAlmostNoDropoutSpread values a base whose customers drop out with
-// much the same probability: the fit's a and b run off to hundreds of
-// thousands, and every customer must still be valued.
+// much the same probability: the fit's a and b run off to millions, and
+// every customer must still be valued with those parameters as fitted,
+// with finite predictions.
 func TestAlmostNoDropoutSpread(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, hot.NewMemory())
@@ -328,13 +329,16 @@ func TestAlmostNoDropoutSpread(t *testing.T) {
 		t.Fatalf("refit %+v, %v", res, err)
 	}
 	t.Logf("BG/NBD %+v", res.Model.BGNBD)
+	if ab := res.Model.BGNBD.A + res.Model.BGNBD.B; ab < 1e5 {
+		t.Errorf("fitted a+b = %g: want the concentrated dropout Beta (a+b ≥ 1e5) this base is built to produce", ab)
+	}
 	if res.Unvalued != 0 {
 		t.Errorf("%d of %d customers not valued", res.Unvalued, res.Customers)
 	}
 	cs, _ := f.st.Customers(ctx)
 	for _, c := range cs {
 		p := c.Score.Prediction
-		if p == nil || p.PAlive <= 0 || p.PAlive > 1 || p.ExpectedPurchases <= 0 || p.CLV <= 0 {
+		if p == nil || !(p.PAlive > 0 && p.PAlive <= 1) || !(p.ExpectedPurchases > 0) || math.IsInf(p.ExpectedPurchases, 0) || p.CLV <= 0 {
 			t.Fatalf("%s: %+v", c.Features.CustomerID, p)
 		}
 	}
