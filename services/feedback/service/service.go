@@ -75,7 +75,7 @@ type Config struct {
 	// OrdersMaxAge is read only to ensure the shared streams as every
 	// other service does: ensuring ORDERS with another retention would
 	// change it for all.
-	OrdersMaxAge time.Duration
+	OrdersMaxAge   time.Duration
 	StreamReplicas int
 }
 
