@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -327,5 +328,60 @@ func TestSweepAndFill(t *testing.T) {
 	st, err := h.client.GetTicketStats(ctx, &feedbackv1.GetTicketStatsRequest{From: timestamppb.New(opened.Add(-time.Hour)), To: timestamppb.New(opened.Add(time.Hour))})
 	if err != nil || st.GetTickets() != 1 || st.GetFirstResponse().GetP50().AsDuration() != 0 {
 		t.Errorf("ticket stats %v %v", st, err)
+	}
+}
+
+// TestReviews: a negative review is agony and heads the response queue;
+// answering it takes it off; a response to an unknown review is NotFound
+// over gRPC, where a person can correct it.
+func TestReviews(t *testing.T) {
+	h := start(t, nil, nil)
+	ctx := context.Background()
+	at := h.clock.now()
+	for i, r := range []struct {
+		id     string
+		rating int32
+		age    time.Duration
+	}{{"R1", 5, 48 * time.Hour}, {"R2", 1, time.Hour}, {"R3", 4, 72 * time.Hour}} {
+		resp, err := h.client.SubmitReview(ctx, &feedbackv1.SubmitReviewRequest{ReviewId: r.id, Platform: "trustpilot",
+			CustomerId: fmt.Sprintf("cus_%d", i), Rating: r.rating, Text: "text", Product: "SKU-9", CreatedAt: timestamppb.New(at.Add(-r.age))})
+		if err != nil || resp.GetDuplicate() {
+			t.Fatalf("review %s: %v %v", r.id, resp, err)
+		}
+	}
+	list := func() []string {
+		resp, err := h.client.ListUnansweredReviews(ctx, &feedbackv1.ListUnansweredReviewsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, r := range resp.GetReviews() {
+			ids = append(ids, r.GetReviewId())
+		}
+		return ids
+	}
+	if got := strings.Join(list(), ","); got != "R2,R3,R1" {
+		t.Errorf("unanswered %s, want R2,R3,R1 (negative first, then oldest)", got)
+	}
+	if _, err := h.client.RespondToReview(ctx, &feedbackv1.RespondToReviewRequest{ReviewId: "R2", Platform: "trustpilot",
+		Text: "We are sorry", RespondedAt: timestamppb.New(at)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(list(), ","); got != "R3,R1" {
+		t.Errorf("unanswered after a response %s", got)
+	}
+	_, err := h.client.RespondToReview(ctx, &feedbackv1.RespondToReviewRequest{ReviewId: "R9", Platform: "trustpilot",
+		Text: "?", RespondedAt: timestamppb.New(at)})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("response to an unknown review: %v", err)
+	}
+	q, err := h.client.ListRecoveryQueue(ctx, &feedbackv1.ListRecoveryQueueRequest{})
+	if err != nil || len(q.GetCases()) != 1 || q.GetCases()[0].GetReason() != feedbackv1.AgonyReason_AGONY_REASON_NEGATIVE_REVIEW ||
+		q.GetCases()[0].GetSourceRef() != "trustpilot/R2" {
+		t.Errorf("queue %v %v", q, err)
+	}
+	if _, err := h.client.SubmitReview(ctx, &feedbackv1.SubmitReviewRequest{ReviewId: "R4", Platform: "trustpilot",
+		CustomerId: "cus.with.dots", Rating: 3, CreatedAt: timestamppb.New(at)}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a customer id that is no subject token: %v", err)
 	}
 }
