@@ -112,11 +112,13 @@ func (u *unit) load(ctx context.Context, ids []string, spendFrom time.Time) erro
 // withLots names: earning appends a lot and needs none of the others,
 // while claw-backs, redemptions and expiry consume them.
 func (u *unit) loadAccounts(ctx context.Context, ids []string, spendFrom time.Time, withLots func(string) bool) error {
+	// Sorted, so that transactions lock accounts in one global order and
+	// never deadlock on each other, whatever their chunks.
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
 	var want []any
-	seen := map[string]bool{}
-	for _, id := range ids {
-		if _, ok := u.accounts[id]; !ok && !seen[id] {
-			seen[id] = true
+	for i, id := range ids {
+		if _, ok := u.accounts[id]; !ok && (i == 0 || ids[i-1] != id) {
 			want = append(want, id)
 		}
 	}
@@ -279,7 +281,7 @@ func (u *unit) collect(ctx context.Context, accts ...*ledger.Account) {
 func (u *unit) save(ctx context.Context) error {
 	d := u.s.db.Dialect
 	now := ms(u.now)
-	var accts, entries, uses, lots, spend, orders [][]any
+	var newAccts, accts, entries, uses, lots, spend, orders [][]any
 	type dayKey struct {
 		day   int64
 		kind  ledger.Kind
@@ -290,8 +292,18 @@ func (u *unit) save(ctx context.Context) error {
 		if !a.Dirty {
 			continue
 		}
-		accts = append(accts, []any{a.CustomerID, a.Balance, a.LifetimeEarned, a.Shortfall, a.Tier, ms(a.TierSince),
-			ms(a.ReviewedAt), a.ReferralCode, a.ReferredBy, a.PaidOrders, a.Birthday.Month, a.Birthday.Day, a.LastBirthdayYear, now})
+		row := []any{a.CustomerID, a.Balance, a.LifetimeEarned, a.Shortfall, a.Tier, ms(a.TierSince),
+			ms(a.ReviewedAt), a.ReferralCode, a.ReferredBy, a.PaidOrders, a.Birthday.Month, a.Birthday.Day, a.LastBirthdayYear, now}
+		// An account that did not exist had no row to lock: it is
+		// inserted, never upserted, so a concurrent transaction that
+		// created it first makes this one fail with a unique violation
+		// and run again on the fresh row (sqldb.InTx) instead of
+		// overwriting it.
+		if a.Exists {
+			accts = append(accts, row)
+		} else {
+			newAccts = append(newAccts, row)
+		}
 		for _, e := range a.Entries {
 			entries = append(entries, []any{e.ID, e.CustomerID, int(e.Kind), e.Points, e.Shortfall, e.BalanceAfter, e.Rule,
 				e.SourceRef, e.Actor, e.Reason, e.OrderSource, e.OrderID, ms(e.OccurredAt), ms(e.ExpiresAt), now})
@@ -317,10 +329,15 @@ func (u *unit) save(ctx context.Context) error {
 				o.Full, o.Reversed, o.Refunded, o.Unqualified, boolInt(o.Closed), ms(o.PaidAt), boolInt(o.Paid), o.LastSeq})
 		}
 	}
+	byFirst := func(a, b []any) int { return cmp.Compare(a[0].(string), b[0].(string)) }
+	slices.SortFunc(accts, byFirst)
+	slices.SortFunc(newAccts, byFirst)
+	const accountCols = "customer_id, balance, lifetime_earned, shortfall, tier, tier_since, reviewed_at, referral_code, referred_by, paid_orders, birth_month, birth_day, last_birthday_year, updated_at"
 	steps := []struct {
 		table, cols, conflict string
 		rows                  [][]any
 	}{
+		{"accounts", accountCols, "", newAccts},
 		{"accounts", "customer_id, balance, lifetime_earned, shortfall, tier, tier_since, reviewed_at, referral_code, referred_by, paid_orders, birth_month, birth_day, last_birthday_year, updated_at",
 			"(customer_id) DO UPDATE SET balance = excluded.balance, lifetime_earned = excluded.lifetime_earned, shortfall = excluded.shortfall, tier = excluded.tier, tier_since = excluded.tier_since, reviewed_at = excluded.reviewed_at, referred_by = excluded.referred_by, paid_orders = excluded.paid_orders, birth_month = excluded.birth_month, birth_day = excluded.birth_day, last_birthday_year = excluded.last_birthday_year, updated_at = excluded.updated_at", accts},
 		{"entries", "entry_id, customer_id, kind, points, shortfall, balance_after, rule, source_ref, actor, reason, order_source, order_id, occurred_at, expires_at, recorded_at", "", entries},

@@ -359,3 +359,36 @@ func TestConcurrentRedemptions(t *testing.T) {
 	}
 	verify(t, a)
 }
+
+// TestConcurrentFirstOrders: two ledger instances on one PostgreSQL
+// database apply the first two orders of the same new customers at the
+// same time: every customer ends with both orders and one first-order
+// bonus, whichever transaction created the account.
+func TestConcurrentFirstOrders(t *testing.T) {
+	url := testkit.Postgres(t)
+	c := newClock(t0)
+	a, b := openStore(t, url, c), openStore(t, url, c)
+	p := mustProgramme(t)
+	ctx := context.Background()
+	const customers = 20
+	var wg sync.WaitGroup
+	for i, st := range []*store.Store{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range customers {
+				ev := paidEvent(fmt.Sprintf("e%d-%d", n, i), fmt.Sprint("new", n), fmt.Sprintf("o%d-%d", n, i), 100_00, t0)
+				if _, err := st.ApplyOrders(ctx, p, inputs(ev), nil); err != nil {
+					t.Errorf("apply: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for n := range customers {
+		if got := balance(t, a, p, fmt.Sprint("new", n)); got != 100+100+10 {
+			t.Errorf("customer %d: balance %d, want 210", n, got)
+		}
+	}
+	verify(t, a)
+}
