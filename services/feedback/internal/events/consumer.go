@@ -63,8 +63,8 @@ func (c *Consumer) OnCommit(fn func()) { c.onCommit.Store(&fn) }
 // Decode reads one intake message: its kind from the subject, the payload
 // as that kind's request, checked against the .proto rules. An error comes
 // with the dead-letter reason.
-func (c *Consumer) Decode(m jetstream.Msg) (store.Input, string, error) {
-	kind, source := split(m.Subject())
+func Decode(v *grpcx.Validator, subject string, data []byte) (store.Input, string, error) {
+	kind, source := split(subject)
 	var req proto.Message
 	switch kind {
 	case InSurvey:
@@ -78,10 +78,10 @@ func (c *Consumer) Decode(m jetstream.Msg) (store.Input, string, error) {
 	default:
 		return store.Input{}, ReasonUnknownKind, fmt.Errorf("unknown intake kind %q (from %q)", kind, source)
 	}
-	if err := proto.Unmarshal(m.Data(), req); err != nil {
+	if err := proto.Unmarshal(data, req); err != nil {
 		return store.Input{}, ReasonUndecodable, fmt.Errorf("not a %s: %v", req.ProtoReflect().Descriptor().FullName(), err)
 	}
-	violations, err := c.validator.Check(req)
+	violations, err := v.Check(req)
 	if err != nil {
 		return store.Input{}, ReasonInvalid, err
 	}
@@ -125,7 +125,7 @@ func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg, attempt int
 			trace.WithSpanKind(trace.SpanKindConsumer),
 			trace.WithAttributes(attribute.String("messaging.destination.name", m.Subject())))
 		spans = append(spans, span)
-		x, reason, err := c.Decode(m)
+		x, reason, err := Decode(c.validator, m.Subject(), m.Data())
 		if err != nil {
 			span.SetStatus(codes.Error, reason)
 			_, source := split(m.Subject())

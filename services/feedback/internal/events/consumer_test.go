@@ -1,0 +1,95 @@
+package events
+
+import (
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	feedbackv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/feedback/v1"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
+)
+
+func mustMarshal(tb testing.TB, m proto.Message) []byte {
+	tb.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func TestDecode(t *testing.T) {
+	v, err := grpcx.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := timestamppb.New(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
+	tests := []struct {
+		name    string
+		subject string
+		msg     proto.Message
+		raw     []byte
+		reason  string
+	}{
+		{"survey", InSubject(InSurvey, "typeform"), &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "r", CustomerId: "c",
+			Kind: feedbackv1.SurveyKind_SURVEY_KIND_CES, Score: 7, RespondedAt: at}, nil, ""},
+		{"ces out of range", InSubject(InSurvey, "typeform"), &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "r", CustomerId: "c",
+			Kind: feedbackv1.SurveyKind_SURVEY_KIND_CES, Score: 8, RespondedAt: at}, nil, ReasonInvalid},
+		{"review without a time", InSubject(InReview, "trustpilot"), &feedbackv1.SubmitReviewRequest{ReviewId: "r", Platform: "p",
+			CustomerId: "c", Rating: 3}, nil, ReasonInvalid},
+		{"ticket", InSubject(InTicket, "zendesk"), &feedbackv1.RecordTicketEventRequest{EventId: "e", TicketId: "t", CustomerId: "c",
+			Kind: feedbackv1.TicketEventKind_TICKET_EVENT_KIND_OPENED, OccurredAt: at}, nil, ""},
+		{"review response", InSubject(InReviewResponse, "x"), &feedbackv1.RespondToReviewRequest{ReviewId: "r", Platform: "p",
+			Text: "thanks", RespondedAt: at}, nil, ""},
+		{"not protobuf", InSubject(InSurvey, "x"), nil, []byte("{\"score\": 3}"), ReasonUndecodable},
+		{"unknown kind", InSubject("complaint", "x"), nil, nil, ReasonUnknownKind},
+		{"no kind", InPrefix, nil, nil, ReasonUnknownKind},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := tt.raw
+			if tt.msg != nil {
+				data = mustMarshal(t, tt.msg)
+			}
+			x, reason, err := Decode(v, tt.subject, data)
+			if reason != tt.reason || (err == nil) != (tt.reason == "") {
+				t.Fatalf("reason %q, error %v; want %q", reason, err, tt.reason)
+			}
+			if err == nil && x.Response == nil && x.Review == nil && x.ReviewResponse == nil && x.Ticket == nil {
+				t.Error("no input decoded")
+			}
+		})
+	}
+}
+
+// FuzzDecode: no payload on any subject crashes the decoder, and whatever
+// it accepts has passed the .proto rules.
+func FuzzDecode(f *testing.F) {
+	v, err := grpcx.NewValidator()
+	if err != nil {
+		f.Fatal(err)
+	}
+	at := timestamppb.New(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
+	f.Add(InSurvey, mustMarshal(f, &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "r", CustomerId: "c",
+		Kind: feedbackv1.SurveyKind_SURVEY_KIND_NPS, Score: 9, RespondedAt: at}))
+	f.Add(InTicket, mustMarshal(f, &feedbackv1.RecordTicketEventRequest{EventId: "e", TicketId: "t", CustomerId: "c",
+		Kind: feedbackv1.TicketEventKind_TICKET_EVENT_KIND_RESOLVED, OccurredAt: at}))
+	f.Add(InReview, []byte{0x0a, 0x01})
+	f.Fuzz(func(t *testing.T, kind string, data []byte) {
+		x, _, err := Decode(v, InSubject(kind, "fuzz"), data)
+		if err != nil {
+			return
+		}
+		if r := x.Response; r != nil {
+			if err := r.Kind.Check(r.Score); err != nil {
+				t.Fatalf("accepted %+v: %v", r, err)
+			}
+		}
+		if r := x.Review; r != nil && (r.Rating < 1 || r.Rating > 5) {
+			t.Fatalf("accepted a rating of %d", r.Rating)
+		}
+	})
+}
