@@ -130,6 +130,10 @@ type Account struct {
 	// Exists is true when the account was loaded from the store.
 	Exists bool
 
+	// expiredIn counts, per order, the points of its lots expired since
+	// the account was loaded (Order.Expired holds those expired before).
+	expiredIn map[string]int64
+
 	// Produced by operations, written by the store.
 	Entries  []*Entry
 	NewSpend []Spend
@@ -182,6 +186,10 @@ type Order struct {
 	// event sequence applied last, so events of one order apply in order.
 	Paid    bool
 	LastSeq int32
+	// Expired is how many of the order's points had expired when it was
+	// loaded (the store loads it before a claw-back); ExpiredCredit how
+	// many of the expired points claw-backs have counted as taken back.
+	Expired, ExpiredCredit int64
 
 	New, Dirty bool
 }
@@ -404,7 +412,9 @@ func (a *Account) ApplyCancel(p *Programme, eventID string, o *Order, at, now ti
 func (a *Account) reverse(eventID string, o *Order, target, unqualify int64, at, now time.Time) {
 	if d := unqualify - o.Unqualified; d > 0 {
 		o.Unqualified = unqualify
-		a.addSpend(nil, eventID, at, -d)
+		// Dated when the order was paid: the refund takes the spend out of
+		// the windows the order counted in, not out of today's.
+		a.addSpend(nil, eventID, o.PaidAt, -d)
 	}
 	due := target - o.Reversed
 	if due <= 0 {
@@ -412,10 +422,17 @@ func (a *Account) reverse(eventID string, o *Order, target, unqualify int64, at,
 	}
 	o.Reversed = target
 	a.expire(now)
-	uses, took := a.take(due, o.Key())
+	// Points of the order that expired are gone already: they count as
+	// taken back, and only the rest comes out of the balance.
+	credit := min(due, max(o.Expired+a.expiredIn[o.Key()]-o.ExpiredCredit, 0))
+	o.ExpiredCredit += credit
+	uses, took := a.take(due-credit, o.Key())
 	e := &Entry{ID: eventID + ":reversal", CustomerID: a.CustomerID, Kind: KindReversal, Points: -took,
-		Shortfall: due - took, Rule: "clawback", SourceRef: eventID, OrderSource: o.Source, OrderID: o.OrderID,
+		Shortfall: due - credit - took, Rule: "clawback", SourceRef: eventID, OrderSource: o.Source, OrderID: o.OrderID,
 		OccurredAt: at, Uses: uses}
+	if credit > 0 {
+		e.Reason = fmt.Sprintf("%d of the %d points to take back had expired", credit, due)
+	}
 	a.Shortfall += e.Shortfall
 	a.record(e)
 	a.Events = append(a.Events, Event{ID: e.ID, CustomerID: a.CustomerID, At: at, Balance: a.Balance, Entry: e})
@@ -508,6 +525,12 @@ func (a *Account) expire(now time.Time) {
 		n := l.Remaining
 		l.Remaining = 0
 		l.Dirty = true
+		if l.OrderKey != "" {
+			if a.expiredIn == nil {
+				a.expiredIn = map[string]int64{}
+			}
+			a.expiredIn[l.OrderKey] += n
+		}
 		a.Balance -= n
 		a.Dirty = true
 		e := &Entry{ID: "expiry:" + l.ID, CustomerID: a.CustomerID, Kind: KindExpiry, Points: -n, Rule: "expiry",

@@ -348,6 +348,34 @@ func TestAdjust(t *testing.T) {
 	checkInvariants(t, a)
 }
 
+// A refund does not take back points of its order that already expired:
+// they are gone once.
+func TestRefundAfterExpiry(t *testing.T) {
+	p := mustProgramme(t, "base_currency: EUR\nexpiry: {after_days: 30}\n")
+	a := NewAccount(p, "c1", t0)
+	o1 := paid(p, a, "o1", 100_00, t0).Order
+	a.Sweep(p, t0.Add(31*24*time.Hour)) // o1's 100 points expire
+	paid(p, a, "o2", 100_00, t0.Add(40*24*time.Hour))
+	a.ApplyRefund(p, "r1", o1, 100_00, t0.Add(41*24*time.Hour), t0.Add(41*24*time.Hour))
+	if a.Balance != 100 || a.Shortfall != 0 {
+		t.Errorf("balance %d shortfall %d, want o2's 100 untouched and no shortfall", a.Balance, a.Shortfall)
+	}
+	checkInvariants(t, a)
+}
+
+// A refund takes spend out of the window the order counted in.
+func TestRefundSpendDatedAtThePaidOrder(t *testing.T) {
+	p := mustProgramme(t, testProgramme)
+	a := NewAccount(p, "c1", t0)
+	jan := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	o1 := paid(p, a, "o1", 600_00, jan).Order
+	paid(p, a, "o2", 600_00, jan.AddDate(1, 1, 0))
+	a.ApplyRefund(p, "r1", o1, 600_00, jan.AddDate(1, 1, 1), jan.AddDate(1, 1, 1))
+	if got := a.SpendIn(p, jan.AddDate(1, 1, 2)); got != 600_00 {
+		t.Errorf("spend %d, want o2's 60000: the refund of last year's order must not reduce it", got)
+	}
+}
+
 func TestTestOrderIsNotTheFirstOrder(t *testing.T) {
 	p := mustProgramme(t, testProgramme)
 	a := NewAccount(p, "c1", t0)

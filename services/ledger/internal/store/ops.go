@@ -59,7 +59,7 @@ func (s *Store) ApplyOrders(ctx context.Context, p *ledger.Programme, in []Input
 		}
 		var customers []string
 		consumes := map[string]bool{}
-		var orderKeys [][2]string
+		var orderKeys, clawKeys [][2]string
 		var codes []any
 		spendFrom := now
 		for _, x := range in {
@@ -70,6 +70,7 @@ func (s *Store) ApplyOrders(ctx context.Context, p *ledger.Programme, in []Input
 			customers = append(customers, ev.GetCustomerId())
 			if k := ev.GetKind(); k == ordersv1.OrderEventKind_ORDER_EVENT_KIND_REFUNDED || k == ordersv1.OrderEventKind_ORDER_EVENT_KIND_CANCELLED {
 				consumes[ev.GetCustomerId()] = true
+				clawKeys = append(clawKeys, [2]string{ev.GetSource(), ev.GetOrderId()})
 			}
 			orderKeys = append(orderKeys, [2]string{ev.GetSource(), ev.GetOrderId()})
 			if c := ev.GetCustomer().GetReferralCode(); c != "" && ev.GetKind() == ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID {
@@ -93,6 +94,9 @@ func (s *Store) ApplyOrders(ctx context.Context, p *ledger.Programme, in []Input
 			return err
 		}
 		if err := u.loadOrders(ctx, orderKeys); err != nil {
+			return err
+		}
+		if err := u.loadExpired(ctx, clawKeys); err != nil {
 			return err
 		}
 		var seen [][]any

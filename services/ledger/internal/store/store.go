@@ -237,7 +237,7 @@ func (u *unit) loadOrders(ctx context.Context, keys [][2]string) error {
 		err := inChunks(ids, func(chunk []any) error {
 			args := append([]any{src}, chunk...)
 			rows, err := u.q.QueryContext(ctx, `SELECT source, order_id, customer_id, base_total, qualifying, proportional,
-				full_points, reversed, refunded, unqualified, closed, paid_at, paid, last_seq FROM orders
+				full_points, reversed, refunded, unqualified, closed, paid_at, paid, last_seq, expired_credit FROM orders
 				WHERE source = `+d.Placeholders(1, 1)+` AND order_id IN (`+d.Placeholders(2, len(chunk))+`)`, args...)
 			if err != nil {
 				return fmt.Errorf("load orders: %w", err)
@@ -247,7 +247,7 @@ func (u *unit) loadOrders(ctx context.Context, keys [][2]string) error {
 				var closed, isPaid int
 				var paid int64
 				if err := rows.Scan(&o.Source, &o.OrderID, &o.CustomerID, &o.BaseTotal, &o.Qualifying, &o.Proportional,
-					&o.Full, &o.Reversed, &o.Refunded, &o.Unqualified, &closed, &paid, &isPaid, &o.LastSeq); err != nil {
+					&o.Full, &o.Reversed, &o.Refunded, &o.Unqualified, &closed, &paid, &isPaid, &o.LastSeq, &o.ExpiredCredit); err != nil {
 					rows.Close()
 					return err
 				}
@@ -261,6 +261,44 @@ func (u *unit) loadOrders(ctx context.Context, keys [][2]string) error {
 		}
 	}
 	return nil
+}
+
+// loadExpired reads, for the paid orders among keys, how many of their
+// points expired (what the expiry entries took from their lots).
+func (u *unit) loadExpired(ctx context.Context, keys [][2]string) error {
+	var custs, orderKeys []any
+	for _, k := range keys {
+		if o := u.orders[k[0]+"/"+k[1]]; o != nil && o.Paid {
+			custs = append(custs, o.CustomerID)
+			orderKeys = append(orderKeys, o.Key())
+		}
+	}
+	if len(orderKeys) == 0 {
+		return nil
+	}
+	d := u.s.db.Dialect
+	return inChunks(orderKeys, func(chunk []any) error {
+		args := append(append([]any{}, custs...), chunk...)
+		rows, err := u.q.QueryContext(ctx, `SELECT l.order_key, COALESCE(SUM(x.points), 0) FROM lots l
+			JOIN lot_uses x ON x.lot_id = l.lot_id AND x.entry_id = 'expiry:' || l.lot_id
+			WHERE l.customer_id IN (`+d.Placeholders(1, len(custs))+`) AND l.order_key IN (`+d.Placeholders(len(custs)+1, len(chunk))+`)
+			GROUP BY l.order_key`, args...)
+		if err != nil {
+			return fmt.Errorf("load expired points: %w", err)
+		}
+		for rows.Next() {
+			var key string
+			var n int64
+			if err := rows.Scan(&key, &n); err != nil {
+				rows.Close()
+				return err
+			}
+			if o := u.orders[key]; o != nil {
+				o.Expired = n
+			}
+		}
+		return closeRows(rows)
+	})
 }
 
 // collect moves the events accounts produced into the publish list, with
@@ -326,7 +364,7 @@ func (u *unit) save(ctx context.Context) error {
 	for _, o := range u.orders {
 		if o.Dirty {
 			orders = append(orders, []any{o.Source, o.OrderID, o.CustomerID, o.BaseTotal, o.Qualifying, o.Proportional,
-				o.Full, o.Reversed, o.Refunded, o.Unqualified, boolInt(o.Closed), ms(o.PaidAt), boolInt(o.Paid), o.LastSeq})
+				o.Full, o.Reversed, o.Refunded, o.Unqualified, boolInt(o.Closed), ms(o.PaidAt), boolInt(o.Paid), o.LastSeq, o.ExpiredCredit})
 		}
 	}
 	byFirst := func(a, b []any) int { return cmp.Compare(a[0].(string), b[0].(string)) }
@@ -345,8 +383,8 @@ func (u *unit) save(ctx context.Context) error {
 		{"lots", "lot_id, customer_id, points, remaining, earned_at, expires_at, order_key, warned",
 			"(lot_id) DO UPDATE SET remaining = excluded.remaining, warned = excluded.warned", lots},
 		{"spend", "customer_id, ref, at, amount", "", spend},
-		{"orders", "source, order_id, customer_id, base_total, qualifying, proportional, full_points, reversed, refunded, unqualified, closed, paid_at, paid, last_seq",
-			"(source, order_id) DO UPDATE SET base_total = excluded.base_total, qualifying = excluded.qualifying, proportional = excluded.proportional, full_points = excluded.full_points, reversed = excluded.reversed, refunded = excluded.refunded, unqualified = excluded.unqualified, closed = excluded.closed, paid_at = excluded.paid_at, paid = excluded.paid, last_seq = excluded.last_seq", orders},
+		{"orders", "source, order_id, customer_id, base_total, qualifying, proportional, full_points, reversed, refunded, unqualified, closed, paid_at, paid, last_seq, expired_credit",
+			"(source, order_id) DO UPDATE SET base_total = excluded.base_total, qualifying = excluded.qualifying, proportional = excluded.proportional, full_points = excluded.full_points, reversed = excluded.reversed, refunded = excluded.refunded, unqualified = excluded.unqualified, closed = excluded.closed, paid_at = excluded.paid_at, paid = excluded.paid, last_seq = excluded.last_seq, expired_credit = excluded.expired_credit", orders},
 	}
 	var dayRows [][]any
 	for k, v := range days {

@@ -191,6 +191,29 @@ func TestStoreContract(t *testing.T) {
 				verify(t, st)
 			})
 
+			t.Run("a refund after expiry takes back only what had not expired", func(t *testing.T) {
+				c := newClock(t0)
+				st, p := openStore(t, b.url(t), c), mustProgramme(t)
+				ctx := context.Background()
+				if _, err := st.ApplyOrders(ctx, p, inputs(paidEvent("e1", "c", "o1", 100_00, t0)), nil); err != nil {
+					t.Fatal(err)
+				}
+				c.add(101 * 24 * time.Hour) // o1's 110 points expire
+				if _, err := st.Sweep(ctx, p, c.now(), 10); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := st.ApplyOrders(ctx, p, inputs(paidEvent("e2", "c", "o2", 40_00, c.now())), nil); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := st.ApplyOrders(ctx, p, inputs(refundEvent("e3", "c", "o1", 50_00, 50_00, c.now())), nil); err != nil {
+					t.Fatal(err)
+				}
+				if got := balance(t, st, p, "c"); got != 40 {
+					t.Errorf("balance %d, want o2's 40", got)
+				}
+				verify(t, st)
+			})
+
 			t.Run("tier upgrade doubles later earning", func(t *testing.T) {
 				c := newClock(t0)
 				st, p := openStore(t, b.url(t), c), mustProgramme(t)

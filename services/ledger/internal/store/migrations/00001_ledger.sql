@@ -91,6 +91,7 @@ CREATE TABLE orders (
     paid_at      BIGINT NOT NULL,
     paid         INTEGER NOT NULL,
     last_seq     INTEGER NOT NULL,
+    expired_credit BIGINT NOT NULL,
     PRIMARY KEY (source, order_id)
 ){{.WithoutRowID}};
 
