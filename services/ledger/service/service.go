@@ -58,6 +58,9 @@ type Config struct {
 	// dead-lettered after WaitForOrder.
 	LaterDelay   time.Duration
 	WaitForOrder time.Duration
+	// MaxAttempts is how often one event may fail while the database
+	// answers before it is dead-lettered.
+	MaxAttempts int
 	// SweepInterval is how often expiry, warnings, birthday bonuses and
 	// tier reviews run.
 	SweepInterval  time.Duration
@@ -80,6 +83,7 @@ func LoadConfig(src config.Source) (Config, error) {
 		AckWait:         r.Duration("LEDGER_ACK_WAIT", 30*time.Second),
 		LaterDelay:      r.Duration("LEDGER_LATER_DELAY", 2*time.Second),
 		WaitForOrder:    r.Duration("LEDGER_WAIT_FOR_ORDER", 10*time.Minute),
+		MaxAttempts:     r.Int("LEDGER_MAX_ATTEMPTS", 5),
 		SweepInterval:   r.Duration("LEDGER_SWEEP_INTERVAL", time.Hour),
 		EventsMaxAge:    r.Duration("LEDGER_EVENTS_MAX_AGE", 0),
 		OrdersMaxAge:    r.Duration("BOOMERANG_ORDERS_MAX_AGE", 0),
@@ -115,6 +119,9 @@ func (c Config) Validate() error {
 	}
 	if c.WaitForOrder < c.LaterDelay {
 		errs = append(errs, fmt.Errorf("LEDGER_WAIT_FOR_ORDER: %v, want at least LEDGER_LATER_DELAY", c.WaitForOrder))
+	}
+	if c.MaxAttempts < 1 {
+		errs = append(errs, fmt.Errorf("LEDGER_MAX_ATTEMPTS: %d, want at least 1", c.MaxAttempts))
 	}
 	if c.SweepInterval < time.Second || c.SweepInterval > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("LEDGER_SWEEP_INTERVAL: %v, want 1s..24h", c.SweepInterval))
@@ -203,7 +210,8 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		return nil, err
 	}
 	if s.consumer, err = events.NewConsumer(s.store, s.Programme,
-		events.Options{LaterDelay: cfg.LaterDelay, WaitForOrder: cfg.WaitForOrder}, s.log, d.Tracer, meter); err != nil {
+		events.Options{LaterDelay: cfg.LaterDelay, WaitForOrder: cfg.WaitForOrder, MaxAttempts: cfg.MaxAttempts, Ping: d.DB.W.PingContext},
+		s.log, d.Tracer, meter); err != nil {
 		return nil, err
 	}
 	s.consumer.OnCommit(s.relay.Notify)

@@ -44,6 +44,9 @@ func NewConsumer(st *store.Store, p Programme, opts Options, log *slog.Logger, t
 	if opts.WaitForOrder <= 0 {
 		opts.WaitForOrder = 10 * time.Minute
 	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 5
+	}
 	applied, err := meter.Int64Counter("boomerang.ledger.order_events",
 		metric.WithDescription("Order events the ledger consumed, by outcome"))
 	if err != nil {
@@ -71,6 +74,10 @@ type Options struct {
 	// order is put off; WaitForOrder is how long it may wait in all before
 	// it is dead-lettered (its predecessor is gone from the stream).
 	LaterDelay, WaitForOrder time.Duration
+	// MaxAttempts is how often one event may fail, while Ping says the
+	// database answers, before it is dead-lettered (processing_failed).
+	MaxAttempts int
+	Ping        func(context.Context) error
 }
 
 // giveUp dead-letters the put-off messages that have waited too long and
@@ -131,7 +138,33 @@ func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg, attempt int
 		if errors.Is(err, context.Canceled) {
 			return nil, err
 		}
-		c.log.ErrorContext(ctx, "order events not applied", "size", len(msgs), "attempt", attempt, "error", err)
+		if len(msgs) > 1 {
+			// One at a time, so that one event that cannot be applied does
+			// not hold back the others; those applied before it are
+			// duplicates when the batch comes back.
+			c.log.WarnContext(ctx, "batch failed; applying its events one by one", "size", len(msgs), "attempt", attempt, "error", err)
+			var later []jetstream.Msg
+			for _, m := range msgs {
+				l, err := c.Handle(ctx, []jetstream.Msg{m}, attempt)
+				if err != nil {
+					return nil, err
+				}
+				later = append(later, l...)
+			}
+			return later, nil
+		}
+		if attempt >= c.opts.MaxAttempts && c.opts.Ping != nil && c.opts.Ping(ctx) == nil {
+			// The database answers, yet this event keeps failing: park it
+			// with the reason rather than stop every customer behind it.
+			c.log.ErrorContext(ctx, "order event dead-lettered after repeated failures", "attempt", attempt, "error", err)
+			dl := orderbus.DeadLetter(msgs[0], "ledger", "orders", "processing_failed", err.Error())
+			if _, derr := c.store.ApplyOrders(ctx, c.programme(), nil, []outbox.Message{dl}); derr != nil {
+				return nil, derr
+			}
+			c.applied.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "dead_letter")))
+			return nil, nil
+		}
+		c.log.ErrorContext(ctx, "order event not applied", "attempt", attempt, "error", err)
 		return nil, err
 	}
 	now := time.Now()

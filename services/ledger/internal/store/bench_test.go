@@ -19,7 +19,7 @@ func BenchmarkApplyOrders(b *testing.B) {
 			c := newClock(t0)
 			st, p := openStore(b, be.url(b), c), mustProgramme(b)
 			ctx := context.Background()
-			batch := benchBatch
+			batch := *benchBatch
 			n := 0
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -75,6 +75,4 @@ func BenchmarkAccount(b *testing.B) {
 
 // benchBatch is the batch size of BenchmarkApplyOrders (LEDGER_BATCH_SIZE
 // of the consumer): go test -bench ApplyOrders -args -batch 1024.
-var benchBatch = 256
-
-func init() { flag.IntVar(&benchBatch, "batch", 256, "orders per transaction in BenchmarkApplyOrders") }
+var benchBatch = flag.Int("batch", 256, "orders per transaction in BenchmarkApplyOrders")

@@ -264,7 +264,7 @@ func (s *Store) Redeem(ctx context.Context, p *ledger.Programme, customerID stri
 		id := ledger.RedemptionID(customerID, r.Key)
 		if prev, err := s.existingEntry(ctx, tx, id); err != nil || prev != nil {
 			if prev != nil {
-				if prev.SourceRef != r.RewardID || (r.RewardID == "" && -prev.Points != r.Points) {
+				if prev.CustomerID != customerID || prev.SourceRef != r.RewardID || (r.RewardID == "" && -prev.Points != r.Points) {
 					return ledger.ErrIdempotencyReuse
 				}
 				out = prev
@@ -342,7 +342,7 @@ func (s *Store) Adjust(ctx context.Context, p *ledger.Programme, customerID, key
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if prev, err := s.existingEntry(ctx, tx, ledger.AdjustmentID(customerID, key)); err != nil || prev != nil {
 			if prev != nil {
-				if prev.Points != points || prev.Actor != actor || prev.Reason != reason {
+				if prev.CustomerID != customerID || prev.Points != points || prev.Actor != actor || prev.Reason != reason {
 					return ledger.ErrIdempotencyReuse
 				}
 				out = prev
