@@ -46,6 +46,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./services/ingest/internal/orderjson
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./services/ingest/internal/consumer
 	$(GO) test -run '^$$' -fuzz '^FuzzParseTransactions$$' -fuzztime $(FUZZTIME) ./services/segmentation/clv
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./services/feedback/internal/events
 
 ## bench: end-to-end load benchmark (orders/s, latency percentiles) and the Go benchmarks
 bench: bench-e2e bench-go
