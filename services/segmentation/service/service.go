@@ -1,6 +1,6 @@
 // Package service is segmentation's composition root: configuration, the
-// wiring of store, hot store, scorer, gRPC API, the ORDERS consumer and the
-// outbox relay, and Run. The single-process runner and the service's own
+// wiring of store, hot store, scorer, gRPC API, the ORDERS and FEEDBACK
+// consumers and the outbox relay, and Run. The single-process runner and the service's own
 // binary both use it.
 package service
 
@@ -22,6 +22,7 @@ import (
 	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/config"
+	"github.com/boomerang-loyalty/boomerang/pkg/feedbackbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/money"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
@@ -66,10 +67,14 @@ type Config struct {
 	EventsMaxAge     time.Duration
 	OrdersMaxAge     time.Duration
 	DeadLetterMaxAge time.Duration
-	StreamReplicas   int
+	// FeedbackMaxAge is read only to ensure the FEEDBACK stream as the
+	// feedback service does (FEEDBACK_EVENTS_MAX_AGE).
+	FeedbackMaxAge time.Duration
+	StreamReplicas int
 }
 
-// LoadConfig reads the SEGMENTATION_* and BOOMERANG_* variables.
+// LoadConfig reads the SEGMENTATION_* and BOOMERANG_* variables (and
+// FEEDBACK_EVENTS_MAX_AGE, to create the FEEDBACK stream as its owner would).
 // SEGMENTATION_REDIS_URL falls back to REDIS_URL.
 func LoadConfig(src config.Source) (Config, error) {
 	r := config.NewReader(src)
@@ -95,6 +100,7 @@ func LoadConfig(src config.Source) (Config, error) {
 		EventsMaxAge:     r.Duration("SEGMENTATION_EVENTS_MAX_AGE", 30*24*time.Hour),
 		OrdersMaxAge:     r.Duration("BOOMERANG_ORDERS_MAX_AGE", 0),
 		DeadLetterMaxAge: r.Duration("BOOMERANG_DEADLETTER_MAX_AGE", 30*24*time.Hour),
+		FeedbackMaxAge:   r.Duration("FEEDBACK_EVENTS_MAX_AGE", 0),
 		StreamReplicas:   r.Int("BOOMERANG_STREAM_REPLICAS", 1),
 	}
 	if err := r.Err(); err != nil {
@@ -151,6 +157,9 @@ func (c Config) Validate() error {
 	if c.Flags.NewWithinDays < 0 {
 		errs = append(errs, fmt.Errorf("SEGMENTATION_NEW_DAYS: %d, want 0 or more", c.Flags.NewWithinDays))
 	}
+	if c.FeedbackMaxAge < 0 {
+		errs = append(errs, fmt.Errorf("FEEDBACK_EVENTS_MAX_AGE: %v, want 0 (no limit) or more", c.FeedbackMaxAge))
+	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		errs = append(errs, fmt.Errorf("BOOMERANG_STREAM_REPLICAS: %d, want 1..5", c.StreamReplicas))
 	}
@@ -184,11 +193,14 @@ type Service struct {
 	relay    *outbox.Relay
 	cons     jetstream.Consumer
 	consumer *consumer
-	api      *grpcapi.Server
+	// fbCons consumes the feedback service's agony events.
+	fbCons     jetstream.Consumer
+	fbConsumer *feedbackConsumer
+	api        *grpcapi.Server
 }
 
-// New migrates the database, ensures the streams and the durable consumer
-// (so it can start before order-ingest), loads the last scoring state and
+// New migrates the database, ensures the streams and the durable consumers
+// (so it can start before order-ingest and the feedback service), loads the last scoring state and
 // wires the service. Run starts its work.
 func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
@@ -251,10 +263,35 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The feedback service owns FEEDBACK; creating it here with the same
+	// configuration lets segmentation start first.
+	if err := feedbackbus.EnsureStream(ctx, d.JetStream, cfg.StreamReplicas, cfg.FeedbackMaxAge); err != nil {
+		return nil, err
+	}
+	fbCons, err := d.JetStream.CreateOrUpdateConsumer(ctx, feedbackbus.Stream, jetstream.ConsumerConfig{
+		Durable:       events.FeedbackConsumerName,
+		Description:   "segmentation: the agony flag from the feedback service's agony and recovery events",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    -1, // failures are retried; undecodable events are dead-lettered
+		MaxAckPending: cfg.BatchSize * 8,
+		FilterSubject: feedbackbus.Prefix + ">",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", events.FeedbackConsumerName, err)
+	}
+	if err := natsx.ObserveLag(meter, fbCons, events.FeedbackConsumerName); err != nil {
+		return nil, err
+	}
+	fb, err := newFeedbackConsumer(sc, relay, log, d.Tracer, meter, d.Now)
+	if err != nil {
+		return nil, err
+	}
 	log.InfoContext(ctx, "segmentation ready", "hot_store", hotKind, "database", d.DB.Dialect.String(),
 		"score_interval", cfg.ScoreInterval)
 	return &Service{
 		cfg: cfg, deps: d, log: log, store: st, hot: h, scorer: sc, relay: relay, cons: cons, consumer: bus,
+		fbCons: fbCons, fbConsumer: fb,
 		api: grpcapi.New(h, sc, cfg.BaseCurrency, log),
 	}, nil
 }
@@ -282,13 +319,14 @@ func (s *Service) Refit(ctx context.Context) (scoring.Result, error) { return s.
 // written.
 func (s *Service) Rebuild(ctx context.Context) (int, error) { return s.scorer.Rebuild(ctx) }
 
-// SetAgony is the hook for agony events (from the feedback service, once
-// it exists): it marks or clears a customer's agony flag.
+// SetAgony marks or clears a customer's agony flag now, by hand; the
+// feedback service's events reach it through the FEEDBACK consumer. A
+// feedback event older than the mark changes nothing.
 func (s *Service) SetAgony(ctx context.Context, customerID string, on bool) error {
 	return s.scorer.SetAgony(ctx, customerID, on)
 }
 
-// Run consumes order events, relays the outbox and scores the base on its
+// Run consumes order events and feedback events, relays the outbox and scores the base on its
 // schedule until ctx is cancelled; then it stops taking messages, finishes
 // the batch in hand and returns.
 func (s *Service) Run(ctx context.Context) error {
@@ -298,6 +336,10 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error {
 		bc := natsx.NewBatchConsumer(s.cons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize, AckWait: s.cfg.AckWait}, s.log)
 		return natsx.RunPipeline(ctx, bc, s.consumer.prepare, s.consumer.apply)
+	})
+	g.Go(func() error {
+		bc := natsx.NewBatchConsumer(s.fbCons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize, AckWait: s.cfg.AckWait}, s.log)
+		return natsx.RunPipeline(ctx, bc, s.fbConsumer.prepare, s.fbConsumer.apply)
 	})
 	return g.Wait()
 }

@@ -13,6 +13,7 @@ import (
 
 	feedbackv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/feedback/v1"
 
+	"github.com/boomerang-loyalty/boomerang/pkg/feedbackbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
@@ -20,10 +21,11 @@ import (
 
 // Streams and subjects.
 const (
-	// Stream holds the feedback service's events.
-	Stream = "FEEDBACK"
+	// Stream holds the feedback service's events (the contract shared
+	// with its readers is in pkg/feedbackbus).
+	Stream = feedbackbus.Stream
 	// Prefix + <event>.<customer_id> is an event's subject.
-	Prefix = "boomerang.feedback.v1."
+	Prefix = feedbackbus.Prefix
 	// InStream captures intake published on the bus.
 	InStream = "FEEDBACK_IN"
 	// InPrefix + <kind>.<source> is where shops, survey tools and help
@@ -36,8 +38,8 @@ const (
 
 // Event tokens of the subjects.
 const (
-	SubjectAgony     = "agony"
-	SubjectRecovered = "recovery_resolved"
+	SubjectAgony     = feedbackbus.SubjectAgony
+	SubjectRecovered = feedbackbus.SubjectRecovered
 )
 
 // Intake kinds: the payload is the protobuf request of the same gRPC
@@ -53,16 +55,12 @@ const (
 func InSubject(kind, source string) string { return InPrefix + kind + "." + source }
 
 // Subject is the subject of an event.
-func Subject(token, customerID string) string { return Prefix + token + "." + customerID }
+func Subject(token, customerID string) string { return feedbackbus.Subject(token, customerID) }
 
 // EnsureStreams creates or updates FEEDBACK and FEEDBACK_IN.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int, maxAge, inMaxAge time.Duration) error {
 	for _, cfg := range []jetstream.StreamConfig{
-		{
-			Name: Stream, Subjects: []string{Prefix + ">"}, Storage: jetstream.FileStorage,
-			MaxAge: maxAge, Duplicates: 2 * time.Minute, Replicas: max(replicas, 1),
-			Description: "Agony detected and recovery resolved, per customer subject",
-		},
+		feedbackbus.StreamConfig(replicas, maxAge),
 		{
 			Name: InStream, Subjects: []string{InPrefix + ">"}, Storage: jetstream.FileStorage,
 			MaxAge: inMaxAge, Duplicates: 2 * time.Minute, Replicas: max(replicas, 1),

@@ -128,8 +128,8 @@ func (s *Scorer) Apply(ctx context.Context, b store.Batch) (int, error) {
 	return applied, nil
 }
 
-// SetAgony marks or clears a customer's agony: the hook for the feedback
-// service's agony events.
+// SetAgony marks or clears a customer's agony now, by hand; the feedback
+// service's events go through MarkAgony.
 func (s *Scorer) SetAgony(ctx context.Context, customerID string, on bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -144,6 +144,27 @@ func (s *Scorer) SetAgony(ctx context.Context, customerID string, on bool) error
 	}
 	s.putHot(ctx, []store.Update{*u})
 	return nil
+}
+
+// MarkAgony applies a batch of the feedback service's agony marks and
+// updates the hot store. It returns the number of marks that took effect
+// (redelivered and older ones do not).
+func (s *Scorer) MarkAgony(ctx context.Context, b store.AgonyBatch) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b.Now.IsZero() {
+		b.Now = s.opts.Now().UTC()
+	}
+	var encErr error
+	ups, applied, err := s.st.MarkAgony(ctx, b, s.rescorer(ctx, b.Now, &encErr))
+	if err == nil {
+		err = encErr
+	}
+	if err != nil {
+		return 0, err
+	}
+	s.putHot(ctx, ups)
+	return applied, nil
 }
 
 func (s *Scorer) putHot(ctx context.Context, ups []store.Update) {

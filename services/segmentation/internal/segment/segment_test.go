@@ -332,3 +332,29 @@ func TestCLVDistribution(t *testing.T) {
 		t.Error("empty distribution not nil")
 	}
 }
+
+func TestAgonyStateApply(t *testing.T) {
+	t1, t2 := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC), time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		state  AgonyState
+		mark   AgonyMark
+		want   AgonyState
+		effect bool
+	}{
+		{"first agony", AgonyState{}, AgonyMark{On: true, At: t1}, AgonyState{On: true, AsOf: t1}, true},
+		{"newer clear", AgonyState{On: true, AsOf: t1}, AgonyMark{At: t2}, AgonyState{AsOf: t2}, true},
+		{"older agony", AgonyState{AsOf: t2}, AgonyMark{On: true, At: t1}, AgonyState{AsOf: t2}, false},
+		{"redelivered agony", AgonyState{On: true, AsOf: t1}, AgonyMark{On: true, At: t1}, AgonyState{On: true, AsOf: t1}, false},
+		{"agony at the instant of a clear", AgonyState{AsOf: t1}, AgonyMark{On: true, At: t1}, AgonyState{On: true, AsOf: t1}, true},
+		{"clear at the instant of agony", AgonyState{On: true, AsOf: t1}, AgonyMark{At: t1}, AgonyState{On: true, AsOf: t1}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, effect := tt.state.Apply(tt.mark)
+			if got.On != tt.want.On || !got.AsOf.Equal(tt.want.AsOf) || effect != tt.effect {
+				t.Errorf("got %+v, %v; want %+v, %v", got, effect, tt.want, tt.effect)
+			}
+		})
+	}
+}

@@ -167,10 +167,10 @@ func (s *Store) LatestModel(ctx context.Context) (ModelRecord, error) {
 	return m, nil
 }
 
-// SetAgony marks or clears a customer's agony and rescores them in the same
-// transaction. It is the hook for the feedback service's agony events: its
-// consumer calls it when they exist. A customer segmentation has not seen
-// yet returns ErrNotFound: agony is about customers who ordered.
+// SetAgony marks or clears a customer's agony now, by hand, and rescores
+// them in the same transaction (the feedback service's events go through
+// MarkAgony). A customer segmentation has not seen yet returns
+// ErrNotFound.
 func (s *Store) SetAgony(ctx context.Context, customerID string, on bool, now time.Time, rescore Rescorer) (*Update, error) {
 	var u *Update
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
@@ -203,6 +203,12 @@ func (s *Store) SetAgony(ctx context.Context, customerID string, on bool, now ti
 			a = 1
 		}
 		if _, err := tx.ExecContext(ctx, "UPDATE seg_features SET agony = $1, updated_at = $2 WHERE customer_id = $3", a, now.UnixMicro(), customerID); err != nil {
+			return fmt.Errorf("set agony: %w", err)
+		}
+		// The mark is now: a feedback event older than it changes nothing.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO seg_agony (customer_id, agony, as_of, event_id, updated_at) VALUES ($1, $2, $3, '', $3)
+			ON CONFLICT (customer_id) DO UPDATE SET agony = excluded.agony, as_of = excluded.as_of, event_id = excluded.event_id,
+			updated_at = excluded.updated_at`, customerID, a, now.UnixMicro()); err != nil {
 			return fmt.Errorf("set agony: %w", err)
 		}
 		scores, msgs := rescore([]Rescore{{Features: f, Agony: on, Old: old}})

@@ -245,6 +245,23 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, evs []segment.Event) (*wor
 	if err != nil {
 		return nil, fmt.Errorf("load features: %w", err)
 	}
+	// A customer's first order takes the agony the feedback service
+	// reported before it.
+	var unknown []any
+	for _, c := range customers {
+		if !w.knownCustomers[c.(string)] {
+			unknown = append(unknown, c)
+		}
+	}
+	if len(unknown) > 0 {
+		states, err := s.loadAgony(ctx, tx, unknown, false)
+		if err != nil {
+			return nil, err
+		}
+		for c, st := range states {
+			w.agony[c] = st.On
+		}
+	}
 	err = inChunks(customers, 1, func(args []any) error {
 		return query(ctx, tx, "SELECT "+scoreColumns+" FROM seg_scores WHERE customer_id IN ("+d.Placeholders(1, len(args))+")", args,
 			func(rows *sql.Rows) error {

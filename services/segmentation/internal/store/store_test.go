@@ -107,6 +107,7 @@ func TestStoreContract(t *testing.T) {
 			t.Run("idempotent", func(t *testing.T) { testIdempotent(t, openStore(t, be.url(t))) })
 			t.Run("runs and models", func(t *testing.T) { testRun(t, openStore(t, be.url(t))) })
 			t.Run("agony", func(t *testing.T) { testAgony(t, openStore(t, be.url(t))) })
+			t.Run("agony marks", func(t *testing.T) { testAgonyMarks(t, openStore(t, be.url(t))) })
 			t.Run("large batch", func(t *testing.T) { testLargeBatch(t, openStore(t, be.url(t))) })
 			t.Run("concurrent stores", func(t *testing.T) {
 				url := be.url(t)
@@ -266,6 +267,75 @@ func testAgony(t *testing.T, st *store.Store) {
 	cs, _ := st.Customers(ctx)
 	if !cs[0].Agony || cs[0].Score.Flags&segment.Agony == 0 {
 		t.Errorf("agony lost: %+v %+v", cs[0].Agony, cs[0].Score)
+	}
+}
+
+// testAgonyMarks: the feedback service's marks set and clear agony, only
+// forward in time; a mark for a customer without orders waits for their
+// first order; dead letters ride along.
+func testAgonyMarks(t *testing.T, st *store.Store) {
+	ctx := context.Background()
+	var calls []string
+	if _, _, err := st.Apply(ctx, store.Batch{Now: t0, Events: []segment.Event{paid("e1", "alice", "o1", t0, 5000)}}, countingRescorer(&calls)); err != nil {
+		t.Fatal(err)
+	}
+	mark := func(id, c string, on bool, at time.Time) segment.AgonyMark {
+		return segment.AgonyMark{EventID: id, CustomerID: c, On: on, At: at}
+	}
+	agonyOf := func(c string) bool {
+		t.Helper()
+		cs, err := st.Customers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range cs {
+			if x.Features.CustomerID == c {
+				if x.Agony != (x.Score.Flags&segment.Agony != 0) {
+					t.Errorf("%s: agony %v, score flags %v", c, x.Agony, x.Score.Flags)
+				}
+				return x.Agony
+			}
+		}
+		t.Fatalf("%s not found", c)
+		return false
+	}
+	tests := []struct {
+		name            string
+		marks           []segment.AgonyMark
+		applied, update int
+		alice           bool
+	}{
+		{"agony", []segment.AgonyMark{mark("a1", "alice", true, t0.Add(time.Hour)), mark("b1", "bob", true, t0.Add(time.Hour))}, 2, 1, true},
+		{"redelivered", []segment.AgonyMark{mark("a1", "alice", true, t0.Add(time.Hour))}, 0, 0, true},
+		{"recovered", []segment.AgonyMark{mark("r1", "alice", false, t0.Add(2*time.Hour))}, 1, 1, false},
+		{"old agony replayed", []segment.AgonyMark{mark("a1", "alice", true, t0.Add(time.Hour))}, 0, 0, false},
+		{"in one batch, time wins", []segment.AgonyMark{mark("r2", "alice", false, t0.Add(4*time.Hour)), mark("a2", "alice", true, t0.Add(3*time.Hour))}, 1, 0, false},
+		{"same instant, agony wins", []segment.AgonyMark{mark("a3", "alice", true, t0.Add(4*time.Hour))}, 1, 1, true},
+	}
+	for _, tt := range tests {
+		calls = nil
+		ups, applied, err := st.MarkAgony(ctx, store.AgonyBatch{Now: t0, Marks: tt.marks}, countingRescorer(&calls))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if applied != tt.applied || len(ups) != tt.update || agonyOf("alice") != tt.alice {
+			t.Errorf("%s: applied %d, updates %d, alice agony %v; want %d, %d, %v", tt.name, applied, len(ups), agonyOf("alice"), tt.applied, tt.update, tt.alice)
+		}
+	}
+	before := outboxCount(t, st)
+	dead := outbox.Message{ID: "dlq-1", Subject: "boomerang.deadletter.segmentation.feedback_agony", Data: []byte("x")}
+	if _, _, err := st.MarkAgony(ctx, store.AgonyBatch{Now: t0, Extra: []outbox.Message{dead}}, countingRescorer(&calls)); err != nil {
+		t.Fatal(err)
+	}
+	if n := outboxCount(t, st); n != before+1 {
+		t.Errorf("outbox %d, want %d", n, before+1)
+	}
+	// Bob had no orders when his agony came; his first order carries it.
+	if _, _, err := st.Apply(ctx, store.Batch{Now: t0, Events: []segment.Event{paid("e2", "bob", "o2", t0, 100)}}, countingRescorer(&calls)); err != nil {
+		t.Fatal(err)
+	}
+	if !agonyOf("bob") {
+		t.Error("bob's agony reported before his first order was lost")
 	}
 }
 

@@ -1,0 +1,49 @@
+// Package feedbackbus is the contract of the FEEDBACK stream that the
+// feedback service writes and other services (segmentation) read: the
+// stream's name and configuration and its per-customer subjects. It lives
+// in pkg so that a reader can create the stream before the feedback
+// service first runs, with the same configuration, without importing the
+// feedback service's internals.
+package feedbackbus
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
+)
+
+// Stream and subjects.
+const (
+	// Stream holds the feedback service's events.
+	Stream = "FEEDBACK"
+	// Prefix + <event>.<customer_id> is an event's subject.
+	Prefix = "boomerang.feedback.v1."
+	// SubjectAgony and SubjectRecovered are the event tokens of the
+	// subjects: agony detected, recovery resolved.
+	SubjectAgony     = "agony"
+	SubjectRecovered = "recovery_resolved"
+)
+
+// Subject is the subject of an event about a customer.
+func Subject(token, customerID string) string { return Prefix + token + "." + customerID }
+
+// StreamConfig is the FEEDBACK stream's configuration. Every service that
+// ensures the stream passes the same values (BOOMERANG_STREAM_REPLICAS,
+// FEEDBACK_EVENTS_MAX_AGE), so that whichever starts first creates it as
+// the feedback service would.
+func StreamConfig(replicas int, maxAge time.Duration) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name: Stream, Subjects: []string{Prefix + ">"}, Storage: jetstream.FileStorage,
+		MaxAge: maxAge, Duplicates: 2 * time.Minute, Replicas: max(replicas, 1),
+		Description: "Agony detected and recovery resolved, per customer subject",
+	}
+}
+
+// EnsureStream creates or updates the FEEDBACK stream.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int, maxAge time.Duration) error {
+	_, err := natsx.EnsureStream(ctx, js, StreamConfig(replicas, maxAge))
+	return err
+}
