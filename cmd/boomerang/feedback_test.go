@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -160,6 +161,23 @@ func TestFeedbackEndToEnd(t *testing.T) {
 		t.Fatalf("agony events for %v", agony)
 	}
 	events.none(t, 700*time.Millisecond) // swept once
+	// Segmentation consumes the same events: both customers carry the
+	// agony flag.
+	flagged := func(id string) bool {
+		pr, err := seg.GetProfile(ctx, &segmentationv1.GetProfileRequest{CustomerId: id})
+		return err == nil && slices.Contains(pr.GetFlags(), segmentationv1.Flag_FLAG_AGONY)
+	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitUntil("agony flag in segmentation", func() bool { return flagged(rich) && flagged(modest) })
 
 	q, err := fb.ListRecoveryQueue(ctx, &feedbackv1.ListRecoveryQueueRequest{})
 	if err != nil {
@@ -186,6 +204,11 @@ func TestFeedbackEndToEnd(t *testing.T) {
 	m := events.next(t)
 	if m.Subject() != "boomerang.feedback.v1.recovery_resolved."+rich {
 		t.Errorf("resolution on %s", m.Subject())
+	}
+	// Recovered, the rich customer loses the flag; the other keeps it.
+	waitUntil("agony flag cleared after the recovery", func() bool { return !flagged(rich) })
+	if !flagged(modest) {
+		t.Error("the customer still in agony lost the flag")
 	}
 
 	// A survey over the bus and one over gRPC, the same rules either way.
