@@ -69,9 +69,12 @@ type Config struct {
 	ScoreTimeZones []string
 	BatchSize      int
 	AckWait        time.Duration
-	EventsMaxAge   time.Duration
-	InMaxAge       time.Duration
-	DeadLetterAge  time.Duration
+	// MaxAttempts is how often one intake message may fail, while the
+	// database answers, before it is dead-lettered.
+	MaxAttempts   int
+	EventsMaxAge  time.Duration
+	InMaxAge      time.Duration
+	DeadLetterAge time.Duration
 	// OrdersMaxAge is read only to ensure the shared streams as every
 	// other service does: ensuring ORDERS with another retention would
 	// change it for all.
@@ -95,6 +98,7 @@ func LoadConfig(src config.Source) (Config, error) {
 		ScoreTimeZones:         splitList(r.String("FEEDBACK_SCORE_TIME_ZONES", "UTC")),
 		BatchSize:              r.Int("FEEDBACK_BATCH_SIZE", 256),
 		AckWait:                r.Duration("FEEDBACK_ACK_WAIT", 30*time.Second),
+		MaxAttempts:            r.Int("FEEDBACK_MAX_ATTEMPTS", 5),
 		EventsMaxAge:           r.Duration("FEEDBACK_EVENTS_MAX_AGE", 0),
 		InMaxAge:               r.Duration("FEEDBACK_IN_MAX_AGE", 7*24*time.Hour),
 		DeadLetterAge:          r.Duration("BOOMERANG_DEADLETTER_MAX_AGE", 30*24*time.Hour),
@@ -144,6 +148,9 @@ func (c Config) Validate() error {
 	}
 	if c.AckWait < time.Second || c.AckWait > time.Hour {
 		errs = append(errs, fmt.Errorf("FEEDBACK_ACK_WAIT: %v, want 1s..1h", c.AckWait))
+	}
+	if c.MaxAttempts < 1 || c.MaxAttempts > 1000 {
+		errs = append(errs, fmt.Errorf("FEEDBACK_MAX_ATTEMPTS: %d, want 1..1000", c.MaxAttempts))
 	}
 	if c.EventsMaxAge < 0 || c.InMaxAge < 0 {
 		errs = append(errs, errors.New("FEEDBACK_EVENTS_MAX_AGE, FEEDBACK_IN_MAX_AGE: want 0 (no limit) or more"))
@@ -286,7 +293,8 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.consumer, err = events.NewConsumer(s.intake, v, s.log, d.Tracer, meter); err != nil {
+	if s.consumer, err = events.NewConsumer(s.intake, v,
+		events.Options{MaxAttempts: cfg.MaxAttempts, Ping: d.DB.W.PingContext}, s.log, d.Tracer, meter); err != nil {
 		return nil, err
 	}
 	s.consumer.OnCommit(s.relay.Notify)

@@ -385,3 +385,60 @@ func TestReviews(t *testing.T) {
 		t.Errorf("a customer id that is no subject token: %v", err)
 	}
 }
+
+// TestPoisonIntakeIsDeadLettered, on PostgreSQL: a NUL byte in a text is
+// invalid input over gRPC and the bus (PostgreSQL refuses it in text); a
+// message the database keeps refusing is dead-lettered after
+// FEEDBACK_MAX_ATTEMPTS instead of holding up the intake behind it; a
+// review platform with "/" is refused, as its key would collide.
+func TestPoisonIntakeIsDeadLettered(t *testing.T) {
+	url := testkit.Postgres(t)
+	h := start(t, nil, map[string]string{"FEEDBACK_DATABASE_URL": url, "FEEDBACK_MAX_ATTEMPTS": "2"})
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// A response the database refuses whatever the attempt.
+	if _, err := db.W.ExecContext(ctx, `CREATE FUNCTION poison() RETURNS trigger AS $$
+BEGIN IF NEW.comment = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql;
+CREATE TRIGGER poison BEFORE INSERT ON responses FOR EACH ROW EXECUTE FUNCTION poison()`); err != nil {
+		t.Fatal(err)
+	}
+	at := timestamppb.New(h.clock.now())
+	survey := func(id, comment string) *feedbackv1.SubmitSurveyResponseRequest {
+		return &feedbackv1.SubmitSurveyResponseRequest{ResponseId: id, CustomerId: "cus_a",
+			Kind: feedbackv1.SurveyKind_SURVEY_KIND_NPS, Score: 10, Comment: comment, RespondedAt: at}
+	}
+	if _, err := h.client.SubmitSurveyResponse(ctx, survey("g1", "nul\x00")); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a NUL over gRPC: %v, want InvalidArgument", err)
+	}
+	if _, err := h.client.SubmitReview(ctx, &feedbackv1.SubmitReviewRequest{ReviewId: "c", Platform: "a/b", CustomerId: "cus_a",
+		Rating: 5, CreatedAt: at}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a platform with a slash: %v, want InvalidArgument", err)
+	}
+	h.publish(t, "boomerang.feedback.in.survey.typeform", survey("r1", "fine"))
+	h.publish(t, "boomerang.feedback.in.survey.typeform", survey("r2", "nul\x00"))
+	h.publish(t, "boomerang.feedback.in.survey.hotjar", survey("r3", "poison"))
+	h.publish(t, "boomerang.feedback.in.review.x", &feedbackv1.SubmitReviewRequest{ReviewId: "c", Platform: "a/b", CustomerId: "cus_a",
+		Rating: 5, CreatedAt: at})
+	h.publish(t, "boomerang.feedback.in.survey.typeform", survey("r4", "fine"))
+
+	var dl jetstream.Consumer
+	reasons := map[string]string{}
+	for range 3 {
+		m := h.next(t, orderbus.DeadLetterStream, &dl)
+		reasons[m.Subject()+" "+m.Headers().Get(orderbus.HeaderReason)] = m.Headers().Get(orderbus.HeaderError)
+	}
+	for _, want := range []string{"boomerang.deadletter.feedback.typeform invalid_input", "boomerang.deadletter.feedback.hotjar processing_failed",
+		"boomerang.deadletter.feedback.x invalid_input"} {
+		if _, ok := reasons[want]; !ok {
+			t.Errorf("dead letters %v: want %s", reasons, want)
+		}
+	}
+	waitFor(t, "the good responses stored", func() bool {
+		counts, err := h.svc.Store().Counts(ctx)
+		return err == nil && counts["responses"] == 2
+	})
+}

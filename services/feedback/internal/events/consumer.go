@@ -34,7 +34,17 @@ const (
 	ReasonUnknownKind = "unknown_kind"
 	ReasonUndecodable = "undecodable"
 	ReasonInvalid     = "invalid_input"
+	// ReasonFailed: the message kept failing while the database answered.
+	ReasonFailed = "processing_failed"
 )
+
+// Options tune the consumer.
+type Options struct {
+	// MaxAttempts is how often one message may fail, while Ping says the
+	// database answers, before it is dead-lettered (processing_failed).
+	MaxAttempts int
+	Ping        func(context.Context) error
+}
 
 // Consumer stores the intake published on FEEDBACK_IN.
 type Consumer struct {
@@ -44,16 +54,20 @@ type Consumer struct {
 	tracer    trace.Tracer
 	applied   metric.Int64Counter
 	onCommit  atomic.Pointer[func()]
+	opts      Options
 }
 
 // NewConsumer returns the consumer; natsx.BatchConsumer feeds it.
-func NewConsumer(in *intake.Intake, v *grpcx.Validator, log *slog.Logger, tp trace.TracerProvider, meter metric.Meter) (*Consumer, error) {
+func NewConsumer(in *intake.Intake, v *grpcx.Validator, opts Options, log *slog.Logger, tp trace.TracerProvider, meter metric.Meter) (*Consumer, error) {
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 5
+	}
 	applied, err := meter.Int64Counter("boomerang.feedback.intake",
 		metric.WithDescription("Feedback messages consumed from the bus, by outcome"))
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{intake: in, validator: v, log: log, tracer: tp.Tracer("boomerang/feedback/consumer"), applied: applied}, nil
+	return &Consumer{intake: in, validator: v, log: log, tracer: tp.Tracer("boomerang/feedback/consumer"), applied: applied, opts: opts}, nil
 }
 
 // OnCommit sets a function called after each committed batch (the relay's
@@ -85,6 +99,7 @@ func Decode(v *grpcx.Validator, subject string, data []byte) (store.Input, strin
 	if err != nil {
 		return store.Input{}, ReasonInvalid, err
 	}
+	violations = append(violations, intake.Check(req)...)
 	if len(violations) > 0 {
 		return store.Input{}, ReasonInvalid, errors.New(grpcx.Summary(violations))
 	}
@@ -109,8 +124,10 @@ func split(subject string) (kind, source string) {
 }
 
 // Handle is a natsx.BatchHandler: the valid messages are stored, the
-// others dead-lettered with the reason, in one transaction. Free text is
-// never logged.
+// others dead-lettered with the reason, in one transaction. A batch that
+// fails is applied message by message, and a message that keeps failing
+// while the database answers is dead-lettered, so that it cannot hold up
+// all intake. Free text is never logged.
 func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg, attempt int) ([]jetstream.Msg, error) {
 	in := make([]store.Input, 0, len(msgs))
 	var dead []outbox.Message
@@ -138,9 +155,37 @@ func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg, attempt int
 	start := time.Now()
 	res, err := c.intake.Apply(ctx, in, dead)
 	if err != nil {
-		if !errors.Is(err, context.Canceled) {
-			c.log.ErrorContext(ctx, "feedback batch not stored", "size", len(msgs), "attempt", attempt, "error", err)
+		if errors.Is(err, context.Canceled) {
+			return nil, err
 		}
+		if len(msgs) > 1 {
+			// One at a time, so that one message that cannot be stored does
+			// not hold back the others; those stored before it are
+			// duplicates when the batch comes back.
+			c.log.WarnContext(ctx, "batch failed; storing its messages one by one", "size", len(msgs), "attempt", attempt, "error", err)
+			for _, m := range msgs {
+				if _, err := c.Handle(ctx, []jetstream.Msg{m}, attempt); err != nil {
+					return nil, err
+				}
+			}
+			return nil, nil
+		}
+		if attempt >= c.opts.MaxAttempts && c.opts.Ping != nil && c.opts.Ping(ctx) == nil {
+			// The database answers, yet this message keeps failing: park it
+			// with the reason rather than stop all intake behind it.
+			c.log.ErrorContext(ctx, "feedback message dead-lettered after repeated failures", "attempt", attempt, "error", err)
+			_, source := split(msgs[0].Subject())
+			dl := orderbus.DeadLetter(msgs[0], DeadLetterService, source, ReasonFailed, err.Error())
+			if _, derr := c.intake.Apply(ctx, nil, []outbox.Message{dl}); derr != nil {
+				return nil, derr
+			}
+			c.applied.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "dead_letter")))
+			if fn := c.onCommit.Load(); fn != nil {
+				(*fn)()
+			}
+			return nil, nil
+		}
+		c.log.ErrorContext(ctx, "feedback batch not stored", "size", len(msgs), "attempt", attempt, "error", err)
 		return nil, err
 	}
 	var applied, dup int64

@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -100,6 +101,9 @@ func (s *Server) submit(ctx context.Context, x store.Input) (bool, error) {
 
 // SubmitSurveyResponse stores an NPS, CSAT or CES answer.
 func (s *Server) SubmitSurveyResponse(ctx context.Context, req *feedbackv1.SubmitSurveyResponseRequest) (*feedbackv1.SubmitSurveyResponseResponse, error) {
+	if err := checked(req); err != nil {
+		return nil, err
+	}
 	r := intake.FromSurvey(req)
 	if err := r.Kind.Check(r.Score); err != nil {
 		return nil, s.errStatus(ctx, err)
@@ -113,6 +117,9 @@ func (s *Server) SubmitSurveyResponse(ctx context.Context, req *feedbackv1.Submi
 
 // SubmitReview stores a review.
 func (s *Server) SubmitReview(ctx context.Context, req *feedbackv1.SubmitReviewRequest) (*feedbackv1.SubmitReviewResponse, error) {
+	if err := checked(req); err != nil {
+		return nil, err
+	}
 	dup, err := s.submit(ctx, store.Input{Review: intake.FromReview(req)})
 	if err != nil {
 		return nil, err
@@ -122,6 +129,9 @@ func (s *Server) SubmitReview(ctx context.Context, req *feedbackv1.SubmitReviewR
 
 // RespondToReview records the seller's response to a stored review.
 func (s *Server) RespondToReview(ctx context.Context, req *feedbackv1.RespondToReviewRequest) (*feedbackv1.RespondToReviewResponse, error) {
+	if err := checked(req); err != nil {
+		return nil, err
+	}
 	ok, err := s.store.ReviewExists(ctx, req.GetPlatform(), req.GetReviewId())
 	if err != nil {
 		return nil, s.errStatus(ctx, err)
@@ -137,11 +147,22 @@ func (s *Server) RespondToReview(ctx context.Context, req *feedbackv1.RespondToR
 
 // RecordTicketEvent stores a step of a support ticket.
 func (s *Server) RecordTicketEvent(ctx context.Context, req *feedbackv1.RecordTicketEventRequest) (*feedbackv1.RecordTicketEventResponse, error) {
+	if err := checked(req); err != nil {
+		return nil, err
+	}
 	dup, err := s.submit(ctx, store.Input{Ticket: intake.FromTicketEvent(req)})
 	if err != nil {
 		return nil, err
 	}
 	return &feedbackv1.RecordTicketEventResponse{Duplicate: dup}, nil
+}
+
+// checked applies intake.Check, the rules beyond the .proto ones.
+func checked(req proto.Message) error {
+	if v := intake.Check(req); len(v) > 0 {
+		return grpcx.InvalidArgument("invalid request: "+grpcx.Summary(v), v)
+	}
+	return nil
 }
 
 func invalid(field, desc string) error {

@@ -10,14 +10,18 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	feedbackv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/feedback/v1"
 
+	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/store"
@@ -163,4 +167,28 @@ func (i *Intake) LookupNow(ctx context.Context, ids []string) (found map[string]
 		i.log.WarnContext(ctx, "segmentation unavailable; segments will be filled in later", "customers", n)
 	}
 	return out, unknown
+}
+
+// Check applies the rules the .proto files cannot say to an intake
+// request, over gRPC and the bus alike: no string may hold a NUL byte
+// (PostgreSQL refuses it in text, and a message it refuses would be tried
+// forever), and a review's platform may not hold "/" (the review key is
+// "<platform>/<review id>", so ("a/b", "c") and ("a", "b/c") would be one
+// review).
+func Check(m proto.Message) []grpcx.FieldViolation {
+	var out []grpcx.FieldViolation
+	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() != protoreflect.StringKind || fd.IsList() || fd.IsMap() {
+			return true
+		}
+		s := v.String()
+		if strings.ContainsRune(s, 0) {
+			out = append(out, grpcx.FieldViolation{Field: string(fd.Name()), Description: "must not contain a NUL byte"})
+		}
+		if fd.Name() == "platform" && strings.Contains(s, "/") {
+			out = append(out, grpcx.FieldViolation{Field: string(fd.Name()), Description: `must not contain "/"`})
+		}
+		return true
+	})
+	return out
 }
