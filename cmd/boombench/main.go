@@ -160,6 +160,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("paced run: %w", err)
 	}
 
+	// Reads are timed on a quiet platform: every consumer of ORDERS done.
+	if err := quiesce(ctx, js, 2*time.Minute); err != nil {
+		return err
+	}
 	accountLat, err := getAccountRun(ctx, p.GRPCAddr(), filepath.Join(dir, "admin.token"), thr.customers, 5000)
 	if err != nil {
 		return fmt.Errorf("GetAccount run: %w", err)
@@ -362,6 +366,35 @@ func ingestRun(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, paylo
 		ids = append(ids, c)
 	}
 	return runResult{n: n, elapsed: elapsed, lat: lat, ledgerElapsed: ledgerElapsed, ledgerLat: ledgerLat, customers: ids}, nil
+}
+
+// quiesce waits until every consumer of the ORDERS stream has applied
+// and acknowledged everything.
+func quiesce(ctx context.Context, js jetstream.JetStream, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		s, err := js.Stream(ctx, "ORDERS")
+		if err != nil {
+			return err
+		}
+		busy := false
+		for name := range s.ConsumerNames(ctx).Name() {
+			c, err := s.Consumer(ctx, name)
+			if err != nil {
+				return err
+			}
+			if info := c.CachedInfo(); info.NumPending > 0 || info.NumAckPending > 0 {
+				busy = true
+			}
+		}
+		if !busy {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("consumers of ORDERS still busy after %v", limit)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // getAccountRun times GetAccount calls for the given customers, one at a
