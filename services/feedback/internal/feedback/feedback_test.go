@@ -179,6 +179,9 @@ func TestReopen(t *testing.T) {
 	if !tk.ResolvedAt.IsZero() || tk.Reopens != 1 {
 		t.Errorf("reopened ticket %+v", tk)
 	}
+	if !tk.Answered().Equal(t0.Add(time.Hour)) || tk.SlowFirstResponse(t0.Add(24*time.Hour), 6*time.Hour) {
+		t.Errorf("reopened ticket answered at %v; want the first resolution, not slow", tk.Answered())
+	}
 	tk.Apply(TicketEvent{TicketID: "T", Kind: TicketResolved, At: t0.Add(3 * time.Hour)})
 	if !tk.ResolvedAt.Equal(t0.Add(3 * time.Hour)) {
 		t.Errorf("resolved at %v", tk.ResolvedAt)

@@ -32,6 +32,10 @@ type Ticket struct {
 	OpenedAt        time.Time
 	FirstResponseAt time.Time
 	ResolvedAt      time.Time
+	// FirstAnsweredAt is when the customer first heard back: the earliest
+	// first response or resolution seen. A reopening clears ResolvedAt,
+	// never this: the customer was answered all the same.
+	FirstAnsweredAt time.Time
 	Reopens         int
 	// Agony is set once the ticket has raised its slow-response case, so
 	// the sweep and later events never raise it twice.
@@ -55,10 +59,12 @@ func (t *Ticket) Apply(ev TicketEvent) {
 		if t.FirstResponseAt.IsZero() || ev.At.Before(t.FirstResponseAt) {
 			t.FirstResponseAt = ev.At
 		}
+		t.answered(ev.At)
 	case TicketResolved:
 		if ev.At.After(t.ResolvedAt) {
 			t.ResolvedAt = ev.At
 		}
+		t.answered(ev.At)
 	case TicketReopened:
 		t.Reopens++
 		if !ev.At.Before(t.ResolvedAt) {
@@ -67,15 +73,16 @@ func (t *Ticket) Apply(ev TicketEvent) {
 	}
 }
 
-// Answered is when the customer first heard back: the first response, or
-// the resolution when it came without one.
-func (t *Ticket) Answered() time.Time {
-	a := t.FirstResponseAt
-	if !t.ResolvedAt.IsZero() && (a.IsZero() || t.ResolvedAt.Before(a)) {
-		a = t.ResolvedAt
+func (t *Ticket) answered(at time.Time) {
+	if t.FirstAnsweredAt.IsZero() || at.Before(t.FirstAnsweredAt) {
+		t.FirstAnsweredAt = at
 	}
-	return a
 }
+
+// Answered is when the customer first heard back: the first response, or
+// the resolution when it came without one, whether or not the ticket was
+// reopened since.
+func (t *Ticket) Answered() time.Time { return t.FirstAnsweredAt }
 
 // SlowFirstResponse reports whether the ticket has waited longer than
 // threshold for its first response by now: answered late, or still

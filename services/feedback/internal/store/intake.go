@@ -448,6 +448,13 @@ func scanTicket(rows *sql.Rows) (*feedback.Ticket, error) {
 		return nil, err
 	}
 	t.OpenedAt, t.FirstResponseAt, t.ResolvedAt, t.Agony = fromMS(opened), fromMS(first), fromMS(resolved), agony != 0
+	t.FirstAnsweredAt = fromMS(answered)
+	for _, at := range []time.Time{t.FirstResponseAt, t.ResolvedAt} {
+		// Rows written before answered_at outlived a reopening.
+		if !at.IsZero() && (t.FirstAnsweredAt.IsZero() || at.Before(t.FirstAnsweredAt)) {
+			t.FirstAnsweredAt = at
+		}
+	}
 	return t, nil
 }
 

@@ -351,6 +351,32 @@ func TestStoreContract(t *testing.T) {
 				}
 			})
 
+			t.Run("tickets: a reopened ticket stays answered", func(t *testing.T) {
+				c := newClock(t0)
+				st := openStore(t, b.url(t), c)
+				ctx := context.Background()
+				intake(t, st, nil, ticket("e1", "T1", "ann", feedback.TicketOpened, t0))
+				c.add(10 * time.Minute)
+				intake(t, st, nil, ticket("e2", "T1", "ann", feedback.TicketResolved, t0.Add(10*time.Minute)))
+				c.add(time.Hour)
+				intake(t, st, nil, ticket("e3", "T1", "ann", feedback.TicketReopened, t0.Add(70*time.Minute)))
+				c.add(7 * time.Hour)
+				if cs, err := st.Sweep(ctx, 10); err != nil || len(cs) != 0 {
+					t.Errorf("sweep: %+v %v, want no case for a ticket answered in 10 minutes", cs, err)
+				}
+				res := intake(t, st, nil, ticket("e4", "T1", "ann", feedback.TicketFirstResponse, t0.Add(8*time.Hour)))
+				if len(res.Cases) != 0 {
+					t.Errorf("a response after the reopening: cases %+v", res.Cases)
+				}
+				_, first, resolution, err := st.TicketStats(ctx, t0, t0.Add(time.Hour))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(first) != 1 || first[0] != 10*time.Minute || len(resolution) != 0 {
+					t.Errorf("first responses %v, resolutions %v; want [10m] and none (reopened)", first, resolution)
+				}
+			})
+
 			t.Run("recovery queue by value; claim and resolve", func(t *testing.T) {
 				c := newClock(t0)
 				st := openStore(t, b.url(t), c)
