@@ -227,38 +227,92 @@ func (b Bucket) Tally(t *feedback.Tally) {
 	}
 }
 
-// Scores returns the quarter-hour rollup between from and to (rounded
-// out to quarter hours) summed in stretches of width, a multiple of
-// BucketMS, counted from origin (at or before from, on a quarter hour);
-// segment 0 means every segment.
+// Scores returns the responses of [from, to) summed in stretches of
+// width, a multiple of BucketMS, counted from origin (at or before from,
+// on a quarter hour); segment 0 means every segment. Whole quarter hours
+// are read from the rollup; a part of one at either edge (from or to not
+// on a quarter hour) from the responses, so that nothing outside
+// [from, to) is counted.
 func (s *Store) Scores(ctx context.Context, from, to, origin time.Time, width time.Duration, segment int) ([]Bucket, error) {
 	div := max(int64(width/time.Millisecond)/BucketMS, 1)
 	base := ms(origin) / BucketMS
+	fromMS, toMS := max(ms(from), base*BucketMS), ms(to)
+	first, last := (fromMS+BucketMS-1)/BucketMS, toMS/BucketMS // whole quarter hours [first, last)
 	q := `SELECT (bucket - $1) / $2 AS b, segment, kind, SUM(responses), SUM(high), SUM(low), SUM(score_sum) FROM score_buckets
 		WHERE bucket >= $3 AND bucket < $4`
-	args := []any{base, div, max(ms(from)/BucketMS, base), (ms(to) + BucketMS - 1) / BucketMS}
+	args := []any{base, div, first, last}
 	if segment != 0 {
 		q += ` AND segment = $5`
 		args = append(args, segment)
 	}
 	q += ` GROUP BY b, segment, kind HAVING SUM(responses) > 0 ORDER BY b, segment, kind`
-	rows, err := s.db.R.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("scores: %w", err)
-	}
 	var out []Bucket
-	for rows.Next() {
-		var b Bucket
-		var start int64
-		var kind int
-		if err := rows.Scan(&start, &b.Segment, &kind, &b.N, &b.High, &b.Low, &b.Sum); err != nil {
-			rows.Close()
+	if first < last {
+		rows, err := s.db.R.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("scores: %w", err)
+		}
+		for rows.Next() {
+			var b Bucket
+			var start int64
+			var kind int
+			if err := rows.Scan(&start, &b.Segment, &kind, &b.N, &b.High, &b.Low, &b.Sum); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			b.Start, b.Kind = time.UnixMilli((base+start*div)*BucketMS).UTC(), feedback.Kind(kind)
+			out = append(out, b)
+		}
+		if err := closeRows(rows); err != nil {
 			return nil, err
 		}
-		b.Start, b.Kind = time.UnixMilli((base+start*div)*BucketMS).UTC(), feedback.Kind(kind)
-		out = append(out, b)
 	}
-	return out, closeRows(rows)
+	// The edges, each less than a quarter hour.
+	var edges [][2]int64
+	if first >= last {
+		edges = append(edges, [2]int64{fromMS, toMS})
+	} else {
+		if fromMS < first*BucketMS {
+			edges = append(edges, [2]int64{fromMS, first * BucketMS})
+		}
+		if last*BucketMS < toMS {
+			edges = append(edges, [2]int64{last * BucketMS, toMS})
+		}
+	}
+	r := &rollup{rows: map[bucketKey]*bucketVal{}}
+	for _, e := range edges {
+		if e[0] >= e[1] {
+			continue
+		}
+		q := `SELECT responded_at, segment, kind, score FROM responses WHERE responded_at >= $1 AND responded_at < $2`
+		args := []any{e[0], e[1]}
+		if segment != 0 {
+			q += ` AND segment = $3`
+			args = append(args, segment)
+		}
+		rows, err := s.db.R.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("scores at the edges: %w", err)
+		}
+		for rows.Next() {
+			var at int64
+			var seg, kind, score int
+			if err := rows.Scan(&at, &seg, &kind, &score); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			r.add(at, seg, feedback.Kind(kind), score, 1)
+		}
+		if err := closeRows(rows); err != nil {
+			return nil, err
+		}
+	}
+	for k, v := range r.rows {
+		start := base + (k.bucket-base)/div*div
+		out = append(out, Bucket{Start: time.UnixMilli(start * BucketMS).UTC(), Segment: k.segment, Kind: feedback.Kind(k.kind),
+			N: v.n, High: v.high, Low: v.low, Sum: v.sum})
+	}
+	return out, nil
 }
 
 // ScoreDays returns the local-day rollup of zone (a reporting zone) for the

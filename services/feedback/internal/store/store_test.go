@@ -351,6 +351,32 @@ func TestStoreContract(t *testing.T) {
 				}
 			})
 
+			t.Run("scores count only [from, to) when the edges are not on a quarter hour", func(t *testing.T) {
+				c := newClock(t0)
+				st := openStore(t, b.url(t), c)
+				// Scores 1..5 at 09:00, 09:05, 09:20, 09:40, 09:55 (CSAT, the sum tells which).
+				for i, m := range []int{0, 5, 20, 40, 55} {
+					intake(t, st, nil, survey(fmt.Sprintf("q%d", i), "ann", feedback.CSAT, i+1, t0.Add(time.Duration(m)*time.Minute)))
+				}
+				for _, tt := range []struct {
+					name     string
+					from, to int // minutes after 09:00
+					n, sum   int64
+				}{
+					{"whole quarters", 0, 60, 5, 15},
+					{"both edges inside quarters", 3, 50, 3, 2 + 3 + 4},
+					{"within one quarter", 1, 10, 1, 2},
+					{"from on a quarter, to inside", 15, 41, 2, 3 + 4},
+					{"from inside, to on a quarter", 10, 45, 2, 3 + 4},
+					{"nothing", 6, 14, 0, 0},
+				} {
+					got := tally(t, st, t0.Add(time.Duration(tt.from)*time.Minute), t0.Add(time.Duration(tt.to)*time.Minute), 0)
+					if got.CSAT != tt.n || got.CSATSum != tt.sum {
+						t.Errorf("%s: %d responses, sum %d; want %d, %d", tt.name, got.CSAT, got.CSATSum, tt.n, tt.sum)
+					}
+				}
+			})
+
 			t.Run("tickets: a reopened ticket stays answered", func(t *testing.T) {
 				c := newClock(t0)
 				st := openStore(t, b.url(t), c)
