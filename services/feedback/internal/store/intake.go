@@ -337,6 +337,9 @@ func (s *Store) intake(ctx context.Context, tx *sql.Tx, in []Input, profiles map
 			"(customer_id) DO UPDATE SET segment = excluded.segment, clv = excluded.clv, currency = excluded.currency, known = excluded.known, refreshed_at = excluded.refreshed_at, pending_since = excluded.pending_since", custRows},
 		{"cases", caseCols, "(case_id) DO NOTHING", caseRows(cases)},
 	}
+	if err := s.lockCaseCustomers(ctx, tx, cases); err != nil {
+		return res, err
+	}
 	for _, st := range steps {
 		if err := insertRows(ctx, tx, d, st.table, st.cols, st.conflict, st.rows); err != nil {
 			return res, err

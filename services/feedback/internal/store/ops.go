@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"hash/fnv"
 	"sort"
 	"time"
 
@@ -52,6 +53,9 @@ func (s *Store) Sweep(ctx context.Context, limit int) ([]feedback.Case, error) {
 				trows = append(trows, ticketRow(t))
 			}
 			if err := insertRows(ctx, tx, s.db.Dialect, "tickets", ticketCols, ticketUpsert, trows); err != nil {
+				return err
+			}
+			if err := s.lockCaseCustomers(ctx, tx, cases); err != nil {
 				return err
 			}
 			if err := insertRows(ctx, tx, s.db.Dialect, "cases", caseCols, "(case_id) DO NOTHING", caseRows(cases)); err != nil {
@@ -157,6 +161,11 @@ func (s *Store) Claim(ctx context.Context, id, agent string) (feedback.Case, err
 func (s *Store) Resolve(ctx context.Context, id string, o feedback.Outcome, note string) (feedback.Case, error) {
 	return s.changeCase(ctx, id, func(tx *sql.Tx, c *feedback.Case, now time.Time) error {
 		if err := c.Resolve(o, note, now); err != nil {
+			return err
+		}
+		// Whether other cases stay open is only known once no other
+		// transaction of this customer resolves or opens one.
+		if err := s.lockCustomers(ctx, tx, []string{c.CustomerID}); err != nil {
 			return err
 		}
 		var open int
@@ -451,4 +460,46 @@ func (s *Store) Counts(ctx context.Context) (map[string]int64, error) {
 		out[t] = n
 	}
 	return out, nil
+}
+
+// customerLockClass is the first key of the customers' advisory locks
+// ("feed"); the second is a hash of the customer id.
+const customerLockClass = 0x66656564
+
+// lockCustomers serialises, until the transaction ends, the transactions
+// that open or resolve cases of these customers: otherwise two cases
+// resolved at once on PostgreSQL (read committed) each see the other still
+// open, and the customer stays in agony. The locks are taken in one order.
+// SQLite has one writer at a time already.
+func (s *Store) lockCustomers(ctx context.Context, tx *sql.Tx, ids []string) error {
+	if s.db.Dialect.ForUpdate() == "" {
+		return nil
+	}
+	keys := make([]int32, 0, len(ids))
+	seen := map[int32]bool{}
+	for _, id := range ids {
+		h := fnv.New32a()
+		h.Write([]byte(id))
+		k := int32(h.Sum32())
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	for _, k := range keys {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1::int4, $2::int4)`, customerLockClass, k); err != nil {
+			return fmt.Errorf("lock customer: %w", err)
+		}
+	}
+	return nil
+}
+
+// lockCaseCustomers locks the customers of the cases about to be opened.
+func (s *Store) lockCaseCustomers(ctx context.Context, tx *sql.Tx, cases []feedback.Case) error {
+	ids := make([]string, 0, len(cases))
+	for _, c := range cases {
+		ids = append(ids, c.CustomerID)
+	}
+	return s.lockCustomers(ctx, tx, ids)
 }

@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	feedbackv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/feedback/v1"
+
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/events"
@@ -348,6 +352,63 @@ func TestStoreContract(t *testing.T) {
 				subj := outboxSubjects(t, st)
 				if len(subj) != 2 {
 					t.Errorf("outbox %v, want two agony events", subj)
+				}
+			})
+
+			t.Run("the last of a customer's cases resolved at once with another ends the agony", func(t *testing.T) {
+				c := newClock(t0)
+				st := openStore(t, b.url(t), c)
+				ctx := context.Background()
+				for i := range 20 {
+					cus := fmt.Sprintf("cus%d", i)
+					res := intake(t, st, nil, survey(cus+"-a", cus, feedback.NPS, 0, t0), survey(cus+"-b", cus, feedback.NPS, 1, t0))
+					if len(res.Cases) != 2 {
+						t.Fatalf("cases %+v", res.Cases)
+					}
+					errs := make(chan error, 2)
+					for _, cs := range res.Cases {
+						go func() {
+							_, err := st.Resolve(ctx, cs.ID, feedback.Recovered, "")
+							errs <- err
+						}()
+					}
+					for range 2 {
+						if err := <-errs; err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				rows, err := st.DB().R.QueryContext(ctx, "SELECT payload FROM outbox WHERE subject LIKE '%recovery_resolved%' ORDER BY seq")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rows.Close()
+				still := map[string]int{}
+				n := 0
+				for rows.Next() {
+					var data []byte
+					if err := rows.Scan(&data); err != nil {
+						t.Fatal(err)
+					}
+					ev := &feedbackv1.FeedbackEvent{}
+					if err := proto.Unmarshal(data, ev); err != nil {
+						t.Fatal(err)
+					}
+					n++
+					if ev.GetRecoveryResolved().GetStillInAgony() {
+						still[ev.GetCustomerId()]++
+					}
+				}
+				if n != 40 {
+					t.Fatalf("%d resolutions, want 40", n)
+				}
+				for cus, k := range still {
+					if k != 1 {
+						t.Errorf("%s: %d of its 2 resolutions still in agony, want 1", cus, k)
+					}
+				}
+				if len(still) != 20 {
+					t.Errorf("%d customers with one resolution still in agony, want 20", len(still))
 				}
 			})
 
