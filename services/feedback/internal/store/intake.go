@@ -194,10 +194,14 @@ func (s *Store) intake(ctx context.Context, tx *sql.Tx, in []Input, profiles map
 	if err != nil {
 		return res, err
 	}
+	for id := range profiles {
+		custIDs = append(custIDs, id)
+	}
 	custs, err := s.loadCustomers(ctx, tx, custIDs)
 	if err != nil {
 		return res, err
 	}
+	storedCust := stored(custs)
 	for id, p := range profiles {
 		c := custs[id]
 		if c == nil {
@@ -211,6 +215,7 @@ func (s *Store) intake(ctx context.Context, tx *sql.Tx, in []Input, profiles map
 	if err != nil {
 		return res, err
 	}
+	storedTicket := stored(tickets)
 	segmentOf := func(id string) (int, bool) {
 		c := custs[id]
 		if c == nil {
@@ -324,6 +329,13 @@ func (s *Store) intake(ctx context.Context, tx *sql.Tx, in []Input, profiles map
 		}
 	}
 	sort.Slice(custRows, func(i, j int) bool { return custRows[i][0].(string) < custRows[j][0].(string) })
+	// Rows this transaction did not find locked are inserted, never
+	// upserted: on PostgreSQL another transaction may be creating the
+	// same row, and an upsert would overwrite what it wrote unseen. The
+	// loser gets a unique violation and InTx runs it again on the fresh
+	// row.
+	newTickets, oldTickets := split(ticketRows, storedTicket)
+	newCusts, oldCusts := split(custRows, storedCust)
 	steps := []struct {
 		table, cols, conflict string
 		rows                  [][]any
@@ -332,9 +344,11 @@ func (s *Store) intake(ctx context.Context, tx *sql.Tx, in []Input, profiles map
 		{"reviews", "review_key, platform, review_id, customer_id, rating, body, product, created_at, recorded_at", "", reviewRows},
 		{"review_responses", "review_key, body, responded_at, recorded_at", "", rrRows},
 		{"ticket_events", "event_id, ticket_id, kind, channel, occurred_at, recorded_at", "", evRows},
-		{"tickets", ticketCols, ticketUpsert, ticketRows},
-		{"customers", "customer_id, segment, clv, currency, known, refreshed_at, pending_since",
-			"(customer_id) DO UPDATE SET segment = excluded.segment, clv = excluded.clv, currency = excluded.currency, known = excluded.known, refreshed_at = excluded.refreshed_at, pending_since = excluded.pending_since", custRows},
+		{"tickets", ticketCols, "", newTickets},
+		{"tickets", ticketCols, ticketUpsert, oldTickets},
+		{"customers", customerCols, "", newCusts},
+		{"customers", customerCols,
+			"(customer_id) DO UPDATE SET segment = excluded.segment, clv = excluded.clv, currency = excluded.currency, known = excluded.known, refreshed_at = excluded.refreshed_at, pending_since = excluded.pending_since", oldCusts},
 		{"cases", caseCols, "(case_id) DO NOTHING", caseRows(cases)},
 	}
 	if err := s.lockCaseCustomers(ctx, tx, cases); err != nil {
@@ -372,6 +386,30 @@ func (s *Store) addEvents(ctx context.Context, tx *sql.Tx, now time.Time, out []
 		return nil
 	}
 	return outbox.Add(ctx, tx, s.db.Dialect, now, msgs...)
+}
+
+const customerCols = "customer_id, segment, clv, currency, known, refreshed_at, pending_since"
+
+// stored is the set of ids a transaction loaded (and locked).
+func stored[T any](loaded map[string]T) map[string]bool {
+	out := make(map[string]bool, len(loaded))
+	for id := range loaded {
+		out[id] = true
+	}
+	return out
+}
+
+// split parts rows keyed by their first column into those not stored yet
+// and those stored.
+func split(rows [][]any, stored map[string]bool) (fresh, old [][]any) {
+	for _, r := range rows {
+		if stored[r[0].(string)] {
+			old = append(old, r)
+		} else {
+			fresh = append(fresh, r)
+		}
+	}
+	return fresh, old
 }
 
 const ticketCols = "ticket_id, customer_id, channel, opened_at, first_response_at, resolved_at, answered_at, reopens, agony"

@@ -424,6 +424,7 @@ func (s *Store) ApplyProfiles(ctx context.Context, profiles map[string]feedback.
 		if err != nil {
 			return err
 		}
+		storedCust := stored(custs)
 		nowMS := ms(s.now())
 		var rows [][]any
 		var filled []string
@@ -440,8 +441,14 @@ func (s *Store) ApplyProfiles(ctx context.Context, profiles map[string]feedback.
 			rows = append(rows, []any{id, p.Segment, p.CLV, p.Currency, 1, nowMS, 0})
 		}
 		sort.Slice(rows, func(i, j int) bool { return rows[i][0].(string) < rows[j][0].(string) })
-		if err := insertRows(ctx, tx, s.db.Dialect, "customers", "customer_id, segment, clv, currency, known, refreshed_at, pending_since",
-			"(customer_id) DO UPDATE SET segment = excluded.segment, clv = excluded.clv, currency = excluded.currency, known = 1, refreshed_at = excluded.refreshed_at, pending_since = 0", rows); err != nil {
+		// A customer not found is inserted, not upserted (see intake): a
+		// concurrent intake may be storing it as pending.
+		fresh, old := split(rows, storedCust)
+		if err := insertRows(ctx, tx, s.db.Dialect, "customers", customerCols, "", fresh); err != nil {
+			return err
+		}
+		if err := insertRows(ctx, tx, s.db.Dialect, "customers", customerCols,
+			"(customer_id) DO UPDATE SET segment = excluded.segment, clv = excluded.clv, currency = excluded.currency, known = 1, refreshed_at = excluded.refreshed_at, pending_since = 0", old); err != nil {
 			return err
 		}
 		return s.fill(ctx, tx, custs, filled)

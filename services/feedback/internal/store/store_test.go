@@ -412,6 +412,89 @@ func TestStoreContract(t *testing.T) {
 				}
 			})
 
+			t.Run("two transactions creating one ticket at once both count", func(t *testing.T) {
+				c := newClock(t0)
+				st := openStore(t, b.url(t), c)
+				ctx := context.Background()
+				both := func(a, b func() error) {
+					t.Helper()
+					errs := make(chan error, 2)
+					go func() { errs <- a() }()
+					go func() { errs <- b() }()
+					for range 2 {
+						if err := <-errs; err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				for i := range 30 {
+					id := fmt.Sprintf("T%d", i)
+					cus := fmt.Sprintf("cus%d", i)
+					both(func() error {
+						_, err := st.Intake(ctx, []store.Input{ticket(id+"-o", id, cus, feedback.TicketOpened, t0)}, nil, nil)
+						return err
+					}, func() error {
+						_, err := st.Intake(ctx, []store.Input{ticket(id+"-r", id, cus, feedback.TicketFirstResponse, t0.Add(time.Hour))}, nil, nil)
+						return err
+					})
+				}
+				var lost int
+				if err := st.DB().R.QueryRowContext(ctx, `SELECT COUNT(*) FROM tickets
+					WHERE opened_at <> $1 OR first_response_at <> $2`, t0.UnixMilli(), t0.Add(time.Hour).UnixMilli()).Scan(&lost); err != nil {
+					t.Fatal(err)
+				}
+				if lost != 0 {
+					t.Errorf("%d of 30 tickets lost an event", lost)
+				}
+			})
+
+			t.Run("a customer stored as known while a pending response of it commits keeps the response to be filled in", func(t *testing.T) {
+				c := newClock(t0)
+				st := openStore(t, b.url(t), c)
+				ctx := context.Background()
+				// The first transaction (an intake while segmentation could not
+				// be asked) has written the customer as pending and its
+				// response, and not committed yet.
+				tx, err := st.DB().W.BeginTx(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer tx.Rollback()
+				if _, err := tx.ExecContext(ctx, `INSERT INTO customers (customer_id, segment, clv, currency, known, refreshed_at, pending_since)
+					VALUES ('ann', 0, 0, '', 0, $1, $1)`, t0.UnixMilli()); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := tx.ExecContext(ctx, `INSERT INTO responses (response_id, customer_id, kind, score, channel, comment, order_id,
+					ticket_id, responded_at, segment, segment_pending, recorded_at) VALUES ('r1', 'ann', 1, 9, '', '', '', '', $1, 0, 1, $1)`,
+					t0.UnixMilli()); err != nil {
+					t.Fatal(err)
+				}
+				done := make(chan error, 1)
+				go func() {
+					// A review with the customer's profile, at once.
+					_, err := st.Intake(ctx, []store.Input{review("shop", "R1", "ann", 5, t0)},
+						map[string]feedback.Profile{"ann": {Segment: 3, CLV: 1, Currency: "EUR"}}, nil)
+					done <- err
+				}()
+				if b.name == "postgres" {
+					time.Sleep(300 * time.Millisecond) // the review's transaction has read no customer
+				}
+				if err := tx.Commit(); err != nil {
+					t.Fatal(err)
+				}
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+				var pending int
+				if err := st.DB().R.QueryRowContext(ctx, `SELECT COUNT(*) FROM responses r JOIN customers c ON c.customer_id = r.customer_id
+					WHERE r.segment_pending <> 0 AND c.pending_since = 0`).Scan(&pending); err != nil {
+					t.Fatal(err)
+				}
+				if pending != 0 {
+					t.Error("the response stays unsegmented for good: its customer is known, and not pending")
+				}
+			})
+
 			t.Run("scores count only [from, to) when the edges are not on a quarter hour", func(t *testing.T) {
 				c := newClock(t0)
 				st := openStore(t, b.url(t), c)
