@@ -418,6 +418,14 @@ CREATE TRIGGER poison BEFORE INSERT ON responses FOR EACH ROW EXECUTE FUNCTION p
 		Rating: 5, CreatedAt: at}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("a platform with a slash: %v, want InvalidArgument", err)
 	}
+	if _, err := h.client.SubmitSurveyResponse(ctx, &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "d1", CustomerId: "cus_a",
+		Kind: feedbackv1.SurveyKind_SURVEY_KIND_NPS, Score: 0, RespondedAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.ResolveRecovery(ctx, &feedbackv1.ResolveRecoveryRequest{CaseId: "nps:d1",
+		Outcome: feedbackv1.RecoveryOutcome_RECOVERY_OUTCOME_RECOVERED, Note: "called\x00"}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a NUL in a note: %v, want InvalidArgument", err)
+	}
 	h.publish(t, "boomerang.feedback.in.survey.typeform", survey("r1", "fine"))
 	h.publish(t, "boomerang.feedback.in.survey.typeform", survey("r2", "nul\x00"))
 	h.publish(t, "boomerang.feedback.in.survey.hotjar", survey("r3", "poison"))
@@ -439,6 +447,6 @@ CREATE TRIGGER poison BEFORE INSERT ON responses FOR EACH ROW EXECUTE FUNCTION p
 	}
 	waitFor(t, "the good responses stored", func() bool {
 		counts, err := h.svc.Store().Counts(ctx)
-		return err == nil && counts["responses"] == 2
+		return err == nil && counts["responses"] == 3
 	})
 }

@@ -372,6 +372,9 @@ func (s *Server) ListRecoveryQueue(ctx context.Context, req *feedbackv1.ListReco
 
 // ClaimRecovery gives a case to an agent.
 func (s *Server) ClaimRecovery(ctx context.Context, req *feedbackv1.ClaimRecoveryRequest) (*feedbackv1.ClaimRecoveryResponse, error) {
+	if err := checked(req); err != nil {
+		return nil, err
+	}
 	c, err := s.store.Claim(ctx, req.GetCaseId(), req.GetAgent())
 	if err != nil {
 		return nil, s.errStatus(ctx, err)
@@ -381,6 +384,9 @@ func (s *Server) ClaimRecovery(ctx context.Context, req *feedbackv1.ClaimRecover
 
 // ResolveRecovery closes a case with its outcome.
 func (s *Server) ResolveRecovery(ctx context.Context, req *feedbackv1.ResolveRecoveryRequest) (*feedbackv1.ResolveRecoveryResponse, error) {
+	if err := checked(req); err != nil {
+		return nil, err
+	}
 	if _, err := s.store.Resolve(ctx, req.GetCaseId(), feedback.Outcome(req.GetOutcome()), req.GetNote()); err != nil {
 		return nil, s.errStatus(ctx, err)
 	}
