@@ -23,7 +23,13 @@ type Env struct {
 	JetStream jetstream.JetStream
 	Log       *slog.Logger
 	Telemetry *telemetry.Telemetry
+
+	cleanups *[]func()
 }
+
+// Defer runs fn when the service has stopped, before the database and
+// NATS connections close (for clients the build function opened).
+func (e Env) Defer(fn func()) { *e.cleanups = append(*e.cleanups, fn) }
 
 // Standalone is the main of a service's own binary in the distributed
 // deployment: "healthcheck" as the first argument asks a running
@@ -66,6 +72,9 @@ func standalone(ctx context.Context, name, dbVar, dbDefault string, env config.S
 	if natsURL == "" {
 		r.Fail("NATS_URL", "required")
 	}
+	if dbURL == "" {
+		r.Fail(dbVar, "required (postgres://… or sqlite:PATH)")
+	}
 	if err := r.Err(); err != nil {
 		return err
 	}
@@ -93,7 +102,13 @@ func standalone(ctx context.Context, name, dbVar, dbDefault string, env config.S
 		return err
 	}
 	defer db.Close()
-	svc, err := build(ctx, Env{Config: env, DB: db, JetStream: js, Log: log, Telemetry: tel})
+	var cleanups []func()
+	defer func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}()
+	svc, err := build(ctx, Env{Config: env, DB: db, JetStream: js, Log: log, Telemetry: tel, cleanups: &cleanups})
 	if err != nil {
 		return err
 	}
