@@ -14,7 +14,7 @@ export BOOMERANG_BASE_CURRENCY ?= EUR
 
 ## run: start the whole platform in one process (embedded NATS, SQLite)
 run:
-	$(GO) run ./cmd/boomerang
+	LEDGER_PROGRAMME_FILE=$${LEDGER_PROGRAMME_FILE:-$(CURDIR)/deploy/programme.yaml} $(GO) run ./cmd/boomerang
 
 ## build: build the binaries into build/bin
 build:
