@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
 )
 
@@ -127,11 +128,11 @@ func (r *rollup) save(ctx context.Context, s *Store, tx *sql.Tx) error {
 		}
 	}
 	const add = "responses = %[1]s.responses + excluded.responses, high = %[1]s.high + excluded.high, low = %[1]s.low + excluded.low, score_sum = %[1]s.score_sum + excluded.score_sum"
-	if err := insertRows(ctx, tx, s.db.Dialect, "score_buckets", "bucket, segment, kind, responses, high, low, score_sum",
+	if err := sqldb.InsertRows(ctx, tx, s.db.Dialect, "score_buckets", "bucket, segment, kind, responses, high, low, score_sum",
 		"(bucket, segment, kind) DO UPDATE SET "+fmt.Sprintf(add, "score_buckets"), quarters); err != nil {
 		return err
 	}
-	return insertRows(ctx, tx, s.db.Dialect, "score_days", "zone, day, segment, kind, responses, high, low, score_sum",
+	return sqldb.InsertRows(ctx, tx, s.db.Dialect, "score_days", "zone, day, segment, kind, responses, high, low, score_sum",
 		"(zone, day, segment, kind) DO UPDATE SET "+fmt.Sprintf(add, "score_days"), days)
 }
 
@@ -355,7 +356,7 @@ func (s *Store) intake(ctx context.Context, tx *sql.Tx, in []Input, profiles map
 		return res, err
 	}
 	for _, st := range steps {
-		if err := insertRows(ctx, tx, d, st.table, st.cols, st.conflict, st.rows); err != nil {
+		if err := sqldb.InsertRows(ctx, tx, d, st.table, st.cols, st.conflict, st.rows); err != nil {
 			return res, err
 		}
 	}
@@ -437,7 +438,7 @@ func (s *Store) lock() string { return s.db.Dialect.ForUpdate() }
 func (s *Store) loadCustomers(ctx context.Context, q queryer, ids []any) (map[string]*customer, error) {
 	out := map[string]*customer{}
 	ids = uniq(ids)
-	err := inChunks(ids, func(chunk []any) error {
+	err := sqldb.InChunks(ids, func(chunk []any) error {
 		rows, err := q.QueryContext(ctx, `SELECT customer_id, segment, clv, currency, known, pending_since FROM customers
 			WHERE customer_id IN (`+s.db.Dialect.Placeholders(1, len(chunk))+`) ORDER BY customer_id`+s.lock(), chunk...)
 		if err != nil {
@@ -454,7 +455,7 @@ func (s *Store) loadCustomers(ctx context.Context, q queryer, ids []any) (map[st
 			c.known = known != 0
 			out[id] = c
 		}
-		return closeRows(rows)
+		return sqldb.CloseRows(rows)
 	})
 	return out, err
 }
@@ -462,7 +463,7 @@ func (s *Store) loadCustomers(ctx context.Context, q queryer, ids []any) (map[st
 func (s *Store) loadTickets(ctx context.Context, q queryer, ids []any) (map[string]*feedback.Ticket, error) {
 	out := map[string]*feedback.Ticket{}
 	ids = uniq(ids)
-	err := inChunks(ids, func(chunk []any) error {
+	err := sqldb.InChunks(ids, func(chunk []any) error {
 		rows, err := q.QueryContext(ctx, `SELECT `+ticketCols+` FROM tickets WHERE ticket_id IN (`+
 			s.db.Dialect.Placeholders(1, len(chunk))+`) ORDER BY ticket_id`+s.lock(), chunk...)
 		if err != nil {
@@ -476,7 +477,7 @@ func (s *Store) loadTickets(ctx context.Context, q queryer, ids []any) (map[stri
 			}
 			out[t.ID] = t
 		}
-		return closeRows(rows)
+		return sqldb.CloseRows(rows)
 	})
 	return out, err
 }
@@ -538,7 +539,7 @@ func (s *Store) fill(ctx context.Context, tx *sql.Tx, custs map[string]*customer
 			roll.add(at, 0, feedback.Kind(kind), score, -1)
 			roll.add(at, seg, feedback.Kind(kind), score, 1)
 		}
-		if err := closeRows(rows); err != nil {
+		if err := sqldb.CloseRows(rows); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE responses SET segment = $1, segment_pending = 0

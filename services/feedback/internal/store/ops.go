@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
 )
 
@@ -37,7 +38,7 @@ func (s *Store) Sweep(ctx context.Context, limit int) ([]feedback.Case, error) {
 				}
 				tickets = append(tickets, t)
 			}
-			if err := closeRows(rows); err != nil {
+			if err := sqldb.CloseRows(rows); err != nil {
 				return err
 			}
 			found = len(tickets)
@@ -52,13 +53,13 @@ func (s *Store) Sweep(ctx context.Context, limit int) ([]feedback.Case, error) {
 				out = append(out, pendingEvent{ctx, feedback.AgonyEvent(c)})
 				trows = append(trows, ticketRow(t))
 			}
-			if err := insertRows(ctx, tx, s.db.Dialect, "tickets", ticketCols, ticketUpsert, trows); err != nil {
+			if err := sqldb.InsertRows(ctx, tx, s.db.Dialect, "tickets", ticketCols, ticketUpsert, trows); err != nil {
 				return err
 			}
 			if err := s.lockCaseCustomers(ctx, tx, cases); err != nil {
 				return err
 			}
-			if err := insertRows(ctx, tx, s.db.Dialect, "cases", caseCols, "(case_id) DO NOTHING", caseRows(cases)); err != nil {
+			if err := sqldb.InsertRows(ctx, tx, s.db.Dialect, "cases", caseCols, "(case_id) DO NOTHING", caseRows(cases)); err != nil {
 				return err
 			}
 			return s.addEvents(ctx, tx, now, out, nil)
@@ -92,7 +93,7 @@ func scanCases(rows *sql.Rows) ([]feedback.Case, error) {
 		c.OpenedAt, c.ClaimedAt, c.ResolvedAt = fromMS(opened), fromMS(claimed), fromMS(resolved)
 		out = append(out, c)
 	}
-	return out, closeRows(rows)
+	return out, sqldb.CloseRows(rows)
 }
 
 // Queue lists the open recovery cases, the most valuable customers first
@@ -199,7 +200,7 @@ func (s *Store) UnansweredReviews(ctx context.Context, limit int) ([]feedback.Re
 		r.CreatedAt = fromMS(created)
 		out = append(out, r)
 	}
-	return out, closeRows(rows)
+	return out, sqldb.CloseRows(rows)
 }
 
 // ReviewExists reports whether the review is stored.
@@ -272,7 +273,7 @@ func (s *Store) Scores(ctx context.Context, from, to, origin time.Time, width ti
 			b.Start, b.Kind = time.UnixMilli((base+start*div)*BucketMS).UTC(), feedback.Kind(kind)
 			out = append(out, b)
 		}
-		if err := closeRows(rows); err != nil {
+		if err := sqldb.CloseRows(rows); err != nil {
 			return nil, err
 		}
 	}
@@ -312,7 +313,7 @@ func (s *Store) Scores(ctx context.Context, from, to, origin time.Time, width ti
 			}
 			r.add(at, seg, feedback.Kind(kind), score, 1)
 		}
-		if err := closeRows(rows); err != nil {
+		if err := sqldb.CloseRows(rows); err != nil {
 			return nil, err
 		}
 	}
@@ -352,7 +353,7 @@ func (s *Store) ScoreDays(ctx context.Context, zone *time.Location, fromDay, toD
 		b.Start, b.Kind = time.Date(y, m, d, 0, 0, 0, 0, zone), feedback.Kind(kind)
 		out = append(out, b)
 	}
-	return out, closeRows(rows)
+	return out, sqldb.CloseRows(rows)
 }
 
 // TicketStats returns the tickets opened in [from, to), with the time each
@@ -378,7 +379,7 @@ func (s *Store) TicketStats(ctx context.Context, from, to time.Time) (tickets in
 			resolution = append(resolution, time.Duration(resolved-opened)*time.Millisecond)
 		}
 	}
-	return tickets, firstResponse, resolution, closeRows(rows)
+	return tickets, firstResponse, resolution, sqldb.CloseRows(rows)
 }
 
 // PendingCustomer is a customer whose segment segmentation has not told.
@@ -406,7 +407,7 @@ func (s *Store) PendingCustomers(ctx context.Context, limit int) ([]PendingCusto
 		p.Since = fromMS(since)
 		out = append(out, p)
 	}
-	return out, closeRows(rows)
+	return out, sqldb.CloseRows(rows)
 }
 
 // ApplyProfiles records segmentation's answers and gives the customers'
@@ -444,10 +445,10 @@ func (s *Store) ApplyProfiles(ctx context.Context, profiles map[string]feedback.
 		// A customer not found is inserted, not upserted (see intake): a
 		// concurrent intake may be storing it as pending.
 		fresh, old := split(rows, storedCust)
-		if err := insertRows(ctx, tx, s.db.Dialect, "customers", customerCols, "", fresh); err != nil {
+		if err := sqldb.InsertRows(ctx, tx, s.db.Dialect, "customers", customerCols, "", fresh); err != nil {
 			return err
 		}
-		if err := insertRows(ctx, tx, s.db.Dialect, "customers", customerCols,
+		if err := sqldb.InsertRows(ctx, tx, s.db.Dialect, "customers", customerCols,
 			"(customer_id) DO UPDATE SET segment = excluded.segment, clv = excluded.clv, currency = excluded.currency, known = 1, refreshed_at = excluded.refreshed_at, pending_since = 0", old); err != nil {
 			return err
 		}

@@ -118,7 +118,7 @@ func (s *Store) syncZones(ctx context.Context, want map[string]bool, log *slog.L
 		}
 		have[z] = true
 	}
-	if err := closeRows(rows); err != nil {
+	if err := sqldb.CloseRows(rows); err != nil {
 		return err
 	}
 	if maps.Equal(have, want) {
@@ -158,7 +158,7 @@ func (s *Store) RebuildRollups(ctx context.Context) (int64, error) {
 			roll.add(at, seg, feedback.Kind(kind), score, 1)
 			n++
 		}
-		if err := closeRows(rows); err != nil {
+		if err := sqldb.CloseRows(rows); err != nil {
 			return err
 		}
 		if err := roll.save(ctx, s, tx); err != nil {
@@ -168,7 +168,7 @@ func (s *Store) RebuildRollups(ctx context.Context) (int64, error) {
 		for _, z := range s.zones {
 			zones = append(zones, []any{z.String(), ms(s.now())})
 		}
-		return insertRows(ctx, tx, s.db.Dialect, "score_zones", "zone, built_at", "", zones)
+		return sqldb.InsertRows(ctx, tx, s.db.Dialect, "score_zones", "zone, built_at", "", zones)
 	})
 	return n, err
 }
@@ -208,45 +208,6 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// insertRows writes rows in multi-row statements; conflict, when set, is
-// the ON CONFLICT clause.
-func insertRows(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, table, cols, conflict string, rows [][]any) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	width := len(rows[0])
-	per := max(1, 2000/width)
-	for start := 0; start < len(rows); start += per {
-		chunk := rows[start:min(start+per, len(rows))]
-		args := make([]any, 0, len(chunk)*width)
-		for _, r := range chunk {
-			args = append(args, r...)
-		}
-		q := "INSERT INTO " + table + " (" + cols + ") VALUES " + d.Tuples(len(chunk), width)
-		if conflict != "" {
-			q += " ON CONFLICT " + conflict
-		}
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			return fmt.Errorf("write %s: %w", table, err)
-		}
-	}
-	return nil
-}
-
-func inChunks(ids []any, fn func([]any) error) error {
-	const per = 500
-	for start := 0; start < len(ids); start += per {
-		if err := fn(ids[start:min(start+per, len(ids))]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func closeRows(rows *sql.Rows) error {
-	return errors.Join(rows.Err(), rows.Close())
-}
-
 type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
@@ -254,7 +215,7 @@ type queryer interface {
 // existing returns which of keys are already in table's key column.
 func existing(ctx context.Context, q queryer, d sqldb.Dialect, table, col string, keys []any) (map[string]bool, error) {
 	found := map[string]bool{}
-	err := inChunks(keys, func(chunk []any) error {
+	err := sqldb.InChunks(keys, func(chunk []any) error {
 		rows, err := q.QueryContext(ctx, "SELECT "+col+" FROM "+table+" WHERE "+col+" IN ("+d.Placeholders(1, len(chunk))+")", chunk...)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", table, err)
@@ -267,7 +228,7 @@ func existing(ctx context.Context, q queryer, d sqldb.Dialect, table, col string
 			}
 			found[k] = true
 		}
-		return closeRows(rows)
+		return sqldb.CloseRows(rows)
 	})
 	return found, err
 }

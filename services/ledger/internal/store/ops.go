@@ -13,6 +13,7 @@ import (
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
 )
 
@@ -112,7 +113,7 @@ func (s *Store) ApplyOrders(ctx context.Context, p *ledger.Programme, in []Input
 				seen = append(seen, []any{ev.GetEventId(), ms(now)})
 			}
 		}
-		if err := insertRows(ctx, tx, s.db.Dialect, "processed_events", "event_id, processed_at", "", seen); err != nil {
+		if err := sqldb.InsertRows(ctx, tx, s.db.Dialect, "processed_events", "event_id, processed_at", "", seen); err != nil {
 			return err
 		}
 		if len(dead) > 0 {
@@ -203,7 +204,7 @@ func (s *Store) processed(ctx context.Context, tx *sql.Tx, in []Input) (map[stri
 		}
 	}
 	done := map[string]bool{}
-	err := inChunks(ids, func(chunk []any) error {
+	err := sqldb.InChunks(ids, func(chunk []any) error {
 		rows, err := tx.QueryContext(ctx, `SELECT event_id FROM processed_events WHERE event_id IN (`+s.db.Dialect.Placeholders(1, len(chunk))+`)`, chunk...)
 		if err != nil {
 			return fmt.Errorf("processed events: %w", err)
@@ -216,7 +217,7 @@ func (s *Store) processed(ctx context.Context, tx *sql.Tx, in []Input) (map[stri
 			}
 			done[id] = true
 		}
-		return closeRows(rows)
+		return sqldb.CloseRows(rows)
 	})
 	return done, err
 }
@@ -224,7 +225,7 @@ func (s *Store) processed(ctx context.Context, tx *sql.Tx, in []Input) (map[stri
 // referrers maps referral codes to their customers.
 func (s *Store) referrers(ctx context.Context, tx *sql.Tx, codes []any) (map[string]string, error) {
 	out := map[string]string{}
-	err := inChunks(codes, func(chunk []any) error {
+	err := sqldb.InChunks(codes, func(chunk []any) error {
 		rows, err := tx.QueryContext(ctx, `SELECT referral_code, customer_id FROM accounts WHERE referral_code IN (`+s.db.Dialect.Placeholders(1, len(chunk))+`)`, chunk...)
 		if err != nil {
 			return fmt.Errorf("referral codes: %w", err)
@@ -237,7 +238,7 @@ func (s *Store) referrers(ctx context.Context, tx *sql.Tx, codes []any) (map[str
 			}
 			out[code] = id
 		}
-		return closeRows(rows)
+		return sqldb.CloseRows(rows)
 	})
 	return out, err
 }
@@ -331,7 +332,7 @@ func (s *Store) Redeemed(ctx context.Context) (map[string]int64, error) {
 		}
 		out[id] = n
 	}
-	return out, closeRows(rows)
+	return out, sqldb.CloseRows(rows)
 }
 
 // Adjust adds or removes points by hand on an existing account; a retry
@@ -394,7 +395,7 @@ func (s *Store) Sweep(ctx context.Context, p *ledger.Programme, now time.Time, b
 		}
 		ids = append(ids, id)
 	}
-	if err := closeRows(rows); err != nil {
+	if err := sqldb.CloseRows(rows); err != nil {
 		return 0, err
 	}
 	slices.Sort(ids)
@@ -477,10 +478,10 @@ func (s *Store) entries(ctx context.Context, q queryer, where string, args ...an
 			ids = append(ids, e.ID)
 		}
 	}
-	if err := closeRows(rows); err != nil {
+	if err := sqldb.CloseRows(rows); err != nil {
 		return nil, err
 	}
-	err = inChunks(ids, func(chunk []any) error {
+	err = sqldb.InChunks(ids, func(chunk []any) error {
 		rows, err := q.QueryContext(ctx, `SELECT u.entry_id, u.lot_id, u.points FROM lot_uses u JOIN lots l ON l.lot_id = u.lot_id
 			WHERE u.entry_id IN (`+s.db.Dialect.Placeholders(1, len(chunk))+`) ORDER BY u.entry_id, l.earned_at, u.lot_id`, chunk...)
 		if err != nil {
@@ -495,7 +496,7 @@ func (s *Store) entries(ctx context.Context, q queryer, where string, args ...an
 			}
 			byID[id].Uses = append(byID[id].Uses, lu)
 		}
-		return closeRows(rows)
+		return sqldb.CloseRows(rows)
 	})
 	return out, err
 }
@@ -556,7 +557,7 @@ func (s *Store) Stats(ctx context.Context, from, to time.Time) (days []DayStats,
 		days[len(days)-1].ByKind[ledger.Kind(kind)] += pts
 		days[len(days)-1].Shortfall += short
 	}
-	return days, before, closeRows(rows)
+	return days, before, sqldb.CloseRows(rows)
 }
 
 // ErrInconsistent is returned by Verify when stored balances disagree with
@@ -585,7 +586,7 @@ func (s *Store) Verify(ctx context.Context) error {
 		}
 		bad = append(bad, fmt.Sprintf("account %s: balance %d, entries %d, lots %d", id, bal, ent, lot))
 	}
-	if err := closeRows(rows); err != nil {
+	if err := sqldb.CloseRows(rows); err != nil {
 		return err
 	}
 	rows, err = s.db.R.QueryContext(ctx, `SELECT l.lot_id, l.points, l.remaining, COALESCE(u.s, 0) FROM lots l
@@ -603,7 +604,7 @@ func (s *Store) Verify(ctx context.Context) error {
 		}
 		bad = append(bad, fmt.Sprintf("lot %s: earned %d, used %d, remaining %d", id, pts, used, rem))
 	}
-	if err := closeRows(rows); err != nil {
+	if err := sqldb.CloseRows(rows); err != nil {
 		return err
 	}
 	var entrySum, daySum, balanceSum int64

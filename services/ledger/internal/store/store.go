@@ -11,7 +11,6 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -126,7 +125,7 @@ func (u *unit) loadAccounts(ctx context.Context, ids []string, spendFrom time.Ti
 		return nil
 	}
 	d := u.s.db.Dialect
-	return inChunks(want, func(chunk []any) error {
+	return sqldb.InChunks(want, func(chunk []any) error {
 		in := d.Placeholders(1, len(chunk))
 		rows, err := u.q.QueryContext(ctx, `SELECT customer_id, balance, lifetime_earned, shortfall, tier, tier_since,
 			reviewed_at, referral_code, referred_by, paid_orders, birth_month, birth_day, last_birthday_year
@@ -145,7 +144,7 @@ func (u *unit) loadAccounts(ctx context.Context, ids []string, spendFrom time.Ti
 			a.TierSince, a.ReviewedAt = fromMS(since), fromMS(reviewed)
 			u.accounts[a.CustomerID] = a
 		}
-		if err := closeRows(rows); err != nil {
+		if err := sqldb.CloseRows(rows); err != nil {
 			return err
 		}
 		for _, id := range chunk {
@@ -181,7 +180,7 @@ func (u *unit) loadAccounts(ctx context.Context, ids []string, spendFrom time.Ti
 			a := u.accounts[cust]
 			a.Lots = append(a.Lots, l)
 		}
-		if err := closeRows(rows); err != nil {
+		if err := sqldb.CloseRows(rows); err != nil {
 			return err
 		}
 		args := append(append([]any{}, chunk...), ms(spendFrom))
@@ -202,7 +201,7 @@ func (u *unit) loadAccounts(ctx context.Context, ids []string, spendFrom time.Ti
 			a := u.accounts[cust]
 			a.Spend = append(a.Spend, sp)
 		}
-		if err := closeRows(rows); err != nil {
+		if err := sqldb.CloseRows(rows); err != nil {
 			return err
 		}
 		for _, id := range chunk {
@@ -234,7 +233,7 @@ func (u *unit) loadOrders(ctx context.Context, keys [][2]string) error {
 		}
 	}
 	for src, ids := range bySource {
-		err := inChunks(ids, func(chunk []any) error {
+		err := sqldb.InChunks(ids, func(chunk []any) error {
 			args := append([]any{src}, chunk...)
 			rows, err := u.q.QueryContext(ctx, `SELECT source, order_id, customer_id, base_total, qualifying, proportional,
 				full_points, reversed, refunded, unqualified, closed, paid_at, paid, last_seq, expired_credit FROM orders
@@ -254,7 +253,7 @@ func (u *unit) loadOrders(ctx context.Context, keys [][2]string) error {
 				o.Closed, o.PaidAt, o.Paid = closed != 0, fromMS(paid), isPaid != 0
 				u.orders[o.Key()] = o
 			}
-			return closeRows(rows)
+			return sqldb.CloseRows(rows)
 		})
 		if err != nil {
 			return err
@@ -277,7 +276,7 @@ func (u *unit) loadExpired(ctx context.Context, keys [][2]string) error {
 		return nil
 	}
 	d := u.s.db.Dialect
-	return inChunks(orderKeys, func(chunk []any) error {
+	return sqldb.InChunks(orderKeys, func(chunk []any) error {
 		args := append(append([]any{}, custs...), chunk...)
 		rows, err := u.q.QueryContext(ctx, `SELECT l.order_key, COALESCE(SUM(x.points), 0) FROM lots l
 			JOIN lot_uses x ON x.lot_id = l.lot_id AND x.entry_id = 'expiry:' || l.lot_id
@@ -297,7 +296,7 @@ func (u *unit) loadExpired(ctx context.Context, keys [][2]string) error {
 				o.Expired = n
 			}
 		}
-		return closeRows(rows)
+		return sqldb.CloseRows(rows)
 	})
 }
 
@@ -407,7 +406,7 @@ func (u *unit) save(ctx context.Context) error {
 	}{"entry_days", "day, kind, shard, points, shortfall",
 		"(day, kind, shard) DO UPDATE SET points = entry_days.points + excluded.points, shortfall = entry_days.shortfall + excluded.shortfall", dayRows})
 	for _, st := range steps {
-		if err := insertRows(ctx, u.tx, d, st.table, st.cols, st.conflict, st.rows); err != nil {
+		if err := sqldb.InsertRows(ctx, u.tx, d, st.table, st.cols, st.conflict, st.rows); err != nil {
 			return err
 		}
 	}
@@ -423,33 +422,6 @@ func (u *unit) save(ctx context.Context) error {
 		msgs = append(msgs, m)
 	}
 	return outbox.Add(ctx, u.tx, d, u.now, msgs...)
-}
-
-// insertRows writes rows in multi-row statements; conflict, when set, is
-// the ON CONFLICT clause that turns the insert into an upsert. A conflict
-// without one is a unique violation: a concurrent transaction did the same
-// work first, and sqldb.InTx runs the transaction again.
-func insertRows(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, table, cols, conflict string, rows [][]any) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	width := len(rows[0])
-	per := max(1, 2000/width)
-	for start := 0; start < len(rows); start += per {
-		chunk := rows[start:min(start+per, len(rows))]
-		args := make([]any, 0, len(chunk)*width)
-		for _, r := range chunk {
-			args = append(args, r...)
-		}
-		q := "INSERT INTO " + table + " (" + cols + ") VALUES " + d.Tuples(len(chunk), width)
-		if conflict != "" {
-			q += " ON CONFLICT " + conflict
-		}
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			return fmt.Errorf("write %s: %w", table, err)
-		}
-	}
-	return nil
 }
 
 const msPerDay = 24 * 60 * 60 * 1000
@@ -481,19 +453,4 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-func inChunks(ids []any, fn func([]any) error) error {
-	const per = 500
-	for start := 0; start < len(ids); start += per {
-		if err := fn(ids[start:min(start+per, len(ids))]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func closeRows(rows *sql.Rows) error {
-	err := rows.Err()
-	return errors.Join(err, rows.Close())
 }
