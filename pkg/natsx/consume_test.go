@@ -127,3 +127,68 @@ func TestBatchConsumerLater(t *testing.T) {
 		t.Fatalf("seen %v: want message 3 three times, the others once", seen)
 	}
 }
+
+// A message that always fails is parked after MaxAttempts while the
+// dependencies answer; the messages around it are applied; nothing is
+// parked while they do not answer.
+func TestIsolateParksOnlyTheBadMessage(t *testing.T) {
+	cons, _ := consumer(t, 20)
+	bc := natsx.NewBatchConsumer(cons, natsx.BatchOptions{MaxBatch: 8, AckWait: 3 * time.Second}, quiet)
+	var (
+		mu      sync.Mutex
+		applied = map[string]int{}
+		parked  []string
+		healthy = errors.New("database down")
+	)
+	handle := func(_ context.Context, msgs []jetstream.Msg, _ int) ([]jetstream.Msg, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range msgs {
+			if string(m.Data()) == "7" {
+				return nil, errors.New("poison")
+			}
+		}
+		for _, m := range msgs {
+			applied[string(m.Data())]++
+		}
+		return nil, nil
+	}
+	h := natsx.Isolate(handle, natsx.IsolateOptions{MaxAttempts: 3, Log: quiet,
+		Healthy: func(context.Context) error { mu.Lock(); defer mu.Unlock(); return healthy },
+		Park: func(_ context.Context, m jetstream.Msg, _ error) error {
+			mu.Lock()
+			defer mu.Unlock()
+			parked = append(parked, string(m.Data()))
+			return nil
+		}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- bc.Run(ctx, h) }()
+	time.Sleep(1500 * time.Millisecond) // several attempts while "down"
+	mu.Lock()
+	if len(parked) != 0 {
+		t.Errorf("parked %v while the dependencies were down", parked)
+	}
+	healthy = nil
+	mu.Unlock()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n, p := len(applied), len(parked)
+		mu.Unlock()
+		if n == 19 && p == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("applied %d, parked %d; want 19 and 1", n, p)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if parked[0] != "7" || applied["7"] != 0 {
+		t.Errorf("parked %v, applied[7] = %d", parked, applied["7"])
+	}
+}

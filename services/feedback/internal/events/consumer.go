@@ -55,6 +55,7 @@ type Consumer struct {
 	applied   metric.Int64Counter
 	onCommit  atomic.Pointer[func()]
 	opts      Options
+	isolated  natsx.BatchHandler
 }
 
 // NewConsumer returns the consumer; natsx.BatchConsumer feeds it.
@@ -67,7 +68,9 @@ func NewConsumer(in *intake.Intake, v *grpcx.Validator, opts Options, log *slog.
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{intake: in, validator: v, log: log, tracer: tp.Tracer("boomerang/feedback/consumer"), applied: applied, opts: opts}, nil
+	c := &Consumer{intake: in, validator: v, log: log, tracer: tp.Tracer("boomerang/feedback/consumer"), applied: applied, opts: opts}
+	c.isolated = natsx.Isolate(c.handle, natsx.IsolateOptions{MaxAttempts: opts.MaxAttempts, Healthy: opts.Ping, Park: c.park, Log: log})
+	return c, nil
 }
 
 // OnCommit sets a function called after each committed batch (the relay's
@@ -129,6 +132,25 @@ func split(subject string) (kind, source string) {
 // while the database answers is dead-lettered, so that it cannot hold up
 // all intake. Free text is never logged.
 func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg, attempt int) ([]jetstream.Msg, error) {
+	return c.isolated(ctx, msgs, attempt)
+}
+
+// park dead-letters a message that keeps failing while the database
+// answers, rather than stop all intake behind it.
+func (c *Consumer) park(ctx context.Context, m jetstream.Msg, err error) error {
+	_, source := split(m.Subject())
+	dl := orderbus.DeadLetter(m, DeadLetterService, source, ReasonFailed, err.Error())
+	if _, err := c.intake.Apply(ctx, nil, []outbox.Message{dl}); err != nil {
+		return err
+	}
+	c.applied.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "dead_letter")))
+	if fn := c.onCommit.Load(); fn != nil {
+		(*fn)()
+	}
+	return nil
+}
+
+func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg, attempt int) ([]jetstream.Msg, error) {
 	in := make([]store.Input, 0, len(msgs))
 	var dead []outbox.Message
 	spans := make([]trace.Span, 0, len(msgs))
@@ -157,33 +179,6 @@ func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg, attempt int
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return nil, err
-		}
-		if len(msgs) > 1 {
-			// One at a time, so that one message that cannot be stored does
-			// not hold back the others; those stored before it are
-			// duplicates when the batch comes back.
-			c.log.WarnContext(ctx, "batch failed; storing its messages one by one", "size", len(msgs), "attempt", attempt, "error", err)
-			for _, m := range msgs {
-				if _, err := c.Handle(ctx, []jetstream.Msg{m}, attempt); err != nil {
-					return nil, err
-				}
-			}
-			return nil, nil
-		}
-		if attempt >= c.opts.MaxAttempts && c.opts.Ping != nil && c.opts.Ping(ctx) == nil {
-			// The database answers, yet this message keeps failing: park it
-			// with the reason rather than stop all intake behind it.
-			c.log.ErrorContext(ctx, "feedback message dead-lettered after repeated failures", "attempt", attempt, "error", err)
-			_, source := split(msgs[0].Subject())
-			dl := orderbus.DeadLetter(msgs[0], DeadLetterService, source, ReasonFailed, err.Error())
-			if _, derr := c.intake.Apply(ctx, nil, []outbox.Message{dl}); derr != nil {
-				return nil, derr
-			}
-			c.applied.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "dead_letter")))
-			if fn := c.onCommit.Load(); fn != nil {
-				(*fn)()
-			}
-			return nil, nil
 		}
 		c.log.ErrorContext(ctx, "feedback batch not stored", "size", len(msgs), "attempt", attempt, "error", err)
 		return nil, err

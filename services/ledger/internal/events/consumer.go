@@ -34,6 +34,7 @@ type Consumer struct {
 	delay     metric.Float64Histogram
 	onCommit  atomic.Pointer[func()]
 	opts      Options
+	isolated  natsx.BatchHandler
 }
 
 // NewConsumer returns the consumer; natsx.BatchConsumer feeds it.
@@ -64,8 +65,10 @@ func NewConsumer(st *store.Store, p Programme, opts Options, log *slog.Logger, t
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{store: st, programme: p, log: log, tracer: tp.Tracer("boomerang/ledger/consumer"),
-		applied: applied, batch: batch, delay: delay, opts: opts}, nil
+	c := &Consumer{store: st, programme: p, log: log, tracer: tp.Tracer("boomerang/ledger/consumer"),
+		applied: applied, batch: batch, delay: delay, opts: opts}
+	c.isolated = natsx.Isolate(c.handle, natsx.IsolateOptions{MaxAttempts: opts.MaxAttempts, Healthy: opts.Ping, Park: c.park, Log: log})
+	return c, nil
 }
 
 // Options tune the consumer.
@@ -108,9 +111,26 @@ func (c *Consumer) giveUp(ctx context.Context, later []jetstream.Msg) ([]jetstre
 func (c *Consumer) OnCommit(fn func()) { c.onCommit.Store(&fn) }
 
 // Handle is a natsx.BatchHandler. A message that is not a canonical order
-// event is dead-lettered with the reason in the batch's transaction; an
-// error leaves the batch to be tried again in place.
+// event is dead-lettered with the reason in the batch's transaction; a
+// batch that fails is tried again in place, its events one by one
+// (natsx.Isolate), and an event that keeps failing while the database
+// answers is dead-lettered (processing_failed).
 func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg, attempt int) ([]jetstream.Msg, error) {
+	return c.isolated(ctx, msgs, attempt)
+}
+
+// park dead-letters an event that keeps failing while the database
+// answers (processing_failed), rather than stop every customer behind it.
+func (c *Consumer) park(ctx context.Context, m jetstream.Msg, err error) error {
+	dl := orderbus.DeadLetter(m, "ledger", "orders", "processing_failed", err.Error())
+	if _, err := c.store.ApplyOrders(ctx, c.programme(), nil, []outbox.Message{dl}); err != nil {
+		return err
+	}
+	c.applied.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "dead_letter")))
+	return nil
+}
+
+func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg, attempt int) ([]jetstream.Msg, error) {
 	in := make([]store.Input, 0, len(msgs))
 	var dead []outbox.Message
 	spans := make([]trace.Span, 0, len(msgs))
@@ -138,33 +158,7 @@ func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg, attempt int
 		if errors.Is(err, context.Canceled) {
 			return nil, err
 		}
-		if len(msgs) > 1 {
-			// One at a time, so that one event that cannot be applied does
-			// not hold back the others; those applied before it are
-			// duplicates when the batch comes back.
-			c.log.WarnContext(ctx, "batch failed; applying its events one by one", "size", len(msgs), "attempt", attempt, "error", err)
-			var later []jetstream.Msg
-			for _, m := range msgs {
-				l, err := c.Handle(ctx, []jetstream.Msg{m}, attempt)
-				if err != nil {
-					return nil, err
-				}
-				later = append(later, l...)
-			}
-			return later, nil
-		}
-		if attempt >= c.opts.MaxAttempts && c.opts.Ping != nil && c.opts.Ping(ctx) == nil {
-			// The database answers, yet this event keeps failing: park it
-			// with the reason rather than stop every customer behind it.
-			c.log.ErrorContext(ctx, "order event dead-lettered after repeated failures", "attempt", attempt, "error", err)
-			dl := orderbus.DeadLetter(msgs[0], "ledger", "orders", "processing_failed", err.Error())
-			if _, derr := c.store.ApplyOrders(ctx, c.programme(), nil, []outbox.Message{dl}); derr != nil {
-				return nil, derr
-			}
-			c.applied.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "dead_letter")))
-			return nil, nil
-		}
-		c.log.ErrorContext(ctx, "order event not applied", "attempt", attempt, "error", err)
+		c.log.ErrorContext(ctx, "order events not applied", "size", len(msgs), "attempt", attempt, "error", err)
 		return nil, err
 	}
 	now := time.Now()
