@@ -54,16 +54,16 @@ func parseSurveyKind(s string) (feedbackv1.SurveyKind, bool) {
 }
 
 func (a *app) feedbackSurveyCommand() *cobra.Command {
-	var kind, customer, id, channel, comment, orderID, ticketID, at string
+	var kind, customer, id, source, channel, comment, orderID, ticketID, at string
 	var score int32
 	cmd := &cobra.Command{
 		Use:   "survey",
 		Short: "Submit a survey response (NPS 0-10, CSAT 1-5, CES 1-7)",
 		Long: `Submit one survey response. A detractor's NPS answer (0-6) puts the customer in
-agony and on the recovery queue. A retry with the same --response-id is stored
-once.`,
+agony and on the recovery queue. A retry with the same --source and
+--response-id is stored once.`,
 		Example: `  boomctl feedback survey --customer cus_7Hq2 --kind nps --score 3 --comment "Late again"
-  boomctl feedback survey --customer cus_7Hq2 --kind csat --score 5 --ticket-id T-81 --response-id typeform-991`,
+  boomctl feedback survey --customer cus_7Hq2 --kind csat --score 5 --ticket-id T-81 --source typeform --response-id 991`,
 		Args: cobra.NoArgs,
 		RunE: a.runE(func(cmd *cobra.Command, _ []string) error {
 			k, ok := parseSurveyKind(kind)
@@ -92,7 +92,7 @@ once.`,
 				id = hex.EncodeToString(raw)
 				fmt.Fprintf(a.stderr, "no --response-id given, using --response-id %s (repeat it to retry without a duplicate)\n", id)
 			}
-			req := &feedbackv1.SubmitSurveyResponseRequest{ResponseId: id, CustomerId: customer, Kind: k, Score: score,
+			req := &feedbackv1.SubmitSurveyResponseRequest{ResponseId: id, Source: source, CustomerId: customer, Kind: k, Score: score,
 				Channel: channel, Comment: comment, OrderId: orderID, TicketId: ticketID, RespondedAt: timestamppb.New(when)}
 			resp, err := feedbackCall(a, cmd, "SubmitSurveyResponse", func(c feedbackv1.FeedbackServiceClient) (*feedbackv1.SubmitSurveyResponseResponse, error) {
 				return c.SubmitSurveyResponse(cmd.Context(), req)
@@ -116,6 +116,7 @@ once.`,
 	fs.StringVar(&kind, "kind", "", "survey kind: nps, csat or ces")
 	fs.Int32Var(&score, "score", -1, "the answer: NPS 0-10, CSAT 1-5, CES 1-7")
 	fs.StringVar(&id, "response-id", "", "the survey tool's response id (default: a random id, printed)")
+	fs.StringVar(&source, "source", "boomctl", "the survey tool the response id belongs to")
 	fs.StringVar(&channel, "channel", "", "where the survey was answered (email, web, app...)")
 	fs.StringVar(&comment, "comment", "", "the customer's comment")
 	fs.StringVar(&orderID, "order-id", "", "the order the survey is about")
@@ -299,9 +300,11 @@ valuable customers (predicted lifetime value from segmentation) come first.`,
 func (a *app) feedbackClaimCommand() *cobra.Command {
 	var agent string
 	cmd := &cobra.Command{
-		Use:     "claim CASE_ID",
-		Short:   "Take a recovery case, so no one else works it",
-		Example: "  boomctl feedback claim slow:T-81 --agent ann",
+		Use:   "claim CASE_ID",
+		Short: "Take a recovery case, so no one else works it",
+		Long: `Take a recovery case, so no one else works it, or renew your claim on it. A claim
+lapses after FEEDBACK_CLAIM_TTL (default 24h); then another agent may take the case.`,
+		Example: "  boomctl feedback claim slow:zendesk/T-81 --agent ann",
 		Args:    cobra.ExactArgs(1),
 		RunE: a.runE(func(cmd *cobra.Command, args []string) error {
 			if agent == "" {
@@ -340,20 +343,29 @@ func parseOutcome(s string) (feedbackv1.RecoveryOutcome, bool) {
 }
 
 func (a *app) feedbackResolveCommand() *cobra.Command {
-	var outcome, note string
+	var outcome, note, agent string
 	cmd := &cobra.Command{
 		Use:   "resolve CASE_ID",
 		Short: "Close a recovery case with its outcome: recovered, no-answer or lost",
-		Example: `  boomctl feedback resolve slow:T-81 --outcome recovered --note "Refunded shipping, customer happy"
-  boomctl feedback resolve nps:r-17 --outcome no-answer`,
+		Long: `Close a recovery case with its outcome. Only the agent holding the case's claim
+may, or anyone once the claim has lapsed (FEEDBACK_CLAIM_TTL); an unclaimed case
+is claimed by the agent who resolves it.`,
+		Example: `  boomctl feedback resolve slow:zendesk/T-81 --outcome recovered --note "Refunded shipping, customer happy"
+  boomctl feedback resolve nps:typeform/r-17 --outcome no-answer --agent ann`,
 		Args: cobra.ExactArgs(1),
 		RunE: a.runE(func(cmd *cobra.Command, args []string) error {
 			o, ok := parseOutcome(outcome)
 			if !ok {
 				return usagef("--outcome: want recovered, no-answer or lost, got %q", outcome)
 			}
+			if agent == "" {
+				agent = a.defaultActor()
+			}
+			if agent == "" {
+				return usagef("--agent: required (no user name found)")
+			}
 			resp, err := feedbackCall(a, cmd, "ResolveRecovery", func(c feedbackv1.FeedbackServiceClient) (*feedbackv1.ResolveRecoveryResponse, error) {
-				return c.ResolveRecovery(cmd.Context(), &feedbackv1.ResolveRecoveryRequest{CaseId: args[0], Outcome: o, Note: note})
+				return c.ResolveRecovery(cmd.Context(), &feedbackv1.ResolveRecoveryRequest{CaseId: args[0], Outcome: o, Note: note, Agent: agent})
 			})
 			if err != nil {
 				return err
@@ -361,12 +373,13 @@ func (a *app) feedbackResolveCommand() *cobra.Command {
 			if a.jsonOutput() {
 				return a.printJSON(resp)
 			}
-			fmt.Fprintf(a.stdout, "Case %s resolved: %s.\n", args[0], enumName(o.String(), "RECOVERY_OUTCOME_"))
+			fmt.Fprintf(a.stdout, "Case %s resolved by %s: %s.\n", args[0], resp.GetCase().GetClaimedBy(), enumName(o.String(), "RECOVERY_OUTCOME_"))
 			return nil
 		}),
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&outcome, "outcome", "", "recovered, no-answer or lost")
 	fs.StringVar(&note, "note", "", "what was done, for the record")
+	fs.StringVar(&agent, "agent", "", "who resolves the case (default: your user name)")
 	return cmd
 }

@@ -28,7 +28,7 @@ func TestFeedbackAgainstPlatform(t *testing.T) {
 	}
 	at := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
 
-	survey := []string{"feedback", "survey", "--customer", "cus_ann", "--kind", "nps", "--score", "2", "--response-id", "r-1",
+	survey := []string{"feedback", "survey", "--customer", "cus_ann", "--kind", "nps", "--score", "2", "--source", "typeform", "--response-id", "r-1",
 		"--comment", "parcel lost twice", "--channel", "email", "--at", at}
 	r := cli(survey...)
 	if r.code != exitOK || !strings.Contains(r.stdout, "Stored response r-1") {
@@ -76,22 +76,26 @@ func TestFeedbackAgainstPlatform(t *testing.T) {
 	}
 
 	r = cli("feedback", "queue")
-	if r.code != exitOK || !strings.Contains(r.stdout, "nps:r-1") || !strings.Contains(r.stdout, "nps detractor") || !strings.Contains(r.stdout, "cus_ann") {
+	if r.code != exitOK || !strings.Contains(r.stdout, "nps:typeform/r-1") || !strings.Contains(r.stdout, "nps detractor") || !strings.Contains(r.stdout, "cus_ann") {
 		t.Fatalf("queue: code %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	r = cli("feedback", "claim", "nps:r-1", "--agent", "ann")
+	r = cli("feedback", "claim", "nps:typeform/r-1", "--agent", "ann")
 	if r.code != exitOK || !strings.Contains(r.stdout, "claimed by ann") {
 		t.Errorf("claim: code %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	r = cli("feedback", "claim", "nps:r-1", "--agent", "bob")
+	r = cli("feedback", "claim", "nps:typeform/r-1", "--agent", "bob")
 	if r.code != exitFailure || !strings.Contains(r.stderr, "FailedPrecondition") {
 		t.Errorf("claim by another: code %d\n%s", r.code, r.stderr)
 	}
-	r = cli("feedback", "resolve", "nps:r-1", "--outcome", "no-answer", "--note", "three calls")
-	if r.code != exitOK || !strings.Contains(r.stdout, "resolved: no answer") {
+	r = cli("feedback", "resolve", "nps:typeform/r-1", "--agent", "bob", "--outcome", "lost")
+	if r.code != exitFailure || !strings.Contains(r.stderr, "FailedPrecondition") || !strings.Contains(r.stderr, "ann") {
+		t.Errorf("resolve another agent's case: code %d\n%s", r.code, r.stderr)
+	}
+	r = cli("feedback", "resolve", "nps:typeform/r-1", "--agent", "ann", "--outcome", "no-answer", "--note", "three calls")
+	if r.code != exitOK || !strings.Contains(r.stdout, "resolved by ann: no answer") {
 		t.Errorf("resolve: code %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	r = cli("feedback", "resolve", "nps:nobody", "--outcome", "lost")
+	r = cli("feedback", "resolve", "nps:nobody", "--agent", "ann", "--outcome", "lost")
 	if r.code != exitFailure || !strings.Contains(r.stderr, "NotFound") {
 		t.Errorf("resolve unknown: code %d\n%s", r.code, r.stderr)
 	}

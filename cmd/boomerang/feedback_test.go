@@ -136,7 +136,7 @@ func TestFeedbackEndToEnd(t *testing.T) {
 	// not by age.
 	for i, id := range []string{modest, rich} {
 		_, err := fb.RecordTicketEvent(ctx, &feedbackv1.RecordTicketEventRequest{EventId: fmt.Sprintf("open-%d", i),
-			TicketId: fmt.Sprintf("T-%d", i), CustomerId: id, Kind: feedbackv1.TicketEventKind_TICKET_EVENT_KIND_OPENED,
+			TicketId: fmt.Sprintf("T-%d", i), Source: "zendesk", CustomerId: id, Kind: feedbackv1.TicketEventKind_TICKET_EVENT_KIND_OPENED,
 			Channel: "email", OccurredAt: timestamppb.New(time.Now())})
 		if err != nil {
 			t.Fatal(err)
@@ -197,7 +197,7 @@ func TestFeedbackEndToEnd(t *testing.T) {
 	if _, err := fb.ClaimRecovery(ctx, &feedbackv1.ClaimRecoveryRequest{CaseId: cs[0].GetCaseId(), Agent: "bob"}); status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("claim by another agent: %v", err)
 	}
-	if _, err := fb.ResolveRecovery(ctx, &feedbackv1.ResolveRecoveryRequest{CaseId: cs[0].GetCaseId(),
+	if _, err := fb.ResolveRecovery(ctx, &feedbackv1.ResolveRecoveryRequest{CaseId: cs[0].GetCaseId(), Agent: "ann",
 		Outcome: feedbackv1.RecoveryOutcome_RECOVERY_OUTCOME_RECOVERED, Note: "called back"}); err != nil {
 		t.Fatal(err)
 	}
@@ -215,11 +215,11 @@ func TestFeedbackEndToEnd(t *testing.T) {
 	data, _ := proto.Marshal(&feedbackv1.SubmitSurveyResponseRequest{ResponseId: "s1", CustomerId: rich,
 		Kind: feedbackv1.SurveyKind_SURVEY_KIND_NPS, Score: 10, RespondedAt: timestamppb.New(now)})
 	p.publish(t, "boomerang.feedback.in.survey.delighted", string(data), nil)
-	if _, err := fb.SubmitSurveyResponse(ctx, &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "s2", CustomerId: modest,
+	if _, err := fb.SubmitSurveyResponse(ctx, &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "s2", Source: "delighted", CustomerId: modest,
 		Kind: feedbackv1.SurveyKind_SURVEY_KIND_NPS, Score: 11, RespondedAt: timestamppb.New(now)}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("NPS 11: %v, want InvalidArgument", err)
 	}
-	if _, err := fb.SubmitSurveyResponse(ctx, &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "s2", CustomerId: modest,
+	if _, err := fb.SubmitSurveyResponse(ctx, &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "s2", Source: "delighted", CustomerId: modest,
 		Kind: feedbackv1.SurveyKind_SURVEY_KIND_NPS, Score: 8, RespondedAt: timestamppb.New(now)}); err != nil {
 		t.Fatal(err)
 	}

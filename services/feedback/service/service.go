@@ -63,6 +63,13 @@ type Config struct {
 	// know is asked about before the responses are left unsegmented.
 	FillInterval time.Duration
 	FillGiveUp   time.Duration
+	// ValueMaxAge: the value of a customer with an open recovery case is
+	// asked again when segmentation told it longer ago than this, so the
+	// queue follows the customers' current value.
+	ValueMaxAge time.Duration
+	// ClaimTTL: a recovery case claimed this long ago may be taken over
+	// by another agent (0: claims never lapse).
+	ClaimTTL time.Duration
 	// ScoreTimeZones are the time zones whose local days get a rollup of
 	// their own, so that scores by day, week and month in them read one
 	// row per day; other zones are summed from quarter hours.
@@ -95,6 +102,8 @@ func LoadConfig(src config.Source) (Config, error) {
 		SweepInterval:          r.Duration("FEEDBACK_SWEEP_INTERVAL", 5*time.Minute),
 		FillInterval:           r.Duration("FEEDBACK_FILL_INTERVAL", time.Minute),
 		FillGiveUp:             r.Duration("FEEDBACK_FILL_GIVE_UP", 24*time.Hour),
+		ValueMaxAge:            r.Duration("FEEDBACK_VALUE_MAX_AGE", time.Hour),
+		ClaimTTL:               r.Duration("FEEDBACK_CLAIM_TTL", 24*time.Hour),
 		ScoreTimeZones:         splitList(r.String("FEEDBACK_SCORE_TIME_ZONES", "UTC")),
 		BatchSize:              r.Int("FEEDBACK_BATCH_SIZE", 256),
 		AckWait:                r.Duration("FEEDBACK_ACK_WAIT", 30*time.Second),
@@ -134,6 +143,12 @@ func (c Config) Validate() error {
 	}
 	if c.FillGiveUp < c.FillInterval {
 		errs = append(errs, fmt.Errorf("FEEDBACK_FILL_GIVE_UP: %v, want at least FEEDBACK_FILL_INTERVAL", c.FillGiveUp))
+	}
+	if c.ValueMaxAge < c.FillInterval || c.ValueMaxAge > 30*24*time.Hour {
+		errs = append(errs, fmt.Errorf("FEEDBACK_VALUE_MAX_AGE: %v, want FEEDBACK_FILL_INTERVAL..720h", c.ValueMaxAge))
+	}
+	if c.ClaimTTL < 0 {
+		errs = append(errs, fmt.Errorf("FEEDBACK_CLAIM_TTL: %v, want 0 (claims never lapse) or more", c.ClaimTTL))
 	}
 	if len(c.ScoreTimeZones) == 0 || len(c.ScoreTimeZones) > 8 {
 		errs = append(errs, fmt.Errorf("FEEDBACK_SCORE_TIME_ZONES: %d zones, want 1..8", len(c.ScoreTimeZones)))
@@ -256,7 +271,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	s := &Service{cfg: cfg, deps: d, log: d.Log.With("service", Name)}
 	var err error
 	if s.store, err = store.Open(ctx, d.DB, store.Options{Encode: events.Encode, Now: d.Now,
-		FirstResponseThreshold: cfg.FirstResponseThreshold, ScoreZones: cfg.ScoreTimeZones, Log: s.log}); err != nil {
+		FirstResponseThreshold: cfg.FirstResponseThreshold, ScoreZones: cfg.ScoreTimeZones, ClaimTTL: cfg.ClaimTTL, Log: s.log}); err != nil {
 		return nil, err
 	}
 	var profiles intake.Profiles
@@ -339,9 +354,30 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	return len(cases), err
 }
 
-// Fill asks segmentation again about the customers it could not tell, and
-// returns how many it settled.
+// Fill asks segmentation again about the customers it could not tell,
+// and about the customers with open recovery cases whose value is older
+// than ValueMaxAge; it returns how many answers it recorded.
 func (s *Service) Fill(ctx context.Context) (int, error) {
+	n, err := s.fillPending(ctx)
+	m, err2 := s.refreshValues(ctx)
+	return n + m, errors.Join(err, err2)
+}
+
+// refreshValues brings the values of customers with open cases up to
+// date. A customer segmentation no longer knows has no value now.
+func (s *Service) refreshValues(ctx context.Context) (int, error) {
+	ids, err := s.store.StaleValues(ctx, s.deps.Now().Add(-s.cfg.ValueMaxAge), 500)
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	found, unknown := s.intake.LookupNow(ctx, ids)
+	for _, id := range unknown {
+		found[id] = feedback.Profile{}
+	}
+	return len(found), s.store.ApplyProfiles(ctx, found)
+}
+
+func (s *Service) fillPending(ctx context.Context) (int, error) {
 	pending, err := s.store.PendingCustomers(ctx, 500)
 	if err != nil || len(pending) == 0 {
 		return 0, err

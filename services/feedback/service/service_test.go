@@ -271,15 +271,15 @@ func TestSweepAndFill(t *testing.T) {
 	h := start(t, seg, nil)
 	ctx := context.Background()
 	opened := h.clock.now()
-	if _, err := h.client.RecordTicketEvent(ctx, &feedbackv1.RecordTicketEventRequest{EventId: "e1", TicketId: "T1", CustomerId: "cus_b",
+	if _, err := h.client.RecordTicketEvent(ctx, &feedbackv1.RecordTicketEventRequest{EventId: "e1", TicketId: "T1", Source: "zendesk", CustomerId: "cus_b",
 		Kind: feedbackv1.TicketEventKind_TICKET_EVENT_KIND_OPENED, Channel: "chat", OccurredAt: timestamppb.New(opened)}); err != nil {
 		t.Fatalf("intake while segmentation is down: %v", err)
 	}
-	if _, err := h.client.SubmitSurveyResponse(ctx, &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "r1", CustomerId: "cus_b",
+	if _, err := h.client.SubmitSurveyResponse(ctx, &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "r1", Source: "typeform", CustomerId: "cus_b",
 		Kind: feedbackv1.SurveyKind_SURVEY_KIND_NPS, Score: 10, RespondedAt: timestamppb.New(opened)}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := h.client.SubmitSurveyResponse(ctx, &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "r2", CustomerId: "cus_b",
+	_, err := h.client.SubmitSurveyResponse(ctx, &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "r2", Source: "typeform", CustomerId: "cus_b",
 		Kind: feedbackv1.SurveyKind_SURVEY_KIND_CES, Score: 8, RespondedAt: timestamppb.New(opened)})
 	if status.Code(err) != codes.InvalidArgument {
 		t.Errorf("CES 8: %v, want InvalidArgument", err)
@@ -297,7 +297,7 @@ func TestSweepAndFill(t *testing.T) {
 	}
 	var fb jetstream.Consumer
 	ev := feedbackEvent(t, h.next(t, "FEEDBACK", &fb))
-	if ev.GetAgony().GetReason() != feedbackv1.AgonyReason_AGONY_REASON_SLOW_FIRST_RESPONSE || ev.GetAgony().GetSourceRef() != "T1" {
+	if ev.GetAgony().GetReason() != feedbackv1.AgonyReason_AGONY_REASON_SLOW_FIRST_RESPONSE || ev.GetAgony().GetSourceRef() != "zendesk/T1" {
 		t.Errorf("event %v", ev)
 	}
 	day := &feedbackv1.GetScoresRequest{Granularity: feedbackv1.Granularity_GRANULARITY_DAY, TimeZone: "Europe/Berlin",
@@ -411,18 +411,20 @@ CREATE TRIGGER poison BEFORE INSERT ON responses FOR EACH ROW EXECUTE FUNCTION p
 		return &feedbackv1.SubmitSurveyResponseRequest{ResponseId: id, CustomerId: "cus_a",
 			Kind: feedbackv1.SurveyKind_SURVEY_KIND_NPS, Score: 10, Comment: comment, RespondedAt: at}
 	}
-	if _, err := h.client.SubmitSurveyResponse(ctx, survey("g1", "nul\x00")); status.Code(err) != codes.InvalidArgument {
+	g1 := survey("g1", "nul\x00")
+	g1.Source = "typeform"
+	if _, err := h.client.SubmitSurveyResponse(ctx, g1); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("a NUL over gRPC: %v, want InvalidArgument", err)
 	}
 	if _, err := h.client.SubmitReview(ctx, &feedbackv1.SubmitReviewRequest{ReviewId: "c", Platform: "a/b", CustomerId: "cus_a",
 		Rating: 5, CreatedAt: at}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("a platform with a slash: %v, want InvalidArgument", err)
 	}
-	if _, err := h.client.SubmitSurveyResponse(ctx, &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "d1", CustomerId: "cus_a",
+	if _, err := h.client.SubmitSurveyResponse(ctx, &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "d1", Source: "typeform", CustomerId: "cus_a",
 		Kind: feedbackv1.SurveyKind_SURVEY_KIND_NPS, Score: 0, RespondedAt: at}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.client.ResolveRecovery(ctx, &feedbackv1.ResolveRecoveryRequest{CaseId: "nps:d1",
+	if _, err := h.client.ResolveRecovery(ctx, &feedbackv1.ResolveRecoveryRequest{CaseId: "nps:typeform/d1", Agent: "ann",
 		Outcome: feedbackv1.RecoveryOutcome_RECOVERY_OUTCOME_RECOVERED, Note: "called\x00"}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("a NUL in a note: %v, want InvalidArgument", err)
 	}
@@ -449,4 +451,85 @@ CREATE TRIGGER poison BEFORE INSERT ON responses FOR EACH ROW EXECUTE FUNCTION p
 		counts, err := h.svc.Store().Counts(ctx)
 		return err == nil && counts["responses"] == 3
 	})
+}
+
+// TestRecoveryWork: ids are scoped by their source, so two survey tools'
+// response "1" are two responses; only the agent holding a case may
+// resolve it until the claim lapses; the queue follows the customers'
+// current value, asked again once it is FEEDBACK_VALUE_MAX_AGE old.
+func TestRecoveryWork(t *testing.T) {
+	seg := &profiles{known: map[string]money.Money{"cus_a": {Minor: 100_00, Currency: "EUR"}, "cus_b": {Minor: 300_00, Currency: "EUR"}}}
+	h := start(t, seg, map[string]string{"FEEDBACK_CLAIM_TTL": "2h"})
+	ctx := context.Background()
+	at := timestamppb.New(h.clock.now())
+	detractor := func(source, customer string) *feedbackv1.SubmitSurveyResponseRequest {
+		return &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "1", Source: source, CustomerId: customer,
+			Kind: feedbackv1.SurveyKind_SURVEY_KIND_NPS, Score: 2, RespondedAt: at}
+	}
+	_, err := h.client.SubmitSurveyResponse(ctx, detractor("", "cus_a"))
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "source") {
+		t.Errorf("a response without its source: %v, want InvalidArgument naming source", err)
+	}
+	for _, r := range []*feedbackv1.SubmitSurveyResponseRequest{detractor("typeform", "cus_a"), detractor("delighted", "cus_b"), detractor("typeform", "cus_a")} {
+		if _, err := h.client.SubmitSurveyResponse(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if counts, _ := h.svc.Store().Counts(ctx); counts["responses"] != 2 || counts["cases"] != 2 {
+		t.Fatalf("counts %v: want the two tools' response 1 as two responses and two cases", counts)
+	}
+	queue := func() []*feedbackv1.RecoveryCase {
+		q, err := h.client.ListRecoveryQueue(ctx, &feedbackv1.ListRecoveryQueueRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q.GetCases()
+	}
+	q := queue()
+	if len(q) != 2 || q[0].GetCaseId() != "nps:delighted/1" || q[1].GetCaseId() != "nps:typeform/1" ||
+		!q[0].GetClvAsOf().AsTime().Equal(h.clock.now()) {
+		t.Fatalf("queue %v: want cus_b (300) before cus_a (100), valued now", q)
+	}
+
+	// Claims: ann takes cus_b's case; bob may neither take nor resolve it.
+	resolve := func(id, agent string) (*feedbackv1.ResolveRecoveryResponse, error) {
+		return h.client.ResolveRecovery(ctx, &feedbackv1.ResolveRecoveryRequest{CaseId: id, Agent: agent,
+			Outcome: feedbackv1.RecoveryOutcome_RECOVERY_OUTCOME_RECOVERED})
+	}
+	if _, err := h.client.ClaimRecovery(ctx, &feedbackv1.ClaimRecoveryRequest{CaseId: "nps:delighted/1", Agent: "ann"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.ClaimRecovery(ctx, &feedbackv1.ClaimRecoveryRequest{CaseId: "nps:delighted/1", Agent: "bob"}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("claim of ann's case by bob: %v, want FailedPrecondition", err)
+	}
+	if _, err := resolve("nps:delighted/1", "bob"); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("resolution of ann's case by bob: %v, want FailedPrecondition", err)
+	}
+	if _, err := h.client.ResolveRecovery(ctx, &feedbackv1.ResolveRecoveryRequest{CaseId: "nps:delighted/1",
+		Outcome: feedbackv1.RecoveryOutcome_RECOVERY_OUTCOME_LOST}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("resolution without an agent: %v, want InvalidArgument", err)
+	}
+	// Two hours on, ann's claim has lapsed and bob closes the case.
+	h.clock.add(2 * time.Hour)
+	res, err := resolve("nps:delighted/1", "bob")
+	if err != nil || res.GetCase().GetClaimedBy() != "bob" || res.GetCase().GetCaseId() != "nps:delighted/1" {
+		t.Fatalf("resolution after the claim lapsed: %v %v", res, err)
+	}
+
+	// cus_a's value rose since the case was opened: the fill-in asks again
+	// and the queue shows the new value.
+	seg.mu.Lock()
+	seg.known["cus_a"] = money.Money{Minor: 5000_00, Currency: "EUR"}
+	seg.mu.Unlock()
+	if _, err := h.svc.Fill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	q = queue()
+	if len(q) != 1 || q[0].GetClvValue().GetMinorUnits() != 5000_00 || !q[0].GetClvAsOf().AsTime().Equal(h.clock.now()) {
+		t.Errorf("queue after the value refresh: %v", q)
+	}
+	// An unclaimed case is claimed by whoever resolves it.
+	if res, err := resolve("nps:typeform/1", "carl"); err != nil || res.GetCase().GetClaimedBy() != "carl" {
+		t.Errorf("resolution of an unclaimed case: %v %v", res, err)
+	}
 }

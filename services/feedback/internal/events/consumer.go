@@ -98,6 +98,18 @@ func Decode(v *grpcx.Validator, subject string, data []byte) (store.Input, strin
 	if err := proto.Unmarshal(data, req); err != nil {
 		return store.Input{}, ReasonUndecodable, fmt.Errorf("not a %s: %v", req.ProtoReflect().Descriptor().FullName(), err)
 	}
+	// Survey tools and help desks are the subject's source: a message may
+	// leave it out but not name another.
+	switch r := req.(type) {
+	case *feedbackv1.SubmitSurveyResponseRequest:
+		if err := sourceOf(&r.Source, source); err != nil {
+			return store.Input{}, ReasonInvalid, err
+		}
+	case *feedbackv1.RecordTicketEventRequest:
+		if err := sourceOf(&r.Source, source); err != nil {
+			return store.Input{}, ReasonInvalid, err
+		}
+	}
 	violations, err := v.Check(req)
 	if err != nil {
 		return store.Input{}, ReasonInvalid, err
@@ -117,6 +129,18 @@ func Decode(v *grpcx.Validator, subject string, data []byte) (store.Input, strin
 		return store.Input{Ticket: intake.FromTicketEvent(r)}, "", nil
 	}
 	return store.Input{}, ReasonUnknownKind, fmt.Errorf("unknown intake kind %q", kind)
+}
+
+// sourceOf fills a message's source in from its subject's.
+func sourceOf(field *string, subject string) error {
+	switch *field {
+	case "":
+		*field = subject
+	case subject:
+	default:
+		return fmt.Errorf("source: the message names %q, its subject %q", *field, subject)
+	}
+	return nil
 }
 
 // split returns the kind and source tokens of an intake subject.

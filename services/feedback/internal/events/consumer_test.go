@@ -50,6 +50,14 @@ func TestDecode(t *testing.T) {
 			CustomerId: "c", Rating: 3, Product: "\x00", CreatedAt: at}, nil, ReasonInvalid},
 		{"slash in a platform", InSubject(InReview, "x"), &feedbackv1.SubmitReviewRequest{ReviewId: "c", Platform: "a/b",
 			CustomerId: "c", Rating: 3, CreatedAt: at}, nil, ReasonInvalid},
+		{"survey naming its subject's source", InSubject(InSurvey, "typeform"), &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "r",
+			Source: "typeform", CustomerId: "c", Kind: feedbackv1.SurveyKind_SURVEY_KIND_NPS, Score: 7, RespondedAt: at}, nil, ""},
+		{"survey naming another source", InSubject(InSurvey, "typeform"), &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "r",
+			Source: "delighted", CustomerId: "c", Kind: feedbackv1.SurveyKind_SURVEY_KIND_NPS, Score: 7, RespondedAt: at}, nil, ReasonInvalid},
+		{"ticket naming another source", InSubject(InTicket, "zendesk"), &feedbackv1.RecordTicketEventRequest{EventId: "e", TicketId: "t",
+			Source: "freshdesk", CustomerId: "c", Kind: feedbackv1.TicketEventKind_TICKET_EVENT_KIND_OPENED, OccurredAt: at}, nil, ReasonInvalid},
+		{"survey on a subject whose source is no token", InPrefix + InSurvey + ".a.b", &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "r",
+			CustomerId: "c", Kind: feedbackv1.SurveyKind_SURVEY_KIND_NPS, Score: 7, RespondedAt: at}, nil, ReasonInvalid},
 		{"not protobuf", InSubject(InSurvey, "x"), nil, []byte("{\"score\": 3}"), ReasonUndecodable},
 		{"unknown kind", InSubject("complaint", "x"), nil, nil, ReasonUnknownKind},
 		{"no kind", InPrefix, nil, nil, ReasonUnknownKind},
@@ -66,6 +74,13 @@ func TestDecode(t *testing.T) {
 			}
 			if err == nil && x.Response == nil && x.Review == nil && x.ReviewResponse == nil && x.Ticket == nil {
 				t.Error("no input decoded")
+			}
+			// Ids are scoped by the subject's source.
+			if x.Response != nil && x.Response.ID != "typeform/r" {
+				t.Errorf("response id %q, want typeform/r", x.Response.ID)
+			}
+			if x.Ticket != nil && (x.Ticket.ID != "zendesk/e" || x.Ticket.TicketID != "zendesk/t") {
+				t.Errorf("ticket event %q of ticket %q, want zendesk/e of zendesk/t", x.Ticket.ID, x.Ticket.TicketID)
 			}
 		})
 	}

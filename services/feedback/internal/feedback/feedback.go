@@ -160,33 +160,54 @@ type Case struct {
 	// as segmentation last told it (0 when unknown).
 	CLV      int64
 	Currency string
+	// CLVAsOf is when segmentation told it (zero: never).
+	CLVAsOf time.Time
 }
 
-// Claim gives the case to agent. Claiming again by the same agent is a
-// no-op; another agent may not take a claimed case.
-func (c *Case) Claim(agent string, now time.Time) error {
+// Claim gives the case to agent, or renews the agent's claim. Another
+// agent's claim stands until it is ttl old (0: a claim never lapses);
+// then anyone may take the case over.
+func (c *Case) Claim(agent string, now time.Time, ttl time.Duration) error {
 	if !c.ResolvedAt.IsZero() {
 		return ErrResolved
 	}
-	if c.ClaimedBy != "" && c.ClaimedBy != agent {
+	if c.heldByOther(agent, now, ttl) {
 		return fmt.Errorf("%w: %s", ErrClaimed, c.ClaimedBy)
 	}
-	if c.ClaimedBy == "" {
-		c.ClaimedBy, c.ClaimedAt = agent, now
-	}
+	c.ClaimedBy, c.ClaimedAt = agent, now
 	return nil
 }
 
-// Resolve closes the case with an outcome.
-func (c *Case) Resolve(o Outcome, note string, now time.Time) error {
+// Resolve closes the case with an outcome. Only the agent holding the
+// claim may, or anyone once it has lapsed (see Claim); an unclaimed case
+// is claimed by the agent who resolves it, so the record says who did.
+func (c *Case) Resolve(agent string, o Outcome, note string, now time.Time, ttl time.Duration) error {
 	if !c.ResolvedAt.IsZero() {
 		return ErrResolved
 	}
 	if o < Recovered || o > Lost {
 		return fmt.Errorf("%w: outcome %d", ErrInvalid, o)
 	}
+	if agent == "" {
+		return fmt.Errorf("%w: no agent", ErrInvalid)
+	}
+	if c.heldByOther(agent, now, ttl) {
+		return fmt.Errorf("%w: %s", ErrClaimed, c.ClaimedBy)
+	}
+	if c.ClaimedBy != agent {
+		c.ClaimedBy, c.ClaimedAt = agent, now
+	}
 	c.Outcome, c.Note, c.ResolvedAt = o, note, now
 	return nil
+}
+
+// heldByOther reports whether an agent other than agent holds a claim
+// that has not lapsed.
+func (c *Case) heldByOther(agent string, now time.Time, ttl time.Duration) bool {
+	if c.ClaimedBy == "" || c.ClaimedBy == agent {
+		return false
+	}
+	return ttl <= 0 || now.Sub(c.ClaimedAt) < ttl
 }
 
 // Tally counts responses for the measures. Sums are of scores.

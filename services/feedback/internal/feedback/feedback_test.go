@@ -190,24 +190,61 @@ func TestReopen(t *testing.T) {
 
 func TestCase(t *testing.T) {
 	now := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	const ttl = time.Hour
 	c := Case{ID: "nps:r1"}
-	if err := c.Claim("ann", now); err != nil {
+	if err := c.Claim("ann", now, ttl); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Claim("ann", now.Add(time.Minute)); err != nil || !c.ClaimedAt.Equal(now) {
-		t.Errorf("claim again by the same agent: %v, %v", err, c.ClaimedAt)
+	if err := c.Claim("ann", now.Add(time.Minute), ttl); err != nil || !c.ClaimedAt.Equal(now.Add(time.Minute)) {
+		t.Errorf("claim again by the same agent renews the claim: %v, %v", err, c.ClaimedAt)
 	}
-	if err := c.Claim("bob", now); !errors.Is(err, ErrClaimed) {
+	if err := c.Claim("bob", now.Add(30*time.Minute), ttl); !errors.Is(err, ErrClaimed) {
 		t.Errorf("claim by another: %v", err)
 	}
-	if err := c.Resolve(Recovered, "called", now); err != nil {
+	if err := c.Resolve("bob", Recovered, "called", now.Add(30*time.Minute), ttl); !errors.Is(err, ErrClaimed) || !c.ResolvedAt.IsZero() {
+		t.Errorf("resolve by another agent while ann's claim holds: %v, resolved at %v", err, c.ResolvedAt)
+	}
+	if err := c.Resolve("ann", Outcome(9), "", now, ttl); !errors.Is(err, ErrInvalid) {
+		t.Errorf("unknown outcome: %v", err)
+	}
+	if err := c.Resolve("ann", Recovered, "called", now.Add(2*time.Minute), ttl); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Resolve(Lost, "", now); !errors.Is(err, ErrResolved) {
+	if c.ClaimedBy != "ann" || c.Outcome != Recovered || !c.ResolvedAt.Equal(now.Add(2*time.Minute)) {
+		t.Errorf("resolved case: %+v", c)
+	}
+	if err := c.Resolve("ann", Lost, "", now, ttl); !errors.Is(err, ErrResolved) {
 		t.Errorf("resolve twice: %v", err)
 	}
-	if err := c.Claim("ann", now); !errors.Is(err, ErrResolved) {
+	if err := c.Claim("ann", now, ttl); !errors.Is(err, ErrResolved) {
 		t.Errorf("claim resolved: %v", err)
+	}
+}
+
+func TestCaseClaimLapses(t *testing.T) {
+	now := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	c := Case{ID: "slow:desk/T-1"}
+	if err := c.Claim("ann", now, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// An hour later ann's claim has lapsed: bob may take the case over.
+	if err := c.Claim("bob", now.Add(time.Hour), time.Hour); err != nil || c.ClaimedBy != "bob" {
+		t.Fatalf("take over a lapsed claim: %v, claimed by %q", err, c.ClaimedBy)
+	}
+	// With claims that never lapse, nobody may.
+	if err := c.Claim("ann", now.Add(1000*time.Hour), 0); !errors.Is(err, ErrClaimed) {
+		t.Errorf("claims without a lapse: %v", err)
+	}
+	// An unclaimed case is claimed by whoever resolves it.
+	u := Case{ID: "nps:survey/r2"}
+	if err := u.Resolve("carl", NoAnswer, "", now, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if u.ClaimedBy != "carl" || !u.ClaimedAt.Equal(now) {
+		t.Errorf("resolved unclaimed case: claimed by %q at %v", u.ClaimedBy, u.ClaimedAt)
+	}
+	if err := (&Case{}).Resolve("", Lost, "", now, time.Hour); !errors.Is(err, ErrInvalid) {
+		t.Errorf("resolve without an agent: %v", err)
 	}
 }
 

@@ -340,6 +340,9 @@ func CaseProto(c feedback.Case, now time.Time) *feedbackv1.RecoveryCase {
 	if !c.ClaimedAt.IsZero() {
 		pc.ClaimedAt = timestamppb.New(c.ClaimedAt)
 	}
+	if !c.CLVAsOf.IsZero() {
+		pc.ClvAsOf = timestamppb.New(c.CLVAsOf)
+	}
 	if c.Currency != "" {
 		pc.ClvValue = &commonv1.Money{MinorUnits: c.CLV, Currency: c.Currency}
 		if exp, err := money.Exponent(c.Currency); err == nil {
@@ -382,16 +385,18 @@ func (s *Server) ClaimRecovery(ctx context.Context, req *feedbackv1.ClaimRecover
 	return &feedbackv1.ClaimRecoveryResponse{Case: CaseProto(c, s.now())}, nil
 }
 
-// ResolveRecovery closes a case with its outcome.
+// ResolveRecovery closes a case with its outcome, by the agent holding
+// its claim (or anyone once the claim has lapsed).
 func (s *Server) ResolveRecovery(ctx context.Context, req *feedbackv1.ResolveRecoveryRequest) (*feedbackv1.ResolveRecoveryResponse, error) {
 	if err := checked(req); err != nil {
 		return nil, err
 	}
-	if _, err := s.store.Resolve(ctx, req.GetCaseId(), feedback.Outcome(req.GetOutcome()), req.GetNote()); err != nil {
+	c, err := s.store.Resolve(ctx, req.GetCaseId(), req.GetAgent(), feedback.Outcome(req.GetOutcome()), req.GetNote())
+	if err != nil {
 		return nil, s.errStatus(ctx, err)
 	}
 	s.notify()
-	return &feedbackv1.ResolveRecoveryResponse{}, nil
+	return &feedbackv1.ResolveRecoveryResponse{Case: CaseProto(c, s.now())}, nil
 }
 
 // ListUnansweredReviews lists reviews still needing a response, negative

@@ -27,9 +27,14 @@ import (
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/store"
 )
 
-// FromSurvey is a survey response's domain input.
+// Scoped is the key of a source's id: ids are unique only within their
+// source (a survey tool, a help desk), and a source holds no "/".
+func Scoped(source, id string) string { return source + "/" + id }
+
+// FromSurvey is a survey response's domain input; its ID is scoped by its
+// source.
 func FromSurvey(r *feedbackv1.SubmitSurveyResponseRequest) *feedback.Response {
-	return &feedback.Response{ID: r.GetResponseId(), CustomerID: r.GetCustomerId(), Kind: feedback.Kind(r.GetKind()),
+	return &feedback.Response{ID: Scoped(r.GetSource(), r.GetResponseId()), CustomerID: r.GetCustomerId(), Kind: feedback.Kind(r.GetKind()),
 		Score: int(r.GetScore()), Channel: r.GetChannel(), Comment: r.GetComment(), OrderID: r.GetOrderId(),
 		TicketID: r.GetTicketId(), At: r.GetRespondedAt().AsTime()}
 }
@@ -46,9 +51,10 @@ func FromReviewResponse(r *feedbackv1.RespondToReviewRequest) *feedback.ReviewRe
 		RespondedAt: r.GetRespondedAt().AsTime()}
 }
 
-// FromTicketEvent is a ticket event's domain input.
+// FromTicketEvent is a ticket event's domain input; its ID and TicketID
+// are scoped by its source.
 func FromTicketEvent(r *feedbackv1.RecordTicketEventRequest) *feedback.TicketEvent {
-	return &feedback.TicketEvent{ID: r.GetEventId(), TicketID: r.GetTicketId(), CustomerID: r.GetCustomerId(),
+	return &feedback.TicketEvent{ID: Scoped(r.GetSource(), r.GetEventId()), TicketID: Scoped(r.GetSource(), r.GetTicketId()), CustomerID: r.GetCustomerId(),
 		Kind: feedback.TicketEventKind(r.GetKind()), Channel: r.GetChannel(), At: r.GetOccurredAt().AsTime()}
 }
 

@@ -75,7 +75,8 @@ func (s *Store) Sweep(ctx context.Context, limit int) ([]feedback.Case, error) {
 }
 
 const caseSelect = `SELECT c.case_id, c.customer_id, c.reason, c.source_ref, c.opened_at, c.claimed_by, c.claimed_at,
-	c.resolved_at, c.outcome, c.note, COALESCE(cu.clv, 0), COALESCE(cu.currency, '')
+	c.resolved_at, c.outcome, c.note, COALESCE(cu.clv, 0), COALESCE(cu.currency, ''),
+	CASE WHEN cu.known = 1 THEN cu.refreshed_at ELSE 0 END
 	FROM cases c LEFT JOIN customers cu ON cu.customer_id = c.customer_id`
 
 func scanCases(rows *sql.Rows) ([]feedback.Case, error) {
@@ -83,14 +84,14 @@ func scanCases(rows *sql.Rows) ([]feedback.Case, error) {
 	for rows.Next() {
 		var c feedback.Case
 		var reason, outcome int
-		var opened, claimed, resolved int64
+		var opened, claimed, resolved, valued int64
 		if err := rows.Scan(&c.ID, &c.CustomerID, &reason, &c.SourceRef, &opened, &c.ClaimedBy, &claimed, &resolved,
-			&outcome, &c.Note, &c.CLV, &c.Currency); err != nil {
+			&outcome, &c.Note, &c.CLV, &c.Currency, &valued); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		c.Reason, c.Outcome = feedback.Reason(reason), feedback.Outcome(outcome)
-		c.OpenedAt, c.ClaimedAt, c.ResolvedAt = fromMS(opened), fromMS(claimed), fromMS(resolved)
+		c.OpenedAt, c.ClaimedAt, c.ResolvedAt, c.CLVAsOf = fromMS(opened), fromMS(claimed), fromMS(resolved), fromMS(valued)
 		out = append(out, c)
 	}
 	return out, sqldb.CloseRows(rows)
@@ -153,15 +154,16 @@ func (s *Store) changeCase(ctx context.Context, id string, fn func(tx *sql.Tx, c
 	return c, err
 }
 
-// Claim gives an open case to agent.
+// Claim gives an open case to agent (see feedback.Case.Claim).
 func (s *Store) Claim(ctx context.Context, id, agent string) (feedback.Case, error) {
-	return s.changeCase(ctx, id, func(_ *sql.Tx, c *feedback.Case, now time.Time) error { return c.Claim(agent, now) })
+	return s.changeCase(ctx, id, func(_ *sql.Tx, c *feedback.Case, now time.Time) error { return c.Claim(agent, now, s.claimTTL) })
 }
 
-// Resolve closes a case with its outcome and publishes the resolution.
-func (s *Store) Resolve(ctx context.Context, id string, o feedback.Outcome, note string) (feedback.Case, error) {
+// Resolve closes a case with its outcome, as agent (see
+// feedback.Case.Resolve), and publishes the resolution.
+func (s *Store) Resolve(ctx context.Context, id, agent string, o feedback.Outcome, note string) (feedback.Case, error) {
 	return s.changeCase(ctx, id, func(tx *sql.Tx, c *feedback.Case, now time.Time) error {
-		if err := c.Resolve(o, note, now); err != nil {
+		if err := c.Resolve(agent, o, note, now, s.claimTTL); err != nil {
 			return err
 		}
 		// Whether other cases stay open is only known once no other
@@ -406,6 +408,30 @@ func (s *Store) PendingCustomers(ctx context.Context, limit int) ([]PendingCusto
 		}
 		p.Since = fromMS(since)
 		out = append(out, p)
+	}
+	return out, sqldb.CloseRows(rows)
+}
+
+// StaleValues lists up to limit customers with an open recovery case
+// whose value segmentation told before before, the stalest first, so that
+// the recovery queue's order follows the customers' current value.
+// Customers still waiting for their first answer are PendingCustomers'.
+func (s *Store) StaleValues(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	rows, err := s.db.R.QueryContext(ctx, `SELECT cu.customer_id FROM customers cu
+		WHERE cu.customer_id IN (SELECT customer_id FROM cases WHERE resolved_at = 0)
+		AND cu.pending_since = 0 AND cu.refreshed_at < $1
+		ORDER BY cu.refreshed_at, cu.customer_id LIMIT $2`, ms(before), limit)
+	if err != nil {
+		return nil, fmt.Errorf("stale values: %w", err)
+	}
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, id)
 	}
 	return out, sqldb.CloseRows(rows)
 }

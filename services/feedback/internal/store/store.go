@@ -41,6 +41,8 @@ type Store struct {
 	now    func() time.Time
 	// threshold is the longest a ticket may wait for its first response.
 	threshold time.Duration
+	// claimTTL: a recovery case's claim lapses when this old (0: never).
+	claimTTL time.Duration
 	// zones are the reporting time zones with a local-day rollup.
 	zones []*time.Location
 }
@@ -57,7 +59,10 @@ type Options struct {
 	// their own (default UTC); scores in other zones are summed from
 	// quarter hours.
 	ScoreZones []string
-	Log        *slog.Logger
+	// ClaimTTL: a recovery case claimed this long ago may be taken over
+	// by another agent; 0 means a claim never lapses.
+	ClaimTTL time.Duration
+	Log      *slog.Logger
 }
 
 // Open migrates db and returns the store.
@@ -84,7 +89,7 @@ func Open(ctx context.Context, db *sqldb.DB, o Options) (*Store, error) {
 	if len(o.ScoreZones) == 0 {
 		o.ScoreZones = []string{"UTC"}
 	}
-	st := &Store{db: db, encode: o.Encode, now: o.Now, threshold: o.FirstResponseThreshold}
+	st := &Store{db: db, encode: o.Encode, now: o.Now, threshold: o.FirstResponseThreshold, claimTTL: o.ClaimTTL}
 	seen := map[string]bool{}
 	for _, name := range o.ScoreZones {
 		loc, err := time.LoadLocation(name)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -368,7 +369,7 @@ func TestStoreContract(t *testing.T) {
 					errs := make(chan error, 2)
 					for _, cs := range res.Cases {
 						go func() {
-							_, err := st.Resolve(ctx, cs.ID, feedback.Recovered, "")
+							_, err := st.Resolve(ctx, cs.ID, "ann", feedback.Recovered, "")
 							errs <- err
 						}()
 					}
@@ -547,6 +548,40 @@ func TestStoreContract(t *testing.T) {
 				}
 			})
 
+			t.Run("values of customers with open cases go stale", func(t *testing.T) {
+				c := newClock(t0)
+				st := openStore(t, b.url(t), c)
+				ctx := context.Background()
+				intake(t, st, map[string]feedback.Profile{"low": {Segment: 4, CLV: 10_00, Currency: "EUR"}},
+					survey("r1", "low", feedback.NPS, 1, t0), survey("r2", "calm", feedback.NPS, 9, t0))
+				intake(t, st, nil, survey("r3", "pend", feedback.NPS, 0, t0))
+				if q, _ := st.Queue(ctx, 10); len(q) != 2 || q[0].CustomerID != "low" || !q[0].CLVAsOf.Equal(t0) || !q[1].CLVAsOf.IsZero() {
+					t.Fatalf("queue %+v: want low valued at %v, then pend never valued", q, t0)
+				}
+				c.add(2 * time.Hour)
+				stale, err := st.StaleValues(ctx, c.now().Add(-time.Hour), 10)
+				if err != nil || !slices.Equal(stale, []string{"low"}) {
+					t.Fatalf("stale values %v %v, want [low] (calm has no open case, pend waits for a first answer)", stale, err)
+				}
+				if err := st.ApplyProfiles(ctx, map[string]feedback.Profile{"low": {Segment: 2, CLV: 5000_00, Currency: "EUR"}}); err != nil {
+					t.Fatal(err)
+				}
+				q, _ := st.Queue(ctx, 10)
+				if q[0].CustomerID != "low" || q[0].CLV != 5000_00 || !q[0].CLVAsOf.Equal(c.now()) {
+					t.Errorf("queue after the refresh: %+v", q[0])
+				}
+				if stale, _ := st.StaleValues(ctx, c.now().Add(-time.Hour), 10); len(stale) != 0 {
+					t.Errorf("stale values right after the refresh: %v", stale)
+				}
+				if _, err := st.Resolve(ctx, q[0].ID, "ann", feedback.Recovered, ""); err != nil {
+					t.Fatal(err)
+				}
+				c.add(2 * time.Hour)
+				if stale, _ := st.StaleValues(ctx, c.now().Add(-time.Hour), 10); len(stale) != 0 {
+					t.Errorf("stale values with no open case: %v", stale)
+				}
+			})
+
 			t.Run("recovery queue by value; claim and resolve", func(t *testing.T) {
 				c := newClock(t0)
 				st := openStore(t, b.url(t), c)
@@ -577,11 +612,17 @@ func TestStoreContract(t *testing.T) {
 				if _, err := st.Claim(ctx, q[0].ID, "agent-2"); !errors.Is(err, feedback.ErrClaimed) {
 					t.Errorf("claim by another: %v", err)
 				}
-				cs, err = st.Resolve(ctx, q[0].ID, feedback.Recovered, "voucher sent")
-				if err != nil || cs.Outcome != feedback.Recovered || cs.ResolvedAt.IsZero() {
+				if _, err := st.Resolve(ctx, q[0].ID, "agent-2", feedback.Lost, "not mine"); !errors.Is(err, feedback.ErrClaimed) {
+					t.Errorf("resolve another agent's case: %v", err)
+				}
+				if got, _ := st.Case(ctx, q[0].ID); !got.ResolvedAt.IsZero() || got.Note != "" {
+					t.Fatalf("a refused resolution changed the case: %+v", got)
+				}
+				cs, err = st.Resolve(ctx, q[0].ID, "agent-1", feedback.Recovered, "voucher sent")
+				if err != nil || cs.Outcome != feedback.Recovered || cs.ResolvedAt.IsZero() || cs.ClaimedBy != "agent-1" {
 					t.Fatalf("resolve: %+v %v", cs, err)
 				}
-				if _, err := st.Resolve(ctx, q[0].ID, feedback.Lost, ""); !errors.Is(err, feedback.ErrResolved) {
+				if _, err := st.Resolve(ctx, q[0].ID, "agent-1", feedback.Lost, ""); !errors.Is(err, feedback.ErrResolved) {
 					t.Errorf("resolve twice: %v", err)
 				}
 				if got, _ := st.Case(ctx, q[0].ID); got.Note != "voucher sent" || got.Outcome != feedback.Recovered {

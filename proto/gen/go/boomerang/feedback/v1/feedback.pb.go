@@ -297,14 +297,18 @@ type SubmitSurveyResponseRequest struct {
 	ResponseId string                 `protobuf:"bytes,1,opt,name=response_id,json=responseId,proto3" json:"response_id,omitempty"`
 	// The unified customer id; it becomes a subject token of the events, so
 	// it holds no dots, spaces or wildcards.
-	CustomerId    string                 `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
-	Kind          SurveyKind             `protobuf:"varint,3,opt,name=kind,proto3,enum=boomerang.feedback.v1.SurveyKind" json:"kind,omitempty"`
-	Score         int32                  `protobuf:"varint,4,opt,name=score,proto3" json:"score,omitempty"`
-	Channel       string                 `protobuf:"bytes,5,opt,name=channel,proto3" json:"channel,omitempty"`
-	Comment       string                 `protobuf:"bytes,6,opt,name=comment,proto3" json:"comment,omitempty"`
-	OrderId       string                 `protobuf:"bytes,7,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	TicketId      string                 `protobuf:"bytes,8,opt,name=ticket_id,json=ticketId,proto3" json:"ticket_id,omitempty"`
-	RespondedAt   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=responded_at,json=respondedAt,proto3" json:"responded_at,omitempty"`
+	CustomerId  string                 `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	Kind        SurveyKind             `protobuf:"varint,3,opt,name=kind,proto3,enum=boomerang.feedback.v1.SurveyKind" json:"kind,omitempty"`
+	Score       int32                  `protobuf:"varint,4,opt,name=score,proto3" json:"score,omitempty"`
+	Channel     string                 `protobuf:"bytes,5,opt,name=channel,proto3" json:"channel,omitempty"`
+	Comment     string                 `protobuf:"bytes,6,opt,name=comment,proto3" json:"comment,omitempty"`
+	OrderId     string                 `protobuf:"bytes,7,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	TicketId    string                 `protobuf:"bytes,8,opt,name=ticket_id,json=ticketId,proto3" json:"ticket_id,omitempty"`
+	RespondedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=responded_at,json=respondedAt,proto3" json:"responded_at,omitempty"`
+	// The survey tool the response comes from; response ids are unique
+	// within it, so two tools may use the same ids. On the bus it is the
+	// subject's <source> token and may be left out of the message.
+	Source        string `protobuf:"bytes,10,opt,name=source,proto3" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -400,6 +404,13 @@ func (x *SubmitSurveyResponseRequest) GetRespondedAt() *timestamppb.Timestamp {
 		return x.RespondedAt
 	}
 	return nil
+}
+
+func (x *SubmitSurveyResponseRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
 }
 
 type SubmitSurveyResponseResponse struct {
@@ -692,10 +703,14 @@ type RecordTicketEventRequest struct {
 	EventId  string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	TicketId string                 `protobuf:"bytes,2,opt,name=ticket_id,json=ticketId,proto3" json:"ticket_id,omitempty"`
 	// A subject token, as in SubmitSurveyResponseRequest.
-	CustomerId    string                 `protobuf:"bytes,3,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
-	Kind          TicketEventKind        `protobuf:"varint,4,opt,name=kind,proto3,enum=boomerang.feedback.v1.TicketEventKind" json:"kind,omitempty"`
-	Channel       string                 `protobuf:"bytes,5,opt,name=channel,proto3" json:"channel,omitempty"`
-	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	CustomerId string                 `protobuf:"bytes,3,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	Kind       TicketEventKind        `protobuf:"varint,4,opt,name=kind,proto3,enum=boomerang.feedback.v1.TicketEventKind" json:"kind,omitempty"`
+	Channel    string                 `protobuf:"bytes,5,opt,name=channel,proto3" json:"channel,omitempty"`
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// The help desk the ticket lives in; ticket and event ids are unique
+	// within it. On the bus it is the subject's <source> token and may be
+	// left out of the message.
+	Source        string `protobuf:"bytes,7,opt,name=source,proto3" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -770,6 +785,13 @@ func (x *RecordTicketEventRequest) GetOccurredAt() *timestamppb.Timestamp {
 		return x.OccurredAt
 	}
 	return nil
+}
+
+func (x *RecordTicketEventRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
 }
 
 type RecordTicketEventResponse struct {
@@ -1244,8 +1266,10 @@ type RecoveryCase struct {
 	// How long the case has been open.
 	Age *durationpb.Duration `protobuf:"bytes,8,opt,name=age,proto3" json:"age,omitempty"`
 	// What raised it: the ticket, review or survey response id.
-	SourceRef     string                 `protobuf:"bytes,9,opt,name=source_ref,json=sourceRef,proto3" json:"source_ref,omitempty"`
-	ClaimedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=claimed_at,json=claimedAt,proto3" json:"claimed_at,omitempty"`
+	SourceRef string                 `protobuf:"bytes,9,opt,name=source_ref,json=sourceRef,proto3" json:"source_ref,omitempty"`
+	ClaimedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=claimed_at,json=claimedAt,proto3" json:"claimed_at,omitempty"`
+	// When segmentation last told the customer's value (unset: never).
+	ClvAsOf       *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=clv_as_of,json=clvAsOf,proto3" json:"clv_as_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1346,6 +1370,13 @@ func (x *RecoveryCase) GetSourceRef() string {
 func (x *RecoveryCase) GetClaimedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.ClaimedAt
+	}
+	return nil
+}
+
+func (x *RecoveryCase) GetClvAsOf() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ClvAsOf
 	}
 	return nil
 }
@@ -1535,10 +1566,13 @@ func (x *ClaimRecoveryResponse) GetCase() *RecoveryCase {
 }
 
 type ResolveRecoveryRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CaseId        string                 `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
-	Outcome       RecoveryOutcome        `protobuf:"varint,2,opt,name=outcome,proto3,enum=boomerang.feedback.v1.RecoveryOutcome" json:"outcome,omitempty"`
-	Note          string                 `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	CaseId  string                 `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
+	Outcome RecoveryOutcome        `protobuf:"varint,2,opt,name=outcome,proto3,enum=boomerang.feedback.v1.RecoveryOutcome" json:"outcome,omitempty"`
+	Note    string                 `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	// Who resolves the case: the agent who claimed it (or anyone once the
+	// claim has lapsed); an unclaimed case is claimed by the resolver.
+	Agent         string `protobuf:"bytes,4,opt,name=agent,proto3" json:"agent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1594,8 +1628,16 @@ func (x *ResolveRecoveryRequest) GetNote() string {
 	return ""
 }
 
+func (x *ResolveRecoveryRequest) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
 type ResolveRecoveryResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Case          *RecoveryCase          `protobuf:"bytes,1,opt,name=case,proto3" json:"case,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1628,6 +1670,13 @@ func (x *ResolveRecoveryResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ResolveRecoveryResponse.ProtoReflect.Descriptor instead.
 func (*ResolveRecoveryResponse) Descriptor() ([]byte, []int) {
 	return file_boomerang_feedback_v1_feedback_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ResolveRecoveryResponse) GetCase() *RecoveryCase {
+	if x != nil {
+		return x.Case
+	}
+	return nil
 }
 
 type Review struct {
@@ -1806,7 +1855,7 @@ var File_boomerang_feedback_v1_feedback_proto protoreflect.FileDescriptor
 
 const file_boomerang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\n" +
-	"$boomerang/feedback/v1/feedback.proto\x12\x15boomerang.feedback.v1\x1a boomerang/common/v1/common.proto\x1a,boomerang/segmentation/v1/segmentation.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcd\x05\n" +
+	"$boomerang/feedback/v1/feedback.proto\x12\x15boomerang.feedback.v1\x1a boomerang/common/v1/common.proto\x1a,boomerang/segmentation/v1/segmentation.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x06\n" +
 	"\x1bSubmitSurveyResponseRequest\x12+\n" +
 	"\vresponse_id\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\n" +
@@ -1820,7 +1869,9 @@ const file_boomerang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\acomment\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\xa0\x1fR\acomment\x12#\n" +
 	"\border_id\x18\a \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\aorderId\x12%\n" +
 	"\tticket_id\x18\b \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\bticketId\x12E\n" +
-	"\fresponded_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\vrespondedAt:\x8f\x02\xbaH\x8b\x02\x1a\x88\x02\n" +
+	"\fresponded_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\vrespondedAt\x123\n" +
+	"\x06source\x18\n" +
+	" \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\x06source:\x8f\x02\xbaH\x8b\x02\x1a\x88\x02\n" +
 	"\x12survey.score_range\x12Dscore out of range for the survey kind (NPS 0-10, CSAT 1-5, CES 1-7)\x1a\xab\x01(this.kind == 1 && this.score >= 0 && this.score <= 10) || (this.kind == 2 && this.score >= 1 && this.score <= 5) || (this.kind == 3 && this.score >= 1 && this.score <= 7)\"<\n" +
 	"\x1cSubmitSurveyResponseResponse\x12\x1c\n" +
 	"\tduplicate\x18\x01 \x01(\bR\tduplicate\"\xcb\x02\n" +
@@ -1844,7 +1895,7 @@ const file_boomerang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x04text\x18\x03 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x90NR\x04text\x12E\n" +
 	"\fresponded_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\vrespondedAt\"\x19\n" +
-	"\x17RespondToReviewResponse\"\xd8\x02\n" +
+	"\x17RespondToReviewResponse\"\x8d\x03\n" +
 	"\x18RecordTicketEventRequest\x12%\n" +
 	"\bevent_id\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\aeventId\x12'\n" +
@@ -1856,7 +1907,8 @@ const file_boomerang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04kind\x12!\n" +
 	"\achannel\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\achannel\x12C\n" +
 	"\voccurred_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\n" +
-	"occurredAt\"9\n" +
+	"occurredAt\x123\n" +
+	"\x06source\x18\a \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\x06source\"9\n" +
 	"\x19RecordTicketEventResponse\x12\x1c\n" +
 	"\tduplicate\x18\x01 \x01(\bR\tduplicate\"\xdd\x02\n" +
 	"\x10GetScoresRequest\x12P\n" +
@@ -1892,7 +1944,7 @@ const file_boomerang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x0efirst_response\x18\x02 \x01(\v2*.boomerang.feedback.v1.DurationPercentilesR\rfirstResponse\x12J\n" +
 	"\n" +
 	"resolution\x18\x03 \x01(\v2*.boomerang.feedback.v1.DurationPercentilesR\n" +
-	"resolution\"\xae\x03\n" +
+	"resolution\"\xe6\x03\n" +
 	"\fRecoveryCase\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
@@ -1908,24 +1960,30 @@ const file_boomerang_feedback_v1_feedback_proto_rawDesc = "" +
 	"source_ref\x18\t \x01(\tR\tsourceRef\x129\n" +
 	"\n" +
 	"claimed_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\tclaimedAt\"<\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tclaimedAt\x126\n" +
+	"\tclv_as_of\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\aclvAsOf\"<\n" +
 	"\x18ListRecoveryQueueRequest\x12 \n" +
 	"\x05limit\x18\x01 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\x05limit\"V\n" +
 	"\x19ListRecoveryQueueResponse\x129\n" +
-	"\x05cases\x18\x01 \x03(\v2#.boomerang.feedback.v1.RecoveryCaseR\x05cases\"\\\n" +
-	"\x14ClaimRecoveryRequest\x12\"\n" +
-	"\acase_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06caseId\x12 \n" +
+	"\x05cases\x18\x01 \x03(\v2#.boomerang.feedback.v1.RecoveryCaseR\x05cases\"]\n" +
+	"\x14ClaimRecoveryRequest\x12#\n" +
+	"\acase_id\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x02R\x06caseId\x12 \n" +
 	"\x05agent\x18\x02 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x05agent\"P\n" +
 	"\x15ClaimRecoveryResponse\x127\n" +
-	"\x04case\x18\x01 \x01(\v2#.boomerang.feedback.v1.RecoveryCaseR\x04case\"\xa8\x01\n" +
-	"\x16ResolveRecoveryRequest\x12\"\n" +
-	"\acase_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06caseId\x12L\n" +
+	"\x04case\x18\x01 \x01(\v2#.boomerang.feedback.v1.RecoveryCaseR\x04case\"\xcb\x01\n" +
+	"\x16ResolveRecoveryRequest\x12#\n" +
+	"\acase_id\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x02R\x06caseId\x12L\n" +
 	"\aoutcome\x18\x02 \x01(\x0e2&.boomerang.feedback.v1.RecoveryOutcomeB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\aoutcome\x12\x1c\n" +
-	"\x04note\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\x04note\"\x19\n" +
-	"\x17ResolveRecoveryResponse\"\xcf\x01\n" +
+	"\x04note\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\x04note\x12 \n" +
+	"\x05agent\x18\x04 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x05agent\"R\n" +
+	"\x17ResolveRecoveryResponse\x127\n" +
+	"\x04case\x18\x01 \x01(\v2#.boomerang.feedback.v1.RecoveryCaseR\x04case\"\xcf\x01\n" +
 	"\x06Review\x12\x1b\n" +
 	"\treview_id\x18\x01 \x01(\tR\breviewId\x12\x1a\n" +
 	"\bplatform\x18\x02 \x01(\tR\bplatform\x12\x1f\n" +
@@ -2055,36 +2113,38 @@ var file_boomerang_feedback_v1_feedback_proto_depIdxs = []int32{
 	32, // 22: boomerang.feedback.v1.RecoveryCase.clv_value:type_name -> boomerang.common.v1.Money
 	31, // 23: boomerang.feedback.v1.RecoveryCase.age:type_name -> google.protobuf.Duration
 	29, // 24: boomerang.feedback.v1.RecoveryCase.claimed_at:type_name -> google.protobuf.Timestamp
-	19, // 25: boomerang.feedback.v1.ListRecoveryQueueResponse.cases:type_name -> boomerang.feedback.v1.RecoveryCase
-	19, // 26: boomerang.feedback.v1.ClaimRecoveryResponse.case:type_name -> boomerang.feedback.v1.RecoveryCase
-	4,  // 27: boomerang.feedback.v1.ResolveRecoveryRequest.outcome:type_name -> boomerang.feedback.v1.RecoveryOutcome
-	29, // 28: boomerang.feedback.v1.Review.created_at:type_name -> google.protobuf.Timestamp
-	26, // 29: boomerang.feedback.v1.ListUnansweredReviewsResponse.reviews:type_name -> boomerang.feedback.v1.Review
-	5,  // 30: boomerang.feedback.v1.FeedbackService.SubmitSurveyResponse:input_type -> boomerang.feedback.v1.SubmitSurveyResponseRequest
-	7,  // 31: boomerang.feedback.v1.FeedbackService.SubmitReview:input_type -> boomerang.feedback.v1.SubmitReviewRequest
-	9,  // 32: boomerang.feedback.v1.FeedbackService.RespondToReview:input_type -> boomerang.feedback.v1.RespondToReviewRequest
-	11, // 33: boomerang.feedback.v1.FeedbackService.RecordTicketEvent:input_type -> boomerang.feedback.v1.RecordTicketEventRequest
-	13, // 34: boomerang.feedback.v1.FeedbackService.GetScores:input_type -> boomerang.feedback.v1.GetScoresRequest
-	16, // 35: boomerang.feedback.v1.FeedbackService.GetTicketStats:input_type -> boomerang.feedback.v1.GetTicketStatsRequest
-	20, // 36: boomerang.feedback.v1.FeedbackService.ListRecoveryQueue:input_type -> boomerang.feedback.v1.ListRecoveryQueueRequest
-	22, // 37: boomerang.feedback.v1.FeedbackService.ClaimRecovery:input_type -> boomerang.feedback.v1.ClaimRecoveryRequest
-	24, // 38: boomerang.feedback.v1.FeedbackService.ResolveRecovery:input_type -> boomerang.feedback.v1.ResolveRecoveryRequest
-	27, // 39: boomerang.feedback.v1.FeedbackService.ListUnansweredReviews:input_type -> boomerang.feedback.v1.ListUnansweredReviewsRequest
-	6,  // 40: boomerang.feedback.v1.FeedbackService.SubmitSurveyResponse:output_type -> boomerang.feedback.v1.SubmitSurveyResponseResponse
-	8,  // 41: boomerang.feedback.v1.FeedbackService.SubmitReview:output_type -> boomerang.feedback.v1.SubmitReviewResponse
-	10, // 42: boomerang.feedback.v1.FeedbackService.RespondToReview:output_type -> boomerang.feedback.v1.RespondToReviewResponse
-	12, // 43: boomerang.feedback.v1.FeedbackService.RecordTicketEvent:output_type -> boomerang.feedback.v1.RecordTicketEventResponse
-	15, // 44: boomerang.feedback.v1.FeedbackService.GetScores:output_type -> boomerang.feedback.v1.GetScoresResponse
-	18, // 45: boomerang.feedback.v1.FeedbackService.GetTicketStats:output_type -> boomerang.feedback.v1.GetTicketStatsResponse
-	21, // 46: boomerang.feedback.v1.FeedbackService.ListRecoveryQueue:output_type -> boomerang.feedback.v1.ListRecoveryQueueResponse
-	23, // 47: boomerang.feedback.v1.FeedbackService.ClaimRecovery:output_type -> boomerang.feedback.v1.ClaimRecoveryResponse
-	25, // 48: boomerang.feedback.v1.FeedbackService.ResolveRecovery:output_type -> boomerang.feedback.v1.ResolveRecoveryResponse
-	28, // 49: boomerang.feedback.v1.FeedbackService.ListUnansweredReviews:output_type -> boomerang.feedback.v1.ListUnansweredReviewsResponse
-	40, // [40:50] is the sub-list for method output_type
-	30, // [30:40] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	29, // 25: boomerang.feedback.v1.RecoveryCase.clv_as_of:type_name -> google.protobuf.Timestamp
+	19, // 26: boomerang.feedback.v1.ListRecoveryQueueResponse.cases:type_name -> boomerang.feedback.v1.RecoveryCase
+	19, // 27: boomerang.feedback.v1.ClaimRecoveryResponse.case:type_name -> boomerang.feedback.v1.RecoveryCase
+	4,  // 28: boomerang.feedback.v1.ResolveRecoveryRequest.outcome:type_name -> boomerang.feedback.v1.RecoveryOutcome
+	19, // 29: boomerang.feedback.v1.ResolveRecoveryResponse.case:type_name -> boomerang.feedback.v1.RecoveryCase
+	29, // 30: boomerang.feedback.v1.Review.created_at:type_name -> google.protobuf.Timestamp
+	26, // 31: boomerang.feedback.v1.ListUnansweredReviewsResponse.reviews:type_name -> boomerang.feedback.v1.Review
+	5,  // 32: boomerang.feedback.v1.FeedbackService.SubmitSurveyResponse:input_type -> boomerang.feedback.v1.SubmitSurveyResponseRequest
+	7,  // 33: boomerang.feedback.v1.FeedbackService.SubmitReview:input_type -> boomerang.feedback.v1.SubmitReviewRequest
+	9,  // 34: boomerang.feedback.v1.FeedbackService.RespondToReview:input_type -> boomerang.feedback.v1.RespondToReviewRequest
+	11, // 35: boomerang.feedback.v1.FeedbackService.RecordTicketEvent:input_type -> boomerang.feedback.v1.RecordTicketEventRequest
+	13, // 36: boomerang.feedback.v1.FeedbackService.GetScores:input_type -> boomerang.feedback.v1.GetScoresRequest
+	16, // 37: boomerang.feedback.v1.FeedbackService.GetTicketStats:input_type -> boomerang.feedback.v1.GetTicketStatsRequest
+	20, // 38: boomerang.feedback.v1.FeedbackService.ListRecoveryQueue:input_type -> boomerang.feedback.v1.ListRecoveryQueueRequest
+	22, // 39: boomerang.feedback.v1.FeedbackService.ClaimRecovery:input_type -> boomerang.feedback.v1.ClaimRecoveryRequest
+	24, // 40: boomerang.feedback.v1.FeedbackService.ResolveRecovery:input_type -> boomerang.feedback.v1.ResolveRecoveryRequest
+	27, // 41: boomerang.feedback.v1.FeedbackService.ListUnansweredReviews:input_type -> boomerang.feedback.v1.ListUnansweredReviewsRequest
+	6,  // 42: boomerang.feedback.v1.FeedbackService.SubmitSurveyResponse:output_type -> boomerang.feedback.v1.SubmitSurveyResponseResponse
+	8,  // 43: boomerang.feedback.v1.FeedbackService.SubmitReview:output_type -> boomerang.feedback.v1.SubmitReviewResponse
+	10, // 44: boomerang.feedback.v1.FeedbackService.RespondToReview:output_type -> boomerang.feedback.v1.RespondToReviewResponse
+	12, // 45: boomerang.feedback.v1.FeedbackService.RecordTicketEvent:output_type -> boomerang.feedback.v1.RecordTicketEventResponse
+	15, // 46: boomerang.feedback.v1.FeedbackService.GetScores:output_type -> boomerang.feedback.v1.GetScoresResponse
+	18, // 47: boomerang.feedback.v1.FeedbackService.GetTicketStats:output_type -> boomerang.feedback.v1.GetTicketStatsResponse
+	21, // 48: boomerang.feedback.v1.FeedbackService.ListRecoveryQueue:output_type -> boomerang.feedback.v1.ListRecoveryQueueResponse
+	23, // 49: boomerang.feedback.v1.FeedbackService.ClaimRecovery:output_type -> boomerang.feedback.v1.ClaimRecoveryResponse
+	25, // 50: boomerang.feedback.v1.FeedbackService.ResolveRecovery:output_type -> boomerang.feedback.v1.ResolveRecoveryResponse
+	28, // 51: boomerang.feedback.v1.FeedbackService.ListUnansweredReviews:output_type -> boomerang.feedback.v1.ListUnansweredReviewsResponse
+	42, // [42:52] is the sub-list for method output_type
+	32, // [32:42] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_boomerang_feedback_v1_feedback_proto_init() }
