@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,8 +55,15 @@ type Config struct {
 	OTLPInsecure bool
 	TLSCertFile  string
 	TLSKeyFile   string
+	// Services are the services this process runs (default all); the
+	// others may run elsewhere against the same NATS.
+	Services map[string]bool
 }
 
+// AllServices are the services the platform can run, in start order.
+var AllServices = []string{"ingest", "ledger", "segmentation", "feedback"}
+
+// LoadConfig reads the runner's BOOMERANG_* variables.
 func LoadConfig(src config.Source) (Config, error) {
 	r := config.NewReader(src)
 	c := Config{
@@ -73,6 +81,20 @@ func LoadConfig(src config.Source) (Config, error) {
 	if err := c.LogLevel.UnmarshalText([]byte(r.String("BOOMERANG_LOG_LEVEL", "info"))); err != nil {
 		r.Fail("BOOMERANG_LOG_LEVEL", "want debug, info, warn or error")
 	}
+	c.Services = map[string]bool{}
+	for _, name := range strings.Split(r.String("BOOMERANG_SERVICES", strings.Join(AllServices, ",")), ",") {
+		name = strings.TrimSpace(name)
+		switch {
+		case name == "":
+		case !slices.Contains(AllServices, name):
+			r.Fail("BOOMERANG_SERVICES", "unknown service %q, want some of %s", name, strings.Join(AllServices, ","))
+		default:
+			c.Services[name] = true
+		}
+	}
+	if len(c.Services) == 0 {
+		r.Fail("BOOMERANG_SERVICES", "no service named, want some of %s", strings.Join(AllServices, ","))
+	}
 	return c, r.Err()
 }
 
@@ -87,6 +109,7 @@ type Main struct {
 	Segmentation *segmentation.Service
 	// Feedback is the feedback service (tests sweep it).
 	Feedback *feedback.Service
+	// Each is nil when BOOMERANG_SERVICES leaves it out.
 
 	log       *slog.Logger
 	tel       *telemetry.Telemetry
@@ -151,45 +174,63 @@ func (m *Main) Open(ctx context.Context, env config.Source) (err error) {
 		return err
 	}
 
-	ingestEnv := withDefaults(env, map[string]string{
-		"INGEST_DATABASE_URL":       "sqlite:" + filepath.Join(c.DataDir, "ingest.db"),
-		"BOOMERANG_IDENTITY_SECRET": secret,
-	})
-	icfg, err := ingest.LoadConfig(ingestEnv)
-	if err != nil {
-		return err
+	var services []host.Service
+	if c.Services["ingest"] {
+		isvc, err := m.openIngest(ctx, env, js, secret)
+		if err != nil {
+			return err
+		}
+		services = append(services, isvc)
 	}
-	idb, err := sqldb.Open(ctx, icfg.DatabaseURL)
-	if err != nil {
-		return err
+	if c.Services["ledger"] {
+		if m.Ledger, err = m.openLedger(ctx, env, js); err != nil {
+			return err
+		}
+		services = append(services, m.Ledger)
 	}
-	m.dbs = append(m.dbs, idb)
-	isvc, err := ingest.New(ctx, icfg, ingest.Deps{DB: idb, JetStream: js, Log: m.log, Tracer: m.tel.Tracer, Meter: m.tel.Meter})
-	if err != nil {
-		return err
+	if c.Services["segmentation"] {
+		if m.Segmentation, err = m.openSegmentation(ctx, env, js); err != nil {
+			return err
+		}
+		services = append(services, m.Segmentation)
 	}
-
-	lsvc, err := m.openLedger(ctx, env, js)
-	if err != nil {
-		return err
+	if c.Services["feedback"] {
+		if m.Feedback, err = m.openFeedback(ctx, env, js, tokens); err != nil {
+			return err
+		}
+		services = append(services, m.Feedback)
 	}
-	m.Ledger = lsvc
-
-	if m.Segmentation, err = m.openSegmentation(ctx, env, js); err != nil {
-		return err
-	}
-	if m.Feedback, err = m.openFeedback(ctx, env, js, tokens); err != nil {
-		return err
-	}
+	m.log.Info("services", "run", strings.Join(slices.DeleteFunc(slices.Clone(AllServices), func(s string) bool { return !c.Services[s] }), ","))
 
 	m.host, err = host.New(host.Options{
 		GRPCAddr: c.GRPCAddr, HTTPAddr: c.HTTPAddr, Tokens: tokens, Log: m.log, Telemetry: m.tel,
 		TLSCertFile: c.TLSCertFile, TLSKeyFile: c.TLSKeyFile,
-	}, isvc, lsvc, m.Segmentation, m.Feedback)
+	}, services...)
 	if err != nil {
 		return err
 	}
+	if m.profiles == nil {
+		return nil
+	}
 	return m.profiles.connect(m.host.GRPCAddr(), c.TLSCertFile != "")
+}
+
+// openIngest starts order-ingest on its SQLite file unless
+// INGEST_DATABASE_URL names another database.
+func (m *Main) openIngest(ctx context.Context, env config.Source, js jetstream.JetStream, secret string) (*ingest.Service, error) {
+	cfg, err := ingest.LoadConfig(withDefaults(env, map[string]string{
+		"INGEST_DATABASE_URL":       "sqlite:" + filepath.Join(m.Config.DataDir, "ingest.db"),
+		"BOOMERANG_IDENTITY_SECRET": secret,
+	}))
+	if err != nil {
+		return nil, err
+	}
+	db, err := sqldb.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	m.dbs = append(m.dbs, db)
+	return ingest.New(ctx, cfg, ingest.Deps{DB: db, JetStream: js, Log: m.log, Tracer: m.tel.Tracer, Meter: m.tel.Meter})
 }
 
 // openLedger starts points-ledger on its SQLite file unless
@@ -236,10 +277,11 @@ func (m *Main) openSegmentation(ctx context.Context, env config.Source, js jetst
 }
 
 // openFeedback starts the feedback service on its SQLite file unless
-// FEEDBACK_DATABASE_URL names another database. It asks segmentation for
-// segments and values over gRPC like the distributed deployment does, on
-// the platform's own port with a token made for it at start-up, so the
-// look-ups keep their deadlines and no service reaches into another.
+// FEEDBACK_DATABASE_URL names another database. When segmentation runs in
+// this process too, feedback asks it for segments and values over gRPC
+// like the distributed deployment does, on the platform's own port with a
+// token made for it at start-up, so the look-ups keep their deadlines and
+// no service reaches into another; otherwise it makes no look-ups.
 func (m *Main) openFeedback(ctx context.Context, env config.Source, js jetstream.JetStream, tokens *grpcx.Tokens) (*feedback.Service, error) {
 	cfg, err := feedback.LoadConfig(withDefaults(env, map[string]string{
 		"FEEDBACK_DATABASE_URL": "sqlite:" + filepath.Join(m.Config.DataDir, "feedback.db"),
@@ -252,14 +294,17 @@ func (m *Main) openFeedback(ctx context.Context, env config.Source, js jetstream
 		return nil, err
 	}
 	m.dbs = append(m.dbs, db)
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return nil, err
+	deps := feedback.Deps{DB: db, JetStream: js, Log: m.log, Tracer: m.tel.Tracer, Meter: m.tel.Meter}
+	if m.Config.Services["segmentation"] {
+		raw := make([]byte, 32)
+		if _, err := rand.Read(raw); err != nil {
+			return nil, err
+		}
+		m.profiles = &selfProfiles{token: hex.EncodeToString(raw)}
+		tokens.Add(m.profiles.token, "segmentation:read")
+		deps.Profiles = m.profiles
 	}
-	m.profiles = &selfProfiles{token: hex.EncodeToString(raw)}
-	tokens.Add(m.profiles.token, "segmentation:read")
-	return feedback.New(ctx, cfg, feedback.Deps{DB: db, JetStream: js, Log: m.log, Tracer: m.tel.Tracer, Meter: m.tel.Meter,
-		Profiles: m.profiles})
+	return feedback.New(ctx, cfg, deps)
 }
 
 // selfProfiles is feedback's client of segmentation in this process: a
