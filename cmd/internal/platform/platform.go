@@ -215,6 +215,16 @@ func (m *Main) Open(ctx context.Context, env config.Source) (err error) {
 	return m.profiles.connect(m.host.GRPCAddr(), c.TLSCertFile != "")
 }
 
+// openDB opens a service's database; Close closes it.
+func (m *Main) openDB(ctx context.Context, url string) (*sqldb.DB, error) {
+	db, err := sqldb.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	m.dbs = append(m.dbs, db)
+	return db, nil
+}
+
 // openIngest starts order-ingest on its SQLite file unless
 // INGEST_DATABASE_URL names another database.
 func (m *Main) openIngest(ctx context.Context, env config.Source, js jetstream.JetStream, secret string) (*ingest.Service, error) {
@@ -225,11 +235,10 @@ func (m *Main) openIngest(ctx context.Context, env config.Source, js jetstream.J
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqldb.Open(ctx, cfg.DatabaseURL)
+	db, err := m.openDB(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
-	m.dbs = append(m.dbs, db)
 	return ingest.New(ctx, cfg, ingest.Deps{DB: db, JetStream: js, Log: m.log, Tracer: m.tel.Tracer, Meter: m.tel.Meter})
 }
 
@@ -242,11 +251,10 @@ func (m *Main) openLedger(ctx context.Context, env config.Source, js jetstream.J
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqldb.Open(ctx, cfg.DatabaseURL)
+	db, err := m.openDB(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
-	m.dbs = append(m.dbs, db)
 	return ledger.New(ctx, cfg, ledger.Deps{DB: db, JetStream: js, Log: m.log, Tracer: m.tel.Tracer, Meter: m.tel.Meter})
 }
 
@@ -261,11 +269,10 @@ func (m *Main) openSegmentation(ctx context.Context, env config.Source, js jetst
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqldb.Open(ctx, cfg.DatabaseURL)
+	db, err := m.openDB(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
-	m.dbs = append(m.dbs, db)
 	deps := segmentation.Deps{DB: db, JetStream: js, Log: m.log, Tracer: m.tel.Tracer, Meter: m.tel.Meter}
 	if cfg.RedisURL != "" {
 		if m.redis, err = redisx.Open(ctx, cfg.RedisURL); err != nil {
@@ -289,11 +296,10 @@ func (m *Main) openFeedback(ctx context.Context, env config.Source, js jetstream
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqldb.Open(ctx, cfg.DatabaseURL)
+	db, err := m.openDB(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
-	m.dbs = append(m.dbs, db)
 	deps := feedback.Deps{DB: db, JetStream: js, Log: m.log, Tracer: m.tel.Tracer, Meter: m.tel.Meter}
 	if m.Config.Services["segmentation"] {
 		raw := make([]byte, 32)
