@@ -147,8 +147,8 @@ func (c Config) Validate() error {
 	if c.ValueMaxAge < c.FillInterval || c.ValueMaxAge > 30*24*time.Hour {
 		errs = append(errs, fmt.Errorf("FEEDBACK_VALUE_MAX_AGE: %v, want FEEDBACK_FILL_INTERVAL..720h", c.ValueMaxAge))
 	}
-	if c.ClaimTTL < 0 {
-		errs = append(errs, fmt.Errorf("FEEDBACK_CLAIM_TTL: %v, want 0 (claims never lapse) or more", c.ClaimTTL))
+	if c.ClaimTTL != 0 && (c.ClaimTTL < time.Minute || c.ClaimTTL > 365*24*time.Hour) {
+		errs = append(errs, fmt.Errorf("FEEDBACK_CLAIM_TTL: %v, want 0 (claims never lapse) or 1m..8760h", c.ClaimTTL))
 	}
 	if len(c.ScoreTimeZones) == 0 || len(c.ScoreTimeZones) > 8 {
 		errs = append(errs, fmt.Errorf("FEEDBACK_SCORE_TIME_ZONES: %d zones, want 1..8", len(c.ScoreTimeZones)))
@@ -390,13 +390,16 @@ func (s *Service) fillPending(ctx context.Context) (int, error) {
 	}
 	found, unknown := s.intake.LookupNow(ctx, ids)
 	now := s.deps.Now()
+	var waiting []string
 	for _, id := range unknown {
 		// Still unknown after FillGiveUp: its responses stay unsegmented.
 		if now.Sub(since[id]) >= s.cfg.FillGiveUp {
 			found[id] = feedback.Profile{}
+		} else {
+			waiting = append(waiting, id)
 		}
 	}
-	return len(found), s.store.ApplyProfiles(ctx, found)
+	return len(found), errors.Join(s.store.ApplyProfiles(ctx, found), s.store.MarkAsked(ctx, waiting))
 }
 
 // Run consumes intake, sweeps, fills segments in and relays the outbox

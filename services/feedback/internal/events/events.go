@@ -30,7 +30,8 @@ const (
 	InStream = "FEEDBACK_IN"
 	// InPrefix + <kind>.<source> is where shops, survey tools and help
 	// desks publish; <kind> is one of the In* tokens, <source> names the
-	// sender (it only labels dead letters).
+	// survey tool or help desk whose ids the message carries (ids are
+	// scoped by it) and labels dead letters.
 	InPrefix = "boomerang.feedback.in."
 	// ConsumerName is the durable consumer of FEEDBACK_IN.
 	ConsumerName = "feedback-intake"

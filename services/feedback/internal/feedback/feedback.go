@@ -19,6 +19,8 @@ var (
 	ErrResolved        = errors.New("recovery case already resolved")
 	ErrClaimed         = errors.New("recovery case claimed by another agent")
 	ErrInvalid         = errors.New("invalid input")
+	// ErrAlreadyDone: the change asked for was made before; nothing to do.
+	ErrAlreadyDone = errors.New("already done")
 )
 
 // Kind is a survey's kind; the values are those of feedback.v1.SurveyKind.
@@ -181,8 +183,14 @@ func (c *Case) Claim(agent string, now time.Time, ttl time.Duration) error {
 // Resolve closes the case with an outcome. Only the agent holding the
 // claim may, or anyone once it has lapsed (see Claim); an unclaimed case
 // is claimed by the agent who resolves it, so the record says who did.
+// The same resolution again returns ErrAlreadyDone and changes nothing.
 func (c *Case) Resolve(agent string, o Outcome, note string, now time.Time, ttl time.Duration) error {
 	if !c.ResolvedAt.IsZero() {
+		if c.ClaimedBy == agent && c.Outcome == o && c.Note == note {
+			// A retry of the resolution that closed it (its answer was
+			// lost): the same answer, nothing changes.
+			return ErrAlreadyDone
+		}
 		return ErrResolved
 	}
 	if o < Recovered || o > Lost {

@@ -176,16 +176,70 @@ func TestReopen(t *testing.T) {
 	tk.Apply(TicketEvent{TicketID: "T", Kind: TicketOpened, At: t0})
 	tk.Apply(TicketEvent{TicketID: "T", Kind: TicketResolved, At: t0.Add(time.Hour)})
 	tk.Apply(TicketEvent{TicketID: "T", Kind: TicketReopened, At: t0.Add(2 * time.Hour)})
-	if !tk.ResolvedAt.IsZero() || tk.Reopens != 1 {
+	if !tk.Resolved().IsZero() || tk.Reopens != 1 {
 		t.Errorf("reopened ticket %+v", tk)
 	}
 	if !tk.Answered().Equal(t0.Add(time.Hour)) || tk.SlowFirstResponse(t0.Add(24*time.Hour), 6*time.Hour) {
 		t.Errorf("reopened ticket answered at %v; want the first resolution, not slow", tk.Answered())
 	}
 	tk.Apply(TicketEvent{TicketID: "T", Kind: TicketResolved, At: t0.Add(3 * time.Hour)})
-	if !tk.ResolvedAt.Equal(t0.Add(3 * time.Hour)) {
-		t.Errorf("resolved at %v", tk.ResolvedAt)
+	if !tk.Resolved().Equal(t0.Add(3 * time.Hour)) {
+		t.Errorf("resolved at %v", tk.Resolved())
 	}
+}
+
+// TestTicketEventsInAnyOrder: every order of delivery of the same events
+// folds to the same ticket.
+func TestTicketEventsInAnyOrder(t *testing.T) {
+	t0 := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	ev := func(k TicketEventKind, h int) TicketEvent {
+		return TicketEvent{TicketID: "T", Kind: k, At: t0.Add(time.Duration(h) * time.Hour)}
+	}
+	histories := map[string][]TicketEvent{
+		"resolved, reopened":           {ev(TicketOpened, 0), ev(TicketResolved, 1), ev(TicketReopened, 2)},
+		"resolved, reopened, resolved": {ev(TicketOpened, 0), ev(TicketFirstResponse, 1), ev(TicketResolved, 2), ev(TicketReopened, 3), ev(TicketResolved, 4)},
+	}
+	for name, evs := range histories {
+		var want *Ticket
+		permute(evs, func(order []TicketEvent) {
+			tk := &Ticket{}
+			for _, e := range order {
+				tk.Apply(e)
+			}
+			if want == nil {
+				want = tk
+				return
+			}
+			if !tk.Resolved().Equal(want.Resolved()) || !tk.Answered().Equal(want.Answered()) || !tk.OpenedAt.Equal(want.OpenedAt) || tk.Reopens != want.Reopens {
+				t.Errorf("%s: delivered as %v: resolved %v, answered %v; in order: resolved %v, answered %v",
+					name, kinds(order), tk.Resolved(), tk.Answered(), want.Resolved(), want.Answered())
+			}
+		})
+	}
+}
+
+func permute(evs []TicketEvent, fn func([]TicketEvent)) {
+	var rec func(k int)
+	rec = func(k int) {
+		if k == len(evs) {
+			fn(evs)
+			return
+		}
+		for i := k; i < len(evs); i++ {
+			evs[k], evs[i] = evs[i], evs[k]
+			rec(k + 1)
+			evs[k], evs[i] = evs[i], evs[k]
+		}
+	}
+	rec(0)
+}
+
+func kinds(evs []TicketEvent) []TicketEventKind {
+	out := make([]TicketEventKind, len(evs))
+	for i, e := range evs {
+		out[i] = e.Kind
+	}
+	return out
 }
 
 func TestCase(t *testing.T) {

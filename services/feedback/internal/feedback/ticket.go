@@ -24,17 +24,20 @@ type TicketEvent struct {
 
 // Ticket is a support ticket's state, folded from its events. Events may
 // arrive out of order, so each time keeps the earliest (opening, first
-// response) or the latest (resolution) seen.
+// response) or the latest (resolution, reopening) seen, and whether the
+// ticket is resolved follows from the last two (Resolved).
 type Ticket struct {
 	ID              string
 	CustomerID      string
 	Channel         string
 	OpenedAt        time.Time
 	FirstResponseAt time.Time
-	ResolvedAt      time.Time
+	// ResolvedAt and ReopenedAt are the latest resolution and reopening.
+	ResolvedAt time.Time
+	ReopenedAt time.Time
 	// FirstAnsweredAt is when the customer first heard back: the earliest
-	// first response or resolution seen. A reopening clears ResolvedAt,
-	// never this: the customer was answered all the same.
+	// first response or resolution seen; a reopening does not change it:
+	// the customer was answered all the same.
 	FirstAnsweredAt time.Time
 	Reopens         int
 	// Agony is set once the ticket has raised its slow-response case, so
@@ -67,10 +70,19 @@ func (t *Ticket) Apply(ev TicketEvent) {
 		t.answered(ev.At)
 	case TicketReopened:
 		t.Reopens++
-		if !ev.At.Before(t.ResolvedAt) {
-			t.ResolvedAt = time.Time{}
+		if ev.At.After(t.ReopenedAt) {
+			t.ReopenedAt = ev.At
 		}
 	}
+}
+
+// Resolved is when the ticket was resolved, or zero while it is open: its
+// latest resolution, unless it was reopened then or later.
+func (t *Ticket) Resolved() time.Time {
+	if t.ResolvedAt.After(t.ReopenedAt) {
+		return t.ResolvedAt
+	}
+	return time.Time{}
 }
 
 func (t *Ticket) answered(at time.Time) {

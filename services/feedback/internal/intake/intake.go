@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -128,25 +129,49 @@ func (i *Intake) Apply(ctx context.Context, in []store.Input, dead []outbox.Mess
 // Lookup asks for the profiles of ids within the deadline and returns
 // those it got, and the customers segmentation does not know (their orders
 // may not have reached it yet). Customers it could not ask about are in
-// neither.
+// neither. After a failure it asks nothing for a while (Options.Backoff),
+// so that an unavailable segmentation does not slow intake down.
 func (i *Intake) Lookup(ctx context.Context, ids []string) (found map[string]feedback.Profile, unknown []string) {
 	if time.Now().UnixNano() < i.skipUntil.Load() {
 		return map[string]feedback.Profile{}, nil
 	}
-	return i.LookupNow(ctx, ids)
+	found, unknown, failed := i.lookup(ctx, ids)
+	if failed > 0 {
+		i.skipUntil.Store(time.Now().Add(i.opts.Backoff).UnixNano())
+		i.log.WarnContext(ctx, "segmentation unavailable; segments will be filled in later", "customers", failed)
+	}
+	return found, unknown
 }
 
-// LookupNow is Lookup even while intake backs off from an unavailable
-// segmentation: the background jobs, which no caller waits for, use it.
+// LookupNow is Lookup for the background jobs, which no caller waits for:
+// it asks even while intake backs off, gives each group of look-ups a
+// deadline of its own, and its failures do not make intake back off.
 func (i *Intake) LookupNow(ctx context.Context, ids []string) (found map[string]feedback.Profile, unknown []string) {
+	found = map[string]feedback.Profile{}
+	group := 4 * i.opts.Parallel
+	var failed int64
+	for start := 0; start < len(ids) && ctx.Err() == nil; start += group {
+		f, u, n := i.lookup(ctx, ids[start:min(start+group, len(ids))])
+		maps.Copy(found, f)
+		unknown = append(unknown, u...)
+		failed += n
+	}
+	if failed > 0 {
+		i.log.WarnContext(ctx, "segmentation look-ups failed; asking again later", "customers", failed)
+	}
+	return found, unknown
+}
+
+// lookup asks for ids, Parallel at a time, within Options.Timeout.
+func (i *Intake) lookup(ctx context.Context, ids []string) (found map[string]feedback.Profile, unknown []string, failed int64) {
 	out := map[string]feedback.Profile{}
 	if i.profiles == nil || len(ids) == 0 {
-		return out, nil
+		return out, nil, 0
 	}
 	ctx, cancel := context.WithTimeout(ctx, i.opts.Timeout)
 	defer cancel()
 	var mu sync.Mutex
-	var failed atomic.Int64
+	var nfailed atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(i.opts.Parallel)
 	for _, id := range ids {
@@ -162,17 +187,13 @@ func (i *Intake) LookupNow(ctx context.Context, ids []string) (found map[string]
 				unknown = append(unknown, id)
 				mu.Unlock()
 			default:
-				failed.Add(1)
+				nfailed.Add(1)
 			}
 			return nil
 		})
 	}
 	_ = g.Wait()
-	if n := failed.Load(); n > 0 {
-		i.skipUntil.Store(time.Now().Add(i.opts.Backoff).UnixNano())
-		i.log.WarnContext(ctx, "segmentation unavailable; segments will be filled in later", "customers", n)
-	}
-	return out, unknown
+	return out, unknown, nfailed.Load()
 }
 
 // Check applies the rules the .proto files cannot say to an intake

@@ -413,12 +413,12 @@ func split(rows [][]any, stored map[string]bool) (fresh, old [][]any) {
 	return fresh, old
 }
 
-const ticketCols = "ticket_id, customer_id, channel, opened_at, first_response_at, resolved_at, answered_at, reopens, agony"
+const ticketCols = "ticket_id, customer_id, channel, opened_at, first_response_at, resolved_at, answered_at, reopens, agony, reopened_at"
 
-const ticketUpsert = "(ticket_id) DO UPDATE SET customer_id = excluded.customer_id, channel = excluded.channel, opened_at = excluded.opened_at, first_response_at = excluded.first_response_at, resolved_at = excluded.resolved_at, answered_at = excluded.answered_at, reopens = excluded.reopens, agony = excluded.agony"
+const ticketUpsert = "(ticket_id) DO UPDATE SET customer_id = excluded.customer_id, channel = excluded.channel, opened_at = excluded.opened_at, first_response_at = excluded.first_response_at, resolved_at = excluded.resolved_at, answered_at = excluded.answered_at, reopens = excluded.reopens, agony = excluded.agony, reopened_at = excluded.reopened_at"
 
 func ticketRow(t *feedback.Ticket) []any {
-	return []any{t.ID, t.CustomerID, t.Channel, ms(t.OpenedAt), ms(t.FirstResponseAt), ms(t.ResolvedAt), ms(t.Answered()), t.Reopens, boolInt(t.Agony)}
+	return []any{t.ID, t.CustomerID, t.Channel, ms(t.OpenedAt), ms(t.FirstResponseAt), ms(t.ResolvedAt), ms(t.Answered()), t.Reopens, boolInt(t.Agony), ms(t.ReopenedAt)}
 }
 
 const caseCols = "case_id, customer_id, reason, source_ref, opened_at, claimed_by, claimed_at, resolved_at, outcome, note"
@@ -484,12 +484,13 @@ func (s *Store) loadTickets(ctx context.Context, q queryer, ids []any) (map[stri
 
 func scanTicket(rows *sql.Rows) (*feedback.Ticket, error) {
 	t := &feedback.Ticket{}
-	var opened, first, resolved, answered int64
+	var opened, first, resolved, answered, reopened int64
 	var agony int
-	if err := rows.Scan(&t.ID, &t.CustomerID, &t.Channel, &opened, &first, &resolved, &answered, &t.Reopens, &agony); err != nil {
+	if err := rows.Scan(&t.ID, &t.CustomerID, &t.Channel, &opened, &first, &resolved, &answered, &t.Reopens, &agony, &reopened); err != nil {
 		return nil, err
 	}
 	t.OpenedAt, t.FirstResponseAt, t.ResolvedAt, t.Agony = fromMS(opened), fromMS(first), fromMS(resolved), agony != 0
+	t.ReopenedAt = fromMS(reopened)
 	t.FirstAnsweredAt = fromMS(answered)
 	for _, at := range []time.Time{t.FirstResponseAt, t.ResolvedAt} {
 		// Rows written before answered_at outlived a reopening.

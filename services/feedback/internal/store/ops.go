@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"sort"
@@ -128,7 +129,8 @@ func (s *Store) readCase(ctx context.Context, q queryer, id, lock string) (feedb
 	return cs[0], nil
 }
 
-// changeCase loads a case locked, lets fn change it and writes it back.
+// changeCase loads a case locked, lets fn change it and writes it back;
+// when fn returns feedback.ErrAlreadyDone it returns the case as stored.
 func (s *Store) changeCase(ctx context.Context, id string, fn func(tx *sql.Tx, c *feedback.Case, now time.Time) error) (feedback.Case, error) {
 	var c feedback.Case
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
@@ -144,7 +146,9 @@ func (s *Store) changeCase(ctx context.Context, id string, fn func(tx *sql.Tx, c
 			return err
 		}
 		now := s.now().UTC()
-		if err := fn(tx, &c, now); err != nil {
+		if err := fn(tx, &c, now); errors.Is(err, feedback.ErrAlreadyDone) {
+			return nil
+		} else if err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE cases SET claimed_by = $1, claimed_at = $2, resolved_at = $3, outcome = $4, note = $5
@@ -362,7 +366,7 @@ func (s *Store) ScoreDays(ctx context.Context, zone *time.Location, fromDay, toD
 // answered one waited for its first answer and each resolved one took to
 // its resolution.
 func (s *Store) TicketStats(ctx context.Context, from, to time.Time) (tickets int64, firstResponse, resolution []time.Duration, err error) {
-	rows, err := s.db.R.QueryContext(ctx, `SELECT opened_at, answered_at, resolved_at FROM tickets
+	rows, err := s.db.R.QueryContext(ctx, `SELECT opened_at, answered_at, CASE WHEN resolved_at > reopened_at THEN resolved_at ELSE 0 END FROM tickets
 		WHERE opened_at >= $1 AND opened_at < $2`, ms(from), ms(to))
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("ticket stats: %w", err)
@@ -391,10 +395,10 @@ type PendingCustomer struct {
 }
 
 // PendingCustomers lists up to limit customers waiting for their segment,
-// the longest waiting first.
+// the least recently asked first (see MarkAsked).
 func (s *Store) PendingCustomers(ctx context.Context, limit int) ([]PendingCustomer, error) {
 	rows, err := s.db.R.QueryContext(ctx, `SELECT customer_id, pending_since FROM customers WHERE pending_since > 0
-		ORDER BY pending_since, customer_id LIMIT $1`, limit)
+		ORDER BY refreshed_at, customer_id LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("pending customers: %w", err)
 	}
@@ -410,6 +414,25 @@ func (s *Store) PendingCustomers(ctx context.Context, limit int) ([]PendingCusto
 		out = append(out, p)
 	}
 	return out, sqldb.CloseRows(rows)
+}
+
+// MarkAsked records that segmentation was asked about these pending
+// customers now and did not know them, so that PendingCustomers turns to
+// the others first.
+func (s *Store) MarkAsked(ctx context.Context, ids []string) error {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	now := ms(s.now())
+	return sqldb.InChunks(args, func(chunk []any) error {
+		_, err := s.db.W.ExecContext(ctx, `UPDATE customers SET refreshed_at = $1 WHERE pending_since > 0 AND customer_id IN (`+
+			s.db.Dialect.Placeholders(2, len(chunk))+`)`, append([]any{now}, chunk...)...)
+		if err != nil {
+			return fmt.Errorf("mark asked: %w", err)
+		}
+		return nil
+	})
 }
 
 // StaleValues lists up to limit customers with an open recovery case

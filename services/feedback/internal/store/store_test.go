@@ -548,6 +548,59 @@ func TestStoreContract(t *testing.T) {
 				}
 			})
 
+			t.Run("pending customers: the least recently asked first", func(t *testing.T) {
+				c := newClock(t0)
+				st := openStore(t, b.url(t), c)
+				ctx := context.Background()
+				intake(t, st, nil, survey("r1", "p1", feedback.CSAT, 5, t0))
+				c.add(time.Minute)
+				intake(t, st, nil, survey("r2", "p2", feedback.CSAT, 5, t0))
+				c.add(time.Minute)
+				intake(t, st, nil, survey("r3", "p3", feedback.CSAT, 5, t0))
+				pending := func() []string {
+					ps, err := st.PendingCustomers(ctx, 2)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var ids []string
+					for _, p := range ps {
+						ids = append(ids, p.ID)
+					}
+					return ids
+				}
+				if got := pending(); !slices.Equal(got, []string{"p1", "p2"}) {
+					t.Fatalf("pending %v, want p1, p2", got)
+				}
+				// Segmentation did not know p1 and p2: p3 is asked next.
+				c.add(time.Minute)
+				if err := st.MarkAsked(ctx, []string{"p1", "p2"}); err != nil {
+					t.Fatal(err)
+				}
+				if got := pending(); !slices.Equal(got, []string{"p3", "p1"}) {
+					t.Errorf("pending after asking p1 and p2: %v, want p3, p1", got)
+				}
+				ps, _ := st.PendingCustomers(ctx, 3)
+				if len(ps) != 3 || !ps[1].Since.Equal(t0) {
+					t.Errorf("pending %+v: want p1 pending since %v still", ps, t0)
+				}
+			})
+
+			t.Run("tickets: events out of order", func(t *testing.T) {
+				c := newClock(t0.Add(12 * time.Hour))
+				st := openStore(t, b.url(t), c)
+				ctx := context.Background()
+				intake(t, st, nil, ticket("e1", "T1", "ann", feedback.TicketOpened, t0))
+				intake(t, st, nil, ticket("e3", "T1", "ann", feedback.TicketReopened, t0.Add(2*time.Hour)))
+				intake(t, st, nil, ticket("e2", "T1", "ann", feedback.TicketResolved, t0.Add(time.Hour)))
+				_, first, resolution, err := st.TicketStats(ctx, t0, t0.Add(time.Hour))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(first) != 1 || first[0] != time.Hour || len(resolution) != 0 {
+					t.Errorf("first responses %v, resolutions %v; want [1h] and none (reopened after the resolution)", first, resolution)
+				}
+			})
+
 			t.Run("values of customers with open cases go stale", func(t *testing.T) {
 				c := newClock(t0)
 				st := openStore(t, b.url(t), c)
@@ -621,6 +674,9 @@ func TestStoreContract(t *testing.T) {
 				cs, err = st.Resolve(ctx, q[0].ID, "agent-1", feedback.Recovered, "voucher sent")
 				if err != nil || cs.Outcome != feedback.Recovered || cs.ResolvedAt.IsZero() || cs.ClaimedBy != "agent-1" {
 					t.Fatalf("resolve: %+v %v", cs, err)
+				}
+				if again, err := st.Resolve(ctx, q[0].ID, "agent-1", feedback.Recovered, "voucher sent"); err != nil || !again.ResolvedAt.Equal(cs.ResolvedAt) {
+					t.Errorf("a retry of the resolution: %+v %v, want the case as resolved", again, err)
 				}
 				if _, err := st.Resolve(ctx, q[0].ID, "agent-1", feedback.Lost, ""); !errors.Is(err, feedback.ErrResolved) {
 					t.Errorf("resolve twice: %v", err)
