@@ -56,9 +56,10 @@ func baseOrders(n int, now time.Time) []*ingestv1.Order {
 // customer first. A survey over the bus and one over gRPC reach the scores.
 func TestFeedbackEndToEnd(t *testing.T) {
 	const agent = "feedback-agent-0123456789abcdef"
+	const intakeOnly = "feedback-intake-0123456789abcdef"
 	p := startPlatform(t, t.TempDir(), map[string]string{
 		"BOOMERANG_API_TOKENS": writerToken + ":ingest:write,ingest:read,segmentation:read;" +
-			agent + ":feedback:read,feedback:write",
+			agent + ":feedback:read,feedback:write,feedback:recovery;" + intakeOnly + ":feedback:write",
 		"SEGMENTATION_MIN_SCORE_INTERVAL":   "0s",
 		"FEEDBACK_FIRST_RESPONSE_THRESHOLD": "1s",
 		"FEEDBACK_SWEEP_INTERVAL":           "200ms",
@@ -189,6 +190,16 @@ func TestFeedbackEndToEnd(t *testing.T) {
 	}
 	if cs[0].GetClvValue().GetMinorUnits() != clv(rich) || cs[0].GetClvValue().GetCurrency() != "EUR" || cs[0].GetAge().AsDuration() <= 0 {
 		t.Errorf("case %v: want the CLV segmentation gives (%d EUR minor) and an age", cs[0], clv(rich))
+	}
+	// A token for intake alone may not work the queue.
+	ic, err := grpcx.Dial(p.m.GRPCAddr(), grpcx.ClientOptions{Token: intakeOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ic.Close()
+	if _, err := feedbackv1.NewFeedbackServiceClient(ic).ClaimRecovery(ctx, &feedbackv1.ClaimRecoveryRequest{CaseId: cs[0].GetCaseId(),
+		Agent: "ann"}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("claim with an intake token: %v, want PermissionDenied", err)
 	}
 	claimed, err := fb.ClaimRecovery(ctx, &feedbackv1.ClaimRecoveryRequest{CaseId: cs[0].GetCaseId(), Agent: "ann"})
 	if err != nil || claimed.GetCase().GetClaimedBy() != "ann" {

@@ -131,7 +131,7 @@ func start(t *testing.T, p service.Profiles, env map[string]string) *harness {
 		t.Fatal(err)
 	}
 	tokens := &grpcx.Tokens{}
-	tokens.Add(token, "feedback:write", "feedback:read")
+	tokens.Add(token, "feedback:write", "feedback:read", "feedback:recovery")
 	gs, err := grpcx.NewServer(grpcx.ServerOptions{Tokens: tokens, Scopes: svc.Scopes(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -33,17 +33,21 @@ import (
 const (
 	ScopeRead  = "feedback:read"
 	ScopeWrite = "feedback:write"
+	// ScopeRecovery works the recovery queue. Apart from ScopeWrite so that
+	// the survey tools and help desks that send intake cannot claim or
+	// resolve cases: a request names its agent, tokens carry no identity.
+	ScopeRecovery = "feedback:recovery"
 )
 
-// Scopes are the token scopes each method needs: intake and working the
-// recovery queue write, the measures and queues read.
+// Scopes are the token scopes each method needs: intake writes, working
+// the recovery queue needs its own scope, the measures and queues read.
 var Scopes = grpcx.MethodScopes{
 	feedbackv1.FeedbackService_SubmitSurveyResponse_FullMethodName:  ScopeWrite,
 	feedbackv1.FeedbackService_SubmitReview_FullMethodName:          ScopeWrite,
 	feedbackv1.FeedbackService_RespondToReview_FullMethodName:       ScopeWrite,
 	feedbackv1.FeedbackService_RecordTicketEvent_FullMethodName:     ScopeWrite,
-	feedbackv1.FeedbackService_ClaimRecovery_FullMethodName:         ScopeWrite,
-	feedbackv1.FeedbackService_ResolveRecovery_FullMethodName:       ScopeWrite,
+	feedbackv1.FeedbackService_ClaimRecovery_FullMethodName:         ScopeRecovery,
+	feedbackv1.FeedbackService_ResolveRecovery_FullMethodName:       ScopeRecovery,
 	feedbackv1.FeedbackService_GetScores_FullMethodName:             ScopeRead,
 	feedbackv1.FeedbackService_GetTicketStats_FullMethodName:        ScopeRead,
 	feedbackv1.FeedbackService_ListRecoveryQueue_FullMethodName:     ScopeRead,
@@ -241,7 +245,10 @@ func (s *Server) buckets(ctx context.Context, loc *time.Location, g feedback.Gra
 		origin, width := Plan(loc, g, from, to)
 		return s.store.Scores(ctx, from, to, origin, width, segment)
 	}
-	zone, ok := s.store.ScoreZone(loc.String())
+	zone, ok, err := s.store.ScoreZone(ctx, loc.String())
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
 		return quarters(from, to)
 	}

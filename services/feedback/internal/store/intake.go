@@ -67,7 +67,16 @@ type rollup struct {
 	rows  map[bucketKey]*bucketVal
 }
 
-func (s *Store) newRollup() *rollup { return &rollup{zones: s.zones, rows: map[bucketKey]*bucketVal{}} }
+// newRollup returns a rollup that counts by quarter hour and by local day
+// in the reporting zones the transaction tx reads from score_zones (see
+// dayZones).
+func (s *Store) newRollup(ctx context.Context, tx *sql.Tx) (*rollup, error) {
+	zones, err := s.dayZones(ctx, tx, true)
+	if err != nil {
+		return nil, err
+	}
+	return &rollup{zones: zones, rows: map[bucketKey]*bucketVal{}}, nil
+}
 
 // DayNumber is the local date of t in loc as days since 1970-01-01.
 func DayNumber(t time.Time, loc *time.Location) int64 {
@@ -232,7 +241,10 @@ func (s *Store) intake(ctx context.Context, tx *sql.Tx, in []Input, profiles map
 		return 0, true
 	}
 
-	roll := s.newRollup()
+	roll, err := s.newRollup(ctx, tx)
+	if err != nil {
+		return res, err
+	}
 	var respRows, reviewRows, rrRows, evRows [][]any
 	var cases []feedback.Case
 	var out []pendingEvent
@@ -522,7 +534,10 @@ func (s *Store) fill(ctx context.Context, tx *sql.Tx, custs map[string]*customer
 		return nil
 	}
 	sort.Strings(ids)
-	roll := s.newRollup()
+	roll, err := s.newRollup(ctx, tx)
+	if err != nil {
+		return err
+	}
 	for _, id := range ids {
 		seg := custs[id].Segment
 		rows, err := tx.QueryContext(ctx, `SELECT responded_at, kind, score FROM responses

@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"sync"
 	"time"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
@@ -43,8 +44,11 @@ type Store struct {
 	threshold time.Duration
 	// claimTTL: a recovery case's claim lapses when this old (0: never).
 	claimTTL time.Duration
-	// zones are the reporting time zones with a local-day rollup.
+	// zones are the reporting time zones this replica is configured with;
+	// the rollups are kept for those in score_zones (see dayZones).
 	zones []*time.Location
+	// locs caches time.LoadLocation by name.
+	locs sync.Map
 }
 
 // Options configure the store.
@@ -137,18 +141,82 @@ func (s *Store) syncZones(ctx context.Context, want map[string]bool, log *slog.L
 	return err
 }
 
+// zoneLockClass and zoneLockKey name the advisory lock that orders
+// rollup rebuilds (exclusive) against the transactions that write the
+// rollups (shared): a write sees the zone set of the last rebuild before
+// it, and a rebuild sees every write before it.
+const (
+	zoneLockClass = 0x667a6f6e // "fzon"
+	zoneLockKey   = 0
+)
+
+// dayZones returns the reporting zones with a local-day rollup: those of
+// score_zones, which the last rebuild wrote for its replica's
+// configuration. Every replica writes and reads the rollup for that set,
+// whatever its own configuration says, so replicas configured apart for a
+// while (during a rolling restart) keep it whole. With lock, tx holds the
+// shared side of the rebuild lock (PostgreSQL; SQLite has one writer).
+func (s *Store) dayZones(ctx context.Context, q queryer, lock bool) ([]*time.Location, error) {
+	if lock && s.db.Dialect.ForUpdate() != "" {
+		rows, err := q.QueryContext(ctx, `SELECT pg_advisory_xact_lock_shared($1::int4, $2::int4)`, zoneLockClass, zoneLockKey)
+		if err != nil {
+			return nil, fmt.Errorf("zone lock: %w", err)
+		}
+		if err := sqldb.CloseRows(rows); err != nil {
+			return nil, fmt.Errorf("zone lock: %w", err)
+		}
+	}
+	rows, err := q.QueryContext(ctx, "SELECT zone FROM score_zones ORDER BY zone")
+	if err != nil {
+		return nil, fmt.Errorf("score zones: %w", err)
+	}
+	var out []*time.Location
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		loc, err := s.location(name)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, loc)
+	}
+	return out, sqldb.CloseRows(rows)
+}
+
+func (s *Store) location(name string) (*time.Location, error) {
+	if l, ok := s.locs.Load(name); ok {
+		return l.(*time.Location), nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("score zone %q: %w", name, err)
+	}
+	s.locs.Store(name, loc)
+	return loc, nil
+}
+
 // RebuildRollups recomputes both rollups from the stored responses, for
-// the reporting zones in force, and returns how many responses it counted.
+// the reporting zones this replica is configured with, and returns how
+// many responses it counted.
 func (s *Store) RebuildRollups(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		n = 0
+		if s.db.Dialect.ForUpdate() != "" {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1::int4, $2::int4)`, zoneLockClass, zoneLockKey); err != nil {
+				return fmt.Errorf("zone lock: %w", err)
+			}
+		}
 		for _, q := range []string{"DELETE FROM score_buckets", "DELETE FROM score_days", "DELETE FROM score_zones"} {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return fmt.Errorf("rebuild rollups: %w", err)
 			}
 		}
-		roll := s.newRollup()
+		roll := &rollup{zones: s.zones, rows: map[bucketKey]*bucketVal{}}
 		rows, err := tx.QueryContext(ctx, "SELECT responded_at, segment, kind, score FROM responses")
 		if err != nil {
 			return fmt.Errorf("rebuild rollups: %w", err)
@@ -180,13 +248,17 @@ func (s *Store) RebuildRollups(ctx context.Context) (int64, error) {
 
 // ScoreZone returns the reporting zone named name (as time.LoadLocation
 // names it) when it has a local-day rollup.
-func (s *Store) ScoreZone(name string) (*time.Location, bool) {
-	for _, z := range s.zones {
+func (s *Store) ScoreZone(ctx context.Context, name string) (*time.Location, bool, error) {
+	zones, err := s.dayZones(ctx, s.db.R, false)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, z := range zones {
 		if z.String() == name {
-			return z, true
+			return z, true, nil
 		}
 	}
-	return nil, false
+	return nil, false, nil
 }
 
 // DB returns the underlying database.

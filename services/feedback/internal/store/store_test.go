@@ -257,6 +257,34 @@ func TestStoreContract(t *testing.T) {
 				}
 			})
 
+			t.Run("replicas configured apart keep the day rollup whole", func(t *testing.T) {
+				c := newClock(t0)
+				url := b.url(t)
+				ctx := context.Background()
+				berlin, _ := time.LoadLocation("Europe/Berlin")
+				old := openStore(t, url, c, "UTC")
+				_ = openStore(t, url, c, "UTC", "Europe/Berlin") // restarted first: rebuilds for both zones
+				// The replica not restarted yet stores a response: it is
+				// counted in Berlin's days too.
+				intake(t, old, nil, survey("r1", "cus", feedback.NPS, 10, t0))
+				restarted := openStore(t, url, c, "UTC", "Europe/Berlin")
+				day := store.DayNumber(t0, berlin)
+				bs, err := restarted.ScoreDays(ctx, berlin, day, day+1, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var tl feedback.Tally
+				for _, b := range bs {
+					b.Tally(&tl)
+				}
+				if tl.NPS != 1 || tl.Promoters != 1 {
+					t.Errorf("Berlin's day: %+v, want the response stored by the replica still on UTC", tl)
+				}
+				if _, ok, err := old.ScoreZone(ctx, "Europe/Berlin"); err != nil || !ok {
+					t.Errorf("the replica on UTC reads Berlin from the day rollup too: %v %v", ok, err)
+				}
+			})
+
 			t.Run("reviews: negative ones open cases; the response queue puts negative and old first", func(t *testing.T) {
 				c := newClock(t0)
 				st := openStore(t, b.url(t), c)
