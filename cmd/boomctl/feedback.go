@@ -144,7 +144,8 @@ type scoresFlags struct {
 
 // scoresRequest reads the flags of `feedback scores`. Dates are local to
 // --tz; --to names the last day included, so the API's exclusive to is the
-// start of the day after.
+// start of the day after; --from defaults to 30 days before, moved back to
+// the start of its week or month.
 func (a *app) scoresRequest(f scoresFlags) (*feedbackv1.GetScoresRequest, error) {
 	g, ok := parseGranularity(f.period)
 	if !ok {
@@ -163,7 +164,15 @@ func (a *app) scoresRequest(f scoresFlags) (*feedbackv1.GetScoresRequest, error)
 		}
 		end = t.AddDate(0, 0, 1)
 	}
+	// By default the 30 days before --to, from the start of the period
+	// they begin in, so that no row covers part of its period.
 	start := end.AddDate(0, 0, -30)
+	switch g {
+	case feedbackv1.Granularity_GRANULARITY_WEEK:
+		start = start.AddDate(0, 0, -((int(start.Weekday()) + 6) % 7)) // back to Monday
+	case feedbackv1.Granularity_GRANULARITY_MONTH:
+		start = time.Date(start.Year(), start.Month(), 1, 0, 0, 0, 0, loc)
+	}
 	if f.from != "" {
 		t, err := time.ParseInLocation(time.DateOnly, f.from, loc)
 		if err != nil {

@@ -104,3 +104,26 @@ func TestFeedbackAgainstPlatform(t *testing.T) {
 		t.Errorf("queue after resolving: code %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestScoresWindow: the default window starts where its first period
+// does, so no row covers part of its period.
+func TestScoresWindow(t *testing.T) {
+	a := &app{now: func() time.Time { return time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC) }}
+	for _, tt := range []struct{ period, want string }{
+		{"day", "2026-10-25T00:00:00+09:00"},
+		{"week", "2026-10-19T00:00:00+09:00"}, // the Monday of 25 October's week
+		{"month", "2026-10-01T00:00:00+09:00"},
+	} {
+		req, err := a.scoresRequest(scoresFlags{period: tt.period, tz: "Asia/Tokyo"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokyo, _ := time.LoadLocation("Asia/Tokyo")
+		if got := req.GetFrom().AsTime().In(tokyo).Format(time.RFC3339); got != tt.want {
+			t.Errorf("%s: from %s, want %s", tt.period, got, tt.want)
+		}
+		if got := req.GetTo().AsTime().In(tokyo).Format(time.RFC3339); got != "2026-11-24T00:00:00+09:00" {
+			t.Errorf("%s: to %s, want the end of today in Tokyo", tt.period, got)
+		}
+	}
+}
