@@ -106,48 +106,22 @@ func (s *Store) MarkAgony(ctx context.Context, b AgonyBatch, rescore Rescorer) (
 // order.
 func (s *Store) rescoreAgony(ctx context.Context, tx *sql.Tx, customers []any, agony map[string]segment.AgonyState, now time.Time, rescore Rescorer) ([]Update, []outbox.Message, error) {
 	d := s.db.Dialect
-	var items []Rescore
-	err := inChunks(customers, 1, func(args []any) error {
-		return query(ctx, tx, "SELECT "+featureColumns+" FROM seg_features WHERE customer_id IN ("+d.Placeholders(1, len(args))+")"+d.ForUpdate(), args,
-			func(rows *sql.Rows) error {
-				f, _, err := scanFeatures(rows)
-				if err != nil {
-					return err
-				}
-				items = append(items, Rescore{Features: f, Agony: agony[f.CustomerID].On})
-				return nil
-			})
-	})
+	cs, err := s.loadCustomers(ctx, tx, customers)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load features: %w", err)
+		return nil, nil, err
 	}
-	if len(items) == 0 {
+	if len(cs) == 0 {
 		return nil, nil, nil
 	}
-	ids := make([]any, len(items))
-	index := make(map[string]int, len(items))
+	items := make([]Rescore, len(cs))
 	var on, off []any
-	for i, it := range items {
-		ids[i], index[it.Features.CustomerID] = it.Features.CustomerID, i
-		if it.Agony {
-			on = append(on, it.Features.CustomerID)
+	for i, c := range cs {
+		items[i] = Rescore{Features: c.Features, Agony: agony[c.Features.CustomerID].On, Old: c.Score}
+		if items[i].Agony {
+			on = append(on, c.Features.CustomerID)
 		} else {
-			off = append(off, it.Features.CustomerID)
+			off = append(off, c.Features.CustomerID)
 		}
-	}
-	err = inChunks(ids, 1, func(args []any) error {
-		return query(ctx, tx, "SELECT "+scoreColumns+" FROM seg_scores WHERE customer_id IN ("+d.Placeholders(1, len(args))+")", args,
-			func(rows *sql.Rows) error {
-				sc, err := scanScore(rows)
-				if err != nil {
-					return err
-				}
-				items[index[sc.CustomerID]].Old = sc
-				return nil
-			})
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("load scores: %w", err)
 	}
 	for a, group := range [][]any{off, on} {
 		err := inChunks(group, 1, func(args []any) error {

@@ -24,46 +24,16 @@ type Customer struct {
 // The scoring job works on the whole base at once (quintiles and the model
 // fit need it), so it is read in one pass.
 func (s *Store) Customers(ctx context.Context) ([]Customer, error) {
-	rows, err := s.db.R.QueryContext(ctx, `SELECT f.customer_id, f.currency, f.orders, f.total_value, f.discounted_orders, f.refunds,
-		f.refunded_value, f.channels, f.days, f.agony, s.customer_id IS NOT NULL, COALESCE(s.r, 0), COALESCE(s.f, 0), COALESCE(s.m, 0),
-		COALESCE(s.segment, 0), COALESCE(s.flags, 0), COALESCE(s.predicted, 0), COALESCE(s.expected_purchases, 0),
-		COALESCE(s.horizon_days, 0), COALESCE(s.p_alive, 0), COALESCE(s.order_value, 0), COALESCE(s.clv, 0), COALESCE(s.scored_at, 0)
-		FROM seg_features f LEFT JOIN seg_scores s ON s.customer_id = f.customer_id ORDER BY f.customer_id`)
+	rows, err := s.db.R.QueryContext(ctx, "SELECT "+customerColumns+" FROM seg_features ORDER BY customer_id")
 	if err != nil {
 		return nil, fmt.Errorf("read customers: %w", err)
 	}
 	defer rows.Close()
 	var out []Customer
 	for rows.Next() {
-		f := &segment.Features{}
-		sc := &segment.Score{}
-		var (
-			channels              string
-			days                  []byte
-			agony                 int
-			scored                bool
-			seg, flags, predicted int
-			p                     segment.Prediction
-			at                    int64
-		)
-		if err := rows.Scan(&f.CustomerID, &f.Currency, &f.Orders, &f.TotalValue, &f.DiscountedOrders, &f.Refunds, &f.RefundedValue,
-			&channels, &days, &agony, &scored, &sc.RFM.R, &sc.RFM.F, &sc.RFM.M, &seg, &flags, &predicted, &p.ExpectedPurchases,
-			&p.HorizonDays, &p.PAlive, &p.ExpectedOrderValue, &p.CLV, &at); err != nil {
+		c, err := scanCustomer(rows)
+		if err != nil {
 			return nil, fmt.Errorf("read customers: %w", err)
-		}
-		if err := json.Unmarshal([]byte(channels), &f.Channels); err != nil {
-			return nil, fmt.Errorf("customer %s channels: %w", f.CustomerID, err)
-		}
-		if f.Days, err = decodeDays(days); err != nil {
-			return nil, fmt.Errorf("customer %s days: %w", f.CustomerID, err)
-		}
-		c := Customer{Features: f, Agony: agony != 0}
-		if scored {
-			sc.CustomerID, sc.Segment, sc.Flags, sc.ScoredAt = f.CustomerID, segment.Segment(seg), segment.Flags(flags), time.UnixMicro(at).UTC()
-			if predicted != 0 {
-				sc.Prediction = &p
-			}
-			c.Score = sc
 		}
 		out = append(out, c)
 	}
@@ -175,29 +145,14 @@ func (s *Store) SetAgony(ctx context.Context, customerID string, on bool, now ti
 	var u *Update
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		u = nil
-		var f *segment.Features
-		err := query(ctx, tx, "SELECT "+featureColumns+" FROM seg_features WHERE customer_id = $1"+s.db.Dialect.ForUpdate(), []any{customerID},
-			func(rows *sql.Rows) error {
-				var err error
-				f, _, err = scanFeatures(rows)
-				return err
-			})
+		cs, err := s.loadCustomers(ctx, tx, []any{customerID})
 		if err != nil {
-			return fmt.Errorf("load features: %w", err)
+			return err
 		}
-		if f == nil {
+		if len(cs) == 0 {
 			return ErrNotFound
 		}
-		var old *segment.Score
-		err = query(ctx, tx, "SELECT "+scoreColumns+" FROM seg_scores WHERE customer_id = $1", []any{customerID},
-			func(rows *sql.Rows) error {
-				var err error
-				old, err = scanScore(rows)
-				return err
-			})
-		if err != nil {
-			return fmt.Errorf("load score: %w", err)
-		}
+		f, old := cs[0].Features, cs[0].Score
 		a := 0
 		if on {
 			a = 1

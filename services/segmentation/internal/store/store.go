@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
@@ -99,20 +100,26 @@ func (s *Store) Apply(ctx context.Context, b Batch, rescore Rescorer) ([]Update,
 	)
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		updates, applied = nil, 0
-		w, err := s.load(ctx, tx, b.Events)
+		fresh, err := s.claim(ctx, tx, b.Events, b.Now)
+		if err != nil {
+			return err
+		}
+		var evs []segment.Event
+		for _, ev := range b.Events {
+			// Deleting the id skips a duplicate later in the batch.
+			if fresh[ev.ID] {
+				delete(fresh, ev.ID)
+				evs = append(evs, ev)
+			}
+		}
+		applied = len(evs)
+		w, err := s.load(ctx, tx, evs)
 		if err != nil {
 			return err
 		}
 		changed := map[string]bool{}
 		var order []string
-		var events []any
-		for _, ev := range b.Events {
-			if w.processed[ev.ID] {
-				continue
-			}
-			w.processed[ev.ID] = true
-			events = append(events, ev.ID, b.Now.UnixMicro())
-			applied++
+		for _, ev := range evs {
 			f := w.features[ev.CustomerID]
 			if f == nil {
 				f = &segment.Features{CustomerID: ev.CustomerID}
@@ -144,21 +151,10 @@ func (s *Store) Apply(ctx context.Context, b Batch, rescore Rescorer) ([]Update,
 				updates = append(updates, Update{Features: it.Features, Old: it.Old, New: scores[i]})
 			}
 		}
-		if err := s.writeProcessed(ctx, tx, events); err != nil {
-			return err
-		}
 		if err := s.writeOrders(ctx, tx, w); err != nil {
 			return err
 		}
-		fs := make([]*segment.Features, len(updates))
-		scores := make([]segment.Score, len(updates))
-		for i, u := range updates {
-			fs[i], scores[i] = u.Features, u.New
-		}
-		if err := s.writeFeatures(ctx, tx, fs, w.agony, w.knownCustomers, b.Now); err != nil {
-			return err
-		}
-		if err := writeScores(ctx, tx, s.db.Dialect, scores); err != nil {
+		if err := s.writeCustomers(ctx, tx, updates, w.agony, w.knownCustomers, b.Now); err != nil {
 			return err
 		}
 		msgs = append(msgs, b.Extra...)
@@ -173,11 +169,51 @@ func (s *Store) Apply(ctx context.Context, b Batch, rescore Rescorer) ([]Update,
 	return updates, applied, nil
 }
 
+// claim records the batch's event ids as applied and returns those that
+// were not already: one statement both checks and records them. A
+// concurrent transaction (another replica) inserting the same id makes
+// PostgreSQL wait for it; once it commits, the id is not returned here,
+// and the event is skipped.
+func (s *Store) claim(ctx context.Context, tx *sql.Tx, evs []segment.Event, now time.Time) (map[string]bool, error) {
+	ids := make([]string, 0, len(evs))
+	seen := make(map[string]bool, len(evs))
+	for _, ev := range evs {
+		if !seen[ev.ID] {
+			seen[ev.ID] = true
+			ids = append(ids, ev.ID)
+		}
+	}
+	// In key order, so that two replicas claiming overlapping batches
+	// take the keys in the same order instead of deadlocking.
+	slices.Sort(ids)
+	rows := make([]any, 0, 2*len(ids))
+	at := now.UnixMicro()
+	for _, id := range ids {
+		rows = append(rows, id, at)
+	}
+	fresh := make(map[string]bool, len(ids))
+	err := inChunks(rows, 2, func(args []any) error {
+		return query(ctx, tx, "INSERT INTO seg_processed (event_id, processed_at) VALUES "+s.db.Dialect.Tuples(len(args)/2, 2)+
+			" ON CONFLICT (event_id) DO NOTHING RETURNING event_id", args,
+			func(rows *sql.Rows) error {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					return err
+				}
+				fresh[id] = true
+				return nil
+			})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record applied events: %w", err)
+	}
+	return fresh, nil
+}
+
 type orderKey struct{ source, orderID string }
 
 // work is one batch's state, read in a few statements.
 type work struct {
-	processed   map[string]bool
 	features    map[string]*segment.Features
 	agony       map[string]bool
 	scores      map[string]*segment.Score
@@ -189,19 +225,20 @@ type work struct {
 	knownOrders    map[orderKey]bool
 }
 
+// load reads the customers and orders of the events, locking the
+// customers' rows.
 func (s *Store) load(ctx context.Context, tx *sql.Tx, evs []segment.Event) (*work, error) {
 	w := &work{
-		processed: map[string]bool{}, features: map[string]*segment.Features{}, agony: map[string]bool{},
+		features: map[string]*segment.Features{}, agony: map[string]bool{},
 		scores: map[string]*segment.Score{}, orders: map[orderKey]*segment.Order{}, dirtyOrders: map[orderKey]bool{},
 		knownCustomers: map[string]bool{}, knownOrders: map[orderKey]bool{},
 	}
-	var ids, customers []any
+	var customers []any
 	seenC := map[string]bool{}
 	bySource := map[string][]any{}
 	var sources []string
 	seenO := map[orderKey]bool{}
 	for _, ev := range evs {
-		ids = append(ids, ev.ID)
 		if !seenC[ev.CustomerID] {
 			seenC[ev.CustomerID] = true
 			customers = append(customers, ev.CustomerID)
@@ -215,35 +252,14 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, evs []segment.Event) (*wor
 			bySource[ev.Source] = append(bySource[ev.Source], ev.OrderID)
 		}
 	}
-	d := s.db.Dialect
-	err := inChunks(ids, 1, func(args []any) error {
-		return query(ctx, tx, "SELECT event_id FROM seg_processed WHERE event_id IN ("+d.Placeholders(1, len(args))+")", args,
-			func(rows *sql.Rows) error {
-				var id string
-				if err := rows.Scan(&id); err != nil {
-					return err
-				}
-				w.processed[id] = true
-				return nil
-			})
-	})
+	cs, err := s.loadCustomers(ctx, tx, customers)
 	if err != nil {
-		return nil, fmt.Errorf("find applied events: %w", err)
+		return nil, err
 	}
-	err = inChunks(customers, 1, func(args []any) error {
-		return query(ctx, tx, "SELECT "+featureColumns+" FROM seg_features WHERE customer_id IN ("+d.Placeholders(1, len(args))+")"+d.ForUpdate(), args,
-			func(rows *sql.Rows) error {
-				f, agony, err := scanFeatures(rows)
-				if err != nil {
-					return err
-				}
-				w.features[f.CustomerID], w.agony[f.CustomerID] = f, agony
-				w.knownCustomers[f.CustomerID] = true
-				return nil
-			})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("load features: %w", err)
+	for _, c := range cs {
+		id := c.Features.CustomerID
+		w.features[id], w.agony[id], w.scores[id] = c.Features, c.Agony, c.Score
+		w.knownCustomers[id] = true
 	}
 	// A customer's first order takes the agony the feedback service
 	// reported before it.
@@ -262,20 +278,7 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, evs []segment.Event) (*wor
 			w.agony[c] = st.On
 		}
 	}
-	err = inChunks(customers, 1, func(args []any) error {
-		return query(ctx, tx, "SELECT "+scoreColumns+" FROM seg_scores WHERE customer_id IN ("+d.Placeholders(1, len(args))+")", args,
-			func(rows *sql.Rows) error {
-				sc, err := scanScore(rows)
-				if err != nil {
-					return err
-				}
-				w.scores[sc.CustomerID] = sc
-				return nil
-			})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("load scores: %w", err)
-	}
+	d := s.db.Dialect
 	for _, src := range sources {
 		err := inChunks(bySource[src], 1, func(ids []any) error {
 			return query(ctx, tx, "SELECT source, order_id, customer_id, status, paid_at, value, refunded, discounted, channel FROM seg_orders WHERE source = "+
@@ -300,6 +303,28 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, evs []segment.Event) (*wor
 	return w, nil
 }
 
+// loadCustomers reads customers with their scores and locks their rows
+// for the transaction.
+func (s *Store) loadCustomers(ctx context.Context, tx *sql.Tx, ids []any) ([]Customer, error) {
+	d := s.db.Dialect
+	var out []Customer
+	err := inChunks(ids, 1, func(args []any) error {
+		return query(ctx, tx, "SELECT "+customerColumns+" FROM seg_features WHERE customer_id IN ("+d.Placeholders(1, len(args))+")"+d.ForUpdate(), args,
+			func(rows *sql.Rows) error {
+				c, err := scanCustomer(rows)
+				if err != nil {
+					return err
+				}
+				out = append(out, c)
+				return nil
+			})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load customers: %w", err)
+	}
+	return out, nil
+}
+
 func query(ctx context.Context, tx *sql.Tx, q string, args []any, each func(*sql.Rows) error) error {
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -314,20 +339,6 @@ func query(ctx context.Context, tx *sql.Tx, q string, args []any, each func(*sql
 	return rows.Err()
 }
 
-func (s *Store) writeProcessed(ctx context.Context, tx *sql.Tx, rows []any) error {
-	// Ids were checked under the transaction; a concurrent replica that
-	// applied one meanwhile makes this insert conflict, and InTx runs the
-	// batch again from the start, where the id is then skipped.
-	err := inChunks(rows, 2, func(args []any) error {
-		_, err := tx.ExecContext(ctx, "INSERT INTO seg_processed (event_id, processed_at) VALUES "+s.db.Dialect.Tuples(len(args)/2, 2), args...)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("record applied events: %w", err)
-	}
-	return nil
-}
-
 // writeOrders inserts new orders and updates known ones. New rows are plain
 // inserts: should a concurrent transaction (another replica) have created
 // one meanwhile, the key conflict runs the batch again from a fresh read
@@ -336,11 +347,7 @@ func (s *Store) writeOrders(ctx context.Context, tx *sql.Tx, w *work) error {
 	var rows, fresh []any
 	for k := range w.dirtyOrders {
 		o := w.orders[k]
-		disc := 0
-		if o.Discounted {
-			disc = 1
-		}
-		row := []any{o.Source, o.OrderID, o.CustomerID, int(o.Status), o.PaidAt.UnixMicro(), o.Value, o.Refunded, disc, o.Channel}
+		row := []any{o.Source, o.OrderID, o.CustomerID, int(o.Status), o.PaidAt.UnixMicro(), o.Value, o.Refunded, boolInt(o.Discounted), o.Channel}
 		if w.knownOrders[k] {
 			rows = append(rows, row...)
 		} else {
@@ -368,115 +375,148 @@ func (s *Store) writeOrders(ctx context.Context, tx *sql.Tx, w *work) error {
 	return nil
 }
 
-const featureColumns = `customer_id, currency, orders, total_value, discounted_orders, refunds, refunded_value, channels, days, agony`
+// A customer's row in seg_features: their features, agony mark and latest
+// score (scored_at is NULL for a customer never scored).
+const (
+	featureColumns  = `customer_id, currency, orders, total_value, discounted_orders, refunds, refunded_value, channels, days, agony`
+	scoreColumns    = `r, f, m, segment, flags, predicted, expected_purchases, horizon_days, p_alive, order_value, clv, scored_at`
+	customerColumns = featureColumns + ", " + scoreColumns
+	// scoreWidth is the number of scoreColumns.
+	scoreWidth = 12
+)
 
-func scanFeatures(rows *sql.Rows) (*segment.Features, bool, error) {
+// scanCustomer reads customerColumns.
+func scanCustomer(rows *sql.Rows) (Customer, error) {
 	f := &segment.Features{}
-	var channels string
-	var days []byte
-	var agony int
+	sc := &segment.Score{}
+	var (
+		channels              string
+		days                  []byte
+		agony                 int
+		seg, flags, predicted int
+		p                     segment.Prediction
+		at                    sql.NullInt64
+	)
 	if err := rows.Scan(&f.CustomerID, &f.Currency, &f.Orders, &f.TotalValue, &f.DiscountedOrders, &f.Refunds, &f.RefundedValue,
-		&channels, &days, &agony); err != nil {
-		return nil, false, err
-	}
-	if err := json.Unmarshal([]byte(channels), &f.Channels); err != nil {
-		return nil, false, fmt.Errorf("customer %s channels: %w", f.CustomerID, err)
+		&channels, &days, &agony, &sc.RFM.R, &sc.RFM.F, &sc.RFM.M, &seg, &flags, &predicted, &p.ExpectedPurchases,
+		&p.HorizonDays, &p.PAlive, &p.ExpectedOrderValue, &p.CLV, &at); err != nil {
+		return Customer{}, err
 	}
 	var err error
-	if f.Days, err = decodeDays(days); err != nil {
-		return nil, false, fmt.Errorf("customer %s days: %w", f.CustomerID, err)
+	if f.Channels, err = decodeChannels(channels); err != nil {
+		return Customer{}, fmt.Errorf("customer %s channels: %w", f.CustomerID, err)
 	}
-	return f, agony != 0, nil
+	if f.Days, err = decodeDays(days); err != nil {
+		return Customer{}, fmt.Errorf("customer %s days: %w", f.CustomerID, err)
+	}
+	c := Customer{Features: f, Agony: agony != 0}
+	if at.Valid {
+		sc.CustomerID, sc.Segment, sc.Flags, sc.ScoredAt = f.CustomerID, segment.Segment(seg), segment.Flags(flags), time.UnixMicro(at.Int64).UTC()
+		if predicted != 0 {
+			sc.Prediction = &p
+		}
+		c.Score = sc
+	}
+	return c, nil
 }
 
-// writeFeatures inserts new customers and updates known ones; like orders,
-// a new customer another transaction created meanwhile is a key conflict
-// that runs the batch again.
-func (s *Store) writeFeatures(ctx context.Context, tx *sql.Tx, fs []*segment.Features, agony, known map[string]bool, now time.Time) error {
+// writeCustomers writes the features and new scores of updated customers.
+// New customers are inserted and known ones updated; like orders, a new
+// customer another transaction created meanwhile is a key conflict that
+// runs the batch again.
+func (s *Store) writeCustomers(ctx context.Context, tx *sql.Tx, ups []Update, agony, known map[string]bool, now time.Time) error {
+	const width = 11 + scoreWidth
 	var rows, fresh []any
-	for _, f := range fs {
-		ch := f.Channels
-		if ch == nil {
-			ch = map[string]int64{}
-		}
-		channels, err := json.Marshal(ch)
-		if err != nil {
-			return err
-		}
-		a := 0
-		if agony[f.CustomerID] {
-			a = 1
-		}
-		row := []any{f.CustomerID, f.Currency, f.Orders, f.TotalValue, f.DiscountedOrders, f.Refunds, f.RefundedValue,
-			string(channels), encodeDays(f.Days), a, now.UnixMicro()}
+	for i := range ups {
+		f := ups[i].Features
+		row := append(make([]any, 0, width), f.CustomerID, f.Currency, f.Orders, f.TotalValue, f.DiscountedOrders, f.Refunds,
+			f.RefundedValue, encodeChannels(f.Channels), encodeDays(f.Days), boolInt(agony[f.CustomerID]), now.UnixMicro())
+		row = appendScore(row, &ups[i].New)
 		if known[f.CustomerID] {
 			rows = append(rows, row...)
 		} else {
 			fresh = append(fresh, row...)
 		}
 	}
-	err := inChunks(fresh, 11, func(args []any) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO seg_features (`+featureColumns+`, updated_at) VALUES `+s.db.Dialect.Tuples(len(args)/11, 11), args...)
+	const cols = featureColumns + ", updated_at, " + scoreColumns
+	err := inChunks(fresh, width, func(args []any) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO seg_features (`+cols+`) VALUES `+s.db.Dialect.Tuples(len(args)/width, width), args...)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("insert features: %w", err)
+		return fmt.Errorf("insert customers: %w", err)
 	}
-	err = inChunks(rows, 11, func(args []any) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO seg_features (`+featureColumns+`, updated_at) VALUES `+s.db.Dialect.Tuples(len(args)/11, 11)+`
+	err = inChunks(rows, width, func(args []any) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO seg_features (`+cols+`) VALUES `+s.db.Dialect.Tuples(len(args)/width, width)+`
 			ON CONFLICT (customer_id) DO UPDATE SET currency = excluded.currency, orders = excluded.orders,
 			total_value = excluded.total_value, discounted_orders = excluded.discounted_orders, refunds = excluded.refunds,
 			refunded_value = excluded.refunded_value, channels = excluded.channels, days = excluded.days, agony = excluded.agony,
-			updated_at = excluded.updated_at`, args...)
+			updated_at = excluded.updated_at, `+scoreUpdates, args...)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("write features: %w", err)
+		return fmt.Errorf("write customers: %w", err)
 	}
 	return nil
 }
 
-const scoreColumns = `customer_id, r, f, m, segment, flags, predicted, expected_purchases, horizon_days, p_alive, order_value, clv, scored_at`
+// scoreUpdates sets the score columns from the row proposed for insertion.
+const scoreUpdates = `r = excluded.r, f = excluded.f, m = excluded.m, segment = excluded.segment, flags = excluded.flags,
+	predicted = excluded.predicted, expected_purchases = excluded.expected_purchases, horizon_days = excluded.horizon_days,
+	p_alive = excluded.p_alive, order_value = excluded.order_value, clv = excluded.clv, scored_at = excluded.scored_at`
 
-func scanScore(rows *sql.Rows) (*segment.Score, error) {
-	sc := &segment.Score{}
-	var seg, flags, predicted int
+// appendScore appends the values of scoreColumns.
+func appendScore(row []any, sc *segment.Score) []any {
 	var p segment.Prediction
-	var at int64
-	if err := rows.Scan(&sc.CustomerID, &sc.RFM.R, &sc.RFM.F, &sc.RFM.M, &seg, &flags, &predicted, &p.ExpectedPurchases,
-		&p.HorizonDays, &p.PAlive, &p.ExpectedOrderValue, &p.CLV, &at); err != nil {
-		return nil, err
+	predicted := 0
+	if sc.Prediction != nil {
+		p, predicted = *sc.Prediction, 1
 	}
-	sc.Segment, sc.Flags, sc.ScoredAt = segment.Segment(seg), segment.Flags(flags), time.UnixMicro(at).UTC()
-	if predicted != 0 {
-		sc.Prediction = &p
-	}
-	return sc, nil
+	return append(row, sc.RFM.R, sc.RFM.F, sc.RFM.M, int(sc.Segment), int(sc.Flags), predicted,
+		p.ExpectedPurchases, p.HorizonDays, p.PAlive, p.ExpectedOrderValue, p.CLV, sc.ScoredAt.UnixMicro())
 }
 
+// writeScores updates the scores of customers already in seg_features
+// (a scoring run, an agony mark), leaving their features alone. The casts
+// are for PostgreSQL, which types parameters in a VALUES list of its own
+// as text.
 func writeScores(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, scores []segment.Score) error {
-	rows := make([]any, 0, 13*len(scores))
-	for _, sc := range scores {
-		var p segment.Prediction
-		predicted := 0
-		if sc.Prediction != nil {
-			p, predicted = *sc.Prediction, 1
-		}
-		rows = append(rows, sc.CustomerID, sc.RFM.R, sc.RFM.F, sc.RFM.M, int(sc.Segment), int(sc.Flags), predicted,
-			p.ExpectedPurchases, p.HorizonDays, p.PAlive, p.ExpectedOrderValue, p.CLV, sc.ScoredAt.UnixMicro())
+	const width = 1 + scoreWidth
+	rows := make([]any, 0, width*len(scores))
+	for i := range scores {
+		rows = appendScore(append(rows, scores[i].CustomerID), &scores[i])
 	}
-	err := inChunks(rows, 13, func(args []any) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO seg_scores (`+scoreColumns+`) VALUES `+d.Tuples(len(args)/13, 13)+`
-			ON CONFLICT (customer_id) DO UPDATE SET r = excluded.r, f = excluded.f, m = excluded.m, segment = excluded.segment,
-			flags = excluded.flags, predicted = excluded.predicted, expected_purchases = excluded.expected_purchases,
-			horizon_days = excluded.horizon_days, p_alive = excluded.p_alive, order_value = excluded.order_value,
-			clv = excluded.clv, scored_at = excluded.scored_at`, args...)
+	err := inChunks(rows, width, func(args []any) error {
+		_, err := tx.ExecContext(ctx, `WITH v (customer_id, `+scoreColumns+`) AS (VALUES `+d.Tuples(len(args)/width, width)+`)
+			UPDATE seg_features SET r = CAST(v.r AS INTEGER), f = CAST(v.f AS INTEGER), m = CAST(v.m AS INTEGER),
+			segment = CAST(v.segment AS INTEGER), flags = CAST(v.flags AS INTEGER), predicted = CAST(v.predicted AS INTEGER),
+			expected_purchases = CAST(v.expected_purchases AS DOUBLE PRECISION), horizon_days = CAST(v.horizon_days AS INTEGER),
+			p_alive = CAST(v.p_alive AS DOUBLE PRECISION), order_value = CAST(v.order_value AS BIGINT), clv = CAST(v.clv AS BIGINT),
+			scored_at = CAST(v.scored_at AS BIGINT)
+			FROM v WHERE seg_features.customer_id = v.customer_id`, args...)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("write scores: %w", err)
 	}
 	return nil
+}
+
+// encodeChannels writes the paid orders per channel as a JSON object.
+func encodeChannels(ch map[string]int64) string {
+	if len(ch) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(ch) // a map of strings to integers always encodes
+	return string(b)
+}
+
+func decodeChannels(s string) (map[string]int64, error) {
+	var ch map[string]int64
+	if err := json.Unmarshal([]byte(s), &ch); err != nil {
+		return nil, err
+	}
+	return ch, nil
 }
 
 // encodeDays writes purchase days compactly: per day, varints of the day

@@ -221,10 +221,13 @@ func testRun(t *testing.T, st *store.Store) {
 	state := store.State{ScoredAt: t0, VIPThreshold: 99, VIPByCLV: true,
 		Boundaries: segment.Boundaries{Recency: segment.Quintiles{1, 2, 3, 4}, Customers: 1},
 		CLV:        []segment.Quantile{{Q: 0.5, Value: 10}}}
+	// Values that only survive a round trip exactly.
+	pred := &segment.Prediction{ExpectedPurchases: 1.0 / 3, HorizonDays: 365, PAlive: 0.1 + 0.2, ExpectedOrderValue: 1 << 40, CLV: -(1 << 50)}
 	for i, fitted := range []time.Time{t0, t0.Add(time.Hour)} {
 		model := json.RawMessage(fmt.Sprintf(`{"fit":%d}`, i))
 		err := st.SaveRun(ctx, store.Run{State: state, Now: fitted, Model: &store.ModelRecord{FittedAt: fitted, Customers: 1, Model: model},
-			Scores:   []segment.Score{{CustomerID: "alice", RFM: segment.RFM{R: 5, F: 5, M: 5}, Segment: segment.Champions, Flags: segment.VIP, ScoredAt: fitted}},
+			Scores: []segment.Score{{CustomerID: "alice", RFM: segment.RFM{R: 5, F: 5, M: 5}, Segment: segment.Champions, Flags: segment.VIP, ScoredAt: fitted,
+				Prediction: pred}},
 			Messages: []outbox.Message{{ID: fmt.Sprintf("run-%d", i), Subject: "test.alice", Data: []byte("x")}}})
 		if err != nil {
 			t.Fatal(err)
@@ -239,7 +242,7 @@ func testRun(t *testing.T, st *store.Store) {
 		t.Errorf("latest model %+v %s, %v", m, m.Model, err)
 	}
 	cs, _ := st.Customers(ctx)
-	if cs[0].Score.Segment != segment.Champions || cs[0].Score.Flags != segment.VIP || cs[0].Score.Prediction != nil {
+	if cs[0].Score.Segment != segment.Champions || cs[0].Score.Flags != segment.VIP || cs[0].Score.Prediction == nil || *cs[0].Score.Prediction != *pred {
 		t.Errorf("score after run %+v", cs[0].Score)
 	}
 	if n := outboxCount(t, st); n != 3 {
