@@ -344,6 +344,7 @@ func Verify(ctx context.Context, db *sqldb.DB) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	defer st.Close()
 	if err := st.Verify(ctx); err != nil {
 		return 0, err
 	}

@@ -50,7 +50,7 @@ const (
 // the same transaction.
 func (s *Store) ApplyOrders(ctx context.Context, p *ledger.Programme, in []Input, dead []outbox.Message) ([]Outcome, error) {
 	var out []Outcome
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		now := s.now()
 		u := s.newUnit(tx, p, now)
 		out = make([]Outcome, len(in))
@@ -113,7 +113,7 @@ func (s *Store) ApplyOrders(ctx context.Context, p *ledger.Programme, in []Input
 				seen = append(seen, []any{ev.GetEventId(), ms(now)})
 			}
 		}
-		if err := sqldb.InsertRows(ctx, tx, s.db.Dialect, "processed_events", "event_id, processed_at", "", seen); err != nil {
+		if err := s.w.insertRows(ctx, tx, s.db.Dialect, "processed_events", "event_id, processed_at", "", seen); err != nil {
 			return err
 		}
 		if len(dead) > 0 {
@@ -205,7 +205,8 @@ func (s *Store) processed(ctx context.Context, tx *sql.Tx, in []Input) (map[stri
 	}
 	done := map[string]bool{}
 	err := sqldb.InChunks(ids, func(chunk []any) error {
-		rows, err := tx.QueryContext(ctx, `SELECT event_id FROM processed_events WHERE event_id IN (`+s.db.Dialect.Placeholders(1, len(chunk))+`)`, chunk...)
+		chunk = padded(chunk)
+		rows, err := s.query(ctx, tx, `SELECT event_id FROM processed_events WHERE event_id IN (`+s.db.Dialect.Placeholders(1, len(chunk))+`)`, chunk...)
 		if err != nil {
 			return fmt.Errorf("processed events: %w", err)
 		}
@@ -226,7 +227,8 @@ func (s *Store) processed(ctx context.Context, tx *sql.Tx, in []Input) (map[stri
 func (s *Store) referrers(ctx context.Context, tx *sql.Tx, codes []any) (map[string]string, error) {
 	out := map[string]string{}
 	err := sqldb.InChunks(codes, func(chunk []any) error {
-		rows, err := tx.QueryContext(ctx, `SELECT referral_code, customer_id FROM accounts WHERE referral_code IN (`+s.db.Dialect.Placeholders(1, len(chunk))+`)`, chunk...)
+		chunk = padded(chunk)
+		rows, err := s.query(ctx, tx, `SELECT referral_code, customer_id FROM accounts WHERE referral_code IN (`+s.db.Dialect.Placeholders(1, len(chunk))+`)`, chunk...)
 		if err != nil {
 			return fmt.Errorf("referral codes: %w", err)
 		}
@@ -261,7 +263,7 @@ type queryer interface {
 // used key is ErrIdempotencyReuse. Nothing changes on error.
 func (s *Store) Redeem(ctx context.Context, p *ledger.Programme, customerID string, r ledger.Redemption) (*ledger.Entry, error) {
 	var out *ledger.Entry
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		id := ledger.RedemptionID(customerID, r.Key)
 		if prev, err := s.existingEntry(ctx, tx, id); err != nil || prev != nil {
 			if prev != nil {
@@ -340,7 +342,7 @@ func (s *Store) Redeemed(ctx context.Context) (map[string]int64, error) {
 // under a used key is ErrIdempotencyReuse.
 func (s *Store) Adjust(ctx context.Context, p *ledger.Programme, customerID, key string, points int64, actor, reason string) (*ledger.Entry, error) {
 	var out *ledger.Entry
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if prev, err := s.existingEntry(ctx, tx, ledger.AdjustmentID(customerID, key)); err != nil || prev != nil {
 			if prev != nil {
 				if prev.CustomerID != customerID || prev.Points != points || prev.Actor != actor || prev.Reason != reason {
@@ -401,7 +403,7 @@ func (s *Store) Sweep(ctx context.Context, p *ledger.Programme, now time.Time, b
 	slices.Sort(ids)
 	for start := 0; start < len(ids); start += batch {
 		chunk := ids[start:min(start+batch, len(ids))]
-		err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
 			u := s.newUnit(tx, p, now)
 			if err := u.load(ctx, chunk, now.Add(-p.TierWindow())); err != nil {
 				return err
