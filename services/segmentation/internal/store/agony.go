@@ -62,7 +62,8 @@ func (s *Store) MarkAgony(ctx context.Context, b AgonyBatch, rescore Rescorer) (
 			applied++
 			after[m.CustomerID], eventOf[m.CustomerID] = st, m.EventID
 		}
-		var fresh, rows, flipped []any
+		var fresh, rows [][]any
+		var flipped []any
 		for _, c := range customers {
 			id := c.(string)
 			old, known := before[id]
@@ -72,9 +73,9 @@ func (s *Store) MarkAgony(ctx context.Context, b AgonyBatch, rescore Rescorer) (
 			}
 			row := []any{id, boolInt(st.On), st.AsOf.UnixMicro(), eventOf[id], b.Now.UnixMicro()}
 			if known {
-				rows = append(rows, row...)
+				rows = append(rows, row)
 			} else {
-				fresh = append(fresh, row...)
+				fresh = append(fresh, row)
 			}
 			if old.On != st.On {
 				flipped = append(flipped, id)
@@ -124,9 +125,9 @@ func (s *Store) rescoreAgony(ctx context.Context, tx *sql.Tx, customers []any, a
 		}
 	}
 	for a, group := range [][]any{off, on} {
-		err := inChunks(group, 1, func(args []any) error {
+		err := keysIn(d, 3, group, func(cond string, args []any) error {
 			_, err := tx.ExecContext(ctx, "UPDATE seg_features SET agony = "+d.Placeholders(1, 1)+", updated_at = "+d.Placeholders(2, 1)+
-				" WHERE customer_id IN ("+d.Placeholders(3, len(args))+")", append([]any{a, now.UnixMicro()}, args...)...)
+				" WHERE customer_id "+cond, append([]any{a, now.UnixMicro()}, args...)...)
 			return err
 		})
 		if err != nil {
@@ -156,8 +157,8 @@ func (s *Store) loadAgony(ctx context.Context, tx *sql.Tx, customers []any, lock
 		suffix = d.ForUpdate()
 	}
 	out := map[string]segment.AgonyState{}
-	err := inChunks(customers, 1, func(args []any) error {
-		return query(ctx, tx, "SELECT customer_id, agony, as_of FROM seg_agony WHERE customer_id IN ("+d.Placeholders(1, len(args))+")"+suffix, args,
+	err := keysIn(d, 1, customers, func(cond string, args []any) error {
+		return query(ctx, tx, "SELECT customer_id, agony, as_of FROM seg_agony WHERE customer_id "+cond+suffix, args,
 			func(rows *sql.Rows) error {
 				var (
 					id   string
@@ -180,26 +181,19 @@ func (s *Store) loadAgony(ctx context.Context, tx *sql.Tx, customers []any, lock
 // writeAgony inserts new states and updates known ones; a state another
 // transaction inserted meanwhile is a key conflict that runs the batch
 // again from a fresh read.
-func (s *Store) writeAgony(ctx context.Context, tx *sql.Tx, fresh, rows []any) error {
-	const cols = "customer_id, agony, as_of, event_id, updated_at"
-	err := inChunks(fresh, 5, func(args []any) error {
-		_, err := tx.ExecContext(ctx, "INSERT INTO seg_agony ("+cols+") VALUES "+s.db.Dialect.Tuples(len(args)/5, 5), args...)
-		return err
-	})
-	if err != nil {
+func (s *Store) writeAgony(ctx context.Context, tx *sql.Tx, fresh, rows [][]any) error {
+	if err := insertRows(ctx, tx, s.db.Dialect, "seg_agony", agonyColumns, "", fresh); err != nil {
 		return fmt.Errorf("insert agony: %w", err)
 	}
-	err = inChunks(rows, 5, func(args []any) error {
-		_, err := tx.ExecContext(ctx, "INSERT INTO seg_agony ("+cols+") VALUES "+s.db.Dialect.Tuples(len(args)/5, 5)+
-			` ON CONFLICT (customer_id) DO UPDATE SET agony = excluded.agony, as_of = excluded.as_of, event_id = excluded.event_id,
-			updated_at = excluded.updated_at`, args...)
-		return err
-	})
+	err := insertRows(ctx, tx, s.db.Dialect, "seg_agony", agonyColumns, `(customer_id) DO UPDATE SET agony = excluded.agony,
+		as_of = excluded.as_of, event_id = excluded.event_id, updated_at = excluded.updated_at`, rows)
 	if err != nil {
 		return fmt.Errorf("write agony: %w", err)
 	}
 	return nil
 }
+
+var agonyColumns = columns{{"customer_id", text}, {"agony", bigint}, {"as_of", bigint}, {"event_id", text}, {"updated_at", bigint}}
 
 func boolInt(b bool) int {
 	if b {

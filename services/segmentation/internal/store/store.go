@@ -186,14 +186,14 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, evs []segment.Event, now 
 	// In key order, so that two replicas claiming overlapping batches
 	// take the keys in the same order instead of deadlocking.
 	slices.Sort(ids)
-	rows := make([]any, 0, 2*len(ids))
+	rows := make([][]any, len(ids))
 	at := now.UnixMicro()
-	for _, id := range ids {
-		rows = append(rows, id, at)
+	for i, id := range ids {
+		rows[i] = []any{id, at}
 	}
 	fresh := make(map[string]bool, len(ids))
-	err := inChunks(rows, 2, func(args []any) error {
-		return query(ctx, tx, "INSERT INTO seg_processed (event_id, processed_at) VALUES "+s.db.Dialect.Tuples(len(args)/2, 2)+
+	err := rowSource(s.db.Dialect, processedColumns, rows, func(src string, args []any) error {
+		return query(ctx, tx, "INSERT INTO seg_processed ("+processedColumns.names()+") "+src+
 			" ON CONFLICT (event_id) DO NOTHING RETURNING event_id", args,
 			func(rows *sql.Rows) error {
 				var id string
@@ -234,22 +234,17 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, evs []segment.Event) (*wor
 		knownCustomers: map[string]bool{}, knownOrders: map[orderKey]bool{},
 	}
 	var customers []any
+	var orders [][]any
 	seenC := map[string]bool{}
-	bySource := map[string][]any{}
-	var sources []string
 	seenO := map[orderKey]bool{}
 	for _, ev := range evs {
 		if !seenC[ev.CustomerID] {
 			seenC[ev.CustomerID] = true
 			customers = append(customers, ev.CustomerID)
 		}
-		k := orderKey{ev.Source, ev.OrderID}
-		if !seenO[k] {
+		if k := (orderKey{ev.Source, ev.OrderID}); !seenO[k] {
 			seenO[k] = true
-			if _, ok := bySource[ev.Source]; !ok {
-				sources = append(sources, ev.Source)
-			}
-			bySource[ev.Source] = append(bySource[ev.Source], ev.OrderID)
+			orders = append(orders, []any{ev.Source, ev.OrderID})
 		}
 	}
 	cs, err := s.loadCustomers(ctx, tx, customers)
@@ -278,27 +273,23 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, evs []segment.Event) (*wor
 			w.agony[c] = st.On
 		}
 	}
-	d := s.db.Dialect
-	for _, src := range sources {
-		err := inChunks(bySource[src], 1, func(ids []any) error {
-			return query(ctx, tx, "SELECT source, order_id, customer_id, status, paid_at, value, refunded, discounted, channel FROM seg_orders WHERE source = "+
-				d.Placeholders(1, 1)+" AND order_id IN ("+d.Placeholders(2, len(ids))+")", append([]any{src}, ids...),
-				func(rows *sql.Rows) error {
-					o := &segment.Order{}
-					var status, disc int
-					var paidAt int64
-					if err := rows.Scan(&o.Source, &o.OrderID, &o.CustomerID, &status, &paidAt, &o.Value, &o.Refunded, &disc, &o.Channel); err != nil {
-						return err
-					}
-					o.Status, o.Discounted, o.PaidAt = segment.OrderStatus(status), disc != 0, time.UnixMicro(paidAt).UTC()
-					w.orders[orderKey{o.Source, o.OrderID}] = o
-					w.knownOrders[orderKey{o.Source, o.OrderID}] = true
-					return nil
-				})
-		})
-		if err != nil {
-			return nil, fmt.Errorf("load orders: %w", err)
-		}
+	err = rowSource(s.db.Dialect, orderKeyColumns, orders, func(src string, args []any) error {
+		return query(ctx, tx, "SELECT "+orderColumns.names()+" FROM seg_orders WHERE (source, order_id) IN ("+src+")", args,
+			func(rows *sql.Rows) error {
+				o := &segment.Order{}
+				var status, disc int
+				var paidAt int64
+				if err := rows.Scan(&o.Source, &o.OrderID, &o.CustomerID, &status, &paidAt, &o.Value, &o.Refunded, &disc, &o.Channel); err != nil {
+					return err
+				}
+				o.Status, o.Discounted, o.PaidAt = segment.OrderStatus(status), disc != 0, time.UnixMicro(paidAt).UTC()
+				w.orders[orderKey{o.Source, o.OrderID}] = o
+				w.knownOrders[orderKey{o.Source, o.OrderID}] = true
+				return nil
+			})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load orders: %w", err)
 	}
 	return w, nil
 }
@@ -308,8 +299,8 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, evs []segment.Event) (*wor
 func (s *Store) loadCustomers(ctx context.Context, tx *sql.Tx, ids []any) ([]Customer, error) {
 	d := s.db.Dialect
 	var out []Customer
-	err := inChunks(ids, 1, func(args []any) error {
-		return query(ctx, tx, "SELECT "+customerColumns+" FROM seg_features WHERE customer_id IN ("+d.Placeholders(1, len(args))+")"+d.ForUpdate(), args,
+	err := keysIn(d, 1, ids, func(cond string, args []any) error {
+		return query(ctx, tx, "SELECT "+customerColumns+" FROM seg_features WHERE customer_id "+cond+d.ForUpdate(), args,
 			func(rows *sql.Rows) error {
 				c, err := scanCustomer(rows)
 				if err != nil {
@@ -344,36 +335,43 @@ func query(ctx context.Context, tx *sql.Tx, q string, args []any, each func(*sql
 // one meanwhile, the key conflict runs the batch again from a fresh read
 // instead of overwriting its work.
 func (s *Store) writeOrders(ctx context.Context, tx *sql.Tx, w *work) error {
-	var rows, fresh []any
+	var rows, fresh [][]any
 	for k := range w.dirtyOrders {
 		o := w.orders[k]
 		row := []any{o.Source, o.OrderID, o.CustomerID, int(o.Status), o.PaidAt.UnixMicro(), o.Value, o.Refunded, boolInt(o.Discounted), o.Channel}
 		if w.knownOrders[k] {
-			rows = append(rows, row...)
+			rows = append(rows, row)
 		} else {
-			fresh = append(fresh, row...)
+			fresh = append(fresh, row)
 		}
 	}
-	err := inChunks(fresh, 9, func(args []any) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO seg_orders (source, order_id, customer_id, status, paid_at, value, refunded, discounted, channel)
-			VALUES `+s.db.Dialect.Tuples(len(args)/9, 9), args...)
-		return err
-	})
-	if err != nil {
+	if err := insertRows(ctx, tx, s.db.Dialect, "seg_orders", orderColumns, "", fresh); err != nil {
 		return fmt.Errorf("insert orders: %w", err)
 	}
-	err = inChunks(rows, 9, func(args []any) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO seg_orders (source, order_id, customer_id, status, paid_at, value, refunded, discounted, channel)
-			VALUES `+s.db.Dialect.Tuples(len(args)/9, 9)+` ON CONFLICT (source, order_id) DO UPDATE SET status = excluded.status,
-			paid_at = excluded.paid_at, value = excluded.value, refunded = excluded.refunded, discounted = excluded.discounted,
-			channel = excluded.channel`, args...)
-		return err
-	})
+	err := insertRows(ctx, tx, s.db.Dialect, "seg_orders", orderColumns, `(source, order_id) DO UPDATE SET status = excluded.status,
+		paid_at = excluded.paid_at, value = excluded.value, refunded = excluded.refunded, discounted = excluded.discounted,
+		channel = excluded.channel`, rows)
 	if err != nil {
 		return fmt.Errorf("write orders: %w", err)
 	}
 	return nil
 }
+
+var (
+	processedColumns = columns{{"event_id", text}, {"processed_at", bigint}}
+	orderKeyColumns  = columns{{"source", text}, {"order_id", text}}
+	orderColumns     = columns{{"source", text}, {"order_id", text}, {"customer_id", text}, {"status", bigint}, {"paid_at", bigint},
+		{"value", bigint}, {"refunded", bigint}, {"discounted", bigint}, {"channel", text}}
+	// featureWrites are the columns Apply writes: features, agony, the
+	// time of the write, and the score.
+	featureWrites = append(columns{{"customer_id", text}, {"currency", text}, {"orders", bigint}, {"total_value", bigint},
+		{"discounted_orders", bigint}, {"refunds", bigint}, {"refunded_value", bigint}, {"channels", text}, {"days", bytea},
+		{"agony", bigint}, {"updated_at", bigint}}, scoreWrites[1:]...)
+	// scoreWrites are a customer id and their score (scoreColumns).
+	scoreWrites = columns{{"customer_id", text}, {"r", bigint}, {"f", bigint}, {"m", bigint}, {"segment", bigint}, {"flags", bigint},
+		{"predicted", bigint}, {"expected_purchases", float8}, {"horizon_days", bigint}, {"p_alive", float8}, {"order_value", bigint},
+		{"clv", bigint}, {"scored_at", bigint}}
+)
 
 // A customer's row in seg_features: their features, agony mark and latest
 // score (scored_at is NULL for a customer never scored).
@@ -381,8 +379,6 @@ const (
 	featureColumns  = `customer_id, currency, orders, total_value, discounted_orders, refunds, refunded_value, channels, days, agony`
 	scoreColumns    = `r, f, m, segment, flags, predicted, expected_purchases, horizon_days, p_alive, order_value, clv, scored_at`
 	customerColumns = featureColumns + ", " + scoreColumns
-	// scoreWidth is the number of scoreColumns.
-	scoreWidth = 12
 )
 
 // scanCustomer reads customerColumns.
@@ -425,35 +421,25 @@ func scanCustomer(rows *sql.Rows) (Customer, error) {
 // customer another transaction created meanwhile is a key conflict that
 // runs the batch again.
 func (s *Store) writeCustomers(ctx context.Context, tx *sql.Tx, ups []Update, agony, known map[string]bool, now time.Time) error {
-	const width = 11 + scoreWidth
-	var rows, fresh []any
+	var rows, fresh [][]any
 	for i := range ups {
 		f := ups[i].Features
-		row := append(make([]any, 0, width), f.CustomerID, f.Currency, f.Orders, f.TotalValue, f.DiscountedOrders, f.Refunds,
+		row := append(make([]any, 0, len(featureWrites)), f.CustomerID, f.Currency, f.Orders, f.TotalValue, f.DiscountedOrders, f.Refunds,
 			f.RefundedValue, encodeChannels(f.Channels), encodeDays(f.Days), boolInt(agony[f.CustomerID]), now.UnixMicro())
 		row = appendScore(row, &ups[i].New)
 		if known[f.CustomerID] {
-			rows = append(rows, row...)
+			rows = append(rows, row)
 		} else {
-			fresh = append(fresh, row...)
+			fresh = append(fresh, row)
 		}
 	}
-	const cols = featureColumns + ", updated_at, " + scoreColumns
-	err := inChunks(fresh, width, func(args []any) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO seg_features (`+cols+`) VALUES `+s.db.Dialect.Tuples(len(args)/width, width), args...)
-		return err
-	})
-	if err != nil {
+	if err := insertRows(ctx, tx, s.db.Dialect, "seg_features", featureWrites, "", fresh); err != nil {
 		return fmt.Errorf("insert customers: %w", err)
 	}
-	err = inChunks(rows, width, func(args []any) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO seg_features (`+cols+`) VALUES `+s.db.Dialect.Tuples(len(args)/width, width)+`
-			ON CONFLICT (customer_id) DO UPDATE SET currency = excluded.currency, orders = excluded.orders,
-			total_value = excluded.total_value, discounted_orders = excluded.discounted_orders, refunds = excluded.refunds,
-			refunded_value = excluded.refunded_value, channels = excluded.channels, days = excluded.days, agony = excluded.agony,
-			updated_at = excluded.updated_at, `+scoreUpdates, args...)
-		return err
-	})
+	err := insertRows(ctx, tx, s.db.Dialect, "seg_features", featureWrites, `(customer_id) DO UPDATE SET currency = excluded.currency,
+		orders = excluded.orders, total_value = excluded.total_value, discounted_orders = excluded.discounted_orders,
+		refunds = excluded.refunds, refunded_value = excluded.refunded_value, channels = excluded.channels, days = excluded.days,
+		agony = excluded.agony, updated_at = excluded.updated_at, `+scoreUpdates, rows)
 	if err != nil {
 		return fmt.Errorf("write customers: %w", err)
 	}
@@ -477,22 +463,17 @@ func appendScore(row []any, sc *segment.Score) []any {
 }
 
 // writeScores updates the scores of customers already in seg_features
-// (a scoring run, an agony mark), leaving their features alone. The casts
-// are for PostgreSQL, which types parameters in a VALUES list of its own
-// as text.
+// (a scoring run, an agony mark), leaving their features alone.
 func writeScores(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, scores []segment.Score) error {
-	const width = 1 + scoreWidth
-	rows := make([]any, 0, width*len(scores))
+	rows := make([][]any, len(scores))
 	for i := range scores {
-		rows = appendScore(append(rows, scores[i].CustomerID), &scores[i])
+		rows[i] = appendScore(append(make([]any, 0, len(scoreWrites)), scores[i].CustomerID), &scores[i])
 	}
-	err := inChunks(rows, width, func(args []any) error {
-		_, err := tx.ExecContext(ctx, `WITH v (customer_id, `+scoreColumns+`) AS (VALUES `+d.Tuples(len(args)/width, width)+`)
-			UPDATE seg_features SET r = CAST(v.r AS INTEGER), f = CAST(v.f AS INTEGER), m = CAST(v.m AS INTEGER),
-			segment = CAST(v.segment AS INTEGER), flags = CAST(v.flags AS INTEGER), predicted = CAST(v.predicted AS INTEGER),
-			expected_purchases = CAST(v.expected_purchases AS DOUBLE PRECISION), horizon_days = CAST(v.horizon_days AS INTEGER),
-			p_alive = CAST(v.p_alive AS DOUBLE PRECISION), order_value = CAST(v.order_value AS BIGINT), clv = CAST(v.clv AS BIGINT),
-			scored_at = CAST(v.scored_at AS BIGINT)
+	err := rowSource(d, scoreWrites, rows, func(src string, args []any) error {
+		_, err := tx.ExecContext(ctx, `WITH v (`+scoreWrites.names()+`) AS (`+src+`)
+			UPDATE seg_features SET r = v.r, f = v.f, m = v.m, segment = v.segment, flags = v.flags, predicted = v.predicted,
+			expected_purchases = v.expected_purchases, horizon_days = v.horizon_days, p_alive = v.p_alive,
+			order_value = v.order_value, clv = v.clv, scored_at = v.scored_at
 			FROM v WHERE seg_features.customer_id = v.customer_id`, args...)
 		return err
 	})
@@ -565,17 +546,4 @@ func decodeDays(b []byte) ([]segment.Day, error) {
 		prevDay, prevLast = d.Day, d.Last
 	}
 	return out, nil
-}
-
-// inChunks calls fn with args in slices of whole rows (width values each)
-// small enough for every driver's parameter limit.
-func inChunks(args []any, width int, fn func([]any) error) error {
-	const maxParams = 6000
-	per := maxParams / width * width
-	for start := 0; start < len(args); start += per {
-		if err := fn(args[start:min(start+per, len(args))]); err != nil {
-			return err
-		}
-	}
-	return nil
 }

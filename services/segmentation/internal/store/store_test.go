@@ -109,6 +109,7 @@ func TestStoreContract(t *testing.T) {
 			t.Run("agony", func(t *testing.T) { testAgony(t, openStore(t, be.url(t))) })
 			t.Run("agony marks", func(t *testing.T) { testAgonyMarks(t, openStore(t, be.url(t))) })
 			t.Run("large batch", func(t *testing.T) { testLargeBatch(t, openStore(t, be.url(t))) })
+			t.Run("awkward text", func(t *testing.T) { testAwkwardText(t, openStore(t, be.url(t))) })
 			t.Run("concurrent stores", func(t *testing.T) {
 				url := be.url(t)
 				testConcurrent(t, openStore(t, url), openStore(t, url))
@@ -418,6 +419,60 @@ func testConcurrent(t *testing.T, a, b *store.Store) {
 	for _, c := range cs {
 		if f := c.Features; f.Orders != events/customers || f.TotalValue != want[f.CustomerID] {
 			t.Errorf("%s: %d orders, value %d; want %d, %d", f.CustomerID, f.Orders, f.TotalValue, events/customers, want[f.CustomerID])
+		}
+	}
+}
+
+// testAwkwardText: ids and channels with the characters that quote, escape
+// or separate values in SQL and in PostgreSQL's array literals survive a
+// batch, a scoring run and an agony mark unchanged.
+func testAwkwardText(t *testing.T, st *store.Store) {
+	ctx := context.Background()
+	ids := []string{`we"ird`, `back\slash`, `com,ma`, `{braces}`, `sp ace`, `NULL`, `'quote`, `ünï`}
+	var evs []segment.Event
+	for i, id := range ids {
+		ev := paid(fmt.Sprintf("e-%s", id), id, "o-"+id, t0, int64(100+i))
+		ev.Channel = id
+		evs = append(evs, ev)
+	}
+	var calls []string
+	if _, applied, err := st.Apply(ctx, store.Batch{Now: t0, Events: evs}, countingRescorer(&calls)); err != nil || applied != len(ids) {
+		t.Fatalf("applied %d, %v", applied, err)
+	}
+	// Redelivered: every id is found again.
+	if _, applied, err := st.Apply(ctx, store.Batch{Now: t0, Events: evs}, countingRescorer(&calls)); err != nil || applied != 0 {
+		t.Fatalf("redelivery applied %d, %v", applied, err)
+	}
+	scores := make([]segment.Score, len(ids))
+	for i, id := range ids {
+		scores[i] = segment.Score{CustomerID: id, Segment: segment.Loyal, ScoredAt: t0}
+	}
+	if err := st.SaveRun(ctx, store.Run{Now: t0, Scores: scores}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.MarkAgony(ctx, store.AgonyBatch{Now: t0, Marks: []segment.AgonyMark{{EventID: "a", CustomerID: ids[0], On: true, At: t0}}},
+		countingRescorer(&calls)); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := st.Customers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]store.Customer{}
+	for _, c := range cs {
+		got[c.Features.CustomerID] = c
+	}
+	for i, id := range ids {
+		c, ok := got[id]
+		if !ok || c.Features.TotalValue != int64(100+i) || !reflect.DeepEqual(c.Features.Channels, map[string]int64{id: 1}) || c.Score == nil {
+			t.Errorf("%q: %+v", id, c)
+			continue
+		}
+		if want := segment.Loyal; i > 0 && c.Score.Segment != want {
+			t.Errorf("%q: segment %v, want %v", id, c.Score.Segment, want)
+		}
+		if agony := i == 0; c.Agony != agony {
+			t.Errorf("%q: agony %v, want %v", id, c.Agony, agony)
 		}
 	}
 }
