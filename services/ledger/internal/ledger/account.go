@@ -135,10 +135,9 @@ type Account struct {
 	expiredIn map[string]int64
 
 	// Produced by operations, written by the store.
-	Entries  []*Entry
-	NewSpend []Spend
-	Events   []Event
-	Dirty    bool
+	Entries []*Entry
+	Events  []Event
+	Dirty   bool
 }
 
 // Event is something the ledger tells other systems.
@@ -452,7 +451,6 @@ func (a *Account) addSpend(p *Programme, ref string, at time.Time, amount int64)
 	}
 	s := Spend{Ref: ref, At: at, Amount: amount}
 	a.Spend = append(a.Spend, s)
-	a.NewSpend = append(a.NewSpend, s)
 	if p == nil {
 		return
 	}

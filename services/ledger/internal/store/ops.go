@@ -381,7 +381,7 @@ func (s *Store) Adjust(ctx context.Context, p *ledger.Programme, customerID, key
 func (s *Store) Sweep(ctx context.Context, p *ledger.Programme, now time.Time, batch int) (int, error) {
 	d := s.db.Dialect
 	warnBy := now.Add(p.WarnBefore)
-	q := `SELECT customer_id FROM lots WHERE remaining > 0 AND expires_at > 0 AND expires_at <= ` + d.Placeholders(1, 1) + `
+	q := `SELECT customer_id FROM entries WHERE remaining > 0 AND expires_at > 0 AND expires_at <= ` + d.Placeholders(1, 1) + `
 		UNION SELECT customer_id FROM accounts WHERE reviewed_at <= ` + d.Placeholders(2, 1) + `
 		UNION SELECT customer_id FROM accounts WHERE birth_month = ` + d.Placeholders(3, 1) + ` AND last_birthday_year < ` + d.Placeholders(4, 1)
 	rows, err := s.db.R.QueryContext(ctx, q, ms(warnBy), ms(now.Add(-p.ReviewEvery())), int(now.Month()), now.Year())
@@ -484,8 +484,8 @@ func (s *Store) entries(ctx context.Context, q queryer, where string, args ...an
 		return nil, err
 	}
 	err = sqldb.InChunks(ids, func(chunk []any) error {
-		rows, err := q.QueryContext(ctx, `SELECT u.entry_id, u.lot_id, u.points FROM lot_uses u JOIN lots l ON l.lot_id = u.lot_id
-			WHERE u.entry_id IN (`+s.db.Dialect.Placeholders(1, len(chunk))+`) ORDER BY u.entry_id, l.earned_at, u.lot_id`, chunk...)
+		rows, err := q.QueryContext(ctx, `SELECT u.entry_id, u.lot_id, u.points FROM lot_uses u JOIN entries l ON l.entry_id = u.lot_id
+			WHERE u.entry_id IN (`+s.db.Dialect.Placeholders(1, len(chunk))+`) ORDER BY u.entry_id, l.occurred_at, u.lot_id`, chunk...)
 		if err != nil {
 			return err
 		}
@@ -568,13 +568,14 @@ var ErrInconsistent = errors.New("ledger inconsistent")
 
 // Verify proves the ledger's invariants: every account's balance equals
 // the sum of its entries and the sum of its open lots and is never
-// negative, every lot's remaining points equal what it earned less what
-// entries took from it, and the daily statistics add up to the entries.
+// negative, every lot's remaining points (kept on its earning entry) equal
+// what it earned less what entries took from it, entries take points only
+// from lots, and the daily statistics add up to the entries.
 func (s *Store) Verify(ctx context.Context) error {
 	var bad []string
 	rows, err := s.db.R.QueryContext(ctx, `SELECT a.customer_id, a.balance, COALESCE(e.s, 0), COALESCE(l.s, 0) FROM accounts a
 		LEFT JOIN (SELECT customer_id, SUM(points) AS s FROM entries GROUP BY customer_id) e ON e.customer_id = a.customer_id
-		LEFT JOIN (SELECT customer_id, SUM(remaining) AS s FROM lots GROUP BY customer_id) l ON l.customer_id = a.customer_id
+		LEFT JOIN (SELECT customer_id, SUM(remaining) AS s FROM entries WHERE remaining IS NOT NULL GROUP BY customer_id) l ON l.customer_id = a.customer_id
 		WHERE a.balance <> COALESCE(e.s, 0) OR a.balance <> COALESCE(l.s, 0) OR a.balance < 0`)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
@@ -591,9 +592,15 @@ func (s *Store) Verify(ctx context.Context) error {
 	if err := sqldb.CloseRows(rows); err != nil {
 		return err
 	}
-	rows, err = s.db.R.QueryContext(ctx, `SELECT l.lot_id, l.points, l.remaining, COALESCE(u.s, 0) FROM lots l
-		LEFT JOIN (SELECT lot_id, SUM(points) AS s FROM lot_uses GROUP BY lot_id) u ON u.lot_id = l.lot_id
-		WHERE l.points - COALESCE(u.s, 0) <> l.remaining`)
+	// A lot is its earning entry, the only kind of entry with a
+	// remainder; what used a lot must name one.
+	rows, err = s.db.R.QueryContext(ctx, `SELECT l.entry_id, l.points, COALESCE(l.remaining, -1), COALESCE(u.s, 0) FROM entries l
+		JOIN (SELECT lot_id, SUM(points) AS s FROM lot_uses GROUP BY lot_id) u ON u.lot_id = l.entry_id
+		WHERE l.remaining IS NULL
+		UNION ALL
+		SELECT l.entry_id, l.points, l.remaining, COALESCE(u.s, 0) FROM entries l
+		LEFT JOIN (SELECT lot_id, SUM(points) AS s FROM lot_uses GROUP BY lot_id) u ON u.lot_id = l.entry_id
+		WHERE l.remaining IS NOT NULL AND (l.points - COALESCE(u.s, 0) <> l.remaining OR l.remaining < 0 OR l.points <= 0)`)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}

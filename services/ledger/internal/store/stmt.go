@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math/bits"
+	"strings"
 	"sync"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
@@ -136,6 +137,38 @@ func (c *stmts) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) err
 // sqldb.InsertRows does, in statements of power-of-two row counts so that
 // each is prepared once.
 func (c *stmts) insertRows(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, table, cols, conflict string, rows [][]any) error {
+	return c.execRows(ctx, tx, table, rows, func(n, width int) string {
+		q := "INSERT INTO " + table + " (" + cols + ") VALUES " + d.Tuples(n, width)
+		if conflict != "" {
+			q += " ON CONFLICT " + conflict
+		}
+		return q
+	})
+}
+
+// updateLots sets the remainder and the warned flag of lots (rows of
+// entry_id, remaining, warned) on their earning entries, in one statement
+// per power-of-two run of rows.
+func (c *stmts) updateLots(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, rows [][]any) error {
+	return c.execRows(ctx, tx, "lots", rows, func(n, _ int) string {
+		var b strings.Builder
+		b.WriteString("WITH v (entry_id, remaining, warned) AS (VALUES ")
+		for i := range n {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			// Typed, as PostgreSQL cannot infer a VALUES list's types.
+			b.WriteString("(CAST(" + d.Placeholders(3*i+1, 1) + " AS TEXT), CAST(" + d.Placeholders(3*i+2, 1) +
+				" AS BIGINT), CAST(" + d.Placeholders(3*i+3, 1) + " AS INTEGER))")
+		}
+		b.WriteString(") UPDATE entries SET remaining = v.remaining, warned = v.warned FROM v WHERE entries.entry_id = v.entry_id")
+		return b.String()
+	})
+}
+
+// execRows runs the statement text(n, width) renders for n rows over rows,
+// n a power of two.
+func (c *stmts) execRows(ctx context.Context, tx *sql.Tx, what string, rows [][]any, text func(n, width int) string) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -148,12 +181,8 @@ func (c *stmts) insertRows(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, tab
 		for _, r := range rows[start : start+n] {
 			args = append(args, r...)
 		}
-		q := "INSERT INTO " + table + " (" + cols + ") VALUES " + d.Tuples(n, width)
-		if conflict != "" {
-			q += " ON CONFLICT " + conflict
-		}
-		if err := c.exec(ctx, tx, q, args...); err != nil {
-			return fmt.Errorf("write %s: %w", table, err)
+		if err := c.exec(ctx, tx, text(n, width), args...); err != nil {
+			return fmt.Errorf("write %s: %w", what, err)
 		}
 		start += n
 	}

@@ -1,7 +1,8 @@
 // Package store keeps points-ledger's facts in SQL (PostgreSQL or SQLite):
-// accounts, the append-only entries, earned lots and what used them,
-// qualifying spend, paid orders, applied order events, reward stock, and
-// the outbox of ledger events. Every change loads the accounts it touches
+// accounts, the append-only entries (an earning entry is also its lot and
+// carries what is left of it), what used each lot, orders (whose paid
+// amounts are the qualifying spend), applied order events, reward stock,
+// and the outbox of ledger events. Every change loads the accounts it touches
 // (locked on PostgreSQL), lets the domain change them, and writes what
 // changed in the same transaction.
 package store
@@ -198,30 +199,32 @@ func (u *unit) loadAccounts(ctx context.Context, ids []string, spendFrom time.Ti
 			lotIDs = append(lotIDs, "") // no customer has the empty id
 		}
 		lotIDs = padded(lotIDs)
-		rows, err = u.s.query(ctx, u.tx, `SELECT customer_id, lot_id, points, remaining, earned_at, expires_at, order_key, warned
-			FROM lots WHERE customer_id IN (`+d.Placeholders(1, len(lotIDs))+`) AND remaining > 0`, lotIDs...)
+		rows, err = u.s.query(ctx, u.tx, `SELECT customer_id, entry_id, points, remaining, occurred_at, expires_at, order_source, order_id, warned
+			FROM entries WHERE customer_id IN (`+d.Placeholders(1, len(lotIDs))+`) AND remaining > 0`, lotIDs...)
 		if err != nil {
 			return fmt.Errorf("load lots: %w", err)
 		}
 		for rows.Next() {
-			var cust string
+			var cust, src, order string
 			var earned, expires int64
 			var warned int
 			l := &ledger.Lot{}
-			if err := rows.Scan(&cust, &l.ID, &l.Points, &l.Remaining, &earned, &expires, &l.OrderKey, &warned); err != nil {
+			if err := rows.Scan(&cust, &l.ID, &l.Points, &l.Remaining, &earned, &expires, &src, &order, &warned); err != nil {
 				rows.Close()
 				return err
 			}
-			l.EarnedAt, l.ExpiresAt, l.Warned = fromMS(earned), fromMS(expires), warned != 0
+			l.EarnedAt, l.ExpiresAt, l.Warned, l.OrderKey = fromMS(earned), fromMS(expires), warned != 0, orderKey(src, order)
 			a := u.accounts[cust]
 			a.Lots = append(a.Lots, l)
 		}
 		if err := sqldb.CloseRows(rows); err != nil {
 			return err
 		}
+		// Qualifying spend is what the paid orders qualified for, less
+		// what refunds took back, dated when each was paid.
 		args := append(append([]any{}, ids...), ms(spendFrom))
-		rows, err = u.s.query(ctx, u.tx, `SELECT customer_id, ref, at, amount FROM spend
-			WHERE customer_id IN (`+in+`) AND at > `+d.Placeholders(len(ids)+1, 1), args...)
+		rows, err = u.s.query(ctx, u.tx, `SELECT customer_id, paid_at, qualifying - unqualified FROM orders
+			WHERE customer_id IN (`+in+`) AND paid_at > `+d.Placeholders(len(ids)+1, 1)+` AND qualifying <> unqualified`, args...)
 		if err != nil {
 			return fmt.Errorf("load spend: %w", err)
 		}
@@ -229,7 +232,7 @@ func (u *unit) loadAccounts(ctx context.Context, ids []string, spendFrom time.Ti
 			var cust string
 			var sp ledger.Spend
 			var at int64
-			if err := rows.Scan(&cust, &sp.Ref, &at, &sp.Amount); err != nil {
+			if err := rows.Scan(&cust, &at, &sp.Amount); err != nil {
 				rows.Close()
 				return err
 			}
@@ -248,6 +251,15 @@ func (u *unit) loadAccounts(ctx context.Context, ids []string, spendFrom time.Ti
 }
 
 func sortLots(a *ledger.Account) { ledger.SortLots(a) }
+
+// orderKey is the key ("source/order_id") of the order an entry belongs
+// to, "" for none.
+func orderKey(source, orderID string) string {
+	if orderID == "" {
+		return ""
+	}
+	return source + "/" + orderID
+}
 
 // lock is the locking suffix of the account query: PostgreSQL locks the
 // rows of a writing transaction, in key order so that transactions never
@@ -302,34 +314,34 @@ func (u *unit) loadOrders(ctx context.Context, keys [][2]string) error {
 // loadExpired reads, for the paid orders among keys, how many of their
 // points expired (what the expiry entries took from their lots).
 func (u *unit) loadExpired(ctx context.Context, keys [][2]string) error {
-	var custs, orderKeys []any
+	var custs, orderIDs []any
 	for _, k := range keys {
 		if o := u.orders[k[0]+"/"+k[1]]; o != nil && o.Paid {
 			custs = append(custs, o.CustomerID)
-			orderKeys = append(orderKeys, o.Key())
+			orderIDs = append(orderIDs, o.OrderID)
 		}
 	}
-	if len(orderKeys) == 0 {
+	if len(orderIDs) == 0 {
 		return nil
 	}
 	d := u.s.db.Dialect
-	return sqldb.InChunks(orderKeys, func(chunk []any) error {
+	return sqldb.InChunks(orderIDs, func(chunk []any) error {
 		args := append(append([]any{}, custs...), chunk...)
-		rows, err := u.s.query(ctx, u.tx, `SELECT l.order_key, COALESCE(SUM(x.points), 0) FROM lots l
-			JOIN lot_uses x ON x.lot_id = l.lot_id AND x.entry_id = 'expiry:' || l.lot_id
-			WHERE l.customer_id IN (`+d.Placeholders(1, len(custs))+`) AND l.order_key IN (`+d.Placeholders(len(custs)+1, len(chunk))+`)
-			GROUP BY l.order_key`, args...)
+		rows, err := u.s.query(ctx, u.tx, `SELECT l.order_source, l.order_id, COALESCE(SUM(x.points), 0) FROM entries l
+			JOIN lot_uses x ON x.lot_id = l.entry_id AND x.entry_id = 'expiry:' || l.entry_id
+			WHERE l.customer_id IN (`+d.Placeholders(1, len(custs))+`) AND l.order_id IN (`+d.Placeholders(len(custs)+1, len(chunk))+`)
+			GROUP BY l.order_source, l.order_id`, args...)
 		if err != nil {
 			return fmt.Errorf("load expired points: %w", err)
 		}
 		for rows.Next() {
-			var key string
+			var src, order string
 			var n int64
-			if err := rows.Scan(&key, &n); err != nil {
+			if err := rows.Scan(&src, &order, &n); err != nil {
 				rows.Close()
 				return err
 			}
-			if o := u.orders[key]; o != nil {
+			if o := u.orders[orderKey(src, order)]; o != nil && o.Paid {
 				o.Expired = n
 			}
 		}
@@ -355,7 +367,7 @@ func (u *unit) collect(ctx context.Context, accts ...*ledger.Account) {
 func (u *unit) save(ctx context.Context) error {
 	d := u.s.db.Dialect
 	now := ms(u.now)
-	var newAccts, accts, entries, uses, lots, spend, orders [][]any
+	var newAccts, accts, entries, uses, lots, orders [][]any
 	type dayKey struct {
 		day   int64
 		kind  ledger.Kind
@@ -378,23 +390,31 @@ func (u *unit) save(ctx context.Context) error {
 		} else {
 			newAccts = append(newAccts, row)
 		}
+		// A new lot is written with its earning entry; a lot loaded
+		// before has its remainder updated.
+		newLots := map[string]*ledger.Lot{}
+		for _, l := range a.Lots {
+			switch {
+			case l.New:
+				newLots[l.ID] = l
+			case l.Dirty:
+				lots = append(lots, []any{l.ID, l.Remaining, boolInt(l.Warned)})
+			}
+		}
 		for _, e := range a.Entries {
+			var remaining any // NULL: the entry earned no lot
+			warned := 0
+			if l := newLots[e.ID]; l != nil {
+				remaining, warned = l.Remaining, boolInt(l.Warned)
+			}
 			entries = append(entries, []any{e.ID, e.CustomerID, int(e.Kind), e.Points, e.Shortfall, e.BalanceAfter, e.Rule,
-				e.SourceRef, e.Actor, e.Reason, e.OrderSource, e.OrderID, ms(e.OccurredAt), ms(e.ExpiresAt), now})
+				e.SourceRef, e.Actor, e.Reason, e.OrderSource, e.OrderID, ms(e.OccurredAt), ms(e.ExpiresAt), now, remaining, warned})
 			for _, lu := range e.Uses {
 				uses = append(uses, []any{e.ID, lu.LotID, lu.Points})
 			}
 			k := dayKey{day: ms(e.OccurredAt) / msPerDay, kind: e.Kind, shard: shardOf(e.CustomerID)}
 			v := days[k]
 			days[k] = [2]int64{v[0] + e.Points, v[1] + e.Shortfall}
-		}
-		for _, l := range a.Lots {
-			if l.Dirty {
-				lots = append(lots, []any{l.ID, a.CustomerID, l.Points, l.Remaining, ms(l.EarnedAt), ms(l.ExpiresAt), l.OrderKey, boolInt(l.Warned)})
-			}
-		}
-		for _, sp := range a.NewSpend {
-			spend = append(spend, []any{a.CustomerID, sp.Ref, ms(sp.At), sp.Amount})
 		}
 	}
 	for _, o := range u.orders {
@@ -414,11 +434,8 @@ func (u *unit) save(ctx context.Context) error {
 		{"accounts", accountCols, "", newAccts},
 		{"accounts", "customer_id, balance, lifetime_earned, shortfall, tier, tier_since, reviewed_at, referral_code, referred_by, paid_orders, birth_month, birth_day, last_birthday_year, updated_at",
 			"(customer_id) DO UPDATE SET balance = excluded.balance, lifetime_earned = excluded.lifetime_earned, shortfall = excluded.shortfall, tier = excluded.tier, tier_since = excluded.tier_since, reviewed_at = excluded.reviewed_at, referred_by = excluded.referred_by, paid_orders = excluded.paid_orders, birth_month = excluded.birth_month, birth_day = excluded.birth_day, last_birthday_year = excluded.last_birthday_year, updated_at = excluded.updated_at", accts},
-		{"entries", "entry_id, customer_id, kind, points, shortfall, balance_after, rule, source_ref, actor, reason, order_source, order_id, occurred_at, expires_at, recorded_at", "", entries},
+		{"entries", "entry_id, customer_id, kind, points, shortfall, balance_after, rule, source_ref, actor, reason, order_source, order_id, occurred_at, expires_at, recorded_at, remaining, warned", "", entries},
 		{"lot_uses", "entry_id, lot_id, points", "", uses},
-		{"lots", "lot_id, customer_id, points, remaining, earned_at, expires_at, order_key, warned",
-			"(lot_id) DO UPDATE SET remaining = excluded.remaining, warned = excluded.warned", lots},
-		{"spend", "customer_id, ref, at, amount", "", spend},
 		{"orders", "source, order_id, customer_id, base_total, qualifying, proportional, full_points, reversed, refunded, unqualified, closed, paid_at, paid, last_seq, expired_credit",
 			"(source, order_id) DO UPDATE SET base_total = excluded.base_total, qualifying = excluded.qualifying, proportional = excluded.proportional, full_points = excluded.full_points, reversed = excluded.reversed, refunded = excluded.refunded, unqualified = excluded.unqualified, closed = excluded.closed, paid_at = excluded.paid_at, paid = excluded.paid, last_seq = excluded.last_seq, expired_credit = excluded.expired_credit", orders},
 	}
@@ -446,6 +463,10 @@ func (u *unit) save(ctx context.Context) error {
 		if err := u.s.w.insertRows(ctx, u.tx, d, st.table, st.cols, st.conflict, st.rows); err != nil {
 			return err
 		}
+	}
+	slices.SortFunc(lots, byFirst)
+	if err := u.s.w.updateLots(ctx, u.tx, d, lots); err != nil {
+		return err
 	}
 	if len(u.out) == 0 {
 		return nil
