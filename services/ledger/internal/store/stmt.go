@@ -29,13 +29,22 @@ type stmts struct {
 	mu      sync.Mutex
 	m       map[string]*sql.Stmt
 	want    map[string]bool
+	// texts holds the rendered multi-row statements by kind and row
+	// count: rendering thousands of placeholders cost more than sending
+	// them.
+	texts map[textKey]string
+}
+
+type textKey struct {
+	kind string
+	n    int
 }
 
 // maxStmts bounds the cache; past it, statements run unprepared.
 const maxStmts = 512
 
 func newStmts(db *sql.DB, queries bool) *stmts {
-	return &stmts{db: db, queries: queries, m: map[string]*sql.Stmt{}, want: map[string]bool{}}
+	return &stmts{db: db, queries: queries, m: map[string]*sql.Stmt{}, want: map[string]bool{}, texts: map[textKey]string{}}
 }
 
 // get returns the prepared statement for q, or nil when it is not
@@ -137,7 +146,7 @@ func (c *stmts) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) err
 // sqldb.InsertRows does, in statements of power-of-two row counts so that
 // each is prepared once.
 func (c *stmts) insertRows(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, table, cols, conflict string, rows [][]any) error {
-	return c.execRows(ctx, tx, table, rows, func(n, width int) string {
+	return c.execRows(ctx, tx, table, "insert "+table+" "+cols+" "+conflict, rows, func(n, width int) string {
 		q := "INSERT INTO " + table + " (" + cols + ") VALUES " + d.Tuples(n, width)
 		if conflict != "" {
 			q += " ON CONFLICT " + conflict
@@ -150,7 +159,7 @@ func (c *stmts) insertRows(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, tab
 // entry_id, remaining, warned) on their earning entries, in one statement
 // per power-of-two run of rows.
 func (c *stmts) updateLots(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, rows [][]any) error {
-	return c.execRows(ctx, tx, "lots", rows, func(n, _ int) string {
+	return c.execRows(ctx, tx, "lots", "update lots", rows, func(n, _ int) string {
 		var b strings.Builder
 		b.WriteString("WITH v (entry_id, remaining, warned) AS (VALUES ")
 		for i := range n {
@@ -167,8 +176,8 @@ func (c *stmts) updateLots(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, row
 }
 
 // execRows runs the statement text(n, width) renders for n rows over rows,
-// n a power of two.
-func (c *stmts) execRows(ctx context.Context, tx *sql.Tx, what string, rows [][]any, text func(n, width int) string) error {
+// n a power of two; kind names the statement for the cache of texts.
+func (c *stmts) execRows(ctx context.Context, tx *sql.Tx, what, kind string, rows [][]any, text func(n, width int) string) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -181,7 +190,16 @@ func (c *stmts) execRows(ctx context.Context, tx *sql.Tx, what string, rows [][]
 		for _, r := range rows[start : start+n] {
 			args = append(args, r...)
 		}
-		if err := c.exec(ctx, tx, text(n, width), args...); err != nil {
+		c.mu.Lock()
+		q, ok := c.texts[textKey{kind, n}]
+		c.mu.Unlock()
+		if !ok {
+			q = text(n, width)
+			c.mu.Lock()
+			c.texts[textKey{kind, n}] = q
+			c.mu.Unlock()
+		}
+		if err := c.exec(ctx, tx, q, args...); err != nil {
 			return fmt.Errorf("write %s: %w", what, err)
 		}
 		start += n
