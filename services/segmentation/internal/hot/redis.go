@@ -17,7 +17,7 @@ import (
 // Redis is the hot store in Redis. Its key layout (see README.md,
 // "Segmentation: Redis keys"), under a prefix (default "boomerang:seg:"):
 //
-//	profile:<customer>   string  the profile as JSON
+//	profile:<customer>   string  the profile, binary (see codec.go)
 //	top:clv, top:spend   zset    customer → CLV / net spend (minor units)
 //	segment:<segment>    zset    members, all with score 0, paged by id (BYLEX)
 //	stats:segments       hash    <segment>:customers|value|clv → total
@@ -74,6 +74,9 @@ func (r *Redis) put(ctx context.Context, ps []segment.Profile) error {
 	// second, as if written one after the other.
 	latest := map[string]*segment.Profile{}
 	delta := segment.NewPopulation()
+	// One buffer holds every encoded profile of the call; each command
+	// keeps its own slice of it until the pipeline is sent.
+	buf := make([]byte, 0, 128*len(ps))
 	_, err = r.c.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		for i := range ps {
 			p := &ps[i]
@@ -81,19 +84,17 @@ func (r *Redis) put(ctx context.Context, ps []segment.Profile) error {
 			if old == nil && olds[i] != nil {
 				s, _ := olds[i].(string)
 				o := segment.Profile{}
-				if err := json.Unmarshal([]byte(s), &o); err != nil {
-					return fmt.Errorf("hot: profile %s: %w", p.CustomerID, err)
+				if err := decodeProfile([]byte(s), &o); err != nil {
+					return profileError(p.CustomerID, err)
 				}
 				old = &o
 			}
 			latest[p.CustomerID] = p
 			delta.Add(old, -1)
 			delta.Add(p, 1)
-			b, err := json.Marshal(p)
-			if err != nil {
-				return err
-			}
-			pipe.Set(ctx, keys[i], b, 0)
+			start := len(buf)
+			buf = appendProfile(buf, p)
+			pipe.Set(ctx, keys[i], buf[start:len(buf):len(buf)], 0)
 			for _, by := range []Ranking{ByCLV, BySpend} {
 				if v, ok := onBoard(p, by); ok {
 					pipe.ZAdd(ctx, r.boardKey(by), redis.Z{Score: float64(v), Member: p.CustomerID})
@@ -135,8 +136,8 @@ func (r *Redis) Profile(ctx context.Context, id string) (segment.Profile, error)
 	if err != nil {
 		return p, fmt.Errorf("hot: profile: %w", err)
 	}
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, fmt.Errorf("hot: profile %s: %w", id, err)
+	if err := decodeProfile(b, &p); err != nil {
+		return p, profileError(id, err)
 	}
 	return p, nil
 }
@@ -269,14 +270,13 @@ func (r *Redis) Replace(ctx context.Context, ps []segment.Profile, s Summary) er
 	pop := segment.NewPopulation()
 	for start := 0; start < len(ps); start += chunk {
 		part := ps[start:min(start+chunk, len(ps))]
+		buf := make([]byte, 0, 128*len(part))
 		_, err := r.c.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 			for i := range part {
 				p := &part[i]
-				b, err := json.Marshal(p)
-				if err != nil {
-					return err
-				}
-				pipe.Set(ctx, r.profileKey(p.CustomerID), b, 0)
+				start := len(buf)
+				buf = appendProfile(buf, p)
+				pipe.Set(ctx, r.profileKey(p.CustomerID), buf[start:len(buf):len(buf)], 0)
 				pop.Add(p, 1)
 				for _, by := range []Ranking{ByCLV, BySpend} {
 					if v, ok := onBoard(p, by); ok {
