@@ -439,18 +439,71 @@ type View struct {
 // customer has no account.
 func (s *Store) Account(ctx context.Context, p *ledger.Programme, customerID string, within time.Duration) (*View, error) {
 	now := s.now()
-	u := s.newReadUnit(p, now)
-	if err := u.load(ctx, []string{customerID}, now.Add(-p.TierWindow())); err != nil {
+	a, err := s.readAccount(ctx, p, customerID, now.Add(-p.TierWindow()))
+	if err != nil {
 		return nil, err
 	}
-	a := u.accounts[customerID]
-	if !a.Exists {
+	if a == nil {
 		return nil, fmt.Errorf("account %s: %w", customerID, ledger.ErrNotFound)
 	}
 	a.ExpireDue(now)
 	v := &View{Account: a, Spend: a.SpendIn(p, now)}
 	v.Expiring, v.NextExp = a.Expiring(now.Add(within))
 	return v, nil
+}
+
+// accountQuery reads an account ($1), its open lots and its qualifying
+// spend after $2 in one statement, so from one snapshot and in one round
+// trip: row kind 0 is the account, 1 a lot, 2 a paid order's spend.
+const accountQuery = `SELECT 0, tier, referral_code, referred_by, '', balance, lifetime_earned, shortfall, tier_since,
+		reviewed_at, paid_orders, birth_month, birth_day, last_birthday_year
+	FROM accounts WHERE customer_id = $1
+	UNION ALL
+	SELECT 1, entry_id, order_source, order_id, '', points, remaining, occurred_at, expires_at, warned, 0, 0, 0, 0
+	FROM entries WHERE customer_id = $1 AND remaining > 0
+	UNION ALL
+	SELECT 2, '', '', '', '', paid_at, qualifying - unqualified, 0, 0, 0, 0, 0, 0, 0
+	FROM orders WHERE customer_id = $1 AND paid_at > $2 AND qualifying <> unqualified`
+
+// readAccount reads an account with its open lots and the qualifying
+// spend after spendFrom, without locks; nil when there is none.
+func (s *Store) readAccount(ctx context.Context, p *ledger.Programme, customerID string, spendFrom time.Time) (*ledger.Account, error) {
+	rows, err := s.r.queryPrepared(ctx, accountQuery, customerID, ms(spendFrom))
+	if err != nil {
+		return nil, fmt.Errorf("read account: %w", err)
+	}
+	a := &ledger.Account{CustomerID: customerID, Exists: true, LotsLoaded: true}
+	found := false
+	for rows.Next() {
+		var kind int
+		var t [4]string
+		var n [9]int64
+		if err := rows.Scan(&kind, &t[0], &t[1], &t[2], &t[3], &n[0], &n[1], &n[2], &n[3], &n[4], &n[5], &n[6], &n[7], &n[8]); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		switch kind {
+		case 0:
+			found = true
+			a.Tier, a.ReferralCode, a.ReferredBy = t[0], t[1], t[2]
+			a.Balance, a.LifetimeEarned, a.Shortfall = n[0], n[1], n[2]
+			a.TierSince, a.ReviewedAt, a.PaidOrders = fromMS(n[3]), fromMS(n[4]), n[5]
+			a.Birthday.Month, a.Birthday.Day, a.LastBirthdayYear = int(n[6]), int(n[7]), int(n[8])
+		case 1:
+			a.Lots = append(a.Lots, &ledger.Lot{ID: t[0], OrderKey: orderKey(t[1], t[2]), Points: n[0], Remaining: n[1],
+				EarnedAt: fromMS(n[2]), ExpiresAt: fromMS(n[3]), Warned: n[4] != 0})
+		case 2:
+			a.Spend = append(a.Spend, ledger.Spend{At: fromMS(n[0]), Amount: n[1]})
+		}
+	}
+	if err := sqldb.CloseRows(rows); err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, nil
+	}
+	sortLots(a)
+	return a, nil
 }
 
 const entryCols = `seq, entry_id, customer_id, kind, points, shortfall, balance_after, rule, source_ref, actor, reason,

@@ -128,6 +128,20 @@ func (c *stmts) query(ctx context.Context, tx *sql.Tx, q string, args ...any) (*
 	return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 }
 
+// queryPrepared runs q outside a transaction as a prepared statement,
+// also where queries are otherwise sent as text: for a query of one key,
+// whose generic plan is as good as any.
+func (c *stmts) queryPrepared(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := c.get(ctx, q, false)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return c.db.QueryContext(ctx, q, args...)
+	}
+	return st.QueryContext(ctx, args...)
+}
+
 // exec runs q in tx as a prepared statement.
 func (c *stmts) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
 	st, err := c.get(ctx, q, true)

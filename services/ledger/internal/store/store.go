@@ -107,13 +107,13 @@ func fromMS(v int64) time.Time {
 	return time.UnixMilli(v).UTC()
 }
 
-// unit is the accounts and orders one transaction works on.
+// unit is the accounts and orders one transaction works on (reads of one
+// account use readAccount).
 type unit struct {
 	s        *Store
-	tx       *sql.Tx // nil for a read
+	tx       *sql.Tx
 	p        *ledger.Programme
 	now      time.Time
-	readOnly bool
 	accounts map[string]*ledger.Account
 	orders   map[string]*ledger.Order
 	// events to publish, each with the context it continues.
@@ -127,11 +127,6 @@ type pending struct {
 
 func (s *Store) newUnit(tx *sql.Tx, p *ledger.Programme, now time.Time) *unit {
 	return &unit{s: s, tx: tx, p: p, now: now, accounts: map[string]*ledger.Account{}, orders: map[string]*ledger.Order{}}
-}
-
-// newReadUnit reads without a transaction (and without locks).
-func (s *Store) newReadUnit(p *ledger.Programme, now time.Time) *unit {
-	return &unit{s: s, readOnly: true, p: p, now: now, accounts: map[string]*ledger.Account{}, orders: map[string]*ledger.Order{}}
 }
 
 // load reads the accounts of ids not loaded yet, with their open lots and
@@ -262,14 +257,8 @@ func orderKey(source, orderID string) string {
 }
 
 // lock is the locking suffix of the account query: PostgreSQL locks the
-// rows of a writing transaction, in key order so that transactions never
-// deadlock on each other.
-func (u *unit) lock() string {
-	if u.readOnly {
-		return ""
-	}
-	return u.s.db.Dialect.ForUpdate()
-}
+// rows, in key order so that transactions never deadlock on each other.
+func (u *unit) lock() string { return u.s.db.Dialect.ForUpdate() }
 
 // loadOrders reads paid orders by key ("source/order_id").
 func (u *unit) loadOrders(ctx context.Context, keys [][2]string) error {
