@@ -125,7 +125,9 @@ type Account struct {
 	Lots       []*Lot
 	LotsLoaded bool
 	// Spend holds qualifying spend from at least one tier window before
-	// the times the change looks at.
+	// the times the change looks at. Earning may leave it out for an
+	// account that cannot rise (top tier): spend only ever moves an
+	// account up at once.
 	Spend []Spend
 	// Exists is true when the account was loaded from the store.
 	Exists bool

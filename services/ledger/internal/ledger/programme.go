@@ -414,6 +414,10 @@ func (p *Programme) TierIndex(name string) int {
 	return 0
 }
 
+// CanRise reports whether an account in tier could move up: a tier above
+// it exists. Earning checks spend only for such accounts.
+func (p *Programme) CanRise(tier string) bool { return p.TierIndex(tier) < len(p.tiers)-1 }
+
 // TierFor is the tier a qualifying spend reaches.
 func (p *Programme) TierFor(spend int64) int {
 	best := 0

@@ -91,7 +91,8 @@ func (s *Store) ApplyOrders(ctx context.Context, p *ledger.Programme, in []Input
 		for _, r := range referrers {
 			customers = append(customers, r)
 		}
-		if err := u.loadAccounts(ctx, customers, spendFrom.Add(-p.TierWindow()), func(id string) bool { return consumes[id] }); err != nil {
+		if err := u.loadAccounts(ctx, customers, spendFrom.Add(-p.TierWindow()), func(id string) bool { return consumes[id] },
+			func(a *ledger.Account) bool { return p.CanRise(a.Tier) }); err != nil {
 			return err
 		}
 		if err := u.loadOrders(ctx, orderKeys); err != nil {

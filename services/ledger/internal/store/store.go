@@ -134,13 +134,14 @@ func (s *Store) newUnit(tx *sql.Tx, p *ledger.Programme, now time.Time) *unit {
 // locked until the transaction ends. Accounts that do not exist are
 // created in memory.
 func (u *unit) load(ctx context.Context, ids []string, spendFrom time.Time) error {
-	return u.loadAccounts(ctx, ids, spendFrom, func(string) bool { return true })
+	return u.loadAccounts(ctx, ids, spendFrom, func(string) bool { return true }, func(*ledger.Account) bool { return true })
 }
 
 // loadAccounts is load, reading the open lots only of the accounts
-// withLots names: earning appends a lot and needs none of the others,
-// while claw-backs, redemptions and expiry consume them.
-func (u *unit) loadAccounts(ctx context.Context, ids []string, spendFrom time.Time, withLots func(string) bool) error {
+// withLots names (earning appends a lot and needs none of the others,
+// while claw-backs, redemptions and expiry consume them) and the spend only
+// of the accounts withSpend chooses.
+func (u *unit) loadAccounts(ctx context.Context, ids []string, spendFrom time.Time, withLots func(string) bool, withSpend func(*ledger.Account) bool) error {
 	// Sorted, so that transactions lock accounts in one global order and
 	// never deadlock on each other, whatever their chunks.
 	ids = slices.Clone(ids)
@@ -217,9 +218,19 @@ func (u *unit) loadAccounts(ctx context.Context, ids []string, spendFrom time.Ti
 		}
 		// Qualifying spend is what the paid orders qualified for, less
 		// what refunds took back, dated when each was paid.
-		args := append(append([]any{}, ids...), ms(spendFrom))
+		var spendIDs []any
+		for _, id := range chunk {
+			if withSpend(u.accounts[id.(string)]) {
+				spendIDs = append(spendIDs, id)
+			}
+		}
+		if len(spendIDs) == 0 {
+			spendIDs = append(spendIDs, "") // no customer has the empty id
+		}
+		spendIDs = padded(spendIDs)
+		args := append(spendIDs, ms(spendFrom))
 		rows, err = u.s.query(ctx, u.tx, `SELECT customer_id, paid_at, qualifying - unqualified FROM orders
-			WHERE customer_id IN (`+in+`) AND paid_at > `+d.Placeholders(len(ids)+1, 1)+` AND qualifying <> unqualified`, args...)
+			WHERE customer_id IN (`+d.Placeholders(1, len(spendIDs))+`) AND paid_at > `+d.Placeholders(len(spendIDs)+1, 1)+` AND qualifying <> unqualified`, args...)
 		if err != nil {
 			return fmt.Errorf("load spend: %w", err)
 		}
