@@ -437,7 +437,7 @@ func (u *unit) save(ctx context.Context) error {
 		{"entries", "entry_id, customer_id, kind, points, shortfall, balance_after, rule, source_ref, actor, reason, order_source, order_id, occurred_at, expires_at, recorded_at, remaining, warned", "", entries},
 		{"lot_uses", "entry_id, lot_id, points", "", uses},
 		{"orders", "source, order_id, customer_id, base_total, qualifying, proportional, full_points, reversed, refunded, unqualified, closed, paid_at, paid, last_seq, expired_credit",
-			"(source, order_id) DO UPDATE SET base_total = excluded.base_total, qualifying = excluded.qualifying, proportional = excluded.proportional, full_points = excluded.full_points, reversed = excluded.reversed, refunded = excluded.refunded, unqualified = excluded.unqualified, closed = excluded.closed, paid_at = excluded.paid_at, paid = excluded.paid, last_seq = excluded.last_seq, expired_credit = excluded.expired_credit", orders},
+			"(order_id, source) DO UPDATE SET base_total = excluded.base_total, qualifying = excluded.qualifying, proportional = excluded.proportional, full_points = excluded.full_points, reversed = excluded.reversed, refunded = excluded.refunded, unqualified = excluded.unqualified, closed = excluded.closed, paid_at = excluded.paid_at, paid = excluded.paid, last_seq = excluded.last_seq, expired_credit = excluded.expired_credit", orders},
 	}
 	var dayRows [][]any
 	for k, v := range days {

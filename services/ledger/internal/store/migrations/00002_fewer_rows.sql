@@ -13,6 +13,31 @@ CREATE INDEX entries_open ON entries (customer_id) WHERE remaining > 0;
 CREATE INDEX entries_expiring ON entries (expires_at) WHERE remaining > 0;
 DROP TABLE lots;
 
+-- Orders are keyed by order id first: a batch looks its orders up by id
+-- within a source, and with the source first (one or a few values)
+-- PostgreSQL without statistics yet scanned all of a source's orders.
+CREATE TABLE orders_by_id (
+    source         TEXT NOT NULL,
+    order_id       TEXT NOT NULL,
+    customer_id    TEXT NOT NULL,
+    base_total     BIGINT NOT NULL,
+    qualifying     BIGINT NOT NULL,
+    proportional   BIGINT NOT NULL,
+    full_points    BIGINT NOT NULL,
+    reversed       BIGINT NOT NULL,
+    refunded       BIGINT NOT NULL,
+    unqualified    BIGINT NOT NULL,
+    closed         INTEGER NOT NULL,
+    paid_at        BIGINT NOT NULL,
+    paid           INTEGER NOT NULL,
+    last_seq       INTEGER NOT NULL,
+    expired_credit BIGINT NOT NULL,
+    PRIMARY KEY (order_id, source)
+){{.WithoutRowID}};
+INSERT INTO orders_by_id (source, order_id, customer_id, base_total, qualifying, proportional, full_points, reversed, refunded, unqualified, closed, paid_at, paid, last_seq, expired_credit)
+    SELECT source, order_id, customer_id, base_total, qualifying, proportional, full_points, reversed, refunded, unqualified, closed, paid_at, paid, last_seq, expired_credit FROM orders;
+DROP TABLE orders;
+ALTER TABLE orders_by_id RENAME TO orders;
 CREATE INDEX orders_spend ON orders (customer_id, paid_at, qualifying, unqualified);
 DROP TABLE spend;
 
@@ -28,7 +53,28 @@ CREATE INDEX spend_at ON spend (customer_id, at);
 INSERT INTO spend (customer_id, ref, at, amount)
     SELECT customer_id, source || '/' || order_id, paid_at, qualifying - unqualified FROM orders
     WHERE paid = 1 AND qualifying <> unqualified;
-DROP INDEX orders_spend;
+CREATE TABLE orders_by_source (
+    source         TEXT NOT NULL,
+    order_id       TEXT NOT NULL,
+    customer_id    TEXT NOT NULL,
+    base_total     BIGINT NOT NULL,
+    qualifying     BIGINT NOT NULL,
+    proportional   BIGINT NOT NULL,
+    full_points    BIGINT NOT NULL,
+    reversed       BIGINT NOT NULL,
+    refunded       BIGINT NOT NULL,
+    unqualified    BIGINT NOT NULL,
+    closed         INTEGER NOT NULL,
+    paid_at        BIGINT NOT NULL,
+    paid           INTEGER NOT NULL,
+    last_seq       INTEGER NOT NULL,
+    expired_credit BIGINT NOT NULL,
+    PRIMARY KEY (source, order_id)
+){{.WithoutRowID}};
+INSERT INTO orders_by_source (source, order_id, customer_id, base_total, qualifying, proportional, full_points, reversed, refunded, unqualified, closed, paid_at, paid, last_seq, expired_credit)
+    SELECT source, order_id, customer_id, base_total, qualifying, proportional, full_points, reversed, refunded, unqualified, closed, paid_at, paid, last_seq, expired_credit FROM orders;
+DROP TABLE orders;
+ALTER TABLE orders_by_source RENAME TO orders;
 
 CREATE TABLE lots (
     lot_id      TEXT PRIMARY KEY,
