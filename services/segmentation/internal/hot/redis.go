@@ -95,10 +95,15 @@ func (r *Redis) put(ctx context.Context, ps []segment.Profile) error {
 			start := len(buf)
 			buf = appendProfile(buf, p)
 			pipe.Set(ctx, keys[i], buf[start:len(buf):len(buf)], 0)
+			// Only what moved is written: most orders of a known customer
+			// leave their segment, and often their CLV, as they were.
 			for _, by := range []Ranking{ByCLV, BySpend} {
-				if v, ok := onBoard(p, by); ok {
+				v, ok := onBoard(p, by)
+				was, wasOn := onBoard(old, by)
+				switch {
+				case ok && (!wasOn || v != was):
 					pipe.ZAdd(ctx, r.boardKey(by), redis.Z{Score: float64(v), Member: p.CustomerID})
-				} else if _, was := onBoard(old, by); was {
+				case !ok && wasOn:
 					pipe.ZRem(ctx, r.boardKey(by), p.CustomerID)
 				}
 			}
@@ -107,7 +112,7 @@ func (r *Redis) put(ctx context.Context, ps []segment.Profile) error {
 			if oldIn && (!newIn || oldSeg != newSeg) {
 				pipe.ZRem(ctx, r.segmentKey(oldSeg), p.CustomerID)
 			}
-			if newIn {
+			if newIn && (!oldIn || oldSeg != newSeg) {
 				pipe.ZAdd(ctx, r.segmentKey(newSeg), redis.Z{Member: p.CustomerID})
 			}
 		}
