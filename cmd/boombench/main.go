@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -144,6 +145,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("relay floor: %w", err)
 	}
 	withLedger := strings.Contains(","+o.services+",", ",ledger,")
+	withSegmentation := strings.Contains(","+o.services+",", ",segmentation,")
 	fmt.Fprintf(out, "single-process mode: embedded NATS, services %s, ingest on %s, ledger on %s, batch %d, %d orders from %d customers\n\n",
 		o.services, dbKind(o.database), dbKind(o.ledgerDB), o.batch, o.orders, o.customers)
 
@@ -157,10 +159,27 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		defer f.Close()
 	}
+	var segDrained <-chan time.Time
+	if withSegmentation {
+		// Every order is one canonical event on ORDERS: segmentation has
+		// applied the run when its consumer has acked them all.
+		if segDrained, err = drainWatch(ctx, js, "segmentation", uint64(o.orders)); err != nil {
+			return err
+		}
+	}
 	thr, err := ingestRun(ctx, nc, js, payloads, 0, withLedger)
 	pprof.StopCPUProfile()
 	if err != nil {
 		return fmt.Errorf("throughput run: %w", err)
+	}
+	var segElapsed time.Duration
+	if withSegmentation {
+		select {
+		case at := <-segDrained:
+			segElapsed = at.Sub(thr.start)
+		case <-time.After(10 * time.Minute):
+			return errors.New("segmentation did not apply the run within 10 minutes")
+		}
 	}
 	rate := float64(thr.n) / thr.elapsed.Seconds()
 	pacedRate := rate / 2
@@ -191,9 +210,22 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		pct(thr.lat, 50), pct(thr.lat, 90), pct(thr.lat, 99), pct(thr.lat, 100))
 	fmt.Fprintf(tw, "ingest, paced at %.0f/s: publish → canonical event\t%.0f\t%s\t%s\t%s\t%s\t\n", pacedRate,
 		float64(paced.n)/paced.elapsed.Seconds(), pct(paced.lat, 50), pct(paced.lat, 90), pct(paced.lat, 99), pct(paced.lat, 100))
+	if withSegmentation {
+		fmt.Fprintf(tw, "segmentation, saturated: publish → features applied (its ORDERS consumer drained)\t%.0f\t\t\t\t\t\n",
+			float64(thr.n)/segElapsed.Seconds())
+	}
+	segVerdict := func() {
+		if withSegmentation {
+			srate := float64(thr.n) / segElapsed.Seconds()
+			fmt.Fprintf(out, "segmentation / ingest throughput = %.2f (target: keeps up, ≥ 1.00 less the pipeline's drain: %s)\n", srate/rate,
+				map[bool]string{true: "meets", false: "MISSES"}[srate >= 0.95*rate])
+		}
+	}
 	if !withLedger {
 		tw.Flush()
-		fmt.Fprintf(out, "\ningest / raw async publish = %.2f (target ≥ 0.33: %s)\n", rate/raw, map[bool]string{true: "meets", false: "MISSES"}[rate >= raw/3])
+		fmt.Fprintln(out)
+		segVerdict()
+		fmt.Fprintf(out, "ingest / raw async publish = %.2f (target ≥ 0.33: %s)\n", rate/raw, map[bool]string{true: "meets", false: "MISSES"}[rate >= raw/3])
 		fmt.Fprintf(out, "ingest / raw one-at-a-time publish = %.2f\n", rate/rawSync)
 		fmt.Fprintf(out, "ingest / relay floor = %.2f; relay floor / raw async publish = %.2f\n", rate/relay, relay/raw)
 		return nil
@@ -209,6 +241,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "\nledger / ingest throughput = %.2f (target: keeps up, ≥ 1.00 less the pipeline's drain: %s)\n", lrate/rate,
 		map[bool]string{true: "meets", false: "MISSES"}[lrate >= 0.95*rate])
 	fmt.Fprintf(out, "GetAccount p99 = %s (target < 2ms)\n", pct(accountLat.lat, 99))
+	segVerdict()
 	verdict := func(r float64) string {
 		if rate >= r/3 {
 			return "meets"
@@ -282,7 +315,44 @@ func rawPublishRate(ctx context.Context, js jetstream.JetStream, payloads [][]by
 	return float64(len(payloads)) / time.Since(start).Seconds(), nil
 }
 
+// drainWatch sends the time at which the durable consumer name of ORDERS
+// has acked n more messages than the stream holds now.
+func drainWatch(ctx context.Context, js jetstream.JetStream, name string, n uint64) (<-chan time.Time, error) {
+	stream, err := js.Stream(ctx, "ORDERS")
+	if err != nil {
+		return nil, err
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	target := info.State.LastSeq + n
+	cons, err := stream.Consumer(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan time.Time, 1)
+	go func() {
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			ci, err := cons.Info(ctx)
+			if err == nil && ci.AckFloor.Stream >= target {
+				done <- time.Now()
+				return
+			}
+		}
+	}()
+	return done, nil
+}
+
 type runResult struct {
+	start   time.Time
 	n       int
 	elapsed time.Duration
 	lat     []time.Duration
@@ -460,7 +530,7 @@ func ingestRun(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, paylo
 	for c := range customers {
 		ids = append(ids, c)
 	}
-	return runResult{n: n, elapsed: elapsed, lat: lat, ledgerElapsed: ledgerElapsed, ledgerLat: ledgerLat, customers: ids}, nil
+	return runResult{start: start, n: n, elapsed: elapsed, lat: lat, ledgerElapsed: ledgerElapsed, ledgerLat: ledgerLat, customers: ids}, nil
 }
 
 // quiesce waits until every consumer of the ORDERS stream has applied
