@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -59,6 +60,7 @@ type options struct {
 	keep       bool
 	cpuProfile string
 	services   string
+	drain      string
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -72,8 +74,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.batch, "batch", 256, "INGEST_BATCH_SIZE")
 	fs.StringVar(&o.services, "services", strings.Join(platform.AllServices, ","),
 		"BOOMERANG_SERVICES: the services to run (ingest alone measures it without the others sharing the cores)")
+	fs.StringVar(&o.drain, "drain", "",
+		"after the runs, start each of these services (ledger, segmentation; not among -services) alone on the same NATS and time how fast it applies all of ORDERS")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the throughput run to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the throughput run to this file (and of each -drain run to FILE.<service>)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -144,6 +148,17 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("relay floor: %w", err)
 	}
+	drains := map[string]string{"ledger": "points-ledger", "segmentation": "segmentation"}
+	var drainList []string
+	for _, name := range strings.Split(o.drain, ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		if _, ok := drains[name]; !ok || strings.Contains(","+o.services+",", ","+name+",") {
+			return fmt.Errorf("-drain %s: want ledger or segmentation, not among -services", name)
+		}
+		drainList = append(drainList, name)
+	}
 	withLedger := strings.Contains(","+o.services+",", ",ledger,")
 	withSegmentation := strings.Contains(","+o.services+",", ",segmentation,")
 	fmt.Fprintf(out, "single-process mode: embedded NATS, services %s, ingest on %s, ledger on %s, batch %d, %d orders from %d customers\n\n",
@@ -201,6 +216,24 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 
+	type drained struct {
+		name    string
+		n       uint64
+		elapsed time.Duration
+	}
+	var drainResults []drained
+	for _, name := range drainList {
+		profile := ""
+		if o.cpuProfile != "" {
+			profile = o.cpuProfile + "." + name
+		}
+		n, elapsed, err := drainRun(ctx, js, p.NATSURL(), env, name, drains[name], profile)
+		if err != nil {
+			return fmt.Errorf("%s alone: %w", name, err)
+		}
+		drainResults = append(drainResults, drained{name, n, elapsed})
+	}
+
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "measure\trate/s\tp50\tp90\tp99\tmax\t")
 	fmt.Fprintf(tw, "raw JetStream publish, async (same payloads)\t%.0f\t\t\t\t\t\n", raw)
@@ -214,6 +247,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(tw, "segmentation, saturated: publish → features applied (its ORDERS consumer drained)\t%.0f\t\t\t\t\t\n",
 			float64(thr.n)/segElapsed.Seconds())
 	}
+	for _, d := range drainResults {
+		fmt.Fprintf(tw, "%s alone: applies all of ORDERS (%d events) after a start on a fresh database\t%.0f\t\t\t\t\t\n",
+			d.name, d.n, float64(d.n)/d.elapsed.Seconds())
+	}
+	drainVerdict := func() {
+		for _, d := range drainResults {
+			fmt.Fprintf(out, "%s alone / ingest alone = %.2f (each with the cores to itself)\n", d.name, float64(d.n)/d.elapsed.Seconds()/rate)
+		}
+	}
 	segVerdict := func() {
 		if withSegmentation {
 			srate := float64(thr.n) / segElapsed.Seconds()
@@ -225,6 +267,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		tw.Flush()
 		fmt.Fprintln(out)
 		segVerdict()
+		drainVerdict()
 		fmt.Fprintf(out, "ingest / raw async publish = %.2f (target ≥ 0.33: %s)\n", rate/raw, map[bool]string{true: "meets", false: "MISSES"}[rate >= raw/3])
 		fmt.Fprintf(out, "ingest / raw one-at-a-time publish = %.2f\n", rate/rawSync)
 		fmt.Fprintf(out, "ingest / relay floor = %.2f; relay floor / raw async publish = %.2f\n", rate/relay, relay/raw)
@@ -242,6 +285,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		map[bool]string{true: "meets", false: "MISSES"}[lrate >= 0.95*rate])
 	fmt.Fprintf(out, "GetAccount p99 = %s (target < 2ms)\n", pct(accountLat.lat, 99))
 	segVerdict()
+	drainVerdict()
 	verdict := func(r float64) string {
 		if rate >= r/3 {
 			return "meets"
@@ -313,6 +357,73 @@ func rawPublishRate(ctx context.Context, js jetstream.JetStream, payloads [][]by
 		return 0, ctx.Err()
 	}
 	return float64(len(payloads)) / time.Since(start).Seconds(), nil
+}
+
+// drainRun starts service alone in a second platform on the same NATS,
+// with a data directory of its own, and times how fast its durable
+// consumer of ORDERS (new, so it starts at the stream's beginning) applies
+// everything the stream holds: the service's capacity with no other
+// service sharing the cores, to set beside ingest's alone.
+func drainRun(ctx context.Context, js jetstream.JetStream, natsURL string, env map[string]string, service, consumer, cpuProfile string) (uint64, time.Duration, error) {
+	stream, err := js.Stream(ctx, "ORDERS")
+	if err != nil {
+		return 0, 0, err
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	dir, err := os.MkdirTemp("", "boombench-"+service+"-")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.RemoveAll(dir)
+	own := maps.Clone(env)
+	own["BOOMERANG_DATA_DIR"], own["NATS_URL"], own["BOOMERANG_SERVICES"] = dir, natsURL, service
+	q := platform.New()
+	q.Logs = io.Discard
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := q.Open(runCtx, config.Map(own)); err != nil {
+		return 0, 0, err
+	}
+	defer q.Close()
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, 0, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- q.Run(runCtx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	cons, err := stream.Consumer(ctx, consumer)
+	if err != nil {
+		return 0, 0, err
+	}
+	for {
+		ci, err := cons.Info(ctx)
+		if err == nil && ci.AckFloor.Stream >= info.State.LastSeq {
+			return info.State.Msgs, time.Since(start), nil
+		}
+		if time.Since(start) > 10*time.Minute {
+			return 0, 0, fmt.Errorf("not drained after 10 minutes")
+		}
+		select {
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // drainWatch sends the time at which the durable consumer name of ORDERS
