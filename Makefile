@@ -53,6 +53,7 @@ bench: bench-e2e bench-go
 
 bench-e2e:
 	$(GO) run ./cmd/boombench
+	$(GO) run ./cmd/boombench -services ingest -drain ledger,segmentation -paced 2s
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(MODULES)

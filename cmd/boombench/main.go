@@ -253,14 +253,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	drainVerdict := func() {
 		for _, d := range drainResults {
-			fmt.Fprintf(out, "%s alone / ingest alone = %.2f (each with the cores to itself)\n", d.name, float64(d.n)/d.elapsed.Seconds()/rate)
+			r := float64(d.n) / d.elapsed.Seconds() / rate
+			fmt.Fprintf(out, "%s alone / ingest alone = %.2f (each with the cores to itself; target: keeps up, ≥ 1.00: %s)\n", d.name, r,
+				map[bool]string{true: "meets", false: "MISSES"}[r >= 1])
 		}
 	}
 	segVerdict := func() {
 		if withSegmentation {
 			srate := float64(thr.n) / segElapsed.Seconds()
-			fmt.Fprintf(out, "segmentation / ingest throughput = %.2f (target: keeps up, ≥ 1.00 less the pipeline's drain: %s)\n", srate/rate,
-				map[bool]string{true: "meets", false: "MISSES"}[srate >= 0.95*rate])
+			fmt.Fprintf(out, "segmentation / ingest throughput, sharing the cores = %.2f (≥ 0.95, the pipeline's drain allowed: %s)\n", srate/rate,
+				map[bool]string{true: "keeps up", false: "falls behind"}[srate >= 0.95*rate])
 		}
 	}
 	if !withLedger {
@@ -281,8 +283,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(tw, "GetAccount over gRPC, one caller (%d calls)\t%.0f\t%s\t%s\t%s\t%s\t\n", len(accountLat.lat),
 		float64(len(accountLat.lat))/accountLat.elapsed.Seconds(), pct(accountLat.lat, 50), pct(accountLat.lat, 90), pct(accountLat.lat, 99), pct(accountLat.lat, 100))
 	tw.Flush()
-	fmt.Fprintf(out, "\nledger / ingest throughput = %.2f (target: keeps up, ≥ 1.00 less the pipeline's drain: %s)\n", lrate/rate,
-		map[bool]string{true: "meets", false: "MISSES"}[lrate >= 0.95*rate])
+	fmt.Fprintf(out, "\nledger / ingest throughput, sharing the cores = %.2f (≥ 0.95, the pipeline's drain allowed: %s)\n", lrate/rate,
+		map[bool]string{true: "keeps up", false: "falls behind"}[lrate >= 0.95*rate])
 	fmt.Fprintf(out, "GetAccount p99 = %s (target < 2ms)\n", pct(accountLat.lat, 99))
 	segVerdict()
 	drainVerdict()
