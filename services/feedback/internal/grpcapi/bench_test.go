@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -59,16 +57,10 @@ func fill(tb testing.TB, db *sqldb.DB) {
 // the day rollup; and 90 days by week in Asia/Kolkata, not a reporting
 // zone, summed from quarter hours. It reports the latency percentiles.
 func BenchmarkGetScores(b *testing.B) {
-	for _, be := range []struct {
-		name string
-		url  func(tb testing.TB) string
-	}{
-		{"sqlite", func(tb testing.TB) string { return "sqlite:" + filepath.Join(tb.TempDir(), "feedback.db") }},
-		{"postgres", testkit.Postgres},
-	} {
-		b.Run(be.name, func(b *testing.B) {
+	for _, be := range testkit.Databases("feedback.db") {
+		b.Run(be.Name, func(b *testing.B) {
 			ctx := context.Background()
-			db, err := sqldb.Open(ctx, be.url(b))
+			db, err := sqldb.Open(ctx, be.URL(b))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -90,7 +82,7 @@ func BenchmarkGetScores(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.Logf("%s: %d responses stored in %v, rollups rebuilt in %v", be.name, benchResponses,
+			b.Logf("%s: %d responses stored in %v, rollups rebuilt in %v", be.Name, benchResponses,
 				filled.Round(time.Millisecond), (time.Since(t) - filled).Round(time.Millisecond))
 			g := grpc.NewServer()
 			feedbackv1.RegisterFeedbackServiceServer(g, grpcapi.New(st, intake.New(st, nil, intake.Options{}, log), func() {}, log, time.Now))
@@ -129,9 +121,7 @@ func BenchmarkGetScores(b *testing.B) {
 					if n != benchResponses {
 						b.Fatalf("the scores count %d responses, want %d", n, benchResponses)
 					}
-					slices.Sort(lat)
-					b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-					b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+					testkit.ReportLatencies(b, lat)
 				})
 			}
 		})

@@ -18,9 +18,9 @@ import (
 func BenchmarkIntake(b *testing.B) {
 	const batch = 256
 	for _, be := range backends {
-		b.Run(be.name, func(b *testing.B) {
+		b.Run(be.Name, func(b *testing.B) {
 			c := newClock(t0)
-			st := openStore(b, be.url(b), c)
+			st := openStore(b, be.URL(b), c)
 			ctx := context.Background()
 			n := 0
 			for b.Loop() {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -26,13 +25,7 @@ import (
 func TestMain(m *testing.M) { testkit.Main(m) }
 
 // backends runs the contract suite against every database.
-var backends = []struct {
-	name string
-	url  func(tb testing.TB) string
-}{
-	{"sqlite", func(tb testing.TB) string { return "sqlite:" + filepath.Join(tb.TempDir(), "feedback.db") }},
-	{"postgres", testkit.Postgres},
-}
+var backends = testkit.Databases("feedback.db")
 
 // clock is a settable test clock.
 type clock struct{ ns atomic.Int64 }
@@ -115,10 +108,10 @@ func tally(tb testing.TB, st *store.Store, from, to time.Time, segment int) feed
 
 func TestStoreContract(t *testing.T) {
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			t.Run("responses are stored once and counted in the rollup", func(t *testing.T) {
 				c := newClock(t0)
-				st := openStore(t, b.url(t), c)
+				st := openStore(t, b.URL(t), c)
 				profiles := map[string]feedback.Profile{"ann": {Segment: 1, CLV: 500_00, Currency: "EUR"}, "bob": {Segment: 6, CLV: 20_00, Currency: "EUR"}}
 				batch := []store.Input{
 					survey("r1", "ann", feedback.NPS, 10, t0),
@@ -165,7 +158,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("a segment segmentation could not tell is filled in later", func(t *testing.T) {
 				c := newClock(t0)
-				st := openStore(t, b.url(t), c)
+				st := openStore(t, b.URL(t), c)
 				intake(t, st, nil, survey("r1", "cat", feedback.NPS, 9, t0), survey("r2", "cat", feedback.CSAT, 4, t0))
 				pend, err := st.PendingCustomers(context.Background(), 10)
 				if err != nil || len(pend) != 1 || pend[0].ID != "cat" {
@@ -201,7 +194,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("the day rollup of a reporting zone agrees with the quarter hours, rebuilt or kept", func(t *testing.T) {
 				c := newClock(t0)
-				url := b.url(t)
+				url := b.URL(t)
 				tokyo, _ := time.LoadLocation("Asia/Tokyo")
 				st := openStore(t, url, c, "Asia/Tokyo")
 				ctx := context.Background()
@@ -259,7 +252,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("replicas configured apart keep the day rollup whole", func(t *testing.T) {
 				c := newClock(t0)
-				url := b.url(t)
+				url := b.URL(t)
 				ctx := context.Background()
 				berlin, _ := time.LoadLocation("Europe/Berlin")
 				old := openStore(t, url, c, "UTC")
@@ -287,7 +280,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("reviews: negative ones open cases; the response queue puts negative and old first", func(t *testing.T) {
 				c := newClock(t0)
-				st := openStore(t, b.url(t), c)
+				st := openStore(t, b.URL(t), c)
 				res := intake(t, st, nil,
 					review("amazon", "A1", "ann", 5, t0.Add(-72*time.Hour)),
 					review("amazon", "A2", "bob", 2, t0.Add(-time.Hour)),
@@ -332,7 +325,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("tickets: late first response and the sweep raise agony once", func(t *testing.T) {
 				c := newClock(t0)
-				st := openStore(t, b.url(t), c)
+				st := openStore(t, b.URL(t), c)
 				ctx := context.Background()
 				intake(t, st, nil,
 					ticket("e1", "T1", "ann", feedback.TicketOpened, t0),
@@ -386,7 +379,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("the last of a customer's cases resolved at once with another ends the agony", func(t *testing.T) {
 				c := newClock(t0)
-				st := openStore(t, b.url(t), c)
+				st := openStore(t, b.URL(t), c)
 				ctx := context.Background()
 				for i := range 20 {
 					cus := fmt.Sprintf("cus%d", i)
@@ -443,7 +436,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("two transactions creating one ticket at once both count", func(t *testing.T) {
 				c := newClock(t0)
-				st := openStore(t, b.url(t), c)
+				st := openStore(t, b.URL(t), c)
 				ctx := context.Background()
 				both := func(a, b func() error) {
 					t.Helper()
@@ -479,7 +472,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("a customer stored as known while a pending response of it commits keeps the response to be filled in", func(t *testing.T) {
 				c := newClock(t0)
-				st := openStore(t, b.url(t), c)
+				st := openStore(t, b.URL(t), c)
 				ctx := context.Background()
 				// The first transaction (an intake while segmentation could not
 				// be asked) has written the customer as pending and its
@@ -505,7 +498,7 @@ func TestStoreContract(t *testing.T) {
 						map[string]feedback.Profile{"ann": {Segment: 3, CLV: 1, Currency: "EUR"}}, nil)
 					done <- err
 				}()
-				if b.name == "postgres" {
+				if b.Name == "postgres" {
 					time.Sleep(300 * time.Millisecond) // the review's transaction has read no customer
 				}
 				if err := tx.Commit(); err != nil {
@@ -526,7 +519,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("scores count only [from, to) when the edges are not on a quarter hour", func(t *testing.T) {
 				c := newClock(t0)
-				st := openStore(t, b.url(t), c)
+				st := openStore(t, b.URL(t), c)
 				// Scores 1..5 at 09:00, 09:05, 09:20, 09:40, 09:55 (CSAT, the sum tells which).
 				for i, m := range []int{0, 5, 20, 40, 55} {
 					intake(t, st, nil, survey(fmt.Sprintf("q%d", i), "ann", feedback.CSAT, i+1, t0.Add(time.Duration(m)*time.Minute)))
@@ -552,7 +545,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("tickets: a reopened ticket stays answered", func(t *testing.T) {
 				c := newClock(t0)
-				st := openStore(t, b.url(t), c)
+				st := openStore(t, b.URL(t), c)
 				ctx := context.Background()
 				intake(t, st, nil, ticket("e1", "T1", "ann", feedback.TicketOpened, t0))
 				c.add(10 * time.Minute)
@@ -578,7 +571,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("pending customers: the least recently asked first", func(t *testing.T) {
 				c := newClock(t0)
-				st := openStore(t, b.url(t), c)
+				st := openStore(t, b.URL(t), c)
 				ctx := context.Background()
 				intake(t, st, nil, survey("r1", "p1", feedback.CSAT, 5, t0))
 				c.add(time.Minute)
@@ -615,7 +608,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("tickets: events out of order", func(t *testing.T) {
 				c := newClock(t0.Add(12 * time.Hour))
-				st := openStore(t, b.url(t), c)
+				st := openStore(t, b.URL(t), c)
 				ctx := context.Background()
 				intake(t, st, nil, ticket("e1", "T1", "ann", feedback.TicketOpened, t0))
 				intake(t, st, nil, ticket("e3", "T1", "ann", feedback.TicketReopened, t0.Add(2*time.Hour)))
@@ -631,7 +624,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("values of customers with open cases go stale", func(t *testing.T) {
 				c := newClock(t0)
-				st := openStore(t, b.url(t), c)
+				st := openStore(t, b.URL(t), c)
 				ctx := context.Background()
 				intake(t, st, map[string]feedback.Profile{"low": {Segment: 4, CLV: 10_00, Currency: "EUR"}},
 					survey("r1", "low", feedback.NPS, 1, t0), survey("r2", "calm", feedback.NPS, 9, t0))
@@ -665,7 +658,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("recovery queue by value; claim and resolve", func(t *testing.T) {
 				c := newClock(t0)
-				st := openStore(t, b.url(t), c)
+				st := openStore(t, b.URL(t), c)
 				ctx := context.Background()
 				profiles := map[string]feedback.Profile{
 					"low": {Segment: 4, CLV: 10_00, Currency: "EUR"}, "high": {Segment: 1, CLV: 900_00, Currency: "EUR"},

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -29,13 +28,7 @@ import (
 func TestMain(m *testing.M) { testkit.Main(m) }
 
 // backends runs the contract suite against every store implementation.
-var backends = []struct {
-	name string
-	url  func(tb testing.TB) string
-}{
-	{"sqlite", func(tb testing.TB) string { return "sqlite:" + filepath.Join(tb.TempDir(), "ingest.db") }},
-	{"postgres", testkit.Postgres},
-}
+var backends = testkit.Databases("ingest.db")
 
 func openStore(tb testing.TB, url string) *store.Store {
 	tb.Helper()
@@ -115,9 +108,9 @@ func count(tb testing.TB, db *sql.DB, query string, args ...any) int {
 
 func TestStore(t *testing.T) {
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			t.Run("exactly once within and across batches", func(t *testing.T) {
-				st, p := openStore(t, b.url(t)), preparer(t)
+				st, p := openStore(t, b.URL(t)), preparer(t)
 				res := apply(t, st, p, paid("s", "1", "c1", "", 1000), paid("s", "1", "c1", "", 1000), refund("s", "1", "r1", 100))
 				want := []store.Outcome{store.Accepted, store.Duplicate, store.Accepted}
 				for i, r := range res {
@@ -137,7 +130,7 @@ func TestStore(t *testing.T) {
 				}
 			})
 			t.Run("one customer across shops by e-mail", func(t *testing.T) {
-				st, p := openStore(t, b.url(t)), preparer(t)
+				st, p := openStore(t, b.URL(t)), preparer(t)
 				res := apply(t, st, p,
 					paid("shop-a", "1", "a-7", "ann@example.com", 100),
 					paid("shop-b", "1", "", " ANN@example.com", 100),
@@ -160,7 +153,7 @@ func TestStore(t *testing.T) {
 				}
 			})
 			t.Run("rejection writes nothing", func(t *testing.T) {
-				st, p := openStore(t, b.url(t)), preparer(t)
+				st, p := openStore(t, b.URL(t)), preparer(t)
 				res := apply(t, st, p, paid("s", "1", "c1", "", 1000), refund("s", "1", "r1", 1001), refund("s", "2", "r1", 1))
 				if res[1].Outcome != store.Rejected || res[1].Rejection.Reason != ingest.ReasonRefundExceeds {
 					t.Fatalf("over-refund: %+v", res[1])
@@ -239,8 +232,8 @@ func TestConcurrentSubmitters(t *testing.T) {
 // returning customers, applied in one transaction.
 func BenchmarkApply(b *testing.B) {
 	for _, be := range backends {
-		b.Run(be.name, func(b *testing.B) {
-			st, p := openStore(b, be.url(b)), preparer(b)
+		b.Run(be.Name, func(b *testing.B) {
+			st, p := openStore(b, be.URL(b)), preparer(b)
 			const batch = 256
 			n := 0
 			b.ReportAllocs()
@@ -260,8 +253,8 @@ func BenchmarkApply(b *testing.B) {
 // BenchmarkGetOrder measures the read of an order with its history.
 func BenchmarkGetOrder(b *testing.B) {
 	for _, be := range backends {
-		b.Run(be.name, func(b *testing.B) {
-			st, p := openStore(b, be.url(b)), preparer(b)
+		b.Run(be.Name, func(b *testing.B) {
+			st, p := openStore(b, be.URL(b)), preparer(b)
 			apply(b, st, p, paid("s", "1", "c", "", 1000), refund("s", "1", "r1", 10), refund("s", "1", "r2", 10))
 			ctx := context.Background()
 			b.ReportAllocs()

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -42,17 +40,11 @@ expiry: {after_days: 365, warn_days: 30}
 // against 2,000 accounts of ten paid orders each, one call at a time, and
 // reports the latency percentiles of the calls.
 func BenchmarkGetAccount(b *testing.B) {
-	for _, be := range []struct {
-		name string
-		url  func(tb testing.TB) string
-	}{
-		{"sqlite", func(tb testing.TB) string { return "sqlite:" + filepath.Join(tb.TempDir(), "ledger.db") }},
-		{"postgres", testkit.Postgres},
-	} {
-		b.Run(be.name, func(b *testing.B) {
+	for _, be := range testkit.Databases("ledger.db") {
+		b.Run(be.Name, func(b *testing.B) {
 			ctx := context.Background()
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			db, err := sqldb.Open(ctx, be.url(b))
+			db, err := sqldb.Open(ctx, be.URL(b))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -106,10 +98,7 @@ func BenchmarkGetAccount(b *testing.B) {
 					b.Fatal(resp, err)
 				}
 			}
-			slices.Sort(lat)
-			pct := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) }
-			b.ReportMetric(pct(0.50), "p50-µs")
-			b.ReportMetric(pct(0.99), "p99-µs")
+			testkit.ReportLatencies(b, lat)
 		})
 	}
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"sort"
 	"testing"
 	"time"
 
+	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 )
 
@@ -15,9 +15,9 @@ import (
 // customers, as the consumer does; orders/s is the figure to read.
 func BenchmarkApplyOrders(b *testing.B) {
 	for _, be := range backends {
-		b.Run(be.name, func(b *testing.B) {
+		b.Run(be.Name, func(b *testing.B) {
 			c := newClock(t0)
-			st, p := openStore(b, be.url(b), c), mustProgramme(b)
+			st, p := openStore(b, be.URL(b), c), mustProgramme(b)
 			ctx := context.Background()
 			batch := *benchBatch
 			n := 0
@@ -42,9 +42,9 @@ func BenchmarkApplyOrders(b *testing.B) {
 // reports the median and the 99th percentile.
 func BenchmarkAccount(b *testing.B) {
 	for _, be := range backends {
-		b.Run(be.name, func(b *testing.B) {
+		b.Run(be.Name, func(b *testing.B) {
 			c := newClock(t0)
-			st, p := openStore(b, be.url(b), c), mustProgramme(b)
+			st, p := openStore(b, be.URL(b), c), mustProgramme(b)
 			ctx := context.Background()
 			const customers = 2000
 			var evs []*ordersv1.OrderEvent
@@ -67,9 +67,7 @@ func BenchmarkAccount(b *testing.B) {
 				}
 				lat = append(lat, time.Since(t))
 			}
-			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			testkit.ReportLatencies(b, lat)
 		})
 	}
 }

@@ -23,9 +23,9 @@ import (
 // broken), and that the account reads and changes as before.
 func TestMigrateFoldsLotsAndSpend(t *testing.T) {
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, err := sqldb.Open(ctx, b.url(t))
+			db, err := sqldb.Open(ctx, b.URL(t))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,13 +26,7 @@ import (
 func TestMain(m *testing.M) { testkit.Main(m) }
 
 // backends runs the contract suite against every database.
-var backends = []struct {
-	name string
-	url  func(tb testing.TB) string
-}{
-	{"sqlite", func(tb testing.TB) string { return "sqlite:" + filepath.Join(tb.TempDir(), "ledger.db") }},
-	{"postgres", testkit.Postgres},
-}
+var backends = testkit.Databases("ledger.db")
 
 // clock is a settable test clock.
 type clock struct{ ns atomic.Int64 }
@@ -120,10 +113,10 @@ func verify(tb testing.TB, st *store.Store) {
 
 func TestStoreContract(t *testing.T) {
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			t.Run("orders earn once, refunds claw back, redelivery changes nothing", func(t *testing.T) {
 				c := newClock(t0)
-				st, p := openStore(t, b.url(t), c), mustProgramme(t)
+				st, p := openStore(t, b.URL(t), c), mustProgramme(t)
 				ctx := context.Background()
 				batch := inputs(
 					paidEvent("e1", "alice", "o1", 120_00, t0), // 120 + 10 first order
@@ -171,7 +164,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("an order's events wait for the ones before them", func(t *testing.T) {
 				c := newClock(t0)
-				st, p := openStore(t, b.url(t), c), mustProgramme(t)
+				st, p := openStore(t, b.URL(t), c), mustProgramme(t)
 				ctx := context.Background()
 				pd := paidEvent("e1", "c", "o1", 100_00, t0)
 				pd.OrderSequence = 1
@@ -193,7 +186,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("a refund after expiry takes back only what had not expired", func(t *testing.T) {
 				c := newClock(t0)
-				st, p := openStore(t, b.url(t), c), mustProgramme(t)
+				st, p := openStore(t, b.URL(t), c), mustProgramme(t)
 				ctx := context.Background()
 				if _, err := st.ApplyOrders(ctx, p, inputs(paidEvent("e1", "c", "o1", 100_00, t0)), nil); err != nil {
 					t.Fatal(err)
@@ -216,7 +209,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("tier upgrade doubles later earning", func(t *testing.T) {
 				c := newClock(t0)
-				st, p := openStore(t, b.url(t), c), mustProgramme(t)
+				st, p := openStore(t, b.URL(t), c), mustProgramme(t)
 				ctx := context.Background()
 				if _, err := st.ApplyOrders(ctx, p, inputs(paidEvent("e1", "c", "o1", 500_00, t0)), nil); err != nil {
 					t.Fatal(err)
@@ -236,7 +229,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("referral bonus goes to the referrer once", func(t *testing.T) {
 				c := newClock(t0)
-				st, p := openStore(t, b.url(t), c), mustProgramme(t)
+				st, p := openStore(t, b.URL(t), c), mustProgramme(t)
 				ctx := context.Background()
 				if _, err := st.ApplyOrders(ctx, p, inputs(paidEvent("e1", "ann", "o1", 5_00, t0)), nil); err != nil {
 					t.Fatal(err)
@@ -257,7 +250,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("redeem is idempotent and never overdraws", func(t *testing.T) {
 				c := newClock(t0)
-				st, p := openStore(t, b.url(t), c), mustProgramme(t)
+				st, p := openStore(t, b.URL(t), c), mustProgramme(t)
 				ctx := context.Background()
 				if _, err := st.ApplyOrders(ctx, p, inputs(paidEvent("e1", "c", "o1", 90_00, t0)), nil); err != nil {
 					t.Fatal(err)
@@ -301,7 +294,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("sweep expires and warns once", func(t *testing.T) {
 				c := newClock(t0)
-				st, p := openStore(t, b.url(t), c), mustProgramme(t)
+				st, p := openStore(t, b.URL(t), c), mustProgramme(t)
 				ctx := context.Background()
 				if _, err := st.ApplyOrders(ctx, p, inputs(paidEvent("e1", "c", "o1", 40_00, t0)), nil); err != nil {
 					t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"testing"
 	"time"
 
@@ -74,10 +73,7 @@ func BenchmarkGetProfile(b *testing.B) {
 					b.Fatal(resp, err)
 				}
 			}
-			slices.Sort(lat)
-			pct := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) }
-			b.ReportMetric(pct(0.50), "p50-µs")
-			b.ReportMetric(pct(0.99), "p99-µs")
+			testkit.ReportLatencies(b, lat)
 		})
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -20,16 +19,10 @@ import (
 // (features and scores in two tables) to the current one: every customer,
 // score, order, applied event and agony state survives.
 func TestUpgradeKeepsData(t *testing.T) {
-	for _, be := range []struct {
-		name string
-		url  func(tb testing.TB) string
-	}{
-		{"sqlite", func(tb testing.TB) string { return "sqlite:" + filepath.Join(tb.TempDir(), "segmentation.db") }},
-		{"postgres", testkit.Postgres},
-	} {
-		t.Run(be.name, func(t *testing.T) {
+	for _, be := range testkit.Databases("segmentation.db") {
+		t.Run(be.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, err := sqldb.Open(ctx, be.url(t))
+			db, err := sqldb.Open(ctx, be.URL(t))
 			if err != nil {
 				t.Fatal(err)
 			}

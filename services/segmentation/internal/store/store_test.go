@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -22,13 +21,7 @@ import (
 func TestMain(m *testing.M) { testkit.Main(m) }
 
 // backends runs the contract suite against both databases.
-var backends = []struct {
-	name string
-	url  func(tb testing.TB) string
-}{
-	{"sqlite", func(tb testing.TB) string { return "sqlite:" + filepath.Join(tb.TempDir(), "segmentation.db") }},
-	{"postgres", testkit.Postgres},
-}
+var backends = testkit.Databases("segmentation.db")
 
 func openStore(tb testing.TB, url string) *store.Store {
 	tb.Helper()
@@ -102,16 +95,16 @@ func outboxCount(tb testing.TB, st *store.Store) int {
 
 func TestStoreContract(t *testing.T) {
 	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			t.Run("apply", func(t *testing.T) { testApply(t, openStore(t, be.url(t))) })
-			t.Run("idempotent", func(t *testing.T) { testIdempotent(t, openStore(t, be.url(t))) })
-			t.Run("runs and models", func(t *testing.T) { testRun(t, openStore(t, be.url(t))) })
-			t.Run("agony", func(t *testing.T) { testAgony(t, openStore(t, be.url(t))) })
-			t.Run("agony marks", func(t *testing.T) { testAgonyMarks(t, openStore(t, be.url(t))) })
-			t.Run("large batch", func(t *testing.T) { testLargeBatch(t, openStore(t, be.url(t))) })
-			t.Run("awkward text", func(t *testing.T) { testAwkwardText(t, openStore(t, be.url(t))) })
+		t.Run(be.Name, func(t *testing.T) {
+			t.Run("apply", func(t *testing.T) { testApply(t, openStore(t, be.URL(t))) })
+			t.Run("idempotent", func(t *testing.T) { testIdempotent(t, openStore(t, be.URL(t))) })
+			t.Run("runs and models", func(t *testing.T) { testRun(t, openStore(t, be.URL(t))) })
+			t.Run("agony", func(t *testing.T) { testAgony(t, openStore(t, be.URL(t))) })
+			t.Run("agony marks", func(t *testing.T) { testAgonyMarks(t, openStore(t, be.URL(t))) })
+			t.Run("large batch", func(t *testing.T) { testLargeBatch(t, openStore(t, be.URL(t))) })
+			t.Run("awkward text", func(t *testing.T) { testAwkwardText(t, openStore(t, be.URL(t))) })
 			t.Run("concurrent stores", func(t *testing.T) {
-				url := be.url(t)
+				url := be.URL(t)
 				testConcurrent(t, openStore(t, url), openStore(t, url))
 			})
 		})

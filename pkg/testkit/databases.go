@@ -1,0 +1,40 @@
+package testkit
+
+import (
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// Database is a kind of database the services' stores run on, for suites
+// and benchmarks that run against each.
+type Database struct {
+	Name string
+	// URL returns a fresh, empty database of this kind, dropped with tb.
+	URL func(tb testing.TB) string
+}
+
+// Databases are SQLite (file, in a temporary directory of the test) and
+// PostgreSQL (see Postgres).
+func Databases(file string) []Database {
+	return []Database{
+		{"sqlite", func(tb testing.TB) string { return "sqlite:" + filepath.Join(tb.TempDir(), file) }},
+		{"postgres", Postgres},
+	}
+}
+
+// ReportLatencies reports the median and the 99th percentile of a
+// benchmark's call latencies as its p50-µs and p99-µs metrics.
+func ReportLatencies(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	lat = slices.Clone(lat)
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		return float64(lat[min(int(p*float64(len(lat))), len(lat)-1)].Nanoseconds()) / 1e3
+	}
+	b.ReportMetric(pct(0.50), "p50-µs")
+	b.ReportMetric(pct(0.99), "p99-µs")
+}
