@@ -24,6 +24,24 @@ func Databases(file string) []Database {
 	}
 }
 
+// TimeCalls runs call once per benchmark iteration (i counts from 1),
+// fails the benchmark on an error, and reports the calls' latency
+// percentiles (ReportLatencies).
+func TimeCalls(b *testing.B, call func(i int) error) {
+	lat := make([]time.Duration, 0, 1<<16)
+	i := 0
+	for b.Loop() {
+		i++
+		start := time.Now()
+		err := call(i)
+		lat = append(lat, time.Since(start))
+		if err != nil {
+			b.Fatalf("call %d: %v", i, err)
+		}
+	}
+	ReportLatencies(b, lat)
+}
+
 // ReportLatencies reports the median and the 99th percentile of a
 // benchmark's call latencies as its p50-µs and p99-µs metrics.
 func ReportLatencies(b *testing.B, lat []time.Duration) {

@@ -87,18 +87,13 @@ func BenchmarkGetAccount(b *testing.B) {
 			}
 			defer cc.Close()
 			client := ledgerv1.NewLedgerServiceClient(cc)
-			lat := make([]time.Duration, 0, 1<<16)
-			i := 0
-			for b.Loop() {
-				i++
-				start := time.Now()
+			testkit.TimeCalls(b, func(i int) error {
 				resp, err := client.GetAccount(ctx, &ledgerv1.GetAccountRequest{CustomerId: fmt.Sprint("c", (i*7919)%customers)})
-				lat = append(lat, time.Since(start))
-				if err != nil || resp.GetBalance() == 0 {
-					b.Fatal(resp, err)
+				if err == nil && resp.GetBalance() == 0 {
+					err = fmt.Errorf("no balance: %v", resp)
 				}
-			}
-			testkit.ReportLatencies(b, lat)
+				return err
+			})
 		})
 	}
 }

@@ -58,16 +58,10 @@ func BenchmarkAccount(b *testing.B) {
 				}
 			}
 			c.add(time.Hour)
-			lat := make([]time.Duration, 0, b.N)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				t := time.Now()
-				if _, err := st.Account(ctx, p, fmt.Sprint("c", i%customers), 30*24*time.Hour); err != nil {
-					b.Fatal(err)
-				}
-				lat = append(lat, time.Since(t))
-			}
-			testkit.ReportLatencies(b, lat)
+			testkit.TimeCalls(b, func(i int) error {
+				_, err := st.Account(ctx, p, fmt.Sprint("c", i%customers), 30*24*time.Hour)
+				return err
+			})
 		})
 	}
 }

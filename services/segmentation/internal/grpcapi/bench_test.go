@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -62,18 +61,13 @@ func BenchmarkGetProfile(b *testing.B) {
 			}
 			defer cc.Close()
 			client := segmentationv1.NewSegmentationServiceClient(cc)
-			lat := make([]time.Duration, 0, 1<<16)
-			i := 0
-			for b.Loop() {
-				i++
-				start := time.Now()
+			testkit.TimeCalls(b, func(i int) error {
 				resp, err := client.GetProfile(ctx, &segmentationv1.GetProfileRequest{CustomerId: fmt.Sprintf("cus_%06d", (i*7919)%customers)})
-				lat = append(lat, time.Since(start))
-				if err != nil || resp.GetFeatures().GetOrders() == 0 {
-					b.Fatal(resp, err)
+				if err == nil && resp.GetFeatures().GetOrders() == 0 {
+					err = fmt.Errorf("no orders: %v", resp)
 				}
-			}
-			testkit.ReportLatencies(b, lat)
+				return err
+			})
 		})
 	}
 }
