@@ -315,9 +315,13 @@ func (u *unit) loadOrders(ctx context.Context, keys [][2]string) error {
 // points expired (what the expiry entries took from their lots).
 func (u *unit) loadExpired(ctx context.Context, keys [][2]string) error {
 	var custs, orderIDs []any
+	seen := map[string]bool{}
 	for _, k := range keys {
 		if o := u.orders[k[0]+"/"+k[1]]; o != nil && o.Paid {
-			custs = append(custs, o.CustomerID)
+			if !seen[o.CustomerID] {
+				seen[o.CustomerID] = true
+				custs = append(custs, o.CustomerID)
+			}
 			orderIDs = append(orderIDs, o.OrderID)
 		}
 	}
@@ -325,7 +329,11 @@ func (u *unit) loadExpired(ctx context.Context, keys [][2]string) error {
 		return nil
 	}
 	d := u.s.db.Dialect
+	// Padded to powers of two, as the other cached statements are, so
+	// that the statement cache holds a few texts of this query.
+	custs = padded(custs)
 	return sqldb.InChunks(orderIDs, func(chunk []any) error {
+		chunk = padded(chunk)
 		args := append(append([]any{}, custs...), chunk...)
 		rows, err := u.s.query(ctx, u.tx, `SELECT l.order_source, l.order_id, COALESCE(SUM(x.points), 0) FROM entries l
 			JOIN lot_uses x ON x.lot_id = l.entry_id AND x.entry_id = 'expiry:' || l.entry_id

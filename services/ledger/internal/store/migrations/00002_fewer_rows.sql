@@ -7,8 +7,7 @@
 -- refunds took back, dated when the order was paid), read from orders.
 ALTER TABLE entries ADD COLUMN remaining BIGINT;
 ALTER TABLE entries ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;
-UPDATE entries SET remaining = (SELECT l.remaining FROM lots l WHERE l.lot_id = entries.entry_id),
-    warned = COALESCE((SELECT l.warned FROM lots l WHERE l.lot_id = entries.entry_id), 0);
+UPDATE entries SET remaining = l.remaining, warned = l.warned FROM lots l WHERE l.lot_id = entries.entry_id;
 CREATE INDEX entries_open ON entries (customer_id) WHERE remaining > 0;
 CREATE INDEX entries_expiring ON entries (expires_at) WHERE remaining > 0;
 DROP TABLE lots;
