@@ -23,7 +23,9 @@ import (
 //	stats:segments       hash    <segment>:customers|value|clv → total
 //	stats:orders         hash    <n> → customers with exactly n orders
 //	summary              string  the last scoring run's summary as JSON
-//	built                string  time of the last rebuild; absent after a flush
+//	built:v1             string  time of the last rebuild; absent after a flush, during a rebuild
+//	                             and after a failed one; named for the profile encoding, so that
+//	                             a version that cannot read it finds none and rebuilds from SQL
 type Redis struct {
 	c      *redis.Client
 	prefix string
@@ -47,7 +49,7 @@ func (r *Redis) boardKey(by Ranking) string {
 func (r *Redis) segStatsKey() string   { return r.prefix + "stats:segments" }
 func (r *Redis) orderStatsKey() string { return r.prefix + "stats:orders" }
 func (r *Redis) summaryKey() string    { return r.prefix + "summary" }
-func (r *Redis) builtKey() string      { return r.prefix + "built" }
+func (r *Redis) builtKey() string      { return r.prefix + "built:v1" }
 
 // chunk bounds the commands of one round trip.
 const chunk = 1000
@@ -269,7 +271,9 @@ func (r *Redis) Replace(ctx context.Context, ps []segment.Profile, s Summary) er
 	for _, k := range allLive {
 		tmps = append(tmps, tmpOf(k))
 	}
-	if err := r.c.Del(ctx, tmps...).Err(); err != nil {
+	// Unmarked until it is done: a rebuild that fails half way is done
+	// again at the next check rather than left in place.
+	if err := r.c.Del(ctx, append(tmps, r.builtKey())...).Err(); err != nil {
 		return fmt.Errorf("hot: rebuild: %w", err)
 	}
 	pop := segment.NewPopulation()
