@@ -79,7 +79,7 @@ func LoadConfig(src config.Source) (Config, error) {
 		FXRatesFile:     r.String("BOOMERANG_FX_RATES_FILE", ""),
 		ProgrammeFile:   r.String("LEDGER_PROGRAMME_FILE", ""),
 		ProgrammeReload: r.Duration("LEDGER_PROGRAMME_RELOAD", 30*time.Second),
-		BatchSize:       r.Int("LEDGER_BATCH_SIZE", 1024),
+		BatchSize:       r.Int("LEDGER_BATCH_SIZE", 2048),
 		AckWait:         r.Duration("LEDGER_ACK_WAIT", 30*time.Second),
 		LaterDelay:      r.Duration("LEDGER_LATER_DELAY", 2*time.Second),
 		WaitForOrder:    r.Duration("LEDGER_WAIT_FOR_ORDER", 10*time.Minute),
