@@ -5,7 +5,12 @@ GO ?= go
 BIN := $(CURDIR)/build/bin
 # Every module of the workspace: plain `go test ./...` does not cross them.
 MODULES := $(shell $(GO) list -m -f '{{.Dir}}/...')
-FUZZTIME ?= 10s
+# Fuzzing is bounded by executions, not time: on Go 1.26 a -fuzztime
+# duration races the fuzzing coordinator's own deadline and can fail a run
+# that found nothing ("context deadline exceeded", golang/go#75804). The
+# counts below take 5-10 s a target on two cores; FUZZSCALE multiplies them.
+FUZZSCALE ?= 1
+fuzzx = $$(( $(1) * $(FUZZSCALE) ))x
 
 export BOOMERANG_FX_RATES_FILE ?= $(CURDIR)/deploy/fx-rates.csv
 export BOOMERANG_BASE_CURRENCY ?= EUR
@@ -40,13 +45,14 @@ tidy-check:
 	  (cd $$m && GOWORK=off $(GO) mod tidy -diff) || { echo "$$m: go.mod is not tidy: cd $$m && GOWORK=off go mod tidy"; exit 1; }; \
 	done
 
-## fuzz: run each fuzz target for FUZZTIME
+## fuzz: run each fuzz target for a number of executions (FUZZSCALE=10 for ten times as many)
+FUZZFLAGS = -run '^$$' -fuzzminimizetime 200x
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/money
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./services/ingest/internal/orderjson
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./services/ingest/internal/consumer
-	$(GO) test -run '^$$' -fuzz '^FuzzParseTransactions$$' -fuzztime $(FUZZTIME) ./services/segmentation/clv
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./services/feedback/internal/events
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParse$$' -fuzztime $(call fuzzx,800000) ./pkg/money
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzDecode$$' -fuzztime $(call fuzzx,150000) ./services/ingest/internal/orderjson
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzDecodeMessage$$' -fuzztime $(call fuzzx,40000) ./services/ingest/internal/consumer
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParseTransactions$$' -fuzztime $(call fuzzx,400000) ./services/segmentation/clv
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzDecode$$' -fuzztime $(call fuzzx,15000) ./services/feedback/internal/events
 
 ## bench: end-to-end load benchmark (orders/s, latency percentiles) and the Go benchmarks
 bench: bench-e2e bench-go
