@@ -372,10 +372,10 @@ func (s *Store) intake(ctx context.Context, tx *sql.Tx, in []Input, profiles map
 			return res, err
 		}
 	}
-	if err := roll.save(ctx, s, tx); err != nil {
+	if err := s.fill(ctx, tx, roll, custs, filled); err != nil {
 		return res, err
 	}
-	if err := s.fill(ctx, tx, custs, filled); err != nil {
+	if err := roll.save(ctx, s, tx); err != nil {
 		return res, err
 	}
 	if err := s.addEvents(ctx, tx, now, out, dead); err != nil {
@@ -528,16 +528,9 @@ func uniq(ids []any) []any {
 }
 
 // fill gives the pending responses of the customers ids (now known) their
-// customer's segment, moving their counts in the rollup.
-func (s *Store) fill(ctx context.Context, tx *sql.Tx, custs map[string]*customer, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
+// customer's segment, moving their counts in roll, which the caller saves.
+func (s *Store) fill(ctx context.Context, tx *sql.Tx, roll *rollup, custs map[string]*customer, ids []string) error {
 	sort.Strings(ids)
-	roll, err := s.newRollup(ctx, tx)
-	if err != nil {
-		return err
-	}
 	for _, id := range ids {
 		seg := custs[id].Segment
 		rows, err := tx.QueryContext(ctx, `SELECT responded_at, kind, score FROM responses
@@ -563,5 +556,5 @@ func (s *Store) fill(ctx context.Context, tx *sql.Tx, custs map[string]*customer
 			return fmt.Errorf("fill segments: %w", err)
 		}
 	}
-	return roll.save(ctx, s, tx)
+	return nil
 }

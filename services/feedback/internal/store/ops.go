@@ -501,7 +501,17 @@ func (s *Store) ApplyProfiles(ctx context.Context, profiles map[string]feedback.
 			"(customer_id) DO UPDATE SET segment = excluded.segment, clv = excluded.clv, currency = excluded.currency, known = 1, refreshed_at = excluded.refreshed_at, pending_since = 0", old); err != nil {
 			return err
 		}
-		return s.fill(ctx, tx, custs, filled)
+		if len(filled) == 0 {
+			return nil
+		}
+		roll, err := s.newRollup(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := s.fill(ctx, tx, roll, custs, filled); err != nil {
+			return err
+		}
+		return roll.save(ctx, s, tx)
 	})
 }
 
