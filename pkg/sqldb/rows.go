@@ -34,6 +34,22 @@ func InsertRows(ctx context.Context, tx *sql.Tx, d Dialect, table, cols, conflic
 	return nil
 }
 
+// MaxParams bounds the parameters of one statement, well under every
+// driver's limit (SQLite's is 32,766, PostgreSQL's 65,535).
+const MaxParams = 6000
+
+// RowChunks calls fn with args in slices of whole rows (width values each)
+// of at most MaxParams values.
+func RowChunks(args []any, width int, fn func([]any) error) error {
+	per := MaxParams / width * width
+	for start := 0; start < len(args); start += per {
+		if err := fn(args[start:min(start+per, len(args))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // InChunks calls fn with ids in chunks of at most 500, for IN lists.
 func InChunks(ids []any, fn func([]any) error) error {
 	const per = 500

@@ -93,3 +93,29 @@ func TestOpenRejectsUnknownURL(t *testing.T) {
 		t.Fatalf("Redact = %s", got)
 	}
 }
+
+// TestRowChunks: every value once, in order, in slices of whole rows of at
+// most MaxParams values.
+func TestRowChunks(t *testing.T) {
+	const width = 7
+	args := make([]any, 0, 2000*width)
+	for i := range 2000 * width {
+		args = append(args, i)
+	}
+	var got []any
+	err := sqldb.RowChunks(args, width, func(chunk []any) error {
+		if len(chunk)%width != 0 || len(chunk) > sqldb.MaxParams {
+			t.Errorf("chunk of %d values", len(chunk))
+		}
+		got = append(got, chunk...)
+		return nil
+	})
+	if err != nil || len(got) != len(args) {
+		t.Fatalf("%d of %d values, %v", len(got), len(args), err)
+	}
+	for i, v := range got {
+		if v != i {
+			t.Fatalf("value %d is %v", i, v)
+		}
+	}
+}

@@ -196,7 +196,7 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, orders []*ingest.Prepared)
 		bySource[k.source] = append(bySource[k.source], k.orderID)
 	}
 	for _, src := range sources {
-		err := inChunks(bySource[src], 1, func(ids []any) error {
+		err := sqldb.RowChunks(bySource[src], 1, func(ids []any) error {
 			// Every event the batch's orders have had: a batch event among
 			// them is a duplicate.
 			rows, err := tx.QueryContext(ctx, "SELECT event_id, customer_id FROM order_events WHERE source = "+
@@ -218,7 +218,7 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, orders []*ingest.Prepared)
 		if err != nil {
 			return nil, fmt.Errorf("find ingested events: %w", err)
 		}
-		err = inChunks(bySource[src], 1, func(ids []any) error {
+		err = sqldb.RowChunks(bySource[src], 1, func(ids []any) error {
 			rows, err := tx.QueryContext(ctx, "SELECT "+orderColumns+" FROM orders WHERE source = "+s.db.Dialect.Placeholders(1, 1)+" AND order_id IN ("+
 				s.db.Dialect.Placeholders(2, len(ids))+")"+s.db.Dialect.ForUpdate(), append([]any{src}, ids...)...)
 			if err != nil {
@@ -239,7 +239,7 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, orders []*ingest.Prepared)
 			return nil, fmt.Errorf("load orders: %w", err)
 		}
 	}
-	err := inChunks(idKeys, 1, func(args []any) error {
+	err := sqldb.RowChunks(idKeys, 1, func(args []any) error {
 		rows, err := tx.QueryContext(ctx, "SELECT key_hash, customer_id FROM identity_keys WHERE key_hash IN ("+s.db.Dialect.Placeholders(1, len(args))+")", args...)
 		if err != nil {
 			return err
@@ -331,7 +331,7 @@ func (w *work) write(ctx context.Context, tx *sql.Tx, d sqldb.Dialect) error {
 	for k, c := range w.newLinks {
 		links = append(links, k, c, now)
 	}
-	err := inChunks(links, 3, func(args []any) error {
+	err := sqldb.RowChunks(links, 3, func(args []any) error {
 		rows, err := tx.QueryContext(ctx, "INSERT INTO identity_keys (key_hash, customer_id, created_at) VALUES "+
 			d.Tuples(len(args)/3, 3)+" ON CONFLICT (key_hash) DO NOTHING RETURNING key_hash", args...)
 		if err != nil {
@@ -361,7 +361,7 @@ func (w *work) write(ctx context.Context, tx *sql.Tx, d sqldb.Dialect) error {
 		evs = append(evs, e.p.EventID, e.p.Key.Source, e.p.Key.OrderID, e.seq, int(e.p.Key.Kind), e.p.Key.RefundID,
 			e.customerID, e.occurredAt, e.p.IngestedAt.UnixMicro(), e.payload)
 	}
-	err = inChunks(evs, 10, func(args []any) error {
+	err = sqldb.RowChunks(evs, 10, func(args []any) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO order_events (event_id, source, order_id, seq, kind, refund_id, customer_id,
 			occurred_at, ingested_at, payload) VALUES `+d.Tuples(len(args)/10, 10), args...)
 		return err
@@ -385,13 +385,13 @@ func (w *work) write(ctx context.Context, tx *sql.Tx, d sqldb.Dialect) error {
 	// New orders are plain inserts: should a concurrent transaction have
 	// created one meanwhile, the key conflict runs this one again. Orders
 	// read (and, on PostgreSQL, locked) above are overwritten.
-	if err := inChunks(fresh, 13, func(args []any) error {
+	if err := sqldb.RowChunks(fresh, 13, func(args []any) error {
 		_, err := tx.ExecContext(ctx, cols+d.Tuples(len(args)/13, 13), args...)
 		return err
 	}); err != nil {
 		return fmt.Errorf("insert orders: %w", err)
 	}
-	if err := inChunks(known, 13, func(args []any) error {
+	if err := sqldb.RowChunks(known, 13, func(args []any) error {
 		_, err := tx.ExecContext(ctx, cols+d.Tuples(len(args)/13, 13)+` ON CONFLICT (source, order_id) DO UPDATE SET
 			status = excluded.status, currency = excluded.currency, total = excluded.total, base_total = excluded.base_total,
 			refunded = excluded.refunded, base_refunded = excluded.base_refunded, events = excluded.events,
@@ -399,19 +399,6 @@ func (w *work) write(ctx context.Context, tx *sql.Tx, d sqldb.Dialect) error {
 		return err
 	}); err != nil {
 		return fmt.Errorf("update orders: %w", err)
-	}
-	return nil
-}
-
-// inChunks calls fn with args in slices of whole rows (width values each)
-// small enough for every driver's parameter limit.
-func inChunks(args []any, width int, fn func([]any) error) error {
-	const maxParams = 6000
-	per := maxParams / width * width
-	for start := 0; start < len(args); start += per {
-		if err := fn(args[start:min(start+per, len(args))]); err != nil {
-			return err
-		}
 	}
 	return nil
 }

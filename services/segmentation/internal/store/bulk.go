@@ -62,7 +62,7 @@ func rowSource(d sqldb.Dialect, cs columns, rows [][]any, fn func(src string, ar
 	}
 	if d != sqldb.Postgres {
 		width := len(cs)
-		per := maxParams / width
+		per := sqldb.MaxParams / width
 		for start := 0; start < len(rows); start += per {
 			chunk := rows[start:min(start+per, len(rows))]
 			args := make([]any, 0, len(chunk)*width)
@@ -168,7 +168,7 @@ func keysIn(d sqldb.Dialect, from int, keys []any, fn func(cond string, args []a
 		return nil
 	}
 	if d != sqldb.Postgres {
-		return inChunks(keys, 1, func(args []any) error {
+		return sqldb.RowChunks(keys, 1, func(args []any) error {
 			return fn("IN ("+d.Placeholders(from, len(args))+")", args)
 		})
 	}
@@ -182,18 +182,3 @@ func keysIn(d sqldb.Dialect, from int, keys []any, fn func(cond string, args []a
 	}
 	return fn("= ANY($"+strconv.Itoa(from)+"::text[])", []any{arr})
 }
-
-// inChunks calls fn with args in slices of whole rows (width values each)
-// small enough for every driver's parameter limit.
-func inChunks(args []any, width int, fn func([]any) error) error {
-	per := maxParams / width * width
-	for start := 0; start < len(args); start += per {
-		if err := fn(args[start:min(start+per, len(args))]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// maxParams bounds the parameters of one SQLite statement.
-const maxParams = 6000
