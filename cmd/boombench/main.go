@@ -390,6 +390,11 @@ func drainRun(ctx context.Context, js jetstream.JetStream, natsURL string, env m
 		return 0, 0, err
 	}
 	defer q.Close()
+	// Open made the consumer; it has acked nothing yet.
+	drained, err := drainWatch(runCtx, js, consumer, 0)
+	if err != nil {
+		return 0, 0, err
+	}
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
 		if err != nil {
@@ -408,23 +413,13 @@ func drainRun(ctx context.Context, js jetstream.JetStream, natsURL string, env m
 		cancel()
 		<-done
 	}()
-	cons, err := stream.Consumer(ctx, consumer)
-	if err != nil {
-		return 0, 0, err
-	}
-	for {
-		ci, err := cons.Info(ctx)
-		if err == nil && ci.AckFloor.Stream >= info.State.LastSeq {
-			return info.State.Msgs, time.Since(start), nil
-		}
-		if time.Since(start) > 10*time.Minute {
-			return 0, 0, fmt.Errorf("not drained after 10 minutes")
-		}
-		select {
-		case <-ctx.Done():
-			return 0, 0, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
+	select {
+	case at := <-drained:
+		return info.State.Msgs, at.Sub(start), nil
+	case <-time.After(10 * time.Minute):
+		return 0, 0, errors.New("not drained after 10 minutes")
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
 	}
 }
 
