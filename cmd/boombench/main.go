@@ -136,15 +136,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 
 	payloads := makePayloads(o.orders, o.customers)
-	raw, err := rawPublishRate(ctx, js, payloads, false)
+	raw, err := rawPublishRate(ctx, nc, js, payloads, false)
 	if err != nil {
 		return fmt.Errorf("raw publish: %w", err)
 	}
-	rawSync, err := rawPublishRate(ctx, js, payloads[:min(len(payloads), 10000)], true)
+	rawSync, err := rawPublishRate(ctx, nc, js, payloads[:min(len(payloads), 10000)], true)
 	if err != nil {
 		return fmt.Errorf("raw publish: %w", err)
 	}
-	relay, err := relayRate(ctx, js, payloads, o.batch, p.Logs)
+	relay, err := relayRate(ctx, nc, js, payloads, o.batch, p.Logs)
 	if err != nil {
 		return fmt.Errorf("relay floor: %w", err)
 	}
@@ -334,13 +334,17 @@ func makePayloadsFrom(first, n, customers int) [][]byte {
 // rawPublishRate publishes the payloads to a scratch stream on the same
 // server — asynchronously, or each waiting for its ack — and returns
 // messages per second until the last ack.
-func rawPublishRate(ctx context.Context, js jetstream.JetStream, payloads [][]byte, sync bool) (float64, error) {
+func rawPublishRate(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, payloads [][]byte, sync bool) (float64, error) {
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: "BENCH_RAW", Subjects: []string{"bench.raw"}, Storage: jetstream.FileStorage,
 	}); err != nil {
 		return 0, err
 	}
 	defer js.DeleteStream(context.WithoutCancel(ctx), "BENCH_RAW")
+	w, err := newWindow(nc, publishWindow)
+	if err != nil {
+		return 0, err
+	}
 	start := time.Now()
 	for _, p := range payloads {
 		if sync {
@@ -349,14 +353,12 @@ func rawPublishRate(ctx context.Context, js jetstream.JetStream, payloads [][]by
 			}
 			continue
 		}
-		if _, err := js.PublishAsync("bench.raw", p); err != nil {
+		if err := w.Publish(ctx, &nats.Msg{Subject: "bench.raw", Data: p}); err != nil {
 			return 0, err
 		}
 	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-ctx.Done():
-		return 0, ctx.Err()
+	if err := w.Wait(ctx); err != nil {
+		return 0, err
 	}
 	return float64(len(payloads)) / time.Since(start).Seconds(), nil
 }
@@ -459,6 +461,10 @@ func drainWatch(ctx context.Context, js jetstream.JetStream, name string, n uint
 	return done, nil
 }
 
+// publishWindow is how many publishes each publishing loop keeps awaiting
+// their acks: enough to keep the server busy, never the client's cap.
+const publishWindow = 4096
+
 type runResult struct {
 	start   time.Time
 	n       int
@@ -477,7 +483,7 @@ type runResult struct {
 // consumer ingest uses, each is published to a scratch output stream with
 // a Nats-Msg-Id (awaiting the acks), and the batch is acked. Messages per
 // second until the last is through: the ceiling of ingest on this server.
-func relayRate(ctx context.Context, js jetstream.JetStream, payloads [][]byte, batch int, logs io.Writer) (float64, error) {
+func relayRate(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, payloads [][]byte, batch int, logs io.Writer) (float64, error) {
 	for _, name := range []string{"BENCH_IN", "BENCH_OUT"} {
 		subj := "bench." + strings.ToLower(strings.TrimPrefix(name, "BENCH_"))
 		if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subj}, Storage: jetstream.FileStorage}); err != nil {
@@ -492,31 +498,32 @@ func relayRate(ctx context.Context, js jetstream.JetStream, payloads [][]byte, b
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The input loop and the relay each publish through a window of their
+	// own: the relay's holds one batch, which it awaits before acking.
+	in, err := newWindow(nc, publishWindow)
+	if err != nil {
+		return 0, err
+	}
+	out, err := newWindow(nc, batch)
+	if err != nil {
+		return 0, err
+	}
 	var relayed atomic.Int64
 	done := make(chan struct{})
 	bc := natsx.NewBatchConsumer(cons, natsx.BatchOptions{MaxBatch: batch}, slog.New(slog.NewTextHandler(logs, nil)))
 	go bc.Run(runCtx, func(ctx context.Context, msgs []jetstream.Msg, _ int) ([]jetstream.Msg, error) {
-		futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 		for _, m := range msgs {
 			md, err := m.Metadata()
 			if err != nil {
 				return nil, err
 			}
-			f, err := js.PublishMsgAsync(&nats.Msg{Subject: "bench.out", Data: m.Data(),
-				Header: nats.Header{jetstream.MsgIDHeader: []string{strconv.FormatUint(md.Sequence.Stream, 10)}}})
-			if err != nil {
+			if err := out.Publish(ctx, &nats.Msg{Subject: "bench.out", Data: m.Data(),
+				Header: nats.Header{jetstream.MsgIDHeader: []string{strconv.FormatUint(md.Sequence.Stream, 10)}}}); err != nil {
 				return nil, err
 			}
-			futures = append(futures, f)
 		}
-		for _, f := range futures {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				return nil, err
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
+		if err := out.Wait(ctx); err != nil {
+			return nil, err
 		}
 		if relayed.Add(int64(len(msgs))) == int64(len(payloads)) {
 			close(done)
@@ -525,9 +532,12 @@ func relayRate(ctx context.Context, js jetstream.JetStream, payloads [][]byte, b
 	})
 	start := time.Now()
 	for _, p := range payloads {
-		if _, err := js.PublishAsync("bench.in", p); err != nil {
+		if err := in.Publish(ctx, &nats.Msg{Subject: "bench.in", Data: p}); err != nil {
 			return 0, err
 		}
+	}
+	if err := in.Wait(ctx); err != nil {
+		return 0, err
 	}
 	select {
 	case <-done:
@@ -599,6 +609,10 @@ func ingestRun(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, paylo
 	defer sub.Unsubscribe()
 	sub.SetPendingLimits(-1, -1)
 
+	w, err := newWindow(nc, publishWindow)
+	if err != nil {
+		return runResult{}, err
+	}
 	start := time.Now()
 	for i, p := range payloads {
 		if rate > 0 {
@@ -606,10 +620,18 @@ func ingestRun(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, paylo
 				time.Sleep(d)
 			}
 		}
-		atomic.StoreInt64(&sent[i], time.Now().UnixNano())
-		if _, err := js.PublishAsync("boomerang.ingest.orders.bench", p); err != nil {
+		// The clock starts once the window lets the order go, so a wait
+		// for an ack is not counted as ingest's latency.
+		if err := w.Reserve(ctx); err != nil {
 			return runResult{}, err
 		}
+		atomic.StoreInt64(&sent[i], time.Now().UnixNano())
+		if err := w.Publish(ctx, &nats.Msg{Subject: "boomerang.ingest.orders.bench", Data: p}); err != nil {
+			return runResult{}, err
+		}
+	}
+	if err := w.Wait(ctx); err != nil {
+		return runResult{}, err
 	}
 	select {
 	case <-all:
