@@ -79,6 +79,13 @@ func (t *Tokens) scopes(token string) map[string]bool {
 	return found
 }
 
+// Allows reports whether token is known and holds scope (or admin), for
+// endpoints outside gRPC that take the same bearer tokens.
+func (t *Tokens) Allows(token, scope string) bool {
+	granted := t.scopes(token)
+	return granted[scope] || granted[ScopeAdmin]
+}
+
 // MethodScopes maps full method names ("/pkg.Service/Method") to the scope
 // they require. Methods not listed need the admin scope.
 type MethodScopes map[string]string

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -44,6 +46,9 @@ type Options struct {
 	TLSKeyFile  string
 	Log         *slog.Logger
 	Telemetry   *telemetry.Telemetry
+	// Pprof serves the Go runtime's profiles under /debug/pprof/ on the
+	// HTTP port, to holders of an admin token only.
+	Pprof bool
 	// ShutdownTimeout bounds the graceful stop (default 15s).
 	ShutdownTimeout time.Duration
 }
@@ -93,6 +98,9 @@ func New(o Options, services ...Service) (*Host, error) {
 		mux.Handle("GET /metrics", o.Telemetry.MetricsHandler())
 	}
 	mux.HandleFunc("GET /healthz", h.healthz)
+	if o.Pprof {
+		mux.Handle("/debug/pprof/", adminOnly(o.Tokens, pprofMux()))
+	}
 	h.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return h, nil
 }
@@ -197,4 +205,30 @@ func CheckHealth(httpAddr string) error {
 		return fmt.Errorf("healthz: %s", resp.Status)
 	}
 	return nil
+}
+
+// pprofMux serves net/http/pprof's handlers, mounted here rather than on
+// http.DefaultServeMux so that nothing is exposed unless asked for.
+func pprofMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// adminOnly lets through requests that carry "Authorization: Bearer
+// <token>" with a token of the admin scope.
+func adminOnly(tokens *grpcx.Tokens, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || tokens == nil || !tokens.Allows(strings.TrimSpace(tok), grpcx.ScopeAdmin) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="boomerang"`)
+			http.Error(w, "an admin bearer token is required", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -65,6 +65,7 @@ func standalone(ctx context.Context, name, dbVar, dbDefault string, env config.S
 	otlpInsecure := r.Bool("OTEL_EXPORTER_OTLP_INSECURE", true)
 	certFile := r.String("BOOMERANG_TLS_CERT_FILE", "")
 	keyFile := r.String("BOOMERANG_TLS_KEY_FILE", "")
+	pprof := r.Bool("BOOMERANG_PPROF", false)
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(r.String("BOOMERANG_LOG_LEVEL", "info"))); err != nil {
 		r.Fail("BOOMERANG_LOG_LEVEL", "want debug, info, warn or error")
@@ -114,7 +115,7 @@ func standalone(ctx context.Context, name, dbVar, dbDefault string, env config.S
 	}
 	h, err := New(Options{
 		GRPCAddr: grpcAddr, HTTPAddr: httpAddr, Tokens: tokens, Log: log, Telemetry: tel,
-		TLSCertFile: certFile, TLSKeyFile: keyFile,
+		TLSCertFile: certFile, TLSKeyFile: keyFile, Pprof: pprof,
 	}, svc)
 	if err != nil {
 		return err

@@ -55,6 +55,8 @@ type Config struct {
 	OTLPInsecure bool
 	TLSCertFile  string
 	TLSKeyFile   string
+	// Pprof serves /debug/pprof/ on the HTTP port to admin tokens.
+	Pprof bool
 	// Services are the services this process runs (default all); the
 	// others may run elsewhere against the same NATS.
 	Services map[string]bool
@@ -77,6 +79,7 @@ func LoadConfig(src config.Source) (Config, error) {
 		OTLPInsecure: r.Bool("OTEL_EXPORTER_OTLP_INSECURE", true),
 		TLSCertFile:  r.String("BOOMERANG_TLS_CERT_FILE", ""),
 		TLSKeyFile:   r.String("BOOMERANG_TLS_KEY_FILE", ""),
+		Pprof:        r.Bool("BOOMERANG_PPROF", false),
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(r.String("BOOMERANG_LOG_LEVEL", "info"))); err != nil {
 		r.Fail("BOOMERANG_LOG_LEVEL", "want debug, info, warn or error")
@@ -204,7 +207,7 @@ func (m *Main) Open(ctx context.Context, env config.Source) (err error) {
 
 	m.host, err = host.New(host.Options{
 		GRPCAddr: c.GRPCAddr, HTTPAddr: c.HTTPAddr, Tokens: tokens, Log: m.log, Telemetry: m.tel,
-		TLSCertFile: c.TLSCertFile, TLSKeyFile: c.TLSKeyFile,
+		TLSCertFile: c.TLSCertFile, TLSKeyFile: c.TLSKeyFile, Pprof: c.Pprof,
 	}, services...)
 	if err != nil {
 		return err
