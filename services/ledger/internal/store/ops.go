@@ -12,6 +12,7 @@ import (
 
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 
+	"github.com/boomerang-loyalty/boomerang/pkg/ordergate"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
@@ -102,13 +103,18 @@ func (s *Store) ApplyOrders(ctx context.Context, p *ledger.Programme, in []Input
 			return err
 		}
 		var seen [][]any
-		for i, x := range in {
+		gate := ordergate.New()
+		for _, o := range u.orders {
+			gate.Load(ordergate.Key{Source: o.Source, OrderID: o.OrderID}, o.LastSeq)
+		}
+		for _, i := range ordergate.Sequence(gateEvents(in)) {
+			x := in[i]
 			ev := x.Event
 			if done[ev.GetEventId()] {
 				out[i] = Duplicate
 				continue
 			}
-			out[i] = u.applyOrderEvent(x.Ctx, ev, referrers)
+			out[i] = u.applyOrderEvent(x.Ctx, gate, ev, referrers)
 			if out[i] == Applied && ev.GetOrderSequence() == 0 {
 				done[ev.GetEventId()] = true
 				seen = append(seen, []any{ev.GetEventId(), ms(now)})
@@ -134,15 +140,15 @@ func (s *Store) ApplyOrders(ctx context.Context, p *ledger.Programme, in []Input
 // earlier event of its order. Order-ingest numbers each order's events
 // (order_sequence, from 1); JetStream redelivers the messages of a crashed
 // consumer only after their ack wait, so newer events can arrive first.
-func (u *unit) applyOrderEvent(ctx context.Context, ev *ordersv1.OrderEvent, referrers map[string]string) Outcome {
+func (u *unit) applyOrderEvent(ctx context.Context, gate *ordergate.Gate, ev *ordersv1.OrderEvent, referrers map[string]string) Outcome {
 	key := ev.GetSource() + "/" + ev.GetOrderId()
 	at := ev.GetOccurredAt().AsTime()
 	o := u.orders[key]
 	seq := ev.GetOrderSequence()
-	if seq > 1 && (o == nil || o.LastSeq < seq-1) {
+	switch gate.Decide(ordergate.Key{Source: ev.GetSource(), OrderID: ev.GetOrderId()}, seq) {
+	case ordergate.Later:
 		return Later
-	}
-	if o != nil && seq > 0 && seq <= o.LastSeq {
+	case ordergate.Duplicate:
 		return Duplicate // this position of the order's history was applied already
 	}
 	defer func() {
@@ -156,8 +162,12 @@ func (u *unit) applyOrderEvent(ctx context.Context, ev *ordersv1.OrderEvent, ref
 			u.orders[key] = ledger.NewOrder(ev.GetCustomerId(), ledger.FactsOf(ev))
 		}
 	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID:
-		if o != nil && o.Paid {
-			return Applied // paid once; a second paid event for the order earns nothing
+		if o != nil && (o.Paid || o.Closed) {
+			// Paid once; a second paid event earns nothing. Nor does a
+			// payment order-ingest saw after the order's cancellation
+			// (numbered after it): a cancelled order earns nothing,
+			// whichever of the two came first.
+			return Applied
 		}
 		a := u.accounts[ev.GetCustomerId()]
 		res := a.ApplyPaid(u.p, ev.GetEventId(), ledger.FactsOf(ev), o, u.now)
@@ -185,7 +195,13 @@ func (u *unit) applyOrderEvent(ctx context.Context, ev *ordersv1.OrderEvent, ref
 		a.ApplyRefund(u.p, ev.GetEventId(), o, total, at, u.now)
 		u.collect(ctx, a)
 	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_CANCELLED:
-		if o == nil || !o.Paid {
+		if o == nil {
+			return Applied
+		}
+		if !o.Paid {
+			// Cancelled before its payment was seen: remember it, so
+			// that the payment, should it still come, earns nothing.
+			o.Closed, o.Dirty = true, true
 			return Applied
 		}
 		if a := u.accounts[o.CustomerID]; a != nil {
@@ -194,6 +210,15 @@ func (u *unit) applyOrderEvent(ctx context.Context, ev *ordersv1.OrderEvent, ref
 		}
 	}
 	return Applied
+}
+
+// gateEvents is what ordergate.Sequence needs of a batch.
+func gateEvents(in []Input) []ordergate.Event {
+	out := make([]ordergate.Event, len(in))
+	for i, x := range in {
+		out[i] = ordergate.Event{Key: ordergate.Key{Source: x.Event.GetSource(), OrderID: x.Event.GetOrderId()}, Seq: x.Event.GetOrderSequence()}
+	}
+	return out
 }
 
 // processed returns which of the unnumbered events were applied before.
