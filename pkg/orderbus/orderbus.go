@@ -89,8 +89,14 @@ func Subject(kindToken, customerID string) string {
 // a canonical order event.
 var ErrNotOrderEvent = errors.New("not a canonical order event")
 
+// ErrSubjectMismatch is returned for a canonical event whose subject's
+// kind or customer token disagrees with its payload (it is an
+// ErrNotOrderEvent too).
+var ErrSubjectMismatch = fmt.Errorf("%w: subject disagrees with payload", ErrNotOrderEvent)
+
 // Decode reads the canonical event of a message, checking its type header
-// when there is one.
+// when there is one, and that its subject's kind and customer tokens are
+// the payload's.
 func Decode(m jetstream.Msg) (*ordersv1.OrderEvent, error) {
 	ev := &ordersv1.OrderEvent{}
 	if t := m.Headers().Get(natsx.HeaderEventType); t != "" && t != string(ev.ProtoReflect().Descriptor().FullName()) {
@@ -101,6 +107,9 @@ func Decode(m jetstream.Msg) (*ordersv1.OrderEvent, error) {
 	}
 	if ev.GetEventId() == "" || ev.GetCustomerId() == "" || ev.GetKind() == ordersv1.OrderEventKind_ORDER_EVENT_KIND_UNSPECIFIED {
 		return nil, fmt.Errorf("%w: event id, customer id and kind are required", ErrNotOrderEvent)
+	}
+	if err := checkSubject(m.Subject(), ev); err != nil {
+		return nil, err
 	}
 	return ev, nil
 }
