@@ -35,6 +35,10 @@ type EmbeddedOptions struct {
 	StoreDir string
 	// MaxPayload bounds message size (default 1 MiB).
 	MaxPayload int32
+	// Users may connect, each with its own permissions; no one else may.
+	// Without users anyone who reaches the port may do anything, which
+	// RunEmbedded allows on a loopback address only.
+	Users []User
 }
 
 // RunEmbedded starts a NATS server with JetStream on local disk inside this
@@ -42,6 +46,13 @@ type EmbeddedOptions struct {
 func RunEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	if o.Host == "" {
 		o.Host = "127.0.0.1"
+	}
+	if len(o.Users) == 0 && !IsLoopback(o.Host) {
+		return nil, fmt.Errorf("embedded nats on %s: %w: without users anyone on the network could publish, read and delete every stream", o.Host, ErrNoCredentials)
+	}
+	users, err := serverUsers(o.Users)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
 	opts := &server.Options{
 		ServerName: "boomerang-embedded",
@@ -52,6 +63,9 @@ func RunEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		MaxPayload: o.MaxPayload,
 		NoSigs:     true,
 		NoLog:      true,
+	}
+	if len(users) > 0 {
+		opts.Users = users
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -66,19 +80,28 @@ func RunEmbedded(o EmbeddedOptions) (*server.Server, error) {
 }
 
 // Connect dials NATS and returns the connection and a JetStream handle. The
-// connection reconnects forever; disconnections are logged.
-func Connect(url, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(url,
+// connection reconnects forever; disconnections are logged. opts add to
+// the defaults (Credentials.Options, above all).
+func Connect(url, name string, log *slog.Logger, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectWait(250 * time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected", "error", err)
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
-	)
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			// Permission violations arrive here, not as a call's error.
+			if sub != nil {
+				log.Error("nats error", "subject", sub.Subject, "error", err)
+				return
+			}
+			log.Error("nats error", "error", err)
+		}),
+	}, opts...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect nats %s: %w", url, err)
 	}

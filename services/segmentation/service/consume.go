@@ -12,6 +12,7 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
+	"github.com/boomerang-loyalty/boomerang/pkg/ordergate"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/events"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/scoring"
@@ -27,6 +28,9 @@ type consumer struct {
 	log    *slog.Logger
 	tracer trace.Tracer
 	now    func() time.Time
+	// laterDelay and waitForOrder bound how long an event waits for an
+	// earlier event of its order (see ordergate).
+	laterDelay, waitForOrder time.Duration
 
 	applied     metric.Int64Counter
 	deadLetters metric.Int64Counter
@@ -56,6 +60,8 @@ func newConsumer(sc *scoring.Scorer, relay *outbox.Relay, log *slog.Logger, tp t
 type batch struct {
 	events []segment.Event
 	dead   []outbox.Message
+	// msgs are the events' messages, index for index.
+	msgs []jetstream.Msg
 	// trace is the trace context of the batch's first event, so that an
 	// order's trace reaches segmentation.
 	trace context.Context
@@ -73,6 +79,7 @@ func (c *consumer) prepare(ctx context.Context, msgs []jetstream.Msg) *batch {
 			b.trace = natsx.ExtractTrace(ctx, m.Headers())
 		}
 		b.events = append(b.events, events.FromOrderEvent(ev))
+		b.msgs = append(b.msgs, m)
 	}
 	return b
 }
@@ -82,7 +89,14 @@ func (c *consumer) apply(ctx context.Context, msgs []jetstream.Msg, b *batch, at
 		trace.WithAttributes(attribute.Int("messages", len(msgs)), attribute.Int("attempt", attempt)))
 	defer span.End()
 	start := time.Now()
-	n, err := c.scorer.Apply(ctx, store.Batch{Events: b.events, Extra: b.dead, Now: c.now().UTC()})
+	var later []jetstream.Msg
+	n, err := c.scorer.Apply(ctx, store.Batch{Events: b.events, Extra: b.dead, Now: c.now().UTC(),
+		Later: func(i int) { later = append(later, b.msgs[i]) }})
+	if err != nil {
+		span.RecordError(err)
+		return nil, err
+	}
+	later, err = c.giveUp(ctx, later)
 	if err != nil {
 		span.RecordError(err)
 		return nil, err
@@ -94,5 +108,27 @@ func (c *consumer) apply(ctx context.Context, msgs []jetstream.Msg, b *batch, at
 		c.log.WarnContext(ctx, "messages on ORDERS dead-lettered", "count", len(b.dead))
 	}
 	c.relay.Notify()
-	return nil, nil
+	return later, nil
+}
+
+// giveUp dead-letters the events put off that have waited for an earlier
+// event of their order long enough (it was dead-lettered here, or is gone
+// from the stream) and returns the others, which come back after the
+// batch consumer's LaterDelay.
+func (c *consumer) giveUp(ctx context.Context, later []jetstream.Msg) ([]jetstream.Msg, error) {
+	keep, expired := ordergate.Expired(later, c.laterDelay, c.waitForOrder)
+	if len(expired) == 0 {
+		return keep, nil
+	}
+	dead := make([]outbox.Message, len(expired))
+	for i, m := range expired {
+		dead[i] = orderbus.DeadLetter(m, events.Service, "orders", ordergate.ReasonGap, "an earlier event of this order was never applied")
+	}
+	if _, err := c.scorer.Apply(ctx, store.Batch{Extra: dead, Now: c.now().UTC()}); err != nil {
+		return nil, err
+	}
+	c.deadLetters.Add(ctx, int64(len(dead)))
+	c.log.WarnContext(ctx, "order events dead-lettered: an earlier event of their order never came",
+		"count", len(dead), "reason", ordergate.ReasonGap, "waited", c.waitForOrder)
+	return keep, nil
 }

@@ -53,6 +53,10 @@ type Config struct {
 	BatchSize int
 	// AckWait is the consumer's lease on a delivered message.
 	AckWait time.Duration
+	// LaterDelay is how long an order event waiting for an earlier event
+	// of its order is put off; WaitForOrder how long it may wait in all
+	// before it is dead-lettered (order_history_gap).
+	LaterDelay, WaitForOrder time.Duration
 	// ScoreInterval is how often the whole base is scored and the models
 	// refitted; MinScoreInterval the least time between runs started early
 	// because the base grew.
@@ -86,6 +90,8 @@ func LoadConfig(src config.Source) (Config, error) {
 		BaseCurrency:     strings.ToUpper(r.String("BOOMERANG_BASE_CURRENCY", "USD")),
 		BatchSize:        r.Int("SEGMENTATION_BATCH_SIZE", 512),
 		AckWait:          r.Duration("SEGMENTATION_ACK_WAIT", 30*time.Second),
+		LaterDelay:       r.Duration("SEGMENTATION_LATER_DELAY", 2*time.Second),
+		WaitForOrder:     r.Duration("SEGMENTATION_WAIT_FOR_ORDER", 10*time.Minute),
 		ScoreInterval:    r.Duration("SEGMENTATION_SCORE_INTERVAL", time.Hour),
 		MinScoreInterval: r.Duration("SEGMENTATION_MIN_SCORE_INTERVAL", 10*time.Second),
 		HorizonDays:      r.Int("SEGMENTATION_HORIZON_DAYS", 365),
@@ -129,6 +135,12 @@ func (c Config) Validate() error {
 	}
 	if c.AckWait < time.Second || c.AckWait > time.Hour {
 		errs = append(errs, fmt.Errorf("SEGMENTATION_ACK_WAIT: %v, want 1s..1h", c.AckWait))
+	}
+	if c.LaterDelay < 10*time.Millisecond || c.LaterDelay > time.Hour {
+		errs = append(errs, fmt.Errorf("SEGMENTATION_LATER_DELAY: %v, want 10ms..1h", c.LaterDelay))
+	}
+	if c.WaitForOrder < c.LaterDelay {
+		errs = append(errs, fmt.Errorf("SEGMENTATION_WAIT_FOR_ORDER: %v, want at least SEGMENTATION_LATER_DELAY", c.WaitForOrder))
 	}
 	if c.ScoreInterval < time.Second {
 		errs = append(errs, fmt.Errorf("SEGMENTATION_SCORE_INTERVAL: %v, want at least 1s", c.ScoreInterval))
@@ -263,6 +275,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	bus.laterDelay, bus.waitForOrder = cfg.LaterDelay, cfg.WaitForOrder
 	// The feedback service owns FEEDBACK; creating it here with the same
 	// configuration lets segmentation start first.
 	if err := feedbackbus.EnsureStream(ctx, d.JetStream, cfg.StreamReplicas, cfg.FeedbackMaxAge); err != nil {
@@ -334,7 +347,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error { return s.scorer.Run(ctx, s.cfg.ScoreInterval) })
 	g.Go(func() error {
-		bc := natsx.NewBatchConsumer(s.cons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize, AckWait: s.cfg.AckWait}, s.log)
+		bc := natsx.NewBatchConsumer(s.cons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize, AckWait: s.cfg.AckWait, LaterDelay: s.cfg.LaterDelay}, s.log)
 		return natsx.RunPipeline(ctx, bc, s.consumer.prepare, s.consumer.apply)
 	})
 	g.Go(func() error {

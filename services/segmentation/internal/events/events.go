@@ -113,6 +113,7 @@ func FromOrderEvent(ev *ordersv1.OrderEvent) segment.Event {
 		Currency: ev.GetBaseTotal().GetCurrency(), Test: ev.GetTest(),
 		Discounted:    len(ev.GetDiscount().GetCodes()) > 0 || ev.GetDiscount().GetAmount().GetBase().GetMinorUnits() > 0,
 		RefundedTotal: ev.GetRefund().GetRefundedTotal().GetBase().GetMinorUnits(),
+		Seq:           ev.GetOrderSequence(),
 	}
 	switch ev.GetKind() {
 	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_PLACED:

@@ -39,28 +39,42 @@ type Event struct {
 	RefundedTotal int64
 	// Test orders are carried on the bus but count for nothing.
 	Test bool
+	// Seq numbers the event within its order (order_sequence, from 1; 0
+	// for an unnumbered event): the store applies an order's events in
+	// this order (see ordergate).
+	Seq int32
 }
 
 // OrderStatus is where an order stands for segmentation.
 type OrderStatus int
 
 const (
+	// OrderPaid: paid and counted.
 	OrderPaid OrderStatus = iota + 1
+	// OrderCancelled: cancelled; counts for nothing. PaidAt says whether
+	// it was paid (before or after the cancellation was seen).
 	OrderCancelled
+	// OrderPlaced: seen (placed, or a test order), not paid.
+	OrderPlaced
 )
 
 // Order is what segmentation remembers of one order, so that a refund or a
-// cancellation takes back exactly what the payment added.
+// cancellation takes back exactly what the payment added, whichever order
+// order-ingest saw its events in.
 type Order struct {
 	CustomerID string
 	Source     string
 	OrderID    string
 	Status     OrderStatus
+	// PaidAt is zero until a payment was seen.
 	PaidAt     time.Time
 	Value      int64
 	Refunded   int64
 	Discounted bool
 	Channel    string
+	// LastSeq is the order's last event applied (order_sequence), -1 for
+	// an order stored before events were numbered.
+	LastSeq int32
 }
 
 // Day is a purchase day of a customer: the models count purchase days, not
@@ -153,9 +167,13 @@ func DayNumber(t time.Time) int32 {
 // Apply adds one event to a customer's features. o is the event's order as
 // known before it (nil when unknown); Apply returns the order as it stands
 // after, or nil when the event leaves no order to remember, and reports
-// whether the features changed. Events apply in the order the customer's
-// subject delivers them; redeliveries are filtered out before, by event id,
-// and a second payment of a known order changes nothing anyway.
+// whether the features changed. The store applies an order's events in the
+// order order-ingest numbered them, which is the order it saw them in, not
+// always the shop's: a payment may come after the cancellation, a refund
+// after the cancellation. The figures are those of the shop's order
+// whatever that order was: a cancelled order counts for nothing, and every
+// refund of a paid order counts in Refunds and RefundedValue, cancelled or
+// not.
 func Apply(f *Features, o *Order, ev Event) (*Order, bool) {
 	if ev.Test {
 		return o, false
@@ -164,9 +182,13 @@ func Apply(f *Features, o *Order, ev Event) (*Order, bool) {
 		f.Currency = ev.Currency
 	}
 	switch ev.Kind {
+	case Placed:
+		if o == nil {
+			return &Order{CustomerID: ev.CustomerID, Source: ev.Source, OrderID: ev.OrderID, Status: OrderPlaced}, false
+		}
 	case Paid:
-		if o != nil {
-			return o, false // already paid, or cancelled before it was paid
+		if o != nil && (o.Status == OrderPaid || !o.PaidAt.IsZero()) {
+			return o, false // paid already
 		}
 		ch := ev.Channel
 		if ch == "" {
@@ -175,6 +197,15 @@ func Apply(f *Features, o *Order, ev Event) (*Order, bool) {
 		n := &Order{
 			CustomerID: ev.CustomerID, Source: ev.Source, OrderID: ev.OrderID, Status: OrderPaid,
 			PaidAt: ev.OccurredAt.UTC(), Value: max(ev.BaseTotal, 0), Discounted: ev.Discounted, Channel: ch,
+		}
+		if o != nil {
+			n.LastSeq = o.LastSeq
+			if o.Status == OrderCancelled {
+				// Paid, but cancelled first: remembered, so that its
+				// refunds count, and counted for nothing.
+				n.Status = OrderCancelled
+				return n, false
+			}
 		}
 		f.Orders++
 		f.TotalValue += n.Value
@@ -188,7 +219,7 @@ func Apply(f *Features, o *Order, ev Event) (*Order, bool) {
 		f.addToDay(DayNumber(n.PaidAt), n.PaidAt.UnixMicro(), 1, n.Value)
 		return n, true
 	case Refunded:
-		if o == nil || o.Status != OrderPaid {
+		if o == nil || o.PaidAt.IsZero() {
 			return o, false
 		}
 		// refunded_total makes the refund's effect independent of how many
@@ -199,9 +230,12 @@ func Apply(f *Features, o *Order, ev Event) (*Order, bool) {
 		f.Refunds++
 		if delta > 0 {
 			n.Refunded = target
-			f.TotalValue -= delta
 			f.RefundedValue += delta
-			f.addToDay(DayNumber(o.PaidAt), o.PaidAt.UnixMicro(), 0, -delta)
+			if o.Status == OrderPaid {
+				// A cancelled order's value is out of the figures already.
+				f.TotalValue -= delta
+				f.addToDay(DayNumber(o.PaidAt), o.PaidAt.UnixMicro(), 0, -delta)
+			}
 		}
 		return &n, true
 	case Cancelled:
@@ -210,10 +244,14 @@ func Apply(f *Features, o *Order, ev Event) (*Order, bool) {
 			// counted should a payment event still arrive.
 			return &Order{CustomerID: ev.CustomerID, Source: ev.Source, OrderID: ev.OrderID, Status: OrderCancelled}, false
 		}
-		if o.Status != OrderPaid {
+		n := *o
+		switch o.Status {
+		case OrderPlaced:
+			n.Status = OrderCancelled
+			return &n, false
+		case OrderCancelled:
 			return o, false
 		}
-		n := *o
 		n.Status = OrderCancelled
 		net := o.Value - o.Refunded
 		f.Orders--
@@ -227,7 +265,7 @@ func Apply(f *Features, o *Order, ev Event) (*Order, bool) {
 		f.addToDay(DayNumber(o.PaidAt), o.PaidAt.UnixMicro(), -1, -net)
 		return &n, true
 	}
-	return o, false // a placed order is not a purchase yet
+	return o, false
 }
 
 // addToDay adds orders and value to a purchase day, creating it or

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/boomerang-loyalty/boomerang/pkg/ordergate"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
@@ -85,6 +86,11 @@ type Batch struct {
 	// decoded), written in the same transaction.
 	Extra []outbox.Message
 	Now   time.Time
+	// Later, when set, is told after the commit the index (in Events) of
+	// each event put off because an earlier event of its order has not
+	// been applied yet (see ordergate); the consumer hands its message
+	// back for redelivery.
+	Later func(i int)
 }
 
 // Apply applies the batch's events in one transaction: events already
@@ -98,25 +104,51 @@ func (s *Store) Apply(ctx context.Context, b Batch, rescore Rescorer) ([]Update,
 		updates []Update
 		applied int
 	)
+	var later []int
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		updates, applied = nil, 0
-		fresh, err := s.claim(ctx, tx, b.Events, b.Now)
+		updates, applied, later = nil, 0, nil
+		w, err := s.load(ctx, tx, b.Events)
+		if err != nil {
+			return err
+		}
+		// An order's numbered events go through the gate; an unnumbered
+		// event, or one of an order stored before events were numbered,
+		// is recognised by its id in seg_processed.
+		gate := ordergate.New()
+		byID := make([]bool, len(b.Events))
+		var claims []segment.Event
+		for i, ev := range b.Events {
+			k := orderKey{ev.Source, ev.OrderID}
+			if o := w.orders[k]; ev.Seq <= 0 || (o != nil && o.LastSeq < 0) {
+				byID[i] = true
+				claims = append(claims, ev)
+			} else if o != nil {
+				gate.Load(ordergate.Key{Source: k.source, OrderID: k.orderID}, o.LastSeq)
+			}
+		}
+		fresh, err := s.claim(ctx, tx, claims, b.Now)
 		if err != nil {
 			return err
 		}
 		var evs []segment.Event
-		for _, ev := range b.Events {
-			// Deleting the id skips a duplicate later in the batch.
-			if fresh[ev.ID] {
-				delete(fresh, ev.ID)
+		for _, i := range ordergate.Sequence(gateEvents(b.Events)) {
+			ev := b.Events[i]
+			if byID[i] {
+				// Deleting the id skips a duplicate later in the batch.
+				if fresh[ev.ID] {
+					delete(fresh, ev.ID)
+					evs = append(evs, ev)
+				}
+				continue
+			}
+			switch gate.Decide(ordergate.Key{Source: ev.Source, OrderID: ev.OrderID}, ev.Seq) {
+			case ordergate.Apply:
 				evs = append(evs, ev)
+			case ordergate.Later:
+				later = append(later, i)
 			}
 		}
 		applied = len(evs)
-		w, err := s.load(ctx, tx, evs)
-		if err != nil {
-			return err
-		}
 		changed := map[string]bool{}
 		var order []string
 		for _, ev := range evs {
@@ -127,7 +159,13 @@ func (s *Store) Apply(ctx context.Context, b Batch, rescore Rescorer) ([]Update,
 			}
 			k := orderKey{ev.Source, ev.OrderID}
 			next, ch := segment.Apply(f, w.orders[k], ev)
-			if next != nil && next != w.orders[k] {
+			if next == nil {
+				// Kept though it counts for nothing yet (placed, a test
+				// order), so that its next event finds its predecessor.
+				next = &segment.Order{CustomerID: ev.CustomerID, Source: ev.Source, OrderID: ev.OrderID, Status: segment.OrderPlaced}
+			}
+			if next != w.orders[k] || ev.Seq > next.LastSeq {
+				next.LastSeq = max(next.LastSeq, ev.Seq)
 				w.orders[k] = next
 				w.dirtyOrders[k] = true
 			}
@@ -166,7 +204,21 @@ func (s *Store) Apply(ctx context.Context, b Batch, rescore Rescorer) ([]Update,
 	if err != nil {
 		return nil, 0, err
 	}
+	if b.Later != nil {
+		for _, i := range later {
+			b.Later(i)
+		}
+	}
 	return updates, applied, nil
+}
+
+// gateEvents is what ordergate.Sequence needs of a batch.
+func gateEvents(evs []segment.Event) []ordergate.Event {
+	out := make([]ordergate.Event, len(evs))
+	for i, ev := range evs {
+		out[i] = ordergate.Event{Key: ordergate.Key{Source: ev.Source, OrderID: ev.OrderID}, Seq: ev.Seq}
+	}
+	return out
 }
 
 // claim records the batch's event ids as applied and returns those that
@@ -279,10 +331,13 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, evs []segment.Event) (*wor
 				o := &segment.Order{}
 				var status, disc int
 				var paidAt int64
-				if err := rows.Scan(&o.Source, &o.OrderID, &o.CustomerID, &status, &paidAt, &o.Value, &o.Refunded, &disc, &o.Channel); err != nil {
+				if err := rows.Scan(&o.Source, &o.OrderID, &o.CustomerID, &status, &paidAt, &o.Value, &o.Refunded, &disc, &o.Channel, &o.LastSeq); err != nil {
 					return err
 				}
-				o.Status, o.Discounted, o.PaidAt = segment.OrderStatus(status), disc != 0, time.UnixMicro(paidAt).UTC()
+				o.Status, o.Discounted = segment.OrderStatus(status), disc != 0
+				if paidAt > 0 { // 0, or the zero time of older rows: never paid
+					o.PaidAt = time.UnixMicro(paidAt).UTC()
+				}
 				w.orders[orderKey{o.Source, o.OrderID}] = o
 				w.knownOrders[orderKey{o.Source, o.OrderID}] = true
 				return nil
@@ -338,7 +393,11 @@ func (s *Store) writeOrders(ctx context.Context, tx *sql.Tx, w *work) error {
 	var rows, fresh [][]any
 	for k := range w.dirtyOrders {
 		o := w.orders[k]
-		row := []any{o.Source, o.OrderID, o.CustomerID, int(o.Status), o.PaidAt.UnixMicro(), o.Value, o.Refunded, boolInt(o.Discounted), o.Channel}
+		var paidAt int64
+		if !o.PaidAt.IsZero() {
+			paidAt = o.PaidAt.UnixMicro()
+		}
+		row := []any{o.Source, o.OrderID, o.CustomerID, int(o.Status), paidAt, o.Value, o.Refunded, boolInt(o.Discounted), o.Channel, int64(o.LastSeq)}
 		if w.knownOrders[k] {
 			rows = append(rows, row)
 		} else {
@@ -350,7 +409,7 @@ func (s *Store) writeOrders(ctx context.Context, tx *sql.Tx, w *work) error {
 	}
 	err := insertRows(ctx, tx, s.db.Dialect, "seg_orders", orderColumns, `(source, order_id) DO UPDATE SET status = excluded.status,
 		paid_at = excluded.paid_at, value = excluded.value, refunded = excluded.refunded, discounted = excluded.discounted,
-		channel = excluded.channel`, rows)
+		channel = excluded.channel, last_seq = excluded.last_seq`, rows)
 	if err != nil {
 		return fmt.Errorf("write orders: %w", err)
 	}
@@ -361,7 +420,7 @@ var (
 	processedColumns = columns{{"event_id", text}, {"processed_at", bigint}}
 	orderKeyColumns  = columns{{"source", text}, {"order_id", text}}
 	orderColumns     = columns{{"source", text}, {"order_id", text}, {"customer_id", text}, {"status", bigint}, {"paid_at", bigint},
-		{"value", bigint}, {"refunded", bigint}, {"discounted", bigint}, {"channel", text}}
+		{"value", bigint}, {"refunded", bigint}, {"discounted", bigint}, {"channel", text}, {"last_seq", bigint}}
 	// featureWrites are the columns Apply writes: features, agony, the
 	// time of the write, and the score.
 	featureWrites = append(columns{{"customer_id", text}, {"currency", text}, {"orders", bigint}, {"total_value", bigint},
