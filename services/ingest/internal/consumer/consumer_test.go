@@ -1,8 +1,11 @@
 package consumer
 
 import (
+	"bytes"
 	"errors"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
@@ -82,6 +85,12 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Add([]byte(`{"order_id":"1","currency":"USD","total":"1","customer":{"email":"a@b.c"},"occurred_at":"2026-01-01T00:00:00Z"}`), "application/json")
 	f.Add([]byte(`{"specversion":"1.0","type":"a.refunded","data":{"refund":{"id":"r","amount":"1","currency":"EUR"}}}`), "")
 	f.Add([]byte{0x12, 0x03, 'a', 'b', 'c', 0x18, 0x63}, "application/protobuf")
+	// Odd text in ids: not UTF-8 in protobuf (order_id), a NUL in
+	// protobuf, a NUL escape, raw bytes and a control character in JSON.
+	f.Add([]byte{0x12, 0x02, 0xff, 0xfe, 0x18, 0x02}, "application/protobuf")
+	f.Add([]byte{0x12, 0x03, 'a', 0x00, 'b', 0x18, 0x02}, "")
+	f.Add([]byte(`{"order_id":"a\u0000b","currency":"USD","total":"1","customer":{"email":"a@b.c"},"occurred_at":"2026-01-01T00:00:00Z"}`), "application/json")
+	f.Add([]byte("{\"order_id\":\"\xff\",\"items\":[{\"sku\":\"a\x01\",\"price\":\"1\"}],\"currency\":\"usd\"}"), "")
 	val, err := grpcx.NewValidator()
 	if err != nil {
 		f.Fatal(err)
@@ -95,8 +104,24 @@ func FuzzDecodeMessage(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := val.Check(o); err != nil {
+		violations, err := Check(val, o)
+		if err != nil {
 			t.Fatalf("rules could not be evaluated: %v", err)
+		}
+		if len(violations) > 0 {
+			return
+		}
+		// What passes may reach SQL: no NUL, no bytes that are not UTF-8.
+		texts := []string{o.GetSource(), o.GetOrderId(), o.GetChannel(), o.GetRefund().GetRefundId(),
+			o.GetCustomer().GetPlatformCustomerId(), o.GetCustomer().GetEmail(), o.GetCustomer().GetReferralCode()}
+		for _, it := range o.GetItems() {
+			texts = append(texts, it.GetSku(), it.GetCategory())
+		}
+		texts = append(texts, o.GetDiscount().GetCodes()...)
+		for _, s := range texts {
+			if strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s) || strings.ContainsRune(s, '\uFFFD') {
+				t.Fatalf("accepted text %q", s)
+			}
 		}
 	})
 }
@@ -122,5 +147,24 @@ func BenchmarkDecodeAndValidate(b *testing.B) {
 		if v, err := val.Check(o); err != nil || len(v) > 0 {
 			b.Fatal(err, v)
 		}
+	}
+}
+
+// TestDecodeNamesTheFieldNotUTF8: protobuf input whose string field is not
+// UTF-8 is invalid, and the error names the field, as JSON input's does.
+func TestDecodeNamesTheFieldNotUTF8(t *testing.T) {
+	o := &ingestv1.Order{OrderId: "o-1", Items: []*ingestv1.LineItemInput{{Sku: "fine"}, {Sku: "PLACEHOLDER"}}}
+	pb, err := proto.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb = bytes.Replace(pb, []byte("PLACEHOLDER"), []byte("bad-\xff\xfe-byte"), 1)
+	_, err = Decode(nats.Header{"Content-Type": []string{"application/protobuf"}}, pb)
+	var de *orderjson.Error
+	if !errors.As(err, &de) || errors.Is(err, orderjson.ErrSyntax) {
+		t.Fatalf("Decode error = %v, want an *orderjson.Error that is not a syntax error", err)
+	}
+	if de.Field != "items[1].sku" {
+		t.Errorf("field = %q, want items[1].sku", de.Field)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/ingest"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/intake"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/store"
 )
@@ -47,10 +48,14 @@ func New(in *intake.Intake, log *slog.Logger) *Server {
 func (s *Server) SubmitOrders(ctx context.Context, req *ingestv1.SubmitOrdersRequest) (*ingestv1.SubmitOrdersResponse, error) {
 	var violations []grpcx.FieldViolation
 	for i, o := range req.GetOrders() {
+		prefix := "orders[" + strconv.Itoa(i) + "]."
 		if o.GetSource() == "" {
-			violations = append(violations, grpcx.FieldViolation{
-				Field: "orders[" + strconv.Itoa(i) + "].source", Description: "value is required",
-			})
+			violations = append(violations, grpcx.FieldViolation{Field: prefix + "source", Description: "value is required"})
+		}
+		// The server checked the .proto rules; the text rules are the
+		// ones the bus consumer applies too (consumer.Check).
+		for _, v := range ingest.CheckText(o) {
+			violations = append(violations, grpcx.FieldViolation{Field: prefix + v.Field, Description: v.Description})
 		}
 	}
 	if len(violations) > 0 {
@@ -85,6 +90,17 @@ func (s *Server) SubmitOrders(ctx context.Context, req *ingestv1.SubmitOrdersReq
 
 // GetOrder returns the canonical view of an order.
 func (s *Server) GetOrder(ctx context.Context, req *ingestv1.GetOrderRequest) (*ingestv1.GetOrderResponse, error) {
+	var violations []grpcx.FieldViolation
+	for _, f := range []struct{ name, value string }{{"source", req.GetSource()}, {"order_id", req.GetOrderId()}} {
+		if v, ok := ingest.CheckString(f.name, f.value); !ok {
+			violations = append(violations, grpcx.FieldViolation{Field: v.Field, Description: v.Description})
+		}
+	}
+	if len(violations) > 0 {
+		// No order can have such an id, and the database would refuse
+		// to compare with it (PostgreSQL text holds no NUL).
+		return nil, grpcx.InvalidArgument("invalid request: "+grpcx.Summary(violations), violations)
+	}
 	o, history, err := s.in.GetOrder(ctx, req.GetSource(), req.GetOrderId())
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, status.Errorf(codes.NotFound, "order %s from %s was never ingested", req.GetOrderId(), req.GetSource())

@@ -12,8 +12,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	commonv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/common/v1"
 	ingestv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ingest/v1"
@@ -59,6 +62,73 @@ func AsRejection(err error) (*Rejection, bool) {
 	var r *Rejection
 	ok := errors.As(err, &r)
 	return r, ok
+}
+
+// Violation is one broken field rule: the field's path
+// ("items[2].sku") and what is wrong with it.
+type Violation struct {
+	Field       string
+	Description string
+}
+
+// CheckText applies the text rules every input path shares (JSON and
+// protobuf on the bus, gRPC) to each text field of an order that is stored
+// or published: valid UTF-8, no control characters (NUL included: it
+// cannot be stored in PostgreSQL text, and the other services store these
+// fields too), and no U+FFFD, which is what bytes that were not UTF-8 turn
+// into when JSON is decoded. The .proto rules (lengths, patterns) apply
+// besides. An empty result means the text is acceptable.
+func CheckText(o *ingestv1.Order) []Violation {
+	var out []Violation
+	check := func(field, s string) {
+		if v, ok := CheckString(field, s); !ok {
+			out = append(out, v)
+		}
+	}
+	check("source", o.GetSource())
+	check("order_id", o.GetOrderId())
+	check("channel", o.GetChannel())
+	if c := o.GetCustomer(); c != nil {
+		check("customer.platform_customer_id", c.GetPlatformCustomerId())
+		check("customer.email", c.GetEmail())
+		check("customer.referral_code", c.GetReferralCode())
+		check("customer.country", c.GetCountry())
+	}
+	for i, code := range o.GetDiscount().GetCodes() {
+		check("discount.codes["+strconv.Itoa(i)+"]", code)
+	}
+	for i, it := range o.GetItems() {
+		check("items["+strconv.Itoa(i)+"].sku", it.GetSku())
+		check("items["+strconv.Itoa(i)+"].category", it.GetCategory())
+	}
+	if r := o.GetRefund(); r != nil {
+		check("refund.refund_id", r.GetRefundId())
+	}
+	for _, m := range []struct {
+		field string
+		m     *commonv1.Money
+	}{{"total", o.GetTotal()}, {"shipping", o.GetShipping()}, {"tax", o.GetTax()}, {"discount.amount", o.GetDiscount().GetAmount()}, {"refund.amount", o.GetRefund().GetAmount()}} {
+		if m.m != nil {
+			check(m.field+".currency", m.m.GetCurrency())
+		}
+	}
+	return out
+}
+
+// CheckString applies the text rules of CheckText to one field.
+func CheckString(field, s string) (Violation, bool) {
+	if !utf8.ValidString(s) {
+		return Violation{Field: field, Description: "must be valid UTF-8"}, false
+	}
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			return Violation{Field: field, Description: fmt.Sprintf("contains U+FFFD at byte %d: bytes that were not UTF-8 are not accepted", i)}, false
+		case unicode.IsControl(r):
+			return Violation{Field: field, Description: fmt.Sprintf("contains the control character %U at byte %d", r, i)}, false
+		}
+	}
+	return Violation{}, true
 }
 
 // Key identifies one canonical event: the same key never yields a second.

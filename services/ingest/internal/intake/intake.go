@@ -14,6 +14,7 @@ import (
 	ingestv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ingest/v1"
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 
+	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/events"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/ingest"
@@ -26,8 +27,10 @@ type Item struct {
 	// Trace carries the trace context the canonical event continues.
 	Trace nats.Header
 	// OnReject returns the outbox messages that record a rejection (a dead
-	// letter for bus input); nil records nothing.
-	OnReject func(*ingest.Rejection) []outbox.Message
+	// letter for bus input); nil records nothing. later reports that the
+	// rejection is not final: the message is put off and comes back, and is
+	// counted once, when it is finally applied or dead-lettered.
+	OnReject func(*ingest.Rejection) (msgs []outbox.Message, later bool)
 }
 
 // Notifier is told when new outbox messages are committed.
@@ -39,6 +42,7 @@ type Intake struct {
 	store  *store.Store
 	relay  Notifier
 	counts metric.Int64Counter
+	dead   *orderbus.DeadLetters
 }
 
 // New returns an intake.
@@ -48,16 +52,33 @@ func New(prep *ingest.Preparer, st *store.Store, relay Notifier, meter metric.Me
 	if err != nil {
 		return nil, err
 	}
-	return &Intake{prep: prep, store: st, relay: relay, counts: counts}, nil
+	dead, err := orderbus.NewDeadLetters(meter, "ingest")
+	if err != nil {
+		return nil, err
+	}
+	return &Intake{prep: prep, store: st, relay: relay, counts: counts, dead: dead}, nil
 }
 
 // Ingest applies items in one transaction and returns one result per item.
-// An error means nothing was applied.
+// extra are dead letters of input that never became an order; each counts
+// as one rejected message. An error means nothing was applied.
 func (in *Intake) Ingest(ctx context.Context, items []Item, extra []outbox.Message) ([]store.Result, error) {
 	results := make([]store.Result, len(items))
 	prepared := make([]*ingest.Prepared, 0, len(items))
 	index := make([]int, 0, len(items))
 	msgs := append([]outbox.Message(nil), extra...)
+	// What each rejected item recorded, and whether it was put off: set
+	// again, not added to, when the store retries its transaction, so that
+	// only what was committed is counted.
+	recorded := make([][]outbox.Message, len(items))
+	later := make([]bool, len(items))
+	onReject := func(i int, rej *ingest.Rejection) []outbox.Message {
+		if items[i].OnReject == nil {
+			return nil
+		}
+		recorded[i], later[i] = items[i].OnReject(rej)
+		return recorded[i]
+	}
 	for i, it := range items {
 		p, err := in.prep.Prepare(it.Order)
 		if err != nil {
@@ -66,9 +87,7 @@ func (in *Intake) Ingest(ctx context.Context, items []Item, extra []outbox.Messa
 				return nil, fmt.Errorf("prepare: %w", err)
 			}
 			results[i] = store.Result{Outcome: store.Rejected, Rejection: rej}
-			if it.OnReject != nil {
-				msgs = append(msgs, it.OnReject(rej)...)
-			}
+			msgs = append(msgs, onReject(i, rej)...)
 			continue
 		}
 		prepared = append(prepared, p)
@@ -84,9 +103,7 @@ func (in *Intake) Ingest(ctx context.Context, items []Item, extra []outbox.Messa
 			case store.Accepted:
 				return []outbox.Message{events.CanonicalMessage(r, r.Payload, it.Trace)}
 			case store.Rejected:
-				if it.OnReject != nil {
-					return it.OnReject(r.Rejection)
-				}
+				return onReject(index[j], r.Rejection)
 			}
 			return nil
 		},
@@ -98,20 +115,40 @@ func (in *Intake) Ingest(ctx context.Context, items []Item, extra []outbox.Messa
 		results[index[j]] = r
 	}
 	in.relay.Notify()
-	in.count(ctx, results)
+	in.count(ctx, results, later, extra)
+	in.dead.Committed(ctx, extra)
+	for i := range items {
+		if results[i].Outcome == store.Rejected {
+			in.dead.Committed(ctx, recorded[i])
+		}
+	}
 	return results, nil
 }
 
-func (in *Intake) count(ctx context.Context, results []store.Result) {
-	for _, r := range results {
-		outcome, reason := "accepted", ""
+// count counts each message's final outcome once: a message put off is
+// counted when it comes back for good, and a dead letter of input that
+// never became an order as a rejection with its reason.
+func (in *Intake) count(ctx context.Context, results []store.Result, later []bool, extra []outbox.Message) {
+	add := func(outcome, reason string) {
+		in.counts.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome), attribute.String("reason", reason)))
+	}
+	for i, r := range results {
+		if later[i] {
+			continue
+		}
 		switch r.Outcome {
 		case store.Duplicate:
-			outcome = "duplicate"
+			add("duplicate", "")
 		case store.Rejected:
-			outcome, reason = "rejected", r.Rejection.Reason
+			add("rejected", r.Rejection.Reason)
+		default:
+			add("accepted", "")
 		}
-		in.counts.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome), attribute.String("reason", reason)))
+	}
+	for _, m := range extra {
+		if reason, ok := orderbus.DeadLetterReason(m); ok {
+			add("rejected", reason)
+		}
 	}
 }
 

@@ -218,9 +218,12 @@ func decodeOrder(data []byte, defaultKind, defaultTime string) (*ingestv1.Order,
 		o.OccurredAt = timestamppb.New(t)
 	}
 
-	cur := strings.ToUpper(strings.TrimSpace(d.Currency))
+	// Currency and country codes are taken as sent: upper case, as the
+	// protobuf and gRPC inputs must send them too, so that every input
+	// applies the same rules.
+	cur := d.Currency
 	if cur == "" && d.Refund != nil {
-		cur = strings.ToUpper(strings.TrimSpace(d.Refund.Currency))
+		cur = d.Refund.Currency
 	}
 	var err error
 	if o.Total, err = amount("total", d.Total, cur); err != nil {
@@ -244,7 +247,7 @@ func decodeOrder(data []byte, defaultKind, defaultTime string) (*ingestv1.Order,
 			Email:              c.Email,
 			MarketingConsent:   c.MarketingConsent,
 			ReferralCode:       c.ReferralCode,
-			Country:            strings.ToUpper(strings.TrimSpace(c.Country)),
+			Country:            c.Country,
 		}
 		if c.Birthday != "" {
 			b, err := birthday(c.Birthday)
@@ -263,7 +266,7 @@ func decodeOrder(data []byte, defaultKind, defaultTime string) (*ingestv1.Order,
 	}
 	if r := d.Refund; r != nil {
 		rc := cur
-		if rcur := strings.ToUpper(strings.TrimSpace(r.Currency)); rcur != "" {
+		if rcur := r.Currency; rcur != "" {
 			rc = rcur
 		}
 		o.Refund = &ingestv1.RefundInput{RefundId: string(r.ID)}
@@ -281,6 +284,9 @@ func amount(field string, d decimal, currency string) (*commonv1.Money, error) {
 	if currency == "" {
 		return nil, &Error{Field: "currency", Err: errors.New("required when amounts are given")}
 	}
+	if !currencyCode(currency) {
+		return nil, &Error{Field: "currency", Err: fmt.Errorf("%q: want three upper-case letters (ISO 4217)", currency)}
+	}
 	v, err := money.Parse(d.text, currency)
 	if err != nil {
 		if errors.Is(err, money.ErrUnknownCurrency) {
@@ -289,6 +295,18 @@ func amount(field string, d decimal, currency string) (*commonv1.Money, error) {
 		return nil, &Error{Field: field, Err: err}
 	}
 	return &commonv1.Money{MinorUnits: v, Currency: currency}, nil
+}
+
+func currencyCode(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 // birthday reads YYYY-MM-DD, or --MM-DD when the year is unknown.

@@ -10,8 +10,8 @@ import (
 
 func TestDecode(t *testing.T) {
 	full := `{"source": "shop", "order_id": 1001, "kind": "paid", "occurred_at": "2026-11-01T10:00:00+01:00",
-	  "currency": "jpy", "total": 12000, "shipping": "500", "discount": {"codes": ["A"], "amount": "1000"},
-	  "customer": {"id": 42, "email": "a@b.c", "birthday": "--02-29", "marketing_consent": false, "country": "jp"},
+	  "currency": "JPY", "total": 12000, "shipping": "500", "discount": {"codes": ["A"], "amount": "1000"},
+	  "customer": {"id": 42, "email": "a@b.c", "birthday": "--02-29", "marketing_consent": false, "country": "JP"},
 	  "items": [{"sku": 7, "quantity": 1, "price": "11500", "gift_card": true}], "test": true}`
 	o, err := Decode([]byte(full))
 	if err != nil {
@@ -24,7 +24,7 @@ func TestDecode(t *testing.T) {
 		{"order id from a number", o.GetOrderId(), "1001"},
 		{"kind", o.GetKind(), ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID},
 		{"time with offset", o.GetOccurredAt().AsTime().UTC().Hour(), 9},
-		{"currency upper-cased", o.GetTotal().GetCurrency(), "JPY"},
+		{"currency", o.GetTotal().GetCurrency(), "JPY"},
 		{"yen total", o.GetTotal().GetMinorUnits(), int64(12000)},
 		{"shipping", o.GetShipping().GetMinorUnits(), int64(500)},
 		{"discount", o.GetDiscount().GetAmount().GetMinorUnits(), int64(1000)},
@@ -78,6 +78,11 @@ func TestDecodeErrors(t *testing.T) {
 		{"bad time", `{"occurred_at": "yesterday"}`, "occurred_at", nil},
 		{"amount without currency", `{"total": "1"}`, "currency", nil},
 		{"unknown currency", `{"currency": "ZZZ", "total": "1"}`, "currency", money.ErrUnknownCurrency},
+		// Codes are taken as sent, as protobuf and gRPC input takes them:
+		// lower case is invalid on every input, not an unknown currency.
+		{"lower-case currency", `{"currency": "usd", "total": "1"}`, "currency", nil},
+		{"currency with spaces", `{"currency": " USD", "total": "1"}`, "currency", nil},
+		{"lower-case refund currency", `{"kind": "refunded", "refund": {"id": "r", "amount": "1", "currency": "eur"}}`, "currency", nil},
 		{"too precise", `{"currency": "USD", "total": "1.001"}`, "total", money.ErrPrecision},
 		{"negative", `{"currency": "USD", "items": [{"price": "-1"}]}`, "items[0].price", money.ErrRange},
 		{"amount as object", `{"currency": "USD", "tax": {}}`, "", nil},
@@ -114,6 +119,13 @@ func FuzzDecode(f *testing.F) {
 		`{"customer": {"birthday": "--02-30"}}`,
 		`{"total": 1.5, "currency": "KWD", "discount": {"codes": [], "amount": null}}`,
 		`[]`, `null`, `"x"`, `{"specversion": null}`,
+		// Odd text: a NUL, a control character, bytes that are not UTF-8, a
+		// lone surrogate escape, lower-case codes.
+		"{\"order_id\": \"a\\u0000b\", \"currency\": \"USD\", \"total\": \"1\"}",
+		"{\"order_id\": \"a\x00b\", \"customer\": {\"email\": \"a@b.c\"}}",
+		"{\"order_id\": \"\xff\xfe\", \"items\": [{\"sku\": \"\xc3\x28\", \"price\": \"1\"}], \"currency\": \"EUR\"}",
+		`{"order_id": "\ud800", "refund": {"id": "r\u001b", "amount": "1", "currency": "eur"}}`,
+		`{"currency": "usd", "total": "1", "customer": {"country": "jp"}}`,
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))
