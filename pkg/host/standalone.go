@@ -33,8 +33,8 @@ func (e Env) Defer(fn func()) { *e.cleanups = append(*e.cleanups, fn) }
 
 // Standalone is the main of a service's own binary in the distributed
 // deployment: "healthcheck" as the first argument asks a running
-// instance's /healthz; otherwise it reads the common variables (NATS_URL,
-// BOOMERANG_GRPC_ADDR, BOOMERANG_HTTP_ADDR, BOOMERANG_API_TOKENS, TLS,
+// instance's /healthz; otherwise it reads the common variables (NATS_URL
+// and the credentials NATSCredentials reads, BOOMERANG_GRPC_ADDR, BOOMERANG_HTTP_ADDR, BOOMERANG_API_TOKENS, TLS,
 // OpenTelemetry, log level), opens the database named by dbVar, builds the
 // service and serves it until ctx ends. It returns the process exit code.
 func Standalone(ctx context.Context, name, dbVar, dbDefault string, args []string, env config.Source,
@@ -70,8 +70,14 @@ func standalone(ctx context.Context, name, dbVar, dbDefault string, env config.S
 	if err := level.UnmarshalText([]byte(r.String("BOOMERANG_LOG_LEVEL", "info"))); err != nil {
 		r.Fail("BOOMERANG_LOG_LEVEL", "want debug, info, warn or error")
 	}
+	natsCreds := NATSCredentials(env, name)
 	if natsURL == "" {
 		r.Fail("NATS_URL", "required")
+	} else if err := CheckNATS(natsURL, natsCreds); err != nil {
+		r.Fail("NATS_URL", "%v", err)
+	}
+	if natsCreds.User != "" && !natsx.ValidUserName(natsCreds.User) {
+		r.Fail("NATS_USER", "%q: want letters, digits, '-' or '_' (it names the user's inbox)", natsCreds.User)
 	}
 	if dbURL == "" {
 		r.Fail(dbVar, "required (postgres://… or sqlite:PATH)")
@@ -92,7 +98,7 @@ func standalone(ctx context.Context, name, dbVar, dbDefault string, env config.S
 		return err
 	}
 	defer tel.Shutdown(context.Background())
-	nc, js, err := natsx.Connect(natsURL, name, log)
+	nc, js, err := natsx.Connect(natsURL, name, log, natsCreds.Options()...)
 	if err != nil {
 		return err
 	}
