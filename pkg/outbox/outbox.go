@@ -14,13 +14,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
@@ -91,7 +90,9 @@ func decodeHeader(b []byte) (nats.Header, error) {
 }
 
 // Relay publishes outbox messages in the order they were written and
-// deletes them once JetStream has acknowledged them.
+// deletes them once JetStream has acknowledged them. A message that can
+// never be published (see Reason) is moved to the parked table with its
+// reason, so that one bad row never holds back the rows behind it.
 type Relay struct {
 	db      *sqldb.DB
 	js      jetstream.JetStream
@@ -99,10 +100,16 @@ type Relay struct {
 	batch   int
 	poll    time.Duration
 	lockKey int64
+	fit     func(m *nats.Msg, max int) bool
 	wake    chan struct{}
 
-	published metric.Int64Counter
-	pending   metric.Int64Gauge
+	meter      metric.Meter
+	service    attribute.KeyValue
+	published  metric.Int64Counter
+	pending    metric.Int64Gauge
+	parked     metric.Int64Counter
+	parkedRows metric.Int64ObservableGauge
+	oldestAge  metric.Float64ObservableGauge
 
 	mu      sync.Mutex
 	waiters []chan struct{}
@@ -120,6 +127,12 @@ type RelayOptions struct {
 	LockKey int64
 	Meter   metric.Meter
 	Service string
+	// Fit is asked about a message whose headers and payload exceed max,
+	// the connected server's max payload. It may shrink m in place (the
+	// Nats-Msg-Id header is already set and must stay) and reports whether
+	// it did; a message that still does not fit is parked as too large.
+	// Dead letters use it to carry a truncated copy of what they park.
+	Fit func(m *nats.Msg, max int) bool
 }
 
 // NewRelay returns a relay; Run starts it.
@@ -130,7 +143,10 @@ func NewRelay(db *sqldb.DB, js jetstream.JetStream, log *slog.Logger, o RelayOpt
 	if o.Poll <= 0 {
 		o.Poll = time.Second
 	}
-	r := &Relay{db: db, js: js, log: log, batch: o.Batch, poll: o.Poll, lockKey: o.LockKey, wake: make(chan struct{}, 1)}
+	r := &Relay{
+		db: db, js: js, log: log, batch: o.Batch, poll: o.Poll, lockKey: o.LockKey, fit: o.Fit,
+		wake: make(chan struct{}, 1), meter: o.Meter, service: attribute.String("service", o.Service),
+	}
 	if o.Meter != nil {
 		var err error
 		if r.published, err = o.Meter.Int64Counter("boomerang.outbox.published",
@@ -139,6 +155,18 @@ func NewRelay(db *sqldb.DB, js jetstream.JetStream, log *slog.Logger, o RelayOpt
 		}
 		if r.pending, err = o.Meter.Int64Gauge("boomerang.outbox.pending",
 			metric.WithDescription("Outbox messages found waiting at the last relay pass")); err != nil {
+			return nil, err
+		}
+		if r.parked, err = o.Meter.Int64Counter("boomerang.outbox.parked",
+			metric.WithDescription("Outbox messages parked because they can never be published, by service and reason")); err != nil {
+			return nil, err
+		}
+		if r.parkedRows, err = o.Meter.Int64ObservableGauge("boomerang.outbox.parked.rows",
+			metric.WithDescription("Outbox messages currently parked, waiting for an operator")); err != nil {
+			return nil, err
+		}
+		if r.oldestAge, err = o.Meter.Float64ObservableGauge("boomerang.outbox.oldest.age", metric.WithUnit("s"),
+			metric.WithDescription("Age of the oldest outbox message waiting to be published (0 when none waits)")); err != nil {
 			return nil, err
 		}
 	}
@@ -155,6 +183,13 @@ func (r *Relay) Notify() {
 
 // Run relays until ctx is cancelled.
 func (r *Relay) Run(ctx context.Context) error {
+	if r.meter != nil {
+		reg, err := r.meter.RegisterCallback(r.observe, r.parkedRows, r.oldestAge)
+		if err != nil {
+			return fmt.Errorf("outbox metrics: %w", err)
+		}
+		defer func() { _ = reg.Unregister() }()
+	}
 	unlock, err := r.lead(ctx)
 	if err != nil {
 		return err
@@ -232,111 +267,304 @@ func (r *Relay) requeue(ws []chan struct{}) {
 	r.mu.Unlock()
 }
 
+// OldestAge is how long the oldest message in the outbox has waited to be
+// published; zero when the outbox is empty. A relay that cannot reach
+// JetStream, or a replica that never gets the leadership lock, shows here.
+func (r *Relay) OldestAge(ctx context.Context) (time.Duration, error) {
+	// The lowest seq is the row the relay works on next; its key is
+	// indexed, where created_at is not.
+	var created int64
+	err := r.db.R.QueryRowContext(ctx, "SELECT created_at FROM outbox ORDER BY seq LIMIT 1").Scan(&created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("outbox age: %w", err)
+	}
+	return max(time.Since(time.UnixMicro(created)), 0), nil
+}
+
+// observe reports the parked rows and the outbox's age when metrics are
+// collected, from the database, so that every replica reports the same.
+func (r *Relay) observe(ctx context.Context, o metric.Observer) error {
+	n, err := CountParked(ctx, r.db)
+	if err != nil {
+		return err
+	}
+	age, err := r.OldestAge(ctx)
+	if err != nil {
+		return err
+	}
+	attrs := metric.WithAttributes(r.service)
+	o.ObserveInt64(r.parkedRows, int64(n), attrs)
+	o.ObserveFloat64(r.oldestAge, age.Seconds(), attrs)
+	return nil
+}
+
 type row struct {
 	seq int64
+	id  string
 	msg *nats.Msg
+	// bad is why the row cannot even be made into a message.
+	bad error
+}
+
+// parking is a row that will be moved to the parked table.
+type parking struct {
+	row    *row
+	reason string
+	detail string
 }
 
 // pass publishes up to one batch and returns how many rows it found.
 func (r *Relay) pass(ctx context.Context) (int, error) {
-	// Read through the reader pool: with SQLite the writer connection stays
-	// free for the services' transactions (WAL readers see every commit).
-	rows, err := r.db.R.QueryContext(ctx,
-		"SELECT seq, msg_id, subject, headers, payload FROM outbox ORDER BY seq LIMIT $1", r.batch)
+	batch, err := r.read(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("read outbox: %w", err)
+		return 0, err
 	}
-	var batch []row
-	for rows.Next() {
-		var (
-			seq             int64
-			id, subject     string
-			header, payload []byte
-		)
-		if err := rows.Scan(&seq, &id, &subject, &header, &payload); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("read outbox: %w", err)
-		}
-		h, err := decodeHeader(header)
-		if err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("outbox %s headers: %w", id, err)
-		}
-		h.Set(jetstream.MsgIDHeader, id)
-		batch = append(batch, row{seq: seq, msg: &nats.Msg{Subject: subject, Header: h, Data: payload}})
-	}
-	if err := rows.Err(); err != nil {
-		rows.Close()
-		return 0, fmt.Errorf("read outbox: %w", err)
-	}
-	rows.Close()
 	if r.pending != nil {
 		r.pending.Record(ctx, int64(len(batch)))
 	}
 	if len(batch) == 0 {
 		return 0, nil
 	}
-	done, err := r.publish(ctx, batch)
-	if len(done) > 0 {
-		if derr := r.delete(ctx, done); derr != nil {
-			return 0, errors.Join(err, derr)
-		}
-		if r.published != nil {
-			r.published.Add(ctx, int64(len(done)))
+	done, parked, err := r.publish(ctx, batch)
+	if len(done) == 0 && len(parked) == 0 {
+		return len(batch), err
+	}
+	// What JetStream acknowledged is recorded even when the relay is
+	// being stopped: a row left behind would be sent again, and stored
+	// twice once the stream's duplicate window has passed.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if serr := r.settle(sctx, done, parked); serr != nil {
+		return 0, errors.Join(err, serr)
+	}
+	if r.published != nil && len(done) > 0 {
+		r.published.Add(ctx, int64(len(done)))
+	}
+	for _, p := range parked {
+		r.log.ErrorContext(ctx, "outbox message parked", "msg_id", p.row.id, "subject", p.row.msg.Subject,
+			"reason", p.reason, "detail", p.detail)
+		if r.parked != nil {
+			r.parked.Add(ctx, 1, metric.WithAttributes(r.service, attribute.String("reason", p.reason)))
 		}
 	}
 	return len(batch), err
 }
 
-// publish sends the batch asynchronously and returns the seqs of the prefix
-// JetStream acknowledged; it stops at the first failure so that the next
-// pass resends from there (the Nats-Msg-Id drops what was stored twice).
-func (r *Relay) publish(ctx context.Context, batch []row) ([]int64, error) {
-	futures := make([]jetstream.PubAckFuture, 0, len(batch))
-	var err error
-	for _, b := range batch {
+func (r *Relay) read(ctx context.Context) ([]row, error) {
+	// Read through the reader pool: with SQLite the writer connection stays
+	// free for the services' transactions (WAL readers see every commit).
+	rows, err := r.db.R.QueryContext(ctx,
+		"SELECT seq, msg_id, subject, headers, payload FROM outbox ORDER BY seq LIMIT $1", r.batch)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	defer rows.Close()
+	var batch []row
+	for rows.Next() {
+		var (
+			b               row
+			header, payload []byte
+		)
+		m := &nats.Msg{}
+		if err := rows.Scan(&b.seq, &b.id, &m.Subject, &header, &payload); err != nil {
+			return nil, fmt.Errorf("read outbox: %w", err)
+		}
+		m.Data = payload
+		if m.Header, b.bad = decodeHeader(header); b.bad != nil {
+			m.Header = nats.Header{}
+		}
+		m.Header.Set(jetstream.MsgIDHeader, b.id)
+		b.msg = m
+		batch = append(batch, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	return batch, nil
+}
+
+// errAckTimeout ends a wait for acks that the server does not answer.
+var errAckTimeout = errors.New("publish: no ack within 30s")
+
+// publish sends the batch asynchronously. It returns the seqs JetStream
+// acknowledged, whatever failed around them, and the rows to park; err is
+// the first failure that retrying may cure, after which it sends no more
+// (the next pass resends from the first row not done).
+func (r *Relay) publish(ctx context.Context, batch []row) (done []int64, parked []parking, err error) {
+	maxPayload := int(r.js.Conn().MaxPayload())
+	type sent struct {
+		row *row
+		f   jetstream.PubAckFuture
+	}
+	futures := make([]sent, 0, len(batch))
+	for i := range batch {
+		b := &batch[i]
+		if b.bad != nil {
+			parked = append(parked, parking{b, ReasonBadHeaders, b.bad.Error()})
+			continue
+		}
+		if detail := r.fits(b.msg, maxPayload); detail != "" {
+			parked = append(parked, parking{b, ReasonTooLarge, detail})
+			continue
+		}
 		f, perr := r.js.PublishMsgAsync(b.msg)
 		if perr != nil {
+			if reason := permanent(perr); reason != "" {
+				parked = append(parked, parking{b, reason, perr.Error()})
+				continue
+			}
 			err = fmt.Errorf("publish %s: %w", b.msg.Subject, perr)
 			break
 		}
-		futures = append(futures, f)
+		futures = append(futures, sent{b, f})
 	}
-	done := make([]int64, 0, len(futures))
+	noStream := map[string]bool{} // subjects looked up in this pass
+	settled := func(s sent, ack *jetstream.PubAck, e error) {
+		if ack != nil {
+			done = append(done, s.row.seq)
+			return
+		}
+		reason := permanent(e)
+		if reason == "" && isNoResponders(e) && ctx.Err() == nil {
+			subj := s.row.msg.Subject
+			gone, seen := noStream[subj]
+			if !seen {
+				gone = r.streamless(ctx, subj)
+				noStream[subj] = gone
+			}
+			if gone {
+				reason = ReasonNoStream
+			}
+		}
+		if reason != "" {
+			parked = append(parked, parking{s.row, reason, e.Error()})
+			return
+		}
+		if err == nil {
+			err = fmt.Errorf("publish %s: %w", s.row.msg.Subject, e)
+		}
+	}
 	timeout := time.NewTimer(30 * time.Second)
 	defer timeout.Stop()
-	for i, f := range futures {
+	for i, s := range futures {
+		var stop error
 		select {
-		case <-f.Ok():
-			if err == nil {
-				done = append(done, batch[i].seq)
-			}
-		case e := <-f.Err():
-			if err == nil {
-				err = fmt.Errorf("publish %s: %w", batch[i].msg.Subject, e)
-			}
+		case ack := <-s.f.Ok():
+			settled(s, ack, nil)
+		case e := <-s.f.Err():
+			settled(s, nil, e)
 		case <-timeout.C:
-			return done, errors.Join(err, errors.New("publish: no ack within 30s"))
+			stop = errAckTimeout
 		case <-ctx.Done():
-			return done, ctx.Err()
+			stop = ctx.Err()
+		}
+		if stop != nil {
+			// Keep the answers already in; the rest are sent again.
+			for _, s := range futures[i:] {
+				select {
+				case ack := <-s.f.Ok():
+					settled(s, ack, nil)
+				case e := <-s.f.Err():
+					settled(s, nil, e)
+				default:
+				}
+			}
+			return done, parked, errors.Join(err, stop)
 		}
 	}
-	return done, err
+	return done, parked, err
 }
 
-func (r *Relay) delete(ctx context.Context, seqs []int64) error {
-	// Seqs are integers we read ourselves, so they are written inline.
-	var b strings.Builder
-	b.WriteString("DELETE FROM outbox WHERE seq IN (")
-	for i, s := range seqs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatInt(s, 10))
+// fits returns why m cannot be published on a server whose max payload is
+// maxPayload, after offering it to the Fit hook, or "" when it can.
+func (r *Relay) fits(m *nats.Msg, maxPayload int) string {
+	if maxPayload <= 0 {
+		return "" // not connected yet: the publish itself will tell
 	}
-	b.WriteByte(')')
-	if _, err := r.db.W.ExecContext(ctx, b.String()); err != nil {
-		return fmt.Errorf("delete published: %w", err)
+	size := payloadSize(m)
+	if size <= maxPayload {
+		return ""
+	}
+	if r.fit != nil && r.fit(m, maxPayload) && payloadSize(m) <= maxPayload {
+		return ""
+	}
+	return fmt.Sprintf("%d bytes of headers and payload, over the server's max payload of %d", size, maxPayload)
+}
+
+// payloadSize is what the server counts against its max payload: the
+// encoded headers and the data.
+func payloadSize(m *nats.Msg) int { return m.Size() - len(m.Subject) - len(m.Reply) }
+
+// permanent returns the reason to park a message whose publish failed with
+// err, or "" when retrying may succeed.
+func permanent(err error) string {
+	var api *jetstream.APIError
+	switch {
+	case errors.Is(err, nats.ErrMaxPayload):
+		return ReasonTooLarge
+	case errors.As(err, &api) && (api.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum ||
+		api.ErrorCode == errCodeHeaderExceedsMaximum):
+		return ReasonTooLarge
+	case errors.Is(err, nats.ErrBadHeaderMsg):
+		return ReasonBadHeaders
+	case errors.Is(err, nats.ErrBadSubject):
+		return ReasonBadSubject
+	}
+	return ""
+}
+
+// errCodeHeaderExceedsMaximum is JetStream's answer to headers over 64 KiB
+// (JSStreamHeaderExceedsMaximumErr); nats.go has no constant for it.
+const errCodeHeaderExceedsMaximum jetstream.ErrorCode = 10097
+
+func isNoResponders(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
+}
+
+// streamless reports whether JetStream itself says that no stream takes
+// subject. No responders to a publish also happens while a stream has no
+// leader or JetStream is restarting; only JetStream's own answer that no
+// stream is bound to the subject makes the message unpublishable.
+func (r *Relay) streamless(ctx context.Context, subject string) bool {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := r.js.StreamNameBySubject(lctx, subject)
+	return errors.Is(err, jetstream.ErrStreamNotFound)
+}
+
+// settle deletes the published rows and moves the parked ones to
+// outbox_parked, in one transaction.
+func (r *Relay) settle(ctx context.Context, done []int64, parked []parking) error {
+	seqs := make([]any, 0, len(done)+len(parked))
+	for _, s := range done {
+		seqs = append(seqs, s)
+	}
+	for _, p := range parked {
+		seqs = append(seqs, p.row.seq)
+	}
+	now := time.Now().UnixMicro()
+	err := r.db.InTx(ctx, func(tx *sql.Tx) error {
+		for _, p := range parked {
+			// The first parking of an id is kept: a later copy (the same
+			// input dead-lettered again) carries nothing new.
+			if _, err := tx.ExecContext(ctx, `INSERT INTO outbox_parked
+				(msg_id, subject, headers, payload, created_at, parked_at, reason, detail)
+				SELECT msg_id, subject, headers, payload, created_at, $1, $2, $3 FROM outbox WHERE seq = $4
+				ON CONFLICT (msg_id) DO NOTHING`, now, p.reason, p.detail, p.row.seq); err != nil {
+				return fmt.Errorf("park %s: %w", p.row.id, err)
+			}
+		}
+		return sqldb.InChunks(seqs, func(chunk []any) error {
+			q := "DELETE FROM outbox WHERE seq IN (" + r.db.Dialect.Placeholders(1, len(chunk)) + ")"
+			_, err := tx.ExecContext(ctx, q, chunk...)
+			return err
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("settle published: %w", err)
 	}
 	return nil
 }
