@@ -309,7 +309,7 @@ func (c *Consumer) decode(ctx context.Context, m jetstream.Msg, waitOrder func()
 		Order: order,
 		Trace: tc,
 		OnReject: func(r *ingest.Rejection) ([]outbox.Message, bool) {
-			if r.Reason == ingest.ReasonUnknownOrder && waitOrder() {
+			if ingest.AwaitsHistory(r) && waitOrder() {
 				return nil, true
 			}
 			return []outbox.Message{events.DeadLetter(m, source, r.Reason, r.Message)}, false

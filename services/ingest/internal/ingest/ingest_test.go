@@ -284,9 +284,24 @@ func TestApply(t *testing.T) {
 			want:   Order{Status: ingestv1.OrderStatus_ORDER_STATUS_CANCELLED, Total: 100, BaseTotal: 90, Events: 2},
 		},
 		{
-			name:       "refund after cancellation",
-			events:     []*ingestv1.Order{order(paid, 100), cancelled, refundOf("r1", 1)},
-			wantReason: ReasonCancelled,
+			name:   "refund after cancellation is recorded; the order stays cancelled",
+			events: []*ingestv1.Order{order(paid, 100), cancelled, refundOf("r1", 1)},
+			want:   Order{Status: ingestv1.OrderStatus_ORDER_STATUS_CANCELLED, Total: 100, BaseTotal: 90, Refunded: 1, BaseRefunded: 1, Paid: true, Events: 3},
+		},
+		{
+			name:   "payment that arrives after the cancellation is recorded",
+			events: []*ingestv1.Order{order(placed, 100), cancelled, order(paid, 110)},
+			want:   Order{Status: ingestv1.OrderStatus_ORDER_STATUS_CANCELLED, Total: 110, BaseTotal: 99, Paid: true, Events: 3},
+		},
+		{
+			name:   "placed after the cancellation of a paid order keeps the paid amounts",
+			events: []*ingestv1.Order{order(paid, 110), cancelled, order(placed, 100)},
+			want:   Order{Status: ingestv1.OrderStatus_ORDER_STATUS_CANCELLED, Total: 110, BaseTotal: 99, Paid: true, Events: 3},
+		},
+		{
+			name:       "refund of an order cancelled before payment waits for the payment",
+			events:     []*ingestv1.Order{order(placed, 100), cancelled, refundOf("r1", 1)},
+			wantReason: ReasonNotPaid,
 		},
 		{
 			name:       "cancelling an unknown order",
@@ -308,7 +323,8 @@ func TestApply(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got.Status != tt.want.Status || got.Total != tt.want.Total || got.BaseTotal != tt.want.BaseTotal ||
-				got.Refunded != tt.want.Refunded || got.BaseRefunded != tt.want.BaseRefunded || got.Events != tt.want.Events {
+				got.Refunded != tt.want.Refunded || got.BaseRefunded != tt.want.BaseRefunded || got.Events != tt.want.Events ||
+				(tt.want.Paid && !got.Paid) {
 				t.Fatalf("order = %+v\nwant    %+v", *got, tt.want)
 			}
 		})

@@ -24,6 +24,9 @@ type Order struct {
 	BaseTotal    int64
 	Refunded     int64
 	BaseRefunded int64
+	// Paid is set once the order's payment was accepted, also when it
+	// came after the cancellation (Status then stays cancelled).
+	Paid bool
 	// Events is how many canonical events the order has had.
 	Events      int
 	FirstSeenAt time.Time
@@ -34,6 +37,17 @@ type Order struct {
 // new) and completes p's canonical event with the order's history. It
 // returns the order's next state or a Rejection; it changes neither input
 // when it rejects.
+//
+// The order's state is that of its shop's history, whatever order the
+// shop's events arrive in: an order is cancelled once its cancellation
+// came, paid once its payment came, refunded by the refunds that came,
+// and an event that can only be understood after another (a refund or
+// cancellation of an order not seen yet, a refund of an order not paid
+// yet) is rejected with a reason AwaitsHistory recognises, so that the
+// bus consumer puts it off until the other arrives. A payment or refund
+// that arrives after the cancellation is recorded and published with its
+// number: the consumers count nothing for a cancelled order, whichever of
+// its events they see first.
 func Apply(cur *Order, p *Prepared, customerID, baseCurrency string) (Order, error) {
 	ev := p.Event
 	kind := p.Key.Kind
@@ -45,33 +59,29 @@ func Apply(cur *Order, p *Prepared, customerID, baseCurrency string) (Order, err
 		next = Order{
 			Source: p.Key.Source, OrderID: p.Key.OrderID, CustomerID: customerID,
 			Currency: p.Currency, BaseCurrency: baseCurrency, FirstSeenAt: p.IngestedAt,
+			Status: ingestv1.OrderStatus_ORDER_STATUS_PLACED,
 		}
 	} else {
 		next = *cur
-		if cur.Status == ingestv1.OrderStatus_ORDER_STATUS_CANCELLED {
-			return Order{}, reject(ReasonCancelled, "order %s from %s is cancelled", p.Key.OrderID, p.Key.Source)
-		}
 	}
 	next.UpdatedAt = p.IngestedAt
 	next.Events++
 
 	switch kind {
 	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_PLACED:
-		if cur == nil || cur.Status == ingestv1.OrderStatus_ORDER_STATUS_PLACED {
-			next.Status = ingestv1.OrderStatus_ORDER_STATUS_PLACED
+		// A placed event arriving after payment is recorded but changes
+		// no amounts: the paid event is the later truth.
+		if !next.Paid {
 			next.Currency, next.Total, next.BaseTotal = p.Currency, p.Total, p.BaseTotal
 		}
-		// A placed event arriving after payment is recorded but changes
-		// neither status nor amounts: the paid event is the later truth.
 	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID:
-		if cur != nil && cur.Status != ingestv1.OrderStatus_ORDER_STATUS_PLACED {
-			// Paid after a refund cannot happen in order; keep the refunds.
-			break
+		if next.Paid {
+			break // a second payment event (its key differs only in case of a bug) changes nothing
 		}
-		next.Status = ingestv1.OrderStatus_ORDER_STATUS_PAID
+		next.Paid = true
 		next.Currency, next.Total, next.BaseTotal = p.Currency, p.Total, p.BaseTotal
 	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_REFUNDED:
-		if cur.Status == ingestv1.OrderStatus_ORDER_STATUS_PLACED {
+		if !cur.Paid {
 			return Order{}, reject(ReasonNotPaid, "order %s from %s is not paid", p.Key.OrderID, p.Key.Source)
 		}
 		if p.Currency != cur.Currency {
@@ -92,15 +102,12 @@ func Apply(cur *Order, p *Prepared, customerID, baseCurrency string) (Order, err
 		}
 		next.Refunded += p.RefundAmount
 		next.BaseRefunded += baseRefund
-		next.Status = ingestv1.OrderStatus_ORDER_STATUS_PARTIALLY_REFUNDED
-		if next.Refunded == next.Total {
-			next.Status = ingestv1.OrderStatus_ORDER_STATUS_REFUNDED
-		}
 		ev.Refund.Amount = amount(p.RefundAmount, baseRefund, cur.Currency, cur.BaseCurrency)
 		ev.Refund.RefundedTotal = amount(next.Refunded, next.BaseRefunded, cur.Currency, cur.BaseCurrency)
 	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_CANCELLED:
 		next.Status = ingestv1.OrderStatus_ORDER_STATUS_CANCELLED
 	}
+	next.Status = status(next)
 
 	// Events after the first carry the order's customer and amounts, so a
 	// consumer of one event needs no other.
@@ -111,6 +118,31 @@ func Apply(cur *Order, p *Prepared, customerID, baseCurrency string) (Order, err
 		ev.BaseTotal = &commonv1.Money{MinorUnits: next.BaseTotal, Currency: next.BaseCurrency}
 	}
 	return next, nil
+}
+
+// status is where an order stands from what it has had: cancelled once
+// cancelled, else refunded in full or in part, paid, or placed.
+func status(o Order) ingestv1.OrderStatus {
+	switch {
+	case o.Status == ingestv1.OrderStatus_ORDER_STATUS_CANCELLED:
+		return o.Status
+	case o.Refunded > 0 && o.Refunded >= o.Total:
+		return ingestv1.OrderStatus_ORDER_STATUS_REFUNDED
+	case o.Refunded > 0:
+		return ingestv1.OrderStatus_ORDER_STATUS_PARTIALLY_REFUNDED
+	case o.Paid:
+		return ingestv1.OrderStatus_ORDER_STATUS_PAID
+	}
+	return ingestv1.OrderStatus_ORDER_STATUS_PLACED
+}
+
+// AwaitsHistory reports whether a rejection may go away once more of the
+// order's history has arrived (a refund or cancellation of an order not
+// seen yet, a refund of an order not paid yet): shops publish from several
+// systems and redelivery reorders, so the bus consumer puts such an event
+// off for a while instead of dead-lettering it at once.
+func AwaitsHistory(r *Rejection) bool {
+	return r.Reason == ReasonUnknownOrder || r.Reason == ReasonNotPaid
 }
 
 // proportion returns round(a*b/c) without overflow for amounts within

@@ -373,7 +373,7 @@ func (w *work) write(ctx context.Context, tx *sql.Tx, d sqldb.Dialect) error {
 	for _, k := range w.dirty {
 		o := w.orders[k]
 		row := []any{o.Source, o.OrderID, o.CustomerID, int(o.Status), o.Currency, o.BaseCurrency, o.Total, o.BaseTotal,
-			o.Refunded, o.BaseRefunded, o.Events, o.FirstSeenAt.UnixMicro(), o.UpdatedAt.UnixMicro()}
+			o.Refunded, o.BaseRefunded, o.Events, o.FirstSeenAt.UnixMicro(), o.UpdatedAt.UnixMicro(), boolInt(o.Paid)}
 		if w.existing[k] {
 			known = append(known, row...)
 		} else {
@@ -381,21 +381,21 @@ func (w *work) write(ctx context.Context, tx *sql.Tx, d sqldb.Dialect) error {
 		}
 	}
 	const cols = `INSERT INTO orders (source, order_id, customer_id, status, currency, base_currency, total, base_total,
-		refunded, base_refunded, events, first_seen_at, updated_at) VALUES `
+		refunded, base_refunded, events, first_seen_at, updated_at, paid) VALUES `
 	// New orders are plain inserts: should a concurrent transaction have
 	// created one meanwhile, the key conflict runs this one again. Orders
 	// read (and, on PostgreSQL, locked) above are overwritten.
-	if err := sqldb.RowChunks(fresh, 13, func(args []any) error {
-		_, err := tx.ExecContext(ctx, cols+d.Tuples(len(args)/13, 13), args...)
+	if err := sqldb.RowChunks(fresh, orderWidth, func(args []any) error {
+		_, err := tx.ExecContext(ctx, cols+d.Tuples(len(args)/orderWidth, orderWidth), args...)
 		return err
 	}); err != nil {
 		return fmt.Errorf("insert orders: %w", err)
 	}
-	if err := sqldb.RowChunks(known, 13, func(args []any) error {
-		_, err := tx.ExecContext(ctx, cols+d.Tuples(len(args)/13, 13)+` ON CONFLICT (source, order_id) DO UPDATE SET
+	if err := sqldb.RowChunks(known, orderWidth, func(args []any) error {
+		_, err := tx.ExecContext(ctx, cols+d.Tuples(len(args)/orderWidth, orderWidth)+` ON CONFLICT (source, order_id) DO UPDATE SET
 			status = excluded.status, currency = excluded.currency, total = excluded.total, base_total = excluded.base_total,
 			refunded = excluded.refunded, base_refunded = excluded.base_refunded, events = excluded.events,
-			updated_at = excluded.updated_at`, args...)
+			updated_at = excluded.updated_at, paid = excluded.paid`, args...)
 		return err
 	}); err != nil {
 		return fmt.Errorf("update orders: %w", err)
@@ -405,20 +405,31 @@ func (w *work) write(ctx context.Context, tx *sql.Tx, d sqldb.Dialect) error {
 
 func scanOrder(rows *sql.Rows) (*ingest.Order, error) {
 	o := &ingest.Order{}
-	var status int
+	var status, paid int
 	var first, updated int64
 	if err := rows.Scan(&o.Source, &o.OrderID, &o.CustomerID, &status, &o.Currency, &o.BaseCurrency,
-		&o.Total, &o.BaseTotal, &o.Refunded, &o.BaseRefunded, &o.Events, &first, &updated); err != nil {
+		&o.Total, &o.BaseTotal, &o.Refunded, &o.BaseRefunded, &o.Events, &first, &updated, &paid); err != nil {
 		return nil, err
 	}
-	o.Status = ingestv1.OrderStatus(status)
+	o.Status, o.Paid = ingestv1.OrderStatus(status), paid != 0
 	o.FirstSeenAt, o.UpdatedAt = time.UnixMicro(first).UTC(), time.UnixMicro(updated).UTC()
 	return o, nil
 }
 
-// orderColumns are the columns scanOrder reads, in its order.
-const orderColumns = `source, order_id, customer_id, status, currency, base_currency, total, base_total,
-	refunded, base_refunded, events, first_seen_at, updated_at`
+// orderColumns are the columns scanOrder reads, in its order, and the
+// columns of a row written; orderWidth counts them.
+const (
+	orderColumns = `source, order_id, customer_id, status, currency, base_currency, total, base_total,
+	refunded, base_refunded, events, first_seen_at, updated_at, paid`
+	orderWidth = 14
+)
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 func (s *Store) loadOrder(ctx context.Context, source, orderID string) (*ingest.Order, error) {
 	rows, err := s.db.R.QueryContext(ctx, "SELECT "+orderColumns+" FROM orders WHERE source = $1 AND order_id = $2", source, orderID)
@@ -439,14 +450,17 @@ func (s *Store) loadOrder(ctx context.Context, source, orderID string) (*ingest.
 	return o, nil
 }
 
-// GetOrder returns an order and its canonical events, oldest first.
+// GetOrder returns an order and its canonical events in the order of its
+// shop's history (event time, then kind: placed, paid, refunded,
+// cancelled), which does not depend on the order they arrived in; each
+// event's order_sequence says in which order Boomerang accepted them.
 func (s *Store) GetOrder(ctx context.Context, source, orderID string) (*ingest.Order, []*ordersv1.OrderEvent, error) {
 	o, err := s.loadOrder(ctx, source, orderID)
 	if err != nil {
 		return nil, nil, err
 	}
 	rows, err := s.db.R.QueryContext(ctx,
-		"SELECT payload FROM order_events WHERE source = $1 AND order_id = $2 ORDER BY seq", source, orderID)
+		"SELECT payload FROM order_events WHERE source = $1 AND order_id = $2 ORDER BY occurred_at, kind, refund_id, seq", source, orderID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("order history: %w", err)
 	}
