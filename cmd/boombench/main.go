@@ -61,6 +61,9 @@ type options struct {
 	cpuProfile string
 	services   string
 	drain      string
+	memory     bool
+	settle     time.Duration
+	memProfile string
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -77,6 +80,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&o.drain, "drain", "",
 		"after the runs, start each of these services (ledger, segmentation; not among -services) alone on the same NATS and time how fast it applies all of ORDERS")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory")
+	fs.BoolVar(&o.memory, "memory", false,
+		"instead of the throughput and latency runs, publish -orders from -customers, wait until every consumer has applied them, settle, and print the process's peak and steady resident size and Go heap")
+	fs.DurationVar(&o.settle, "settle", 3*time.Minute,
+		"with -memory: idle time before the steady resident size is read (past NATS's two-minute duplicate window and per-block subject state expiry)")
+	fs.StringVar(&o.memProfile, "memprofile", "", "with -memory: write a heap profile to this file after the settle")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the throughput run to this file (and of each -drain run to FILE.<service>)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -103,6 +111,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		"BOOMERANG_LOG_LEVEL":          "error",
 		"INGEST_BATCH_SIZE":            strconv.Itoa(o.batch),
 		"BOOMERANG_SERVICES":           o.services,
+	}
+	if o.memory {
+		// To take heap profiles while the load runs.
+		env["BOOMERANG_PPROF"] = "1"
 	}
 	if o.database != "" {
 		env["INGEST_DATABASE_URL"] = o.database
@@ -135,6 +147,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 
+	if o.memory {
+		fmt.Fprintf(os.Stderr, "profiles: http://%s/debug/pprof/ with the bearer token in %s\n", p.HTTPAddr(), filepath.Join(dir, "admin.token"))
+		return memoryRun(ctx, nc, js, o, out, os.Stderr)
+	}
 	payloads := makePayloads(o.orders, o.customers)
 	raw, err := rawPublishRate(ctx, nc, js, payloads, false)
 	if err != nil {
