@@ -119,3 +119,43 @@ func TestRowChunks(t *testing.T) {
 		}
 	}
 }
+
+// Each SQLite connection's page cache lives outside the Go heap and fills
+// up to its limit as the database grows; the single process opens four
+// databases of five connections each, so the limits are what bound its
+// resident size: at most 16 MiB for the writer and 2 MiB per reader.
+func TestSQLitePageCacheBounded(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "cache.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, tc := range []struct {
+		name   string
+		pool   *sql.DB
+		maxKiB int64
+	}{
+		{"writer", db.W, 16 << 10},
+		{"reader", db.R, 2 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var pages int64
+			if err := tc.pool.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&pages); err != nil {
+				t.Fatal(err)
+			}
+			var pageSize int64
+			if err := tc.pool.QueryRowContext(ctx, "PRAGMA page_size").Scan(&pageSize); err != nil {
+				t.Fatal(err)
+			}
+			// A negative cache_size is a limit in KiB, a positive one in pages.
+			kib := -pages
+			if pages > 0 {
+				kib = pages * pageSize / 1024
+			}
+			if kib <= 0 || kib > tc.maxKiB {
+				t.Fatalf("page cache limit %d KiB (cache_size %d), want 1..%d KiB", kib, pages, tc.maxKiB)
+			}
+		})
+	}
+}
