@@ -36,6 +36,7 @@ import (
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 
 	"github.com/boomerang-loyalty/boomerang/cmd/internal/platform"
+	"github.com/boomerang-loyalty/boomerang/pkg/busauth"
 	"github.com/boomerang-loyalty/boomerang/pkg/config"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
@@ -137,7 +138,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		p.Close()
 	}()
 
-	nc, err := nats.Connect(p.NATSURL())
+	nc, err := nats.Connect(p.NATSURL(), p.NATSCredentials(busauth.Admin).Options()...)
 	if err != nil {
 		return err
 	}
@@ -243,7 +244,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if o.cpuProfile != "" {
 			profile = o.cpuProfile + "." + name
 		}
-		n, elapsed, err := drainRun(ctx, js, p.NATSURL(), env, name, drains[name], profile)
+		n, elapsed, err := drainRun(ctx, js, p.NATSURL(), withBusUser(env, name, p.NATSCredentials(name)), name, drains[name], profile)
 		if err != nil {
 			return fmt.Errorf("%s alone: %w", name, err)
 		}

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -36,6 +38,10 @@ func (a *app) eventsCommand() *cobra.Command {
 
 type followOptions struct {
 	natsURL    string
+	natsUser   string
+	password   string
+	pwFile     string
+	credsFile  string
 	stream     string
 	from       string
 	limit      int
@@ -74,11 +80,16 @@ With --output json, each message is one JSON object per line.`,
   boomctl events follow boomerang.ingest.orders.shop-eu --stream INGEST`,
 		Args: cobra.ExactArgs(1),
 		RunE: a.runE(func(cmd *cobra.Command, args []string) error {
-			return a.follow(cmd.Context(), args[0], o)
+			return a.follow(cmd.Context(), cmd, args[0], o)
 		}),
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&o.natsURL, "nats", a.envOr("NATS_URL", defaultNATSURL), "NATS server URL (env NATS_URL)")
+	fs.StringVar(&o.natsUser, "nats-user", a.envOr("NATS_USER", defaultNATSUser), "NATS user (env NATS_USER)")
+	// Like --token, the password's default is never shown in --help.
+	fs.StringVar(&o.password, "nats-password", "", "NATS password (default: env NATS_PASSWORD, else the contents of --nats-password-file)")
+	fs.StringVar(&o.pwFile, "nats-password-file", defaultNATSPasswordFile, "file holding the NATS password, used when --nats-password and NATS_PASSWORD are unset")
+	fs.StringVar(&o.credsFile, "nats-creds", a.envOr("NATS_CREDS", ""), "NATS credentials file (JWT and nkey) instead of a password (env NATS_CREDS)")
 	fs.StringVar(&o.stream, "stream", "", "stream to read (default: the stream that captures SUBJECT)")
 	fs.StringVar(&o.from, "from", "new", "where to start: new (only messages from now on) or all (everything the stream holds)")
 	fs.IntVar(&o.limit, "limit", 0, "stop after this many messages (0: until Ctrl-C)")
@@ -86,7 +97,33 @@ With --output json, each message is one JSON object per line.`,
 	return cmd
 }
 
-func (a *app) follow(ctx context.Context, subject string, o followOptions) error {
+// natsCredentials picks the password like resolveToken picks the token:
+// --nats-password, then NATS_PASSWORD, then the password file. A missing
+// default file is not an error: the server may not ask for one, and if it
+// does its authorization violation says so.
+func (a *app) natsCredentials(cmd *cobra.Command, o followOptions) (natsx.Credentials, error) {
+	c := natsx.Credentials{CredsFile: o.credsFile}
+	password := o.password
+	if password == "" {
+		password = a.envOr("NATS_PASSWORD", "")
+	}
+	if password == "" && o.credsFile == "" {
+		b, err := os.ReadFile(o.pwFile)
+		switch {
+		case errors.Is(err, os.ErrNotExist) && !cmd.Flags().Changed("nats-password-file"):
+		case err != nil:
+			return c, fmt.Errorf("NATS password file: %w", err)
+		default:
+			password = strings.TrimSpace(string(b))
+		}
+	}
+	if password != "" {
+		c.User, c.Password = o.natsUser, password
+	}
+	return c, nil
+}
+
+func (a *app) follow(ctx context.Context, cmd *cobra.Command, subject string, o followOptions) error {
 	var deliver jetstream.DeliverPolicy
 	switch o.from {
 	case "new":
@@ -99,7 +136,11 @@ func (a *app) follow(ctx context.Context, subject string, o followOptions) error
 	if o.limit < 0 {
 		return usagef("--limit: want 0 or more, got %d", o.limit)
 	}
-	nc, err := nats.Connect(o.natsURL, nats.Name("boomctl"), nats.Timeout(a.timeout))
+	creds, err := a.natsCredentials(cmd, o)
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(o.natsURL, append(creds.Options(), nats.Name("boomctl"), nats.Timeout(a.timeout))...)
 	if err != nil {
 		return fmt.Errorf("connect to NATS at %s (--nats, NATS_URL): %w", o.natsURL, err)
 	}

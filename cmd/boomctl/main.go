@@ -37,7 +37,10 @@ const (
 	defaultAddr      = "127.0.0.1:7443"
 	defaultTokenFile = "data/admin.token"
 	defaultNATSURL   = "nats://127.0.0.1:4223"
-	defaultTimeout   = 10 * time.Second
+	// The operator's NATS user and the password the runner generates.
+	defaultNATSUser         = "admin"
+	defaultNATSPasswordFile = "data/nats-admin.password"
+	defaultTimeout          = 10 * time.Second
 )
 
 // Exit codes.
@@ -136,7 +139,7 @@ func (a *app) rootCommand() *cobra.Command {
 
 Without flags it reaches the single-process runner started by 'make run':
 gRPC on ` + defaultAddr + ` with the admin token from ` + defaultTokenFile + `,
-NATS on ` + defaultNATSURL + `.`,
+NATS on ` + defaultNATSURL + ` as user ` + defaultNATSUser + ` with the password in ` + defaultNATSPasswordFile + `.`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},

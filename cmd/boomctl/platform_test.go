@@ -12,6 +12,7 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/cmd/internal/platform"
 	"github.com/boomerang-loyalty/boomerang/cmd/internal/platform/platformtest"
+	"github.com/boomerang-loyalty/boomerang/pkg/busauth"
 	ingestv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ingest/v1"
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 )
@@ -107,7 +108,14 @@ func TestAgainstPlatform(t *testing.T) {
 
 	// The canonical events reach the ORDERS stream through the outbox
 	// relay; follow finds the stream by subject and decodes them.
-	r = boomctl(t, ctx, nil, "", "-o", "json", "events", "follow", "boomerang.orders.v1.>", "--from", "all", "--limit", "2", "--nats", m.NATSURL())
+	// The bus asks for a user: an anonymous follow is refused, the
+	// operator's password (here from NATS_PASSWORD) lets it in.
+	r = boomctl(t, ctx, nil, "", "events", "follow", "boomerang.orders.v1.>", "--from", "all", "--limit", "2", "--nats", m.NATSURL())
+	if r.code != exitFailure || !strings.Contains(r.stderr, "Authorization Violation") {
+		t.Errorf("anonymous follow: code %d\n%s", r.code, r.stderr)
+	}
+	natsEnv := map[string]string{"NATS_PASSWORD": m.NATSCredentials(busauth.Admin).Password}
+	r = boomctl(t, ctx, natsEnv, "", "-o", "json", "events", "follow", "boomerang.orders.v1.>", "--from", "all", "--limit", "2", "--nats", m.NATSURL())
 	if r.code != exitOK {
 		t.Fatalf("follow: code %d\n%s", r.code, r.stderr)
 	}

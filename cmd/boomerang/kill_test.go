@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,8 @@ import (
 
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 
+	"github.com/boomerang-loyalty/boomerang/pkg/busauth"
+	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 	ledger "github.com/boomerang-loyalty/boomerang/services/ledger/service"
@@ -89,8 +92,14 @@ func TestKilledMidStream(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	url := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
 	cmd := start()
+	// The platform generated the operator's password on its first start.
+	adminPassword, err := os.ReadFile(filepath.Join(dir, "data", "nats-admin.password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := natsx.Credentials{User: busauth.Admin, Password: strings.TrimSpace(string(adminPassword))}.Options()
 	for round := 0; round < 3; round++ {
-		nc, err := nats.Connect(url)
+		nc, err := nats.Connect(url, admin...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +134,7 @@ func TestKilledMidStream(t *testing.T) {
 		cmd = start()
 	}
 	// The last round's refunds, then let it finish.
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, admin...)
 	if err != nil {
 		t.Fatal(err)
 	}

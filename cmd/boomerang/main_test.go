@@ -51,20 +51,13 @@ func startPlatform(tb testing.TB, dataDir string, extra map[string]string) *runn
 	}
 	m := platformtest.Start(tb, dataDir, env)
 	p := &running{m: m}
+	p.nc, p.js = platformtest.Admin(tb, m)
 	var err error
-	p.nc, err = nats.Connect(m.NATSURL())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p.js, _ = jetstream.New(p.nc)
 	p.conn, err = grpcx.Dial(m.GRPCAddr(), grpcx.ClientOptions{Token: writerToken})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() {
-		p.conn.Close()
-		p.nc.Close()
-	})
+	tb.Cleanup(func() { p.conn.Close() })
 	return p
 }
 

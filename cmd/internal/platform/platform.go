@@ -28,6 +28,7 @@ import (
 
 	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
 
+	"github.com/boomerang-loyalty/boomerang/pkg/busauth"
 	"github.com/boomerang-loyalty/boomerang/pkg/config"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/host"
@@ -117,7 +118,9 @@ type Main struct {
 	log       *slog.Logger
 	tel       *telemetry.Telemetry
 	ns        *server.Server
-	nc        *nats.Conn
+	conns     []*nats.Conn // one per service, each as its own user
+	natsCreds map[string]natsx.Credentials
+	natsFiles map[string]string // user → its generated password file
 	dbs       []*sqldb.DB
 	redis     *redis.Client
 	host      *host.Host
@@ -149,22 +152,21 @@ func (m *Main) Open(ctx context.Context, env config.Source) (err error) {
 	}
 
 	natsURL := c.NATSURL
+	hostName, port, err := splitHostPort(c.EmbeddedNATS)
+	if natsURL == "" && err != nil {
+		return fmt.Errorf("BOOMERANG_EMBEDDED_NATS_ADDR: %w", err)
+	}
+	users, err := m.busCredentials(env, hostName)
+	if err != nil {
+		return err
+	}
 	if natsURL == "" {
-		hostName, port, err := splitHostPort(c.EmbeddedNATS)
-		if err != nil {
-			return fmt.Errorf("BOOMERANG_EMBEDDED_NATS_ADDR: %w", err)
-		}
-		m.ns, err = natsx.RunEmbedded(natsx.EmbeddedOptions{Host: hostName, Port: port, StoreDir: filepath.Join(c.DataDir, "nats")})
+		m.ns, err = natsx.RunEmbedded(natsx.EmbeddedOptions{Host: hostName, Port: port, StoreDir: filepath.Join(c.DataDir, "nats"), Users: users})
 		if err != nil {
 			return err
 		}
 		natsURL = m.ns.ClientURL()
 	}
-	nc, js, err := natsx.Connect(natsURL, "boomerang", m.log)
-	if err != nil {
-		return err
-	}
-	m.nc = nc
 
 	// Secrets: a newcomer's `make run` needs none; they are generated once
 	// and kept in the data directory. Deployments set them explicitly.
@@ -178,7 +180,11 @@ func (m *Main) Open(ctx context.Context, env config.Source) (err error) {
 	}
 
 	var services []host.Service
+	var js jetstream.JetStream
 	if c.Services["ingest"] {
+		if js, err = m.bus(natsURL, "ingest"); err != nil {
+			return err
+		}
 		isvc, err := m.openIngest(ctx, env, js, secret)
 		if err != nil {
 			return err
@@ -186,18 +192,27 @@ func (m *Main) Open(ctx context.Context, env config.Source) (err error) {
 		services = append(services, isvc)
 	}
 	if c.Services["ledger"] {
+		if js, err = m.bus(natsURL, "ledger"); err != nil {
+			return err
+		}
 		if m.Ledger, err = m.openLedger(ctx, env, js); err != nil {
 			return err
 		}
 		services = append(services, m.Ledger)
 	}
 	if c.Services["segmentation"] {
+		if js, err = m.bus(natsURL, "segmentation"); err != nil {
+			return err
+		}
 		if m.Segmentation, err = m.openSegmentation(ctx, env, js); err != nil {
 			return err
 		}
 		services = append(services, m.Segmentation)
 	}
 	if c.Services["feedback"] {
+		if js, err = m.bus(natsURL, "feedback"); err != nil {
+			return err
+		}
 		if m.Feedback, err = m.openFeedback(ctx, env, js, tokens); err != nil {
 			return err
 		}
@@ -374,10 +389,10 @@ func (m *Main) Run(ctx context.Context) error {
 // Close releases what Open acquired.
 func (m *Main) Close() error {
 	err := m.profiles.close()
-	if m.nc != nil {
+	for _, nc := range m.conns {
 		// Drain so acks and publishes in flight reach the server.
-		_ = m.nc.Drain()
-		m.nc.Close()
+		_ = nc.Drain()
+		nc.Close()
 	}
 	for _, db := range m.dbs {
 		err = errors.Join(err, db.Close())
@@ -413,6 +428,17 @@ func (m *Main) PrintAddresses(w io.Writer) {
 	fmt.Fprintf(w, "  NATS (publish orders to boomerang.ingest.orders.<source>): %s\n", m.NATSURL())
 	if m.tokenFile != "" {
 		fmt.Fprintf(w, "  API token (admin):                       %s\n", m.tokenFile)
+	}
+	if m.ns != nil {
+		// Shops publish as "shop" with replies on its own inbox; boomctl
+		// follows the bus as "admin".
+		for _, u := range []struct{ name, what string }{{busauth.Shop, "shops, publish only"}, {busauth.Admin, "operator, boomctl events"}} {
+			where := "NATS_" + strings.ToUpper(u.name) + "_PASSWORD"
+			if f, ok := m.natsFiles[u.name]; ok {
+				where = f
+			}
+			fmt.Fprintf(w, "  NATS user %-6q (%s): password in %s, inbox prefix %s\n", u.name, u.what, where, natsx.InboxPrefix(u.name))
+		}
 	}
 }
 

@@ -11,7 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/boomerang-loyalty/boomerang/cmd/internal/platform"
+	"github.com/boomerang-loyalty/boomerang/pkg/busauth"
 	"github.com/boomerang-loyalty/boomerang/pkg/config"
 )
 
@@ -62,4 +66,32 @@ func Start(tb testing.TB, dataDir string, env map[string]string) *platform.Main 
 		}
 	})
 	return m
+}
+
+// Connect dials the platform's NATS as one of its users (busauth.Admin
+// for a test that reads and writes everything, busauth.Shop for what a
+// shop may do, a service's user to act as that service) and closes the
+// connection with the test.
+func Connect(tb testing.TB, m *platform.Main, user string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	tb.Helper()
+	c := m.NATSCredentials(user)
+	if c.IsZero() {
+		tb.Fatalf("the platform has no NATS user %q", user)
+	}
+	nc, err := nats.Connect(m.NATSURL(), append(c.Options(), opts...)...)
+	if err != nil {
+		tb.Fatalf("connect to NATS as %s: %v", user, err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return nc, js
+}
+
+// Admin is Connect as the operator.
+func Admin(tb testing.TB, m *platform.Main) (*nats.Conn, jetstream.JetStream) {
+	tb.Helper()
+	return Connect(tb, m, busauth.Admin)
 }
