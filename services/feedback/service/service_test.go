@@ -15,7 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -94,6 +94,7 @@ type harness struct {
 	client feedbackv1.FeedbackServiceClient
 	clock  *clock
 	logs   *strings.Builder
+	reader *sdkmetric.ManualReader
 }
 
 const token = "feedback-writer-0123456789"
@@ -116,6 +117,7 @@ func start(t *testing.T, p service.Profiles, env map[string]string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reader := sdkmetric.NewManualReader()
 	c := &clock{}
 	c.ns.Store(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC).UnixNano())
 	logs := &strings.Builder{}
@@ -126,7 +128,7 @@ func start(t *testing.T, p service.Profiles, env map[string]string) *harness {
 		return logs.Write(b)
 	}), nil))
 	svc, err := service.New(ctx, cfg, service.Deps{DB: db, JetStream: js, Log: log, Tracer: tracenoop.NewTracerProvider(),
-		Meter: metricnoop.NewMeterProvider(), Profiles: p, Now: c.now})
+		Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), Profiles: p, Now: c.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +154,7 @@ func start(t *testing.T, p service.Profiles, env map[string]string) *harness {
 		conn.Close()
 		db.Close()
 	})
-	return &harness{svc: svc, js: js, client: feedbackv1.NewFeedbackServiceClient(conn), clock: c, logs: logs}
+	return &harness{svc: svc, js: js, client: feedbackv1.NewFeedbackServiceClient(conn), clock: c, logs: logs, reader: reader}
 }
 
 type writerFunc func([]byte) (int, error)
@@ -450,6 +452,12 @@ CREATE TRIGGER poison BEFORE INSERT ON responses FOR EACH ROW EXECUTE FUNCTION p
 	waitFor(t, "the good responses stored", func() bool {
 		counts, err := h.svc.Store().Counts(ctx)
 		return err == nil && counts["responses"] == 3
+	})
+	// The dead letters are counted once each, after their commit.
+	want := map[string]int64{"feedback/invalid_input": 2, "feedback/processing_failed": 1}
+	waitFor(t, "the dead letters counted", func() bool {
+		got := testkit.Counter(t, h.reader, "boomerang.deadletters", "service", "reason")
+		return len(got) == len(want) && got["feedback/invalid_input"] == 2 && got["feedback/processing_failed"] == 1
 	})
 }
 

@@ -14,9 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -228,7 +226,7 @@ func TestOutcomesCountedOnce(t *testing.T) {
 		}
 		wantOrders[m.want]++
 		if reason, ok := strings.CutPrefix(m.want, "rejected/"); ok {
-			wantDead[reason]++
+			wantDead["ingest/"+reason]++
 			dead++
 		}
 	}
@@ -257,7 +255,7 @@ func TestOutcomesCountedOnce(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("boomerang.ingest.orders = %v,\nwant %v\nboomerang.deadletters{service=ingest} = %v,\nwant %v", orders, wantOrders, dl, wantDead)
+			t.Fatalf("boomerang.ingest.orders = %v,\nwant %v\nboomerang.deadletters = %v,\nwant %v", orders, wantOrders, dl, wantDead)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -487,36 +485,9 @@ func (h *harness) deadLetters(ctx context.Context, t *testing.T, n int) {
 }
 
 // counts reads boomerang.ingest.orders by "outcome/reason" and
-// boomerang.deadletters of service ingest by reason.
+// boomerang.deadletters by "service/reason".
 func (h *harness) counts(t *testing.T) (orders, dead map[string]int64) {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := h.reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	orders, dead = map[string]int64{}, map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			sum, ok := m.Data.(metricdata.Sum[int64])
-			if !ok {
-				continue
-			}
-			for _, dp := range sum.DataPoints {
-				get := func(k string) string {
-					v, _ := dp.Attributes.Value(attribute.Key(k))
-					return v.AsString()
-				}
-				switch m.Name {
-				case "boomerang.ingest.orders":
-					orders[get("outcome")+"/"+get("reason")] += dp.Value
-				case "boomerang.deadletters":
-					if get("service") != "ingest" {
-						t.Errorf("dead letters of service %q", get("service"))
-					}
-					dead[get("reason")] += dp.Value
-				}
-			}
-		}
-	}
-	return orders, dead
+	return testkit.Counter(t, h.reader, "boomerang.ingest.orders", "outcome", "reason"),
+		testkit.Counter(t, h.reader, "boomerang.deadletters", "service", "reason")
 }

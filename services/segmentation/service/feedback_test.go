@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -82,8 +82,9 @@ func TestFeedbackAgony(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reader := sdkmetric.NewManualReader()
 	svc, err := service.New(ctx, cfg, service.Deps{DB: db, JetStream: js,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Tracer: tracenoop.NewTracerProvider(), Meter: metricnoop.NewMeterProvider()})
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Tracer: tracenoop.NewTracerProvider(), Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,6 +177,10 @@ func TestFeedbackAgony(t *testing.T) {
 	waitFor(t, func() bool {
 		_ = svc.Relay().Flush(ctx)
 		return streamCount(ctx, js, orderbus.DeadLetterStream) == 1
+	})
+	waitFor(t, func() bool {
+		got := testkit.Counter(t, reader, "boomerang.deadletters", "service")
+		return len(got) == 1 && got["segmentation"] == 1
 	})
 
 	// The hot store rebuilt from SQL has the same flags.

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -97,8 +98,9 @@ func TestService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reader := sdkmetric.NewManualReader()
 	svc, err := service.New(ctx, cfg, service.Deps{DB: db, JetStream: js, Redis: rc,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Tracer: tracenoop.NewTracerProvider(), Meter: metricnoop.NewMeterProvider()})
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Tracer: tracenoop.NewTracerProvider(), Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +152,11 @@ func TestService(t *testing.T) {
 	waitFor(t, func() bool {
 		_ = svc.Relay().Flush(ctx)
 		return streamCount(ctx, js, "SEGMENT") >= 4 && streamCount(ctx, js, orderbus.DeadLetterStream) == 1
+	})
+	// The junk's dead letter is counted once, just after its commit.
+	waitFor(t, func() bool {
+		got := testkit.Counter(t, reader, "boomerang.deadletters", "service", "reason")
+		return len(got) == 1 && got["segmentation/not_an_order_event"] == 1
 	})
 	cons, err := js.OrderedConsumer(ctx, "SEGMENT", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"boomerang.segmentation.v1.segment_changed.c1"}})
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -68,8 +68,10 @@ func TestPoisonEventIsDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reader := sdkmetric.NewManualReader()
 	c, err := events.NewConsumer(st, func() *ledger.Programme { return p },
-		events.Options{MaxAttempts: 2, Ping: db.W.PingContext}, quiet, tracenoop.NewTracerProvider(), metricnoop.NewMeterProvider().Meter("t"))
+		events.Options{MaxAttempts: 2, Ping: db.W.PingContext}, quiet, tracenoop.NewTracerProvider(),
+		sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("t"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,5 +108,15 @@ func TestPoisonEventIsDeadLettered(t *testing.T) {
 	}
 	if err := st.Verify(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// Counted once, just after the commit that wrote it.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got := testkit.Counter(t, reader, "boomerang.deadletters", "service", "reason")
+		if len(got) == 1 && got["ledger/processing_failed"] == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("boomerang.deadletters = %v, want ledger/processing_failed: 1", got)
+		}
 	}
 }
