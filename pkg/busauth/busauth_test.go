@@ -37,7 +37,15 @@ func bus(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(ns.Shutdown)
-	admin := dial(tb, ns.ClientURL(), busauth.Admin)
+	streams(tb, ns.ClientURL())
+	return ns.ClientURL()
+}
+
+// streams creates, as the operator, the streams a running platform has,
+// with one dead letter.
+func streams(tb testing.TB, url string) {
+	tb.Helper()
+	admin := dial(tb, url, busauth.Admin)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := orderbus.EnsureStreams(ctx, admin.js, orderbus.StreamOptions{}); err != nil {
@@ -52,7 +60,6 @@ func bus(tb testing.TB) string {
 	if _, err := admin.js.Publish(ctx, "boomerang.deadletter.ingest.shop", []byte(`{"customer":{"email":"ann@example.com"}}`)); err != nil {
 		tb.Fatal(err)
 	}
-	return ns.ClientURL()
 }
 
 // client is a connection as one user that records the permission
@@ -148,8 +155,9 @@ func TestAnonymousAndWrongPasswordRefused(t *testing.T) {
 	}
 }
 
-func TestShopMayOnlyPublishIntake(t *testing.T) {
-	url := bus(t)
+func TestShopMayOnlyPublishIntake(t *testing.T) { shopMayOnlyPublishIntake(t, bus(t)) }
+
+func shopMayOnlyPublishIntake(t *testing.T, url string) {
 	shop := dial(t, url, busauth.Shop)
 	ctx := context.Background()
 
@@ -253,7 +261,10 @@ func TestServicesPublishOnlyTheirOwn(t *testing.T) {
 // and work its own consumers; none can purge or delete a stream, list
 // streams, or read another's consumer.
 func TestServicesUseOnlyTheirStreamsAndConsumers(t *testing.T) {
-	url := bus(t)
+	servicesUseOnlyTheirStreamsAndConsumers(t, bus(t))
+}
+
+func servicesUseOnlyTheirStreamsAndConsumers(t *testing.T, url string) {
 	ctx := context.Background()
 	type durable struct{ stream, name, filter string }
 	own := map[string][]durable{
