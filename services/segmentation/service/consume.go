@@ -133,6 +133,7 @@ func (c *consumer) giveUp(ctx context.Context, later []jetstream.Msg) ([]jetstre
 		return nil, err
 	}
 	c.deadLetters.Add(ctx, int64(len(dead)))
+	c.dead.Committed(ctx, dead)
 	c.log.WarnContext(ctx, "order events dead-lettered: an earlier event of their order never came",
 		"count", len(dead), "reason", ordergate.ReasonGap, "waited", c.waitForOrder)
 	return keep, nil
