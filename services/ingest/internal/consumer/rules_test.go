@@ -15,8 +15,8 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 )
 
-// TestOrderRules checks the field rules declared in ingest.proto, which
-// both inputs apply.
+// TestOrderRules checks the field rules declared in ingest.proto and the
+// text rules (ingest.CheckText), which every input applies.
 func TestOrderRules(t *testing.T) {
 	valid := func() *ingestv1.Order {
 		return &ingestv1.Order{
@@ -69,6 +69,20 @@ func TestOrderRules(t *testing.T) {
 			o.Refund = &ingestv1.RefundInput{RefundId: "r", Amount: &commonv1.Money{MinorUnits: 0, Currency: "EUR"}}
 		}, "refund.amount"},
 		{"bad birthday", func(o *ingestv1.Order) { o.Customer.Birthday = &commonv1.Birthday{Month: 13, Day: 1} }, "customer.birthday.month"},
+		{"non-ASCII text is fine", func(o *ingestv1.Order) { o.OrderId, o.Items[0].Category = "注文-1", "Schuhe & Stiefel" }, ""},
+		{"NUL in order id", func(o *ingestv1.Order) { o.OrderId = "1\x00" }, "order_id"},
+		{"newline in source", func(o *ingestv1.Order) { o.Source = "shop\n" }, "source"},
+		{"DEL in channel", func(o *ingestv1.Order) { o.Channel = "web\x7f" }, "channel"},
+		{"escape in customer id", func(o *ingestv1.Order) { o.Customer.PlatformCustomerId = "\x1b[31m" }, "customer.platform_customer_id"},
+		{"NUL in e-mail", func(o *ingestv1.Order) { o.Customer.Email = "ann@example.com\x00" }, "customer.email"},
+		{"C1 control in referral code", func(o *ingestv1.Order) { o.Customer.ReferralCode = "R\u009b1" }, "customer.referral_code"},
+		{"replacement character in sku", func(o *ingestv1.Order) { o.Items[0].Sku = "A\uFFFD" }, "items[0].sku"},
+		{"tab in category", func(o *ingestv1.Order) { o.Items[0].Category = "a\tb" }, "items[0].category"},
+		{"NUL in a discount code", func(o *ingestv1.Order) { o.Discount = &ingestv1.DiscountInput{Codes: []string{"OK", "X\x00"}} }, "discount.codes[1]"},
+		{"NUL in refund id", func(o *ingestv1.Order) {
+			o.Kind, o.Customer, o.Total, o.Items = ordersv1.OrderEventKind_ORDER_EVENT_KIND_REFUNDED, nil, nil, nil
+			o.Refund = &ingestv1.RefundInput{RefundId: "r\x00", Amount: &commonv1.Money{MinorUnits: 1, Currency: "EUR"}}
+		}, "refund.refund_id"},
 	}
 	val, err := grpcx.NewValidator()
 	if err != nil {
@@ -78,7 +92,7 @@ func TestOrderRules(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			o := valid()
 			tt.mutate(o)
-			violations, err := val.Check(o)
+			violations, err := Check(val, o)
 			if err != nil {
 				t.Fatal(err)
 			}
