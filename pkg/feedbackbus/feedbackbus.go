@@ -8,6 +8,8 @@ package feedbackbus
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -46,4 +48,19 @@ func StreamConfig(replicas int, maxAge time.Duration) jetstream.StreamConfig {
 func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int, maxAge time.Duration) error {
 	_, err := natsx.EnsureStream(ctx, js, StreamConfig(replicas, maxAge))
 	return err
+}
+
+// ErrSubjectMismatch is returned for an event whose subject is not the
+// one of its own kind and customer.
+var ErrSubjectMismatch = errors.New("subject disagrees with payload")
+
+// CheckSubject tells whether an event with this token and customer was
+// published on its own subject. Readers apply the payload, but the bus's
+// permissions, ordering and erasure go by the subject: an event about one
+// customer on another's subject is refused.
+func CheckSubject(subject, token, customerID string) error {
+	if want := Subject(token, customerID); subject != want {
+		return fmt.Errorf("%w: on %q, want %q", ErrSubjectMismatch, subject, want)
+	}
+	return nil
 }

@@ -63,7 +63,7 @@ type feedbackBatch struct {
 func (c *feedbackConsumer) prepare(ctx context.Context, msgs []jetstream.Msg) *feedbackBatch {
 	b := &feedbackBatch{trace: ctx}
 	for _, m := range msgs {
-		mark, reason, err := events.FromFeedbackEvent(m.Data())
+		mark, reason, err := events.FromFeedbackEvent(m.Subject(), m.Data())
 		if err != nil {
 			b.dead = append(b.dead, orderbus.DeadLetter(m, events.Service, events.FeedbackSource(m.Subject()), reason, err.Error()))
 			continue

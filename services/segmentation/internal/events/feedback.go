@@ -25,8 +25,10 @@ const (
 // FromFeedbackEvent reads an agony mark from a message on the FEEDBACK
 // stream: agony detected marks the customer; a recovery resolution clears
 // the mark only when the customer was recovered and has no other open
-// case (see segment.AgonyMark). An error comes with the dead-letter reason.
-func FromFeedbackEvent(data []byte) (segment.AgonyMark, string, error) {
+// case (see segment.AgonyMark). An event on another subject than its own
+// kind's and customer's is invalid. An error comes with the dead-letter
+// reason.
+func FromFeedbackEvent(subject string, data []byte) (segment.AgonyMark, string, error) {
 	ev := &feedbackv1.FeedbackEvent{}
 	if err := proto.Unmarshal(data, ev); err != nil {
 		return segment.AgonyMark{}, ReasonUndecodable, fmt.Errorf("not a %s: %v", ev.ProtoReflect().Descriptor().FullName(), err)
@@ -47,6 +49,7 @@ func FromFeedbackEvent(data []byte) (segment.AgonyMark, string, error) {
 		return segment.AgonyMark{}, ReasonInvalid, fmt.Errorf("missing %s", strings.Join(missing, ", "))
 	}
 	m := segment.AgonyMark{EventID: ev.GetEventId(), CustomerID: ev.GetCustomerId(), At: ev.GetOccurredAt().AsTime()}
+	token := feedbackbus.SubjectAgony
 	switch e := ev.GetEvent().(type) {
 	case *feedbackv1.FeedbackEvent_Agony:
 		m.On = true
@@ -55,8 +58,12 @@ func FromFeedbackEvent(data []byte) (segment.AgonyMark, string, error) {
 		// version does not know keep the customer in agony.
 		r := e.RecoveryResolved
 		m.On = r.GetOutcome() != feedbackv1.RecoveryOutcome_RECOVERY_OUTCOME_RECOVERED || r.GetStillInAgony()
+		token = feedbackbus.SubjectRecovered
 	default:
 		return segment.AgonyMark{}, ReasonInvalid, errors.New("no event (agony or recovery_resolved)")
+	}
+	if err := feedbackbus.CheckSubject(subject, token, m.CustomerID); err != nil {
+		return segment.AgonyMark{}, ReasonInvalid, err
 	}
 	return m, "", nil
 }

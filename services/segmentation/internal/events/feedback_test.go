@@ -18,26 +18,33 @@ func TestFromFeedbackEvent(t *testing.T) {
 		return &feedbackv1.FeedbackEvent{EventId: "e", CustomerId: "c", OccurredAt: timestamppb.New(at),
 			Event: &feedbackv1.FeedbackEvent_RecoveryResolved{RecoveryResolved: &feedbackv1.RecoveryResolved{CaseId: "k", Outcome: o, StillInAgony: still}}}
 	}
+	const agonyOfC, resolvedOfC = "boomerang.feedback.v1.agony.c", "boomerang.feedback.v1.recovery_resolved.c"
+	agony := &feedbackv1.FeedbackEvent{EventId: "e", CustomerId: "c", OccurredAt: timestamppb.New(at),
+		Event: &feedbackv1.FeedbackEvent_Agony{Agony: &feedbackv1.AgonyDetected{CaseId: "k"}}}
 	tests := []struct {
-		name   string
-		msg    *feedbackv1.FeedbackEvent
-		raw    []byte
-		on     bool
-		reason string
+		name    string
+		msg     *feedbackv1.FeedbackEvent
+		raw     []byte
+		on      bool
+		reason  string
+		subject string
 	}{
-		{"agony", &feedbackv1.FeedbackEvent{EventId: "e", CustomerId: "c", OccurredAt: timestamppb.New(at),
-			Event: &feedbackv1.FeedbackEvent_Agony{Agony: &feedbackv1.AgonyDetected{CaseId: "k"}}}, nil, true, ""},
-		{"recovered", resolved(feedbackv1.RecoveryOutcome_RECOVERY_OUTCOME_RECOVERED, false), nil, false, ""},
-		{"recovered, other cases open", resolved(feedbackv1.RecoveryOutcome_RECOVERY_OUTCOME_RECOVERED, true), nil, true, ""},
-		{"lost", resolved(feedbackv1.RecoveryOutcome_RECOVERY_OUTCOME_LOST, false), nil, true, ""},
-		{"no answer", resolved(feedbackv1.RecoveryOutcome_RECOVERY_OUTCOME_NO_ANSWER, false), nil, true, ""},
-		{"unknown outcome", resolved(feedbackv1.RecoveryOutcome(42), false), nil, true, ""},
-		{"no event", &feedbackv1.FeedbackEvent{EventId: "e", CustomerId: "c", OccurredAt: timestamppb.New(at)}, nil, false, events.ReasonInvalid},
+		{"agony", agony, nil, true, "", agonyOfC},
+		{"recovered", resolved(feedbackv1.RecoveryOutcome_RECOVERY_OUTCOME_RECOVERED, false), nil, false, "", resolvedOfC},
+		{"recovered, other cases open", resolved(feedbackv1.RecoveryOutcome_RECOVERY_OUTCOME_RECOVERED, true), nil, true, "", resolvedOfC},
+		{"lost", resolved(feedbackv1.RecoveryOutcome_RECOVERY_OUTCOME_LOST, false), nil, true, "", resolvedOfC},
+		{"no answer", resolved(feedbackv1.RecoveryOutcome_RECOVERY_OUTCOME_NO_ANSWER, false), nil, true, "", resolvedOfC},
+		{"unknown outcome", resolved(feedbackv1.RecoveryOutcome(42), false), nil, true, "", resolvedOfC},
+		{"no event", &feedbackv1.FeedbackEvent{EventId: "e", CustomerId: "c", OccurredAt: timestamppb.New(at)}, nil, false, events.ReasonInvalid, agonyOfC},
 		{"no time", &feedbackv1.FeedbackEvent{EventId: "e", CustomerId: "c",
-			Event: &feedbackv1.FeedbackEvent_Agony{Agony: &feedbackv1.AgonyDetected{}}}, nil, false, events.ReasonInvalid},
+			Event: &feedbackv1.FeedbackEvent_Agony{Agony: &feedbackv1.AgonyDetected{}}}, nil, false, events.ReasonInvalid, agonyOfC},
 		{"no customer", &feedbackv1.FeedbackEvent{EventId: "e", OccurredAt: timestamppb.New(at),
-			Event: &feedbackv1.FeedbackEvent_Agony{Agony: &feedbackv1.AgonyDetected{}}}, nil, false, events.ReasonInvalid},
-		{"not protobuf", nil, []byte("{\"agony\": true} \xff"), false, events.ReasonUndecodable},
+			Event: &feedbackv1.FeedbackEvent_Agony{Agony: &feedbackv1.AgonyDetected{}}}, nil, false, events.ReasonInvalid, agonyOfC},
+		{"not protobuf", nil, []byte("{\"agony\": true} \xff"), false, events.ReasonUndecodable, agonyOfC},
+		{"agony on another customer's subject", agony, nil, false, events.ReasonInvalid, "boomerang.feedback.v1.agony.victim"},
+		{"agony on a recovery subject", agony, nil, false, events.ReasonInvalid, resolvedOfC},
+		{"recovery on an agony subject", resolved(feedbackv1.RecoveryOutcome_RECOVERY_OUTCOME_RECOVERED, false), nil, false, events.ReasonInvalid, agonyOfC},
+		{"customer a prefix of the token", agony, nil, false, events.ReasonInvalid, "boomerang.feedback.v1.agony.cc"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,7 +55,7 @@ func TestFromFeedbackEvent(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			m, reason, err := events.FromFeedbackEvent(data)
+			m, reason, err := events.FromFeedbackEvent(tt.subject, data)
 			if reason != tt.reason || (err == nil) != (tt.reason == "") {
 				t.Fatalf("reason %q, error %v; want %q", reason, err, tt.reason)
 			}
