@@ -3,6 +3,8 @@
 // BOOMERANG_API_TOKENS, and asks segmentation at FEEDBACK_SEGMENTATION_ADDR
 // for segments and values. "feedback healthcheck" asks a running
 // instance's /healthz and exits 0 when it is healthy.
+// NATS_USER and NATS_PASSWORD (or NATS_CREDS) sign it in to NATS as its
+// own user; a NATS_URL on another machine is refused without them.
 package main
 
 import (

@@ -2,6 +2,8 @@
 // deployment: it needs NATS_URL, LEDGER_DATABASE_URL and
 // BOOMERANG_API_TOKENS. "ledger healthcheck" asks a running instance's
 // /healthz and exits 0 when it is healthy.
+// NATS_USER and NATS_PASSWORD (or NATS_CREDS) sign it in to NATS as its
+// own user; a NATS_URL on another machine is refused without them.
 package main
 
 import (
