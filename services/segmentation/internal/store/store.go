@@ -91,6 +91,9 @@ type Batch struct {
 	// been applied yet (see ordergate); the consumer hands its message
 	// back for redelivery.
 	Later func(i int)
+	// Force applies the events whose predecessor never came (the consumer
+	// gave up waiting for it) instead of putting them off again.
+	Force bool
 }
 
 // Apply applies the batch's events in one transaction: events already
@@ -145,7 +148,11 @@ func (s *Store) Apply(ctx context.Context, b Batch, rescore Rescorer) ([]Update,
 			case ordergate.Apply:
 				evs = append(evs, ev)
 			case ordergate.Later:
-				later = append(later, i)
+				if b.Force {
+					evs = append(evs, ev)
+				} else {
+					later = append(later, i)
+				}
 			}
 		}
 		applied = len(evs)
