@@ -10,9 +10,10 @@
 // transaction as the effects of the events. For each event, Decide says
 // whether to apply it now, skip it as already applied, or put it off until
 // its predecessor has been applied (the consumer hands it back to
-// natsx.BatchConsumer as "later"; after a bounded wait it dead-letters it
-// with ReasonGap, so that a predecessor that never comes does not hold the
-// order forever without a trace).
+// natsx.BatchConsumer as "later"). Expired bounds the wait, so that a
+// predecessor that never comes does not hold the order forever without a
+// trace: the ledger then dead-letters the event with ReasonGap, and
+// segmentation applies it without its predecessor and logs it.
 package ordergate
 
 import (
@@ -47,8 +48,8 @@ func (d Decision) String() string {
 	return "unknown"
 }
 
-// ReasonGap is the dead-letter reason of an event whose predecessor never
-// arrived within the consumer's wait.
+// ReasonGap names an event whose predecessor never arrived within the
+// consumer's wait (the dead-letter reason where the consumer parks it).
 const ReasonGap = "order_history_gap"
 
 // Decide returns what to do with the event numbered seq of an order whose
