@@ -37,6 +37,16 @@ type Service interface {
 	Ping(ctx context.Context) error
 }
 
+// OutboxAger is implemented by a service that publishes through a
+// transactional outbox: /healthz reports it degraded when the oldest
+// message has waited longer than Options.OutboxStaleAfter, which a relay
+// that cannot publish (JetStream unreachable, no leadership) shows first.
+type OutboxAger interface {
+	// OutboxAge is how long the oldest unpublished message has waited;
+	// zero when none waits.
+	OutboxAge(ctx context.Context) (time.Duration, error)
+}
+
 // Options configures a host.
 type Options struct {
 	GRPCAddr    string
@@ -51,6 +61,9 @@ type Options struct {
 	Pprof bool
 	// ShutdownTimeout bounds the graceful stop (default 15s).
 	ShutdownTimeout time.Duration
+	// OutboxStaleAfter is the age of a service's oldest unpublished
+	// outbox message past which /healthz reports it degraded (default 2m).
+	OutboxStaleAfter time.Duration
 }
 
 // Host owns the listeners and servers.
@@ -68,6 +81,9 @@ type Host struct {
 func New(o Options, services ...Service) (*Host, error) {
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 15 * time.Second
+	}
+	if o.OutboxStaleAfter <= 0 {
+		o.OutboxStaleAfter = DefaultOutboxStaleAfter
 	}
 	scopes := grpcx.MethodScopes{}
 	for _, s := range services {
@@ -176,11 +192,41 @@ func (h *Host) healthz(w http.ResponseWriter, r *http.Request) {
 			h.o.Log.WarnContext(ctx, "health check failed", "service", s.HealthName(), "error", err)
 			continue
 		}
+		if reason, err := h.degraded(ctx, s); err != nil {
+			report[s.HealthName()] = "unavailable"
+			code = http.StatusServiceUnavailable
+			h.o.Log.WarnContext(ctx, "health check failed", "service", s.HealthName(), "error", err)
+			continue
+		} else if reason != "" {
+			// Still serving, but not doing all its work: a container
+			// health check or load balancer should know.
+			report[s.HealthName()] = "degraded: " + reason
+			code = http.StatusServiceUnavailable
+			h.o.Log.WarnContext(ctx, "health check degraded", "service", s.HealthName(), "reason", reason)
+			continue
+		}
 		report[s.HealthName()] = "ok"
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(report)
+}
+
+// degraded returns why a service that answers its Ping is not doing all
+// its work, or "".
+func (h *Host) degraded(ctx context.Context, s Service) (string, error) {
+	a, ok := s.(OutboxAger)
+	if !ok {
+		return "", nil
+	}
+	age, err := a.OutboxAge(ctx)
+	if err != nil {
+		return "", err
+	}
+	if age > h.o.OutboxStaleAfter {
+		return fmt.Sprintf("oldest outbox message unpublished for %s (over %s)", age.Round(time.Second), h.o.OutboxStaleAfter), nil
+	}
+	return "", nil
 }
 
 // CheckHealth asks the /healthz endpoint at httpAddr (as configured, e.g.
@@ -232,3 +278,6 @@ func adminOnly(tokens *grpcx.Tokens, next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// DefaultOutboxStaleAfter is Options.OutboxStaleAfter's default.
+const DefaultOutboxStaleAfter = 2 * time.Minute

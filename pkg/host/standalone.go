@@ -66,6 +66,10 @@ func standalone(ctx context.Context, name, dbVar, dbDefault string, env config.S
 	certFile := r.String("BOOMERANG_TLS_CERT_FILE", "")
 	keyFile := r.String("BOOMERANG_TLS_KEY_FILE", "")
 	pprof := r.Bool("BOOMERANG_PPROF", false)
+	staleAfter := r.Duration("BOOMERANG_OUTBOX_STALE_AFTER", DefaultOutboxStaleAfter)
+	if staleAfter <= 0 {
+		r.Fail("BOOMERANG_OUTBOX_STALE_AFTER", "want a positive duration")
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(r.String("BOOMERANG_LOG_LEVEL", "info"))); err != nil {
 		r.Fail("BOOMERANG_LOG_LEVEL", "want debug, info, warn or error")
@@ -121,7 +125,7 @@ func standalone(ctx context.Context, name, dbVar, dbDefault string, env config.S
 	}
 	h, err := New(Options{
 		GRPCAddr: grpcAddr, HTTPAddr: httpAddr, Tokens: tokens, Log: log, Telemetry: tel,
-		TLSCertFile: certFile, TLSKeyFile: keyFile, Pprof: pprof,
+		TLSCertFile: certFile, TLSKeyFile: keyFile, Pprof: pprof, OutboxStaleAfter: staleAfter,
 	}, svc)
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -58,6 +59,9 @@ type Config struct {
 	TLSKeyFile   string
 	// Pprof serves /debug/pprof/ on the HTTP port to admin tokens.
 	Pprof bool
+	// OutboxStaleAfter: /healthz reports a service degraded when its
+	// oldest unpublished outbox message is older.
+	OutboxStaleAfter time.Duration
 	// Services are the services this process runs (default all); the
 	// others may run elsewhere against the same NATS.
 	Services map[string]bool
@@ -70,20 +74,24 @@ var AllServices = []string{"ingest", "ledger", "segmentation", "feedback"}
 func LoadConfig(src config.Source) (Config, error) {
 	r := config.NewReader(src)
 	c := Config{
-		DataDir:      r.String("BOOMERANG_DATA_DIR", "data"),
-		GRPCAddr:     r.String("BOOMERANG_GRPC_ADDR", "127.0.0.1:7443"),
-		HTTPAddr:     r.String("BOOMERANG_HTTP_ADDR", "127.0.0.1:7480"),
-		NATSURL:      r.String("NATS_URL", ""),
-		EmbeddedNATS: r.String("BOOMERANG_EMBEDDED_NATS_ADDR", "127.0.0.1:4223"),
-		Tokens:       r.String("BOOMERANG_API_TOKENS", ""),
-		OTLPEndpoint: r.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
-		OTLPInsecure: r.Bool("OTEL_EXPORTER_OTLP_INSECURE", true),
-		TLSCertFile:  r.String("BOOMERANG_TLS_CERT_FILE", ""),
-		TLSKeyFile:   r.String("BOOMERANG_TLS_KEY_FILE", ""),
-		Pprof:        r.Bool("BOOMERANG_PPROF", false),
+		DataDir:          r.String("BOOMERANG_DATA_DIR", "data"),
+		GRPCAddr:         r.String("BOOMERANG_GRPC_ADDR", "127.0.0.1:7443"),
+		HTTPAddr:         r.String("BOOMERANG_HTTP_ADDR", "127.0.0.1:7480"),
+		NATSURL:          r.String("NATS_URL", ""),
+		EmbeddedNATS:     r.String("BOOMERANG_EMBEDDED_NATS_ADDR", "127.0.0.1:4223"),
+		Tokens:           r.String("BOOMERANG_API_TOKENS", ""),
+		OTLPEndpoint:     r.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+		OTLPInsecure:     r.Bool("OTEL_EXPORTER_OTLP_INSECURE", true),
+		TLSCertFile:      r.String("BOOMERANG_TLS_CERT_FILE", ""),
+		TLSKeyFile:       r.String("BOOMERANG_TLS_KEY_FILE", ""),
+		Pprof:            r.Bool("BOOMERANG_PPROF", false),
+		OutboxStaleAfter: r.Duration("BOOMERANG_OUTBOX_STALE_AFTER", host.DefaultOutboxStaleAfter),
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(r.String("BOOMERANG_LOG_LEVEL", "info"))); err != nil {
 		r.Fail("BOOMERANG_LOG_LEVEL", "want debug, info, warn or error")
+	}
+	if c.OutboxStaleAfter <= 0 {
+		r.Fail("BOOMERANG_OUTBOX_STALE_AFTER", "want a positive duration")
 	}
 	c.Services = map[string]bool{}
 	for _, name := range strings.Split(r.String("BOOMERANG_SERVICES", strings.Join(AllServices, ",")), ",") {
@@ -222,7 +230,7 @@ func (m *Main) Open(ctx context.Context, env config.Source) (err error) {
 
 	m.host, err = host.New(host.Options{
 		GRPCAddr: c.GRPCAddr, HTTPAddr: c.HTTPAddr, Tokens: tokens, Log: m.log, Telemetry: m.tel,
-		TLSCertFile: c.TLSCertFile, TLSKeyFile: c.TLSKeyFile, Pprof: c.Pprof,
+		TLSCertFile: c.TLSCertFile, TLSKeyFile: c.TLSKeyFile, Pprof: c.Pprof, OutboxStaleAfter: c.OutboxStaleAfter,
 	}, services...)
 	if err != nil {
 		return err

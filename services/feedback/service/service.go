@@ -280,7 +280,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	}
 	s.intake = intake.New(s.store, profiles, intake.Options{Timeout: cfg.ProfileTimeout}, s.log)
 	meter := d.Meter.Meter("boomerang/feedback")
-	if s.relay, err = outbox.NewRelay(d.DB, d.JetStream, s.log, outbox.RelayOptions{LockKey: 0x66656564, Meter: meter, Service: Name}); err != nil {
+	if s.relay, err = outbox.NewRelay(d.DB, d.JetStream, s.log, outbox.RelayOptions{LockKey: 0x66656564, Meter: meter, Service: Name, Fit: orderbus.FitDeadLetter}); err != nil {
 		return nil, err
 	}
 	if err := orderbus.EnsureStreams(ctx, d.JetStream, orderbus.StreamOptions{Replicas: cfg.StreamReplicas, OrdersMaxAge: cfg.OrdersMaxAge, DeadLetterAge: cfg.DeadLetterAge}); err != nil {
@@ -330,6 +330,12 @@ func (s *Service) HealthName() string { return feedbackv1.FeedbackService_Servic
 
 // Relay returns the outbox relay (tests flush it).
 func (s *Service) Relay() *outbox.Relay { return s.relay }
+
+// OutboxAge is how long the oldest unpublished outbox message has waited;
+// /healthz reports the service degraded past BOOMERANG_OUTBOX_STALE_AFTER.
+func (s *Service) OutboxAge(ctx context.Context) (time.Duration, error) {
+	return s.relay.OldestAge(ctx)
+}
 
 // Store returns the store (tests and benchmarks read it).
 func (s *Service) Store() *store.Store { return s.store }

@@ -26,6 +26,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/money"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
+	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/consumer"
@@ -192,7 +193,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		return nil, err
 	}
 	meter := d.Meter.Meter("boomerang/ingest")
-	relay, err := outbox.NewRelay(d.DB, d.JetStream, log, outbox.RelayOptions{LockKey: 0x6f7264657273, Meter: meter, Service: Name})
+	relay, err := outbox.NewRelay(d.DB, d.JetStream, log, outbox.RelayOptions{LockKey: 0x6f7264657273, Meter: meter, Service: Name, Fit: orderbus.FitDeadLetter})
 	if err != nil {
 		return nil, err
 	}
@@ -262,6 +263,12 @@ func (s *Service) HealthName() string { return ingestv1.IngestService_ServiceDes
 
 // Relay returns the outbox relay (tests flush it).
 func (s *Service) Relay() *outbox.Relay { return s.relay }
+
+// OutboxAge is how long the oldest unpublished outbox message has waited;
+// /healthz reports the service degraded past BOOMERANG_OUTBOX_STALE_AFTER.
+func (s *Service) OutboxAge(ctx context.Context) (time.Duration, error) {
+	return s.relay.OldestAge(ctx)
+}
 
 // Run consumes input and relays the outbox until ctx is cancelled; then it
 // stops taking messages, finishes the batch in hand and returns.

@@ -183,7 +183,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		return nil, err
 	}
 	meter := d.Meter.Meter("boomerang/ledger")
-	if s.relay, err = outbox.NewRelay(d.DB, d.JetStream, s.log, outbox.RelayOptions{LockKey: 0x6c6564676572, Meter: meter, Service: Name}); err != nil {
+	if s.relay, err = outbox.NewRelay(d.DB, d.JetStream, s.log, outbox.RelayOptions{LockKey: 0x6c6564676572, Meter: meter, Service: Name, Fit: orderbus.FitDeadLetter}); err != nil {
 		return nil, err
 	}
 	if err := orderbus.EnsureStreams(ctx, d.JetStream, orderbus.StreamOptions{
@@ -263,6 +263,12 @@ func (s *Service) HealthName() string { return ledgerv1.LedgerService_ServiceDes
 
 // Relay returns the outbox relay (tests flush it).
 func (s *Service) Relay() *outbox.Relay { return s.relay }
+
+// OutboxAge is how long the oldest unpublished outbox message has waited;
+// /healthz reports the service degraded past BOOMERANG_OUTBOX_STALE_AFTER.
+func (s *Service) OutboxAge(ctx context.Context) (time.Duration, error) {
+	return s.relay.OldestAge(ctx)
+}
 
 // Ping checks the database, for readiness.
 func (s *Service) Ping(ctx context.Context) error { return s.deps.DB.W.PingContext(ctx) }

@@ -244,7 +244,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		return nil, err
 	}
 	meter := d.Meter.Meter("boomerang/segmentation")
-	relay, err := outbox.NewRelay(d.DB, d.JetStream, log, outbox.RelayOptions{LockKey: 0x7365676d656e74, Meter: meter, Service: Name})
+	relay, err := outbox.NewRelay(d.DB, d.JetStream, log, outbox.RelayOptions{LockKey: 0x7365676d656e74, Meter: meter, Service: Name, Fit: orderbus.FitDeadLetter})
 	if err != nil {
 		return nil, err
 	}
@@ -324,6 +324,12 @@ func (s *Service) HealthName() string {
 
 // Relay returns the outbox relay (tests flush it).
 func (s *Service) Relay() *outbox.Relay { return s.relay }
+
+// OutboxAge is how long the oldest unpublished outbox message has waited;
+// /healthz reports the service degraded past BOOMERANG_OUTBOX_STALE_AFTER.
+func (s *Service) OutboxAge(ctx context.Context) (time.Duration, error) {
+	return s.relay.OldestAge(ctx)
+}
 
 // Refit scores the whole base now.
 func (s *Service) Refit(ctx context.Context) (scoring.Result, error) { return s.scorer.Refit(ctx) }
