@@ -200,3 +200,58 @@ func TestEmbeddedNATSOnEveryInterface(t *testing.T) {
 		t.Errorf("banner does not tell where the NATS passwords are:\n%s", banner.String())
 	}
 }
+
+// TestExternalNATS: a platform on another platform's NATS signs each of
+// its services in as that service's user (NATS_<SERVICE>_USER and
+// _PASSWORD); with a user that may not do a service's work it does not
+// start, and a NATS_URL on another machine without credentials is refused
+// before anything is dialled.
+func TestExternalNATS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the platform")
+	}
+	first := platformtest.Start(t, t.TempDir(), map[string]string{"BOOMERANG_SERVICES": "ingest"})
+	ledgerUser := first.NATSCredentials(busauth.Ledger)
+	shopUser := first.NATSCredentials(busauth.Shop)
+	open := func(env map[string]string) (*platform.Main, error) {
+		vars := map[string]string{
+			"BOOMERANG_DATA_DIR":  t.TempDir(),
+			"BOOMERANG_GRPC_ADDR": "127.0.0.1:0",
+			"BOOMERANG_HTTP_ADDR": "127.0.0.1:0",
+			"BOOMERANG_SERVICES":  "ledger",
+			"NATS_URL":            first.NATSURL(),
+		}
+		for k, v := range env {
+			vars[k] = v
+		}
+		m := platform.New()
+		m.Logs = io.Discard
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return m, m.Open(ctx, config.Map(vars))
+	}
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		want string // in the error; "" to start
+	}{
+		{name: "as the ledger", env: map[string]string{"NATS_LEDGER_USER": ledgerUser.User, "NATS_LEDGER_PASSWORD": ledgerUser.Password}},
+		{name: "common variables", env: map[string]string{"NATS_USER": ledgerUser.User, "NATS_PASSWORD": ledgerUser.Password}},
+		{name: "anonymous", want: "Authorization Violation"},
+		{name: "as a shop", env: map[string]string{"NATS_USER": shopUser.User, "NATS_PASSWORD": shopUser.Password}, want: "stream ORDERS"}, // its API requests are refused
+		{name: "remote server without credentials", env: map[string]string{"NATS_URL": "nats://nats.example.com:4222"}, want: "NATS_URL: ledger: nats://nats.example.com:4222 is not on this machine"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := open(tt.env)
+			if err == nil {
+				defer m.Close()
+			}
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("open: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("open: %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+}
