@@ -2,6 +2,7 @@ package scoring_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -74,7 +75,7 @@ func BenchmarkApply(b *testing.B) {
 					n++
 					evs[i] = segment.Event{ID: fmt.Sprintf("ev-%d", n), Kind: segment.Paid, CustomerID: fmt.Sprintf("cust-%06d", (n*7919)%100000),
 						Source: "shop", OrderID: fmt.Sprintf("o-%d", n), Channel: "web", OccurredAt: start.Add(time.Duration(n) * time.Minute),
-						BaseTotal: int64(1000 + n%5000), Currency: "EUR", Discounted: n%3 == 0}
+						BaseTotal: int64(1000 + n%5000), Currency: "EUR", Discounted: n%3 == 0, Seq: int32(*benchSeq)}
 				}
 				return evs
 			}
@@ -91,5 +92,12 @@ func BenchmarkApply(b *testing.B) {
 		})
 	}
 }
+
+// benchSeq numbers BenchmarkApply's events as order-ingest does (the
+// first event of an order, paid without a placed event, is 1): the store
+// recognises a redelivery by the order's last sequence. -seq 0 sends them
+// unnumbered, recognised by event id (seg_processed), as before events
+// were numbered: go test -bench Apply -args -seq 0.
+var benchSeq = flag.Int("seq", 1, "order_sequence of BenchmarkApply's events (0: unnumbered)")
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
