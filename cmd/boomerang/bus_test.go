@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -76,6 +77,20 @@ func TestBusAuthorisation(t *testing.T) {
 	for _, user := range busauth.Names() {
 		if c := p.m.NATSCredentials(user); c.User != user || len(c.Password) < 32 {
 			t.Errorf("user %s: credentials %q with a password of %d characters", user, c.User, len(c.Password))
+		}
+	}
+	// Each service is connected as its own user, not as one for all.
+	connz, err := p.m.EmbeddedNATS().Connz(&server.ConnzOptions{Username: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	connected := map[string]string{}
+	for _, c := range connz.Conns {
+		connected[c.Name] = c.AuthorizedUser
+	}
+	for _, svc := range []string{"ingest", "ledger", "segmentation", "feedback"} {
+		if got := connected["boomerang-"+svc]; got != svc {
+			t.Errorf("%s connected as %q; connections %v", svc, got, connected)
 		}
 	}
 

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/busauth"
@@ -86,3 +87,7 @@ func (m *Main) bus(natsURL, service string) (jetstream.JetStream, error) {
 // with the embedded server, any of busauth's users; with an external
 // one, those of a service run here. Tests and tools connect with them.
 func (m *Main) NATSCredentials(user string) natsx.Credentials { return m.natsCreds[user] }
+
+// EmbeddedNATS is the embedded server, nil with an external one (tests
+// look at its connections).
+func (m *Main) EmbeddedNATS() *server.Server { return m.ns }
