@@ -7,10 +7,16 @@
 //
 // A shop may only publish to the intake subjects. A service may publish
 // only its own events and dead letters, and reach JetStream's API only
-// for the streams and the durable consumers it uses: it may create and
-// update the streams it ensures at start-up, read their information, and
+// for the streams and the durable consumers it uses: it may create the
+// streams it ensures at start-up, read their information, and
 // create, read, pull from and acknowledge its own consumers; it may not
 // purge, delete or list streams, nor read another service's consumer.
+// A stream has one owner, the only service that may change its
+// configuration: order-ingest owns INGEST, ORDERS and DEADLETTER, each
+// other service its own events' stream (feedback FEEDBACK_IN too); the
+// others may create a shared stream that is missing (natsx.EnsureStream
+// asks no more of them when it has their configuration), so the services
+// start in any order.
 // Every user receives replies on its own inbox only
 // (natsx.InboxPrefix), so no one reads what is pulled for another.
 package busauth
@@ -60,7 +66,8 @@ type consumer struct{ stream, name string }
 // service is what one service does on the bus.
 type service struct {
 	publish   []string   // its events and dead letters
-	streams   []string   // the streams it ensures at start-up
+	owns      []string   // the streams it may update
+	streams   []string   // the others it ensures at start-up (creates when missing)
 	consumers []consumer // its durable consumers
 }
 
@@ -68,22 +75,25 @@ func services() map[string]service {
 	return map[string]service{
 		Ingest: {
 			publish:   []string{orderbus.Prefix + ">", orderbus.DeadLetterRoot + "ingest.>"},
-			streams:   []string{streamIngest, orderbus.Stream, orderbus.DeadLetterStream},
+			owns:      []string{streamIngest, orderbus.Stream, orderbus.DeadLetterStream},
 			consumers: []consumer{{streamIngest, "order-ingest"}},
 		},
 		Ledger: {
 			publish:   []string{"boomerang.ledger.v1.>", orderbus.DeadLetterRoot + "ledger.>"},
-			streams:   []string{orderbus.Stream, orderbus.DeadLetterStream, streamLedger},
+			owns:      []string{streamLedger},
+			streams:   []string{orderbus.Stream, orderbus.DeadLetterStream},
 			consumers: []consumer{{orderbus.Stream, "points-ledger"}},
 		},
 		Segmentation: {
 			publish:   []string{"boomerang.segmentation.v1.>", orderbus.DeadLetterRoot + "segmentation.>"},
-			streams:   []string{orderbus.Stream, orderbus.DeadLetterStream, streamSegment, feedbackbus.Stream},
+			owns:      []string{streamSegment},
+			streams:   []string{orderbus.Stream, orderbus.DeadLetterStream, feedbackbus.Stream},
 			consumers: []consumer{{orderbus.Stream, "segmentation"}, {feedbackbus.Stream, "segmentation-feedback"}},
 		},
 		Feedback: {
 			publish:   []string{feedbackbus.Prefix + ">", orderbus.DeadLetterRoot + "feedback.>"},
-			streams:   []string{orderbus.Stream, orderbus.DeadLetterStream, feedbackbus.Stream, streamFeedbackIn},
+			owns:      []string{feedbackbus.Stream, streamFeedbackIn},
+			streams:   []string{orderbus.Stream, orderbus.DeadLetterStream},
 			consumers: []consumer{{streamFeedbackIn, "feedback-intake"}},
 		},
 	}
@@ -106,11 +116,11 @@ func Permissions(name string) (publish, subscribe []string, ok bool) {
 		return nil, nil, false
 	}
 	publish = slices.Clone(s.publish)
+	for _, st := range s.owns {
+		publish = append(publish, "$JS.API.STREAM.CREATE."+st, "$JS.API.STREAM.UPDATE."+st, "$JS.API.STREAM.INFO."+st)
+	}
 	for _, st := range s.streams {
-		publish = append(publish,
-			"$JS.API.STREAM.CREATE."+st,
-			"$JS.API.STREAM.UPDATE."+st,
-			"$JS.API.STREAM.INFO."+st)
+		publish = append(publish, "$JS.API.STREAM.CREATE."+st, "$JS.API.STREAM.INFO."+st)
 	}
 	for _, c := range s.consumers {
 		publish = append(publish,

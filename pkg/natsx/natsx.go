@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -113,13 +115,47 @@ func Connect(url, name string, log *slog.Logger, opts ...nats.Option) (*nats.Con
 	return nc, js, nil
 }
 
-// EnsureStream creates the stream or updates it to cfg.
+// EnsureStream creates the stream or updates it to cfg. A stream that
+// already has cfg is left alone, without asking to update it: several
+// services ensure the streams they share, and on an authorised bus only
+// the stream's owner may change it (busauth), so the others must not need
+// to.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	s, err := js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if s, err = js.CreateStream(ctx, cfg); errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			// Created meanwhile, with another configuration.
+			s, err = js.Stream(ctx, cfg.Name)
+		} else if err == nil {
+			return s, nil
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
 	}
+	if hasConfig(s.CachedInfo().Config, cfg) {
+		return s, nil
+	}
+	if s, err = js.UpdateStream(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("stream %s: update: %w", cfg.Name, err)
+	}
 	return s, nil
+}
+
+// hasConfig reports whether a stream's configuration is already want, as
+// far as the fields the services set go; for a want with other fields set
+// it says no, and the stream is updated.
+func hasConfig(have, want jetstream.StreamConfig) bool {
+	rest := want
+	rest.Name, rest.Subjects, rest.Storage, rest.MaxAge, rest.Duplicates, rest.Replicas, rest.Description = "", nil, 0, 0, 0, 0, ""
+	if !reflect.ValueOf(rest).IsZero() {
+		return false
+	}
+	if want.Duplicates == 0 {
+		want.Duplicates = 2 * time.Minute // the server's default
+	}
+	return slices.Equal(have.Subjects, want.Subjects) && have.Storage == want.Storage && have.MaxAge == want.MaxAge &&
+		have.Duplicates == want.Duplicates && have.Replicas == max(want.Replicas, 1) && have.Description == want.Description
 }
 
 // HeaderCarrier lets OpenTelemetry propagators read and write W3C trace
