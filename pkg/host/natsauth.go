@@ -14,14 +14,24 @@ import (
 // NATS_<SERVICE>_CREDS (so that one process running several services
 // gives each its own user), else NATS_USER, NATS_PASSWORD and NATS_CREDS;
 // NATS_INBOX_PREFIX overrides the inbox prefix, "_INBOX.<user>" by default
-// (the server lets each user subscribe to its own inbox only).
+// (the server lets each user subscribe to its own inbox only). A
+// NATS_<SERVICE>_PASSWORD without a user is the password of the user named
+// after the service.
 func NATSCredentials(env config.Source, service string) natsx.Credentials {
 	r := config.NewReader(env)
+	// The bus user of "order-ingest" is "ingest", of "points-ledger"
+	// "ledger": the last word of the service's name.
+	service = service[strings.LastIndex(service, "-")+1:]
 	own := "NATS_" + strings.ToUpper(service) + "_"
 	c := natsx.Credentials{
 		User:      r.String(own+"USER", ""),
 		Password:  r.String(own+"PASSWORD", ""),
 		CredsFile: r.String(own+"CREDS", ""),
+	}
+	if c.User == "" && c.Password != "" {
+		// NATS_<SERVICE>_PASSWORD alone is the password of the user named
+		// after the service, as in the deployment's nats.conf.
+		c.User = service
 	}
 	if c.IsZero() {
 		c = natsx.Credentials{

@@ -31,6 +31,7 @@ func TestNATSCredentials(t *testing.T) {
 		url     string
 		want    natsx.Credentials
 		refused bool
+		service string
 	}{
 		{name: "none, local server", url: "nats://127.0.0.1:4222"},
 		{name: "none, remote server", url: "nats://nats:4222", refused: true},
@@ -41,12 +42,22 @@ func TestNATSCredentials(t *testing.T) {
 		{name: "the service's own first", url: "nats://nats:4222",
 			env:  map[string]string{"NATS_USER": "x", "NATS_PASSWORD": "p", "NATS_INGEST_USER": "ing", "NATS_INGEST_PASSWORD": "q"},
 			want: natsx.Credentials{User: "ing", Password: "q"}},
+		{name: "the service's own password alone is its user's", url: "nats://nats:4222",
+			env:  map[string]string{"NATS_INGEST_PASSWORD": "q"},
+			want: natsx.Credentials{User: "ingest", Password: "q"}},
+		{name: "the bus user is the last word of the service's name", url: "nats://nats:4222",
+			env: map[string]string{"NATS_INGEST_PASSWORD": "q"}, service: "order-ingest",
+			want: natsx.Credentials{User: "ingest", Password: "q"}},
 		{name: "another service's are not ours", url: "nats://nats:4222", env: map[string]string{"NATS_LEDGER_USER": "ledger", "NATS_LEDGER_PASSWORD": "q"}, refused: true},
 		{name: "creds file and inbox", url: "nats://nats:4222", env: map[string]string{"NATS_CREDS": "/run/ingest.creds", "NATS_INBOX_PREFIX": "_I.ingest"},
 			want: natsx.Credentials{CredsFile: "/run/ingest.creds", InboxPrefix: "_I.ingest"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got := NATSCredentials(config.Map(tt.env), "ingest")
+			service := tt.service
+			if service == "" {
+				service = "ingest"
+			}
+			got := NATSCredentials(config.Map(tt.env), service)
 			if got != tt.want {
 				t.Fatalf("credentials %+v, want %+v", got, tt.want)
 			}
