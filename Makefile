@@ -15,7 +15,7 @@ fuzzx = $$(( $(1) * $(FUZZSCALE) ))x
 export BOOMERANG_FX_RATES_FILE ?= $(CURDIR)/deploy/fx-rates.csv
 export BOOMERANG_BASE_CURRENCY ?= EUR
 
-.PHONY: run build test test-race vet fmt-check tidy-check fuzz bench bench-go bench-memory proto proto-deps proto-check lint compose-check clean
+.PHONY: chaos chaos-short run build test test-race vet fmt-check tidy-check fuzz bench bench-go bench-memory proto proto-deps proto-check lint compose-check clean
 
 ## run: start the whole platform in one process (embedded NATS, SQLite)
 run:
@@ -67,6 +67,15 @@ bench-go:
 ## bench-memory: the single process's peak and steady resident size after a million orders from 100,000 customers (takes many minutes)
 bench-memory:
 	$(GO) run ./cmd/boombench -memory -orders 1000000 -customers 100000 -settle 5m
+
+## chaos: the fault suite at full size (100,000 orders, 20 SIGKILLs, each mode; see README, Reliability)
+CHAOSFLAGS = -tags faults -count=1 -v -timeout 90m
+chaos:
+	$(GO) test $(CHAOSFLAGS) ./cmd/faults -faults.orders 100000 -faults.kills 20
+
+## chaos-short: the fault suite as CI runs it (10,000 orders, 3 SIGKILLs, each mode)
+chaos-short:
+	$(GO) test $(CHAOSFLAGS) ./cmd/faults -faults.orders 10000 -faults.kills 3
 
 ## proto: lint the .proto files and regenerate the Go code with pinned tools
 proto: proto-deps
