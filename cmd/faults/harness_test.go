@@ -158,40 +158,28 @@ func (p *proc) up() bool {
 }
 
 // kill sends SIGKILL and waits until the process is gone.
-func (p *proc) kill() {
-	p.mu.Lock()
-	cmd := p.cmd
-	p.cmd = nil
-	p.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	for i := 0; i < 200; i++ {
-		if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+func (p *proc) kill() { p.signal(syscall.SIGKILL, 2*time.Second) }
 
-// stop asks the process to shut down gracefully.
-func (p *proc) stop() {
+// signal sends sig and reports whether the process was gone within d.
+func (p *proc) signal(sig syscall.Signal, d time.Duration) bool {
 	p.mu.Lock()
 	cmd := p.cmd
-	p.cmd = nil
 	p.mu.Unlock()
 	if cmd == nil || cmd.Process == nil {
-		return
+		return true
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	for i := 0; i < 3000; i++ {
+	_ = cmd.Process.Signal(sig)
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
-			return
+			p.mu.Lock()
+			if p.cmd == cmd {
+				p.cmd = nil
+			}
+			p.mu.Unlock()
+			return true
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
+	return false
 }
 
 func tail(path string) string {

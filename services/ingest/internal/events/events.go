@@ -13,7 +13,6 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
-	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/ingest"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/store"
 )
 
@@ -85,7 +84,7 @@ func CanonicalMessage(r store.Result, data []byte, trace nats.Header) outbox.Mes
 	h := natsx.ProtoHeader(natsx.ExtractTrace(context.Background(), trace), r.EventID, r.Event)
 	return outbox.Message{
 		ID:      r.EventID,
-		Subject: OrderSubject(ingest.KindToken(r.Event.GetKind()), r.CustomerID),
+		Subject: OrderSubject(orderbus.KindToken(r.Event.GetKind()), r.CustomerID),
 		Header:  h,
 		Data:    data,
 	}

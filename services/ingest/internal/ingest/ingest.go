@@ -150,21 +150,6 @@ func (k Key) EventID() string {
 	return "evt_" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// KindToken is the subject token of an event kind.
-func KindToken(k ordersv1.OrderEventKind) string {
-	switch k {
-	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_PLACED:
-		return "placed"
-	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID:
-		return "paid"
-	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_REFUNDED:
-		return "refunded"
-	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_CANCELLED:
-		return "cancelled"
-	}
-	return "unknown"
-}
-
 // ParseKind reads "placed", "paid", "refunded" or "cancelled".
 func ParseKind(s string) (ordersv1.OrderEventKind, bool) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
