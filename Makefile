@@ -15,7 +15,7 @@ fuzzx = $$(( $(1) * $(FUZZSCALE) ))x
 export BOOMERANG_FX_RATES_FILE ?= $(CURDIR)/deploy/fx-rates.csv
 export BOOMERANG_BASE_CURRENCY ?= EUR
 
-.PHONY: chaos chaos-short run build test test-race vet fmt-check tidy-check fuzz bench bench-go bench-memory proto proto-deps proto-check lint compose-check clean
+.PHONY: docs chaos chaos-short run build test test-race vet fmt-check tidy-check fuzz bench bench-go bench-memory proto proto-deps proto-check lint compose-check clean
 
 ## run: start the whole platform in one process (embedded NATS, SQLite)
 run:
@@ -44,6 +44,10 @@ tidy-check:
 	@for m in proto pkg services/ingest services/ledger services/segmentation services/feedback cmd; do \
 	  (cd $$m && GOWORK=off $(GO) mod tidy -diff) || { echo "$$m: go.mod is not tidy: cd $$m && GOWORK=off go mod tidy"; exit 1; }; \
 	done
+
+## docs: regenerate the references made from the code (docs/configuration.md, docs/cli/); make test fails when they are stale
+docs:
+	$(GO) test -count=1 -run '^TestCLIReferenceIsCurrent$$' ./cmd/boomctl -update
 
 ## fuzz: run each fuzz target for a number of executions (FUZZSCALE=10 for ten times as many)
 FUZZFLAGS = -run '^$$' -fuzzminimizetime 200x
