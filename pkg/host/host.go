@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
+	"github.com/boomerang-loyalty/boomerang/pkg/outbox/outboxgrpc"
 	"github.com/boomerang-loyalty/boomerang/pkg/telemetry"
 )
 
@@ -45,6 +46,16 @@ type OutboxAger interface {
 	// OutboxAge is how long the oldest unpublished message has waited;
 	// zero when none waits.
 	OutboxAge(ctx context.Context) (time.Duration, error)
+}
+
+// OutboxOwner is implemented by a service that publishes through a
+// transactional outbox: the host serves boomerang.outbox.v1's
+// OutboxAdminService (admin scope) over the outboxes of all its services,
+// on the same gRPC server, so that operators reach each relay's parked
+// messages in either deployment.
+type OutboxOwner interface {
+	// Outbox is the service's outbox and the name requests give it.
+	Outbox() outboxgrpc.Outbox
 }
 
 // Options configures a host.
@@ -86,6 +97,9 @@ func New(o Options, services ...Service) (*Host, error) {
 		o.OutboxStaleAfter = DefaultOutboxStaleAfter
 	}
 	scopes := grpcx.MethodScopes{}
+	for m, sc := range outboxgrpc.Scopes {
+		scopes[m] = sc
+	}
 	for _, s := range services {
 		for m, sc := range s.Scopes() {
 			scopes[m] = sc
@@ -100,6 +114,9 @@ func New(o Options, services ...Service) (*Host, error) {
 	h := &Host{o: o, services: services, grpc: gs}
 	for _, s := range services {
 		s.Register(gs.Server)
+	}
+	if err := registerOutboxAdmin(gs.Server, o.Log, services); err != nil {
+		return nil, err
 	}
 	gs.SetServing(false, h.names()...)
 	if h.grpcLis, err = net.Listen("tcp", o.GRPCAddr); err != nil {
@@ -119,6 +136,27 @@ func New(o Options, services ...Service) (*Host, error) {
 	}
 	h.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return h, nil
+}
+
+// registerOutboxAdmin serves OutboxAdminService on g for the services that
+// own an outbox; one server for all, since a gRPC server takes a service
+// once.
+func registerOutboxAdmin(g *grpc.Server, log *slog.Logger, services []Service) error {
+	var outboxes []outboxgrpc.Outbox
+	for _, s := range services {
+		if o, ok := s.(OutboxOwner); ok {
+			outboxes = append(outboxes, o.Outbox())
+		}
+	}
+	if len(outboxes) == 0 {
+		return nil
+	}
+	srv, err := outboxgrpc.New(log, outboxes...)
+	if err != nil {
+		return err
+	}
+	srv.Register(g)
+	return nil
 }
 
 func (h *Host) names() []string {

@@ -70,6 +70,16 @@ type Config struct {
 // AllServices are the services the platform can run, in start order.
 var AllServices = []string{"ingest", "ledger", "segmentation", "feedback"}
 
+// Every service offers its outbox's parked messages to operators through
+// the host (OutboxAdminService, under the names above), in this process as
+// in its own binary.
+var (
+	_ host.OutboxOwner = (*ingest.Service)(nil)
+	_ host.OutboxOwner = (*ledger.Service)(nil)
+	_ host.OutboxOwner = (*segmentation.Service)(nil)
+	_ host.OutboxOwner = (*feedback.Service)(nil)
+)
+
 // LoadConfig reads the runner's BOOMERANG_* variables.
 func LoadConfig(src config.Source) (Config, error) {
 	r := config.NewReader(src)

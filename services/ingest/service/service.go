@@ -28,6 +28,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/pkg/outbox/outboxgrpc"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/consumer"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/events"
@@ -268,6 +269,12 @@ func (s *Service) Relay() *outbox.Relay { return s.relay }
 // /healthz reports the service degraded past BOOMERANG_OUTBOX_STALE_AFTER.
 func (s *Service) OutboxAge(ctx context.Context) (time.Duration, error) {
 	return s.relay.OldestAge(ctx)
+}
+
+// Outbox is the service's outbox, which the host serves to operators
+// (OutboxAdminService) under the name "ingest".
+func (s *Service) Outbox() outboxgrpc.Outbox {
+	return outboxgrpc.Outbox{Service: "ingest", DB: s.deps.DB, Notify: s.relay.Notify}
 }
 
 // Run consumes input and relays the outbox until ctx is cancelled; then it

@@ -28,6 +28,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/pkg/outbox/outboxgrpc"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/events"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/grpcapi"
@@ -329,6 +330,12 @@ func (s *Service) Relay() *outbox.Relay { return s.relay }
 // /healthz reports the service degraded past BOOMERANG_OUTBOX_STALE_AFTER.
 func (s *Service) OutboxAge(ctx context.Context) (time.Duration, error) {
 	return s.relay.OldestAge(ctx)
+}
+
+// Outbox is the service's outbox, which the host serves to operators
+// (OutboxAdminService) under the name "segmentation".
+func (s *Service) Outbox() outboxgrpc.Outbox {
+	return outboxgrpc.Outbox{Service: "segmentation", DB: s.deps.DB, Notify: s.relay.Notify}
 }
 
 // Refit scores the whole base now.
