@@ -101,6 +101,7 @@ type Relay struct {
 	poll    time.Duration
 	lockKey int64
 	fit     func(m *nats.Msg, max int) bool
+	stored  func(ctx context.Context, m *nats.Msg)
 	wake    chan struct{}
 
 	meter      metric.Meter
@@ -133,6 +134,13 @@ type RelayOptions struct {
 	// it did; a message that still does not fit is parked as too large.
 	// Dead letters use it to carry a truncated copy of what they park.
 	Fit func(m *nats.Msg, max int) bool
+	// Stored is told of each message JetStream stored: acknowledged and
+	// not a duplicate of a message id in the stream's duplicate window.
+	// A message published again is told once, whether its ack was lost
+	// or its row was written again after the relay had published and
+	// deleted it (an input redelivered, or a failed batch applied again
+	// message by message). Dead letters are counted through it.
+	Stored func(ctx context.Context, m *nats.Msg)
 }
 
 // NewRelay returns a relay; Run starts it.
@@ -144,7 +152,7 @@ func NewRelay(db *sqldb.DB, js jetstream.JetStream, log *slog.Logger, o RelayOpt
 		o.Poll = time.Second
 	}
 	r := &Relay{
-		db: db, js: js, log: log, batch: o.Batch, poll: o.Poll, lockKey: o.LockKey, fit: o.Fit,
+		db: db, js: js, log: log, batch: o.Batch, poll: o.Poll, lockKey: o.LockKey, fit: o.Fit, stored: o.Stored,
 		wake: make(chan struct{}, 1), meter: o.Meter, service: attribute.String("service", o.Service),
 	}
 	if o.Meter != nil {
@@ -425,6 +433,11 @@ func (r *Relay) publish(ctx context.Context, batch []row) (done []int64, parked 
 	settled := func(s sent, ack *jetstream.PubAck, e error) {
 		if ack != nil {
 			done = append(done, s.row.seq)
+			// Told now, not once the row is deleted: should that fail, the
+			// message is sent again and comes back a duplicate.
+			if !ack.Duplicate && r.stored != nil {
+				r.stored(ctx, s.row.msg)
+			}
 			return
 		}
 		reason := permanent(e)

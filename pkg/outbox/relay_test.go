@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -237,6 +238,54 @@ func TestRelayKeepsAcksPastAFailure(t *testing.T) {
 			}
 			if n, err := outbox.CountParked(ctx, db); err != nil || n != 0 {
 				t.Errorf("%d parked after requeue (%v)", n, err)
+			}
+		})
+	}
+}
+
+// TestRelayTellsStoredOnce: Stored is told of each message JetStream
+// stored, once, although its row is written again after it was published
+// and deleted, or was published by a relay that stopped before recording
+// the ack; a parked message is not stored.
+func TestRelayTellsStoredOnce(t *testing.T) {
+	for _, dbk := range testkit.Databases("o.db") {
+		t.Run(dbk.Name, func(t *testing.T) {
+			ctx := context.Background()
+			_, _, js := bus(t, 0, time.Minute)
+			db := openDB(t, dbk.URL(t))
+			var mu sync.Mutex
+			told := map[string]int{}
+			r, err := outbox.NewRelay(db, js, quiet, outbox.RelayOptions{Poll: time.Hour,
+				Stored: func(_ context.Context, m *nats.Msg) {
+					mu.Lock()
+					defer mu.Unlock()
+					told[m.Header.Get(jetstream.MsgIDHeader)]++
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			run(t, r)
+			a := outbox.Message{ID: "a", Subject: "t.a", Data: []byte("a")}
+			add(t, db, a, outbox.Message{ID: "b", Subject: "t.b", Data: []byte("b")},
+				outbox.Message{ID: "lost", Subject: "nostream.x", Data: []byte("?")})
+			flush(t, r, 10*time.Second)
+			// a written again after the relay published and deleted it; c
+			// published by a relay that stopped before deleting its row.
+			add(t, db, a)
+			if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: "t.c", Data: []byte("c"),
+				Header: nats.Header{jetstream.MsgIDHeader: []string{"c"}}}); err != nil {
+				t.Fatal(err)
+			}
+			add(t, db, outbox.Message{ID: "c", Subject: "t.c", Data: []byte("c")})
+			flush(t, r, 10*time.Second)
+
+			if counts, _ := stored(t, js); fmt.Sprint(counts) != "map[a:1 b:1 c:1]" {
+				t.Errorf("stream T holds %v, want a, b and c once each", counts)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if fmt.Sprint(told) != "map[a:1 b:1]" {
+				t.Errorf("Stored told %v, want a and b once each", told)
 			}
 		})
 	}
