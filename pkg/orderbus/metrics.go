@@ -4,52 +4,46 @@ import (
 	"context"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 )
 
-// DeadLetters counts the dead letters a service writes, by reason
-// (boomerang.deadletters, boomerang_deadletters_total in Prometheus, with
-// the attributes service and reason). Every service that dead-letters
-// counts through it, so operators alert on one metric.
+// DeadLetters counts the dead letters stored on the DEADLETTER stream, by
+// service and reason (boomerang.deadletters, boomerang_deadletters_total in
+// Prometheus). Every service's outbox relay counts through it (Stored), so
+// operators alert on one metric, and each dead letter counts once: a
+// consumer may write the same dead letter again (a failed batch applied
+// again message by message, an input redelivered), but JetStream stores
+// its id once within the stream's duplicate window.
 type DeadLetters struct {
 	counter metric.Int64Counter
-	service attribute.KeyValue
 }
 
-// NewDeadLetters returns the counter of one service's dead letters.
-func NewDeadLetters(meter metric.Meter, service string) (*DeadLetters, error) {
+// NewDeadLetters returns the counter of dead letters.
+func NewDeadLetters(meter metric.Meter) (*DeadLetters, error) {
 	c, err := meter.Int64Counter("boomerang.deadletters",
 		metric.WithDescription("Messages parked on the DEADLETTER stream, by service and reason"))
 	if err != nil {
 		return nil, err
 	}
-	return &DeadLetters{counter: c, service: attribute.String("service", service)}, nil
+	return &DeadLetters{counter: c}, nil
 }
 
-// Committed counts the dead letters among msgs. Call it once the
-// transaction that wrote msgs to the outbox has committed: a rolled-back
-// dead letter was never written, and a retried one is written once.
-// Messages that are not dead letters are ignored.
-func (d *DeadLetters) Committed(ctx context.Context, msgs []outbox.Message) {
-	if d == nil {
+// Stored is the outbox relay's Stored hook (outbox.RelayOptions.Stored):
+// it counts m if it is a dead letter, under the service its subject names
+// (DeadLetterRoot + <service>.<source>) and its reason. Other messages are
+// ignored.
+func (d *DeadLetters) Stored(ctx context.Context, m *nats.Msg) {
+	rest, ok := strings.CutPrefix(m.Subject, DeadLetterRoot)
+	if !ok {
 		return
 	}
-	for i := range msgs {
-		if reason, ok := DeadLetterReason(msgs[i]); ok {
-			d.Add(ctx, reason, 1)
-		}
-	}
-}
-
-// Add counts n committed dead letters of one reason.
-func (d *DeadLetters) Add(ctx context.Context, reason string, n int64) {
-	if d == nil || n <= 0 {
-		return
-	}
-	d.counter.Add(ctx, n, metric.WithAttributes(d.service, attribute.String("reason", reason)))
+	service, _, _ := strings.Cut(rest, ".")
+	d.counter.Add(ctx, 1, metric.WithAttributes(attribute.String("service", service),
+		attribute.String("reason", m.Header.Get(HeaderReason))))
 }
 
 // DeadLetterReason returns the reason of an outbox message that is a dead

@@ -281,7 +281,12 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	}
 	s.intake = intake.New(s.store, profiles, intake.Options{Timeout: cfg.ProfileTimeout}, s.log)
 	meter := d.Meter.Meter("boomerang/feedback")
-	if s.relay, err = outbox.NewRelay(d.DB, d.JetStream, s.log, outbox.RelayOptions{LockKey: 0x66656564, Meter: meter, Service: Name, Fit: orderbus.FitDeadLetter}); err != nil {
+	dead, err := orderbus.NewDeadLetters(meter)
+	if err != nil {
+		return nil, err
+	}
+	if s.relay, err = outbox.NewRelay(d.DB, d.JetStream, s.log, outbox.RelayOptions{LockKey: 0x66656564, Meter: meter, Service: Name,
+		Fit: orderbus.FitDeadLetter, Stored: dead.Stored}); err != nil {
 		return nil, err
 	}
 	if err := orderbus.EnsureStreams(ctx, d.JetStream, orderbus.StreamOptions{Replicas: cfg.StreamReplicas, OrdersMaxAge: cfg.OrdersMaxAge, DeadLetterAge: cfg.DeadLetterAge}); err != nil {

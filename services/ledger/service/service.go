@@ -184,7 +184,12 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		return nil, err
 	}
 	meter := d.Meter.Meter("boomerang/ledger")
-	if s.relay, err = outbox.NewRelay(d.DB, d.JetStream, s.log, outbox.RelayOptions{LockKey: 0x6c6564676572, Meter: meter, Service: Name, Fit: orderbus.FitDeadLetter}); err != nil {
+	dead, err := orderbus.NewDeadLetters(meter)
+	if err != nil {
+		return nil, err
+	}
+	if s.relay, err = outbox.NewRelay(d.DB, d.JetStream, s.log, outbox.RelayOptions{LockKey: 0x6c6564676572, Meter: meter, Service: Name,
+		Fit: orderbus.FitDeadLetter, Stored: dead.Stored}); err != nil {
 		return nil, err
 	}
 	if err := orderbus.EnsureStreams(ctx, d.JetStream, orderbus.StreamOptions{

@@ -35,7 +35,6 @@ type consumer struct {
 	applied     metric.Int64Counter
 	deadLetters metric.Int64Counter
 	gaps        metric.Int64Counter
-	dead        *orderbus.DeadLetters
 	batchTime   metric.Float64Histogram
 }
 
@@ -48,9 +47,6 @@ func newConsumer(sc *scoring.Scorer, relay *outbox.Relay, log *slog.Logger, tp t
 	}
 	if c.deadLetters, err = meter.Int64Counter("boomerang.segmentation.dead_lettered",
 		metric.WithDescription("Messages on ORDERS that were not canonical order events")); err != nil {
-		return nil, err
-	}
-	if c.dead, err = orderbus.NewDeadLetters(meter, events.Service); err != nil {
 		return nil, err
 	}
 	if c.gaps, err = meter.Int64Counter("boomerang.segmentation.order_gaps",
@@ -115,7 +111,6 @@ func (c *consumer) apply(ctx context.Context, msgs []jetstream.Msg, b *batch, at
 	c.applied.Add(ctx, int64(n))
 	if len(b.dead) > 0 {
 		c.deadLetters.Add(ctx, int64(len(b.dead)))
-		c.dead.Committed(ctx, b.dead)
 		c.log.WarnContext(ctx, "messages on ORDERS dead-lettered", "count", len(b.dead))
 	}
 	c.relay.Notify()

@@ -31,7 +31,6 @@ type feedbackConsumer struct {
 	now    func() time.Time
 
 	marks     metric.Int64Counter
-	dead      *orderbus.DeadLetters
 	batchTime metric.Float64Histogram
 }
 
@@ -40,9 +39,6 @@ func newFeedbackConsumer(sc *scoring.Scorer, relay *outbox.Relay, log *slog.Logg
 	var err error
 	if c.marks, err = meter.Int64Counter("boomerang.segmentation.feedback_events",
 		metric.WithDescription("Feedback events consumed from FEEDBACK, by outcome: applied, ignored (redelivered or older than the customer's state), dead_letter")); err != nil {
-		return nil, err
-	}
-	if c.dead, err = orderbus.NewDeadLetters(meter, events.Service); err != nil {
 		return nil, err
 	}
 	if c.batchTime, err = meter.Float64Histogram("boomerang.segmentation.feedback_batch.duration",
@@ -91,7 +87,6 @@ func (c *feedbackConsumer) apply(ctx context.Context, msgs []jetstream.Msg, b *f
 	c.marks.Add(ctx, int64(len(b.marks)-n), metric.WithAttributes(attribute.String("outcome", "ignored")))
 	if len(b.dead) > 0 {
 		c.marks.Add(ctx, int64(len(b.dead)), metric.WithAttributes(attribute.String("outcome", "dead_letter")))
-		c.dead.Committed(ctx, b.dead)
 		c.log.WarnContext(ctx, "messages on FEEDBACK dead-lettered", "count", len(b.dead))
 	}
 	c.relay.Notify()

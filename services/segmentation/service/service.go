@@ -245,7 +245,12 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		return nil, err
 	}
 	meter := d.Meter.Meter("boomerang/segmentation")
-	relay, err := outbox.NewRelay(d.DB, d.JetStream, log, outbox.RelayOptions{LockKey: 0x7365676d656e74, Meter: meter, Service: Name, Fit: orderbus.FitDeadLetter})
+	dead, err := orderbus.NewDeadLetters(meter)
+	if err != nil {
+		return nil, err
+	}
+	relay, err := outbox.NewRelay(d.DB, d.JetStream, log, outbox.RelayOptions{LockKey: 0x7365676d656e74, Meter: meter, Service: Name,
+		Fit: orderbus.FitDeadLetter, Stored: dead.Stored})
 	if err != nil {
 		return nil, err
 	}

@@ -53,7 +53,6 @@ type Consumer struct {
 	log       *slog.Logger
 	tracer    trace.Tracer
 	applied   metric.Int64Counter
-	dead      *orderbus.DeadLetters
 	onCommit  atomic.Pointer[func()]
 	opts      Options
 	isolated  natsx.BatchHandler
@@ -69,11 +68,7 @@ func NewConsumer(in *intake.Intake, v *grpcx.Validator, opts Options, log *slog.
 	if err != nil {
 		return nil, err
 	}
-	dead, err := orderbus.NewDeadLetters(meter, DeadLetterService)
-	if err != nil {
-		return nil, err
-	}
-	c := &Consumer{intake: in, validator: v, log: log, tracer: tp.Tracer("boomerang/feedback/consumer"), applied: applied, dead: dead, opts: opts}
+	c := &Consumer{intake: in, validator: v, log: log, tracer: tp.Tracer("boomerang/feedback/consumer"), applied: applied, opts: opts}
 	c.isolated = natsx.Isolate(c.handle, natsx.IsolateOptions{MaxAttempts: opts.MaxAttempts, Healthy: opts.Ping, Park: c.park, Log: log})
 	return c, nil
 }
@@ -173,7 +168,6 @@ func (c *Consumer) park(ctx context.Context, m jetstream.Msg, err error) error {
 		return err
 	}
 	c.applied.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "dead_letter")))
-	c.dead.Committed(ctx, []outbox.Message{dl})
 	if fn := c.onCommit.Load(); fn != nil {
 		(*fn)()
 	}
@@ -224,7 +218,6 @@ func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg, attempt int
 	c.applied.Add(ctx, applied, metric.WithAttributes(attribute.String("outcome", "applied")))
 	c.applied.Add(ctx, dup, metric.WithAttributes(attribute.String("outcome", "duplicate")))
 	c.applied.Add(ctx, int64(len(dead)), metric.WithAttributes(attribute.String("outcome", "dead_letter")))
-	c.dead.Committed(ctx, dead)
 	if len(res.Cases) > 0 {
 		c.log.InfoContext(ctx, "agony detected", "cases", len(res.Cases), "duration", time.Since(start))
 	}

@@ -42,7 +42,6 @@ type Intake struct {
 	store  *store.Store
 	relay  Notifier
 	counts metric.Int64Counter
-	dead   *orderbus.DeadLetters
 }
 
 // New returns an intake.
@@ -52,11 +51,7 @@ func New(prep *ingest.Preparer, st *store.Store, relay Notifier, meter metric.Me
 	if err != nil {
 		return nil, err
 	}
-	dead, err := orderbus.NewDeadLetters(meter, "ingest")
-	if err != nil {
-		return nil, err
-	}
-	return &Intake{prep: prep, store: st, relay: relay, counts: counts, dead: dead}, nil
+	return &Intake{prep: prep, store: st, relay: relay, counts: counts}, nil
 }
 
 // Ingest applies items in one transaction and returns one result per item.
@@ -67,17 +62,17 @@ func (in *Intake) Ingest(ctx context.Context, items []Item, extra []outbox.Messa
 	prepared := make([]*ingest.Prepared, 0, len(items))
 	index := make([]int, 0, len(items))
 	msgs := append([]outbox.Message(nil), extra...)
-	// What each rejected item recorded, and whether it was put off: set
-	// again, not added to, when the store retries its transaction, so that
-	// only what was committed is counted.
-	recorded := make([][]outbox.Message, len(items))
+	// Whether each rejected item was put off: set again, not added to, when
+	// the store retries its transaction, so that only what was committed is
+	// counted.
 	later := make([]bool, len(items))
 	onReject := func(i int, rej *ingest.Rejection) []outbox.Message {
 		if items[i].OnReject == nil {
 			return nil
 		}
-		recorded[i], later[i] = items[i].OnReject(rej)
-		return recorded[i]
+		msgs, putOff := items[i].OnReject(rej)
+		later[i] = putOff
+		return msgs
 	}
 	for i, it := range items {
 		p, err := in.prep.Prepare(it.Order)
@@ -116,12 +111,6 @@ func (in *Intake) Ingest(ctx context.Context, items []Item, extra []outbox.Messa
 	}
 	in.relay.Notify()
 	in.count(ctx, results, later, extra)
-	in.dead.Committed(ctx, extra)
-	for i := range items {
-		if results[i].Outcome == store.Rejected {
-			in.dead.Committed(ctx, recorded[i])
-		}
-	}
 	return results, nil
 }
 

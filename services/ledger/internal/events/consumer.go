@@ -32,7 +32,6 @@ type Consumer struct {
 	applied   metric.Int64Counter
 	batch     metric.Float64Histogram
 	delay     metric.Float64Histogram
-	dead      *orderbus.DeadLetters
 	onCommit  atomic.Pointer[func()]
 	opts      Options
 	isolated  natsx.BatchHandler
@@ -66,12 +65,8 @@ func NewConsumer(st *store.Store, p Programme, opts Options, log *slog.Logger, t
 	if err != nil {
 		return nil, err
 	}
-	dead, err := orderbus.NewDeadLetters(meter, "ledger")
-	if err != nil {
-		return nil, err
-	}
 	c := &Consumer{store: st, programme: p, log: log, tracer: tp.Tracer("boomerang/ledger/consumer"),
-		applied: applied, batch: batch, delay: delay, dead: dead, opts: opts}
+		applied: applied, batch: batch, delay: delay, opts: opts}
 	c.isolated = natsx.Isolate(c.handle, natsx.IsolateOptions{MaxAttempts: opts.MaxAttempts, Healthy: opts.Ping, Park: c.park, Log: log})
 	return c, nil
 }
@@ -107,7 +102,6 @@ func (c *Consumer) giveUp(ctx context.Context, later []jetstream.Msg) ([]jetstre
 			return nil, err
 		}
 		c.applied.Add(ctx, int64(len(dead)), metric.WithAttributes(attribute.String("outcome", "dead_letter")))
-		c.dead.Committed(ctx, dead)
 	}
 	return keep, nil
 }
@@ -133,7 +127,6 @@ func (c *Consumer) park(ctx context.Context, m jetstream.Msg, err error) error {
 		return err
 	}
 	c.applied.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "dead_letter")))
-	c.dead.Committed(ctx, []outbox.Message{dl})
 	return nil
 }
 
@@ -185,7 +178,6 @@ func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg, attempt int
 	c.applied.Add(ctx, applied, metric.WithAttributes(attribute.String("outcome", "applied")))
 	c.applied.Add(ctx, dup, metric.WithAttributes(attribute.String("outcome", "duplicate")))
 	c.applied.Add(ctx, int64(len(dead)), metric.WithAttributes(attribute.String("outcome", "dead_letter")))
-	c.dead.Committed(ctx, dead)
 	for _, m := range msgs {
 		if meta, err := m.Metadata(); err == nil {
 			c.delay.Record(ctx, now.Sub(meta.Timestamp).Seconds())
