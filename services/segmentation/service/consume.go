@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -138,13 +139,25 @@ func (c *consumer) giveUp(ctx context.Context, b *batch, later []int) ([]jetstre
 	evs := make([]segment.Event, len(expired))
 	for k, m := range expired {
 		evs[k] = b.events[index[m]]
-		c.log.WarnContext(ctx, "order event applied without an earlier event of its order", "reason", ordergate.ReasonGap,
-			"subject", m.Subject(), "source", evs[k].Source, "order_id", evs[k].OrderID, "order_sequence", evs[k].Seq, "waited", c.waitForOrder)
 	}
 	n, err := c.scorer.Apply(ctx, store.Batch{Events: evs, Now: c.now().UTC(), Force: true})
 	if err != nil {
 		return nil, 0, err
 	}
 	c.gaps.Add(ctx, int64(len(expired)))
+	// Logged once applied, so not again when the batch is retried; not the
+	// subject: its last token is the customer id.
+	for k, m := range expired {
+		c.log.WarnContext(ctx, "order event applied without an earlier event of its order", "reason", ordergate.ReasonGap,
+			"source", evs[k].Source, "order_id", evs[k].OrderID, "kind", kindToken(m.Subject()), "order_sequence", evs[k].Seq,
+			"waited", c.waitForOrder)
+	}
 	return keep, n, nil
+}
+
+// kindToken is the kind token of a canonical event's subject
+// (orderbus.Prefix + <kind>.<customer_id>).
+func kindToken(subject string) string {
+	kind, _, _ := strings.Cut(strings.TrimPrefix(subject, orderbus.Prefix), ".")
+	return kind
 }

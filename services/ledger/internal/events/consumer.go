@@ -15,6 +15,7 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
+	"github.com/boomerang-loyalty/boomerang/pkg/ordergate"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/store"
@@ -83,25 +84,35 @@ type Options struct {
 	Ping        func(context.Context) error
 }
 
-// giveUp dead-letters the put-off messages that have waited too long and
-// returns the others.
-func (c *Consumer) giveUp(ctx context.Context, later []jetstream.Msg) ([]jetstream.Msg, error) {
-	var keep []jetstream.Msg
-	var dead []outbox.Message
-	for _, m := range later {
-		meta, err := m.Metadata()
-		if err == nil && time.Duration(meta.NumDelivered)*c.opts.LaterDelay >= c.opts.WaitForOrder {
-			dead = append(dead, orderbus.DeadLetter(m, "ledger", "orders", "order_history_gap",
-				"an earlier event of this order never arrived"))
-			continue
-		}
-		keep = append(keep, m)
+// giveUp dead-letters the put-off events that have waited too long for an
+// earlier event of their order (ordergate.ReasonGap), logging each once
+// its dead letter is committed, and returns the others' messages.
+func (c *Consumer) giveUp(ctx context.Context, later []store.Input) ([]jetstream.Msg, error) {
+	msgs := make([]jetstream.Msg, len(later))
+	byMsg := make(map[jetstream.Msg]store.Input, len(later))
+	for i, x := range later {
+		msgs[i], byMsg[x.Msg] = x.Msg, x
 	}
-	if len(dead) > 0 {
-		if _, err := c.store.ApplyOrders(ctx, c.programme(), nil, dead); err != nil {
-			return nil, err
-		}
-		c.applied.Add(ctx, int64(len(dead)), metric.WithAttributes(attribute.String("outcome", "dead_letter")))
+	keep, expired := ordergate.Expired(msgs, c.opts.LaterDelay, c.opts.WaitForOrder)
+	if len(expired) == 0 {
+		return keep, nil
+	}
+	dead := make([]outbox.Message, len(expired))
+	for i, m := range expired {
+		dead[i] = orderbus.DeadLetter(m, "ledger", "orders", ordergate.ReasonGap, "an earlier event of this order never arrived")
+	}
+	if _, err := c.store.ApplyOrders(ctx, c.programme(), nil, dead); err != nil {
+		return nil, err
+	}
+	c.applied.Add(ctx, int64(len(dead)), metric.WithAttributes(attribute.String("outcome", "dead_letter")))
+	// The subject and the event's customer id are left out: they name the
+	// customer.
+	for _, m := range expired {
+		x := byMsg[m]
+		ev := x.Event
+		c.log.WarnContext(x.Ctx, "order event dead-lettered without an earlier event of its order", "reason", ordergate.ReasonGap,
+			"source", ev.GetSource(), "order_id", ev.GetOrderId(), "kind", orderbus.KindToken(ev.GetKind()),
+			"order_sequence", ev.GetOrderSequence(), "waited", c.opts.WaitForOrder)
 	}
 	return keep, nil
 }
@@ -164,13 +175,13 @@ func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg, attempt int
 	now := time.Now()
 	c.batch.Record(ctx, now.Sub(start).Seconds())
 	var applied, dup int64
-	var later []jetstream.Msg
+	var putOff []store.Input
 	for i, o := range out {
 		switch o {
 		case store.Duplicate:
 			dup++
 		case store.Later:
-			later = append(later, in[i].Msg)
+			putOff = append(putOff, in[i])
 		default:
 			applied++
 		}
@@ -183,7 +194,7 @@ func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg, attempt int
 			c.delay.Record(ctx, now.Sub(meta.Timestamp).Seconds())
 		}
 	}
-	later, err = c.giveUp(ctx, later)
+	later, err := c.giveUp(ctx, putOff)
 	if err != nil {
 		return nil, err
 	}
