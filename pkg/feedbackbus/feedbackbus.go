@@ -39,7 +39,7 @@ func Subject(token, customerID string) string { return Prefix + token + "." + cu
 func StreamConfig(replicas int, maxAge time.Duration) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name: Stream, Subjects: []string{Prefix + ">"}, Storage: jetstream.FileStorage,
-		MaxAge: maxAge, Duplicates: 2 * time.Minute, Replicas: max(replicas, 1),
+		MaxAge: maxAge, Duplicates: natsx.DuplicateWindow, Replicas: max(replicas, 1),
 		Description: "Agony detected and recovery resolved, per customer subject",
 	}
 }

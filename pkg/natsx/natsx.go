@@ -30,6 +30,20 @@ const (
 	HeaderEventType = "Boomerang-Type"
 )
 
+// DuplicateWindow is how long every Boomerang stream remembers the
+// Nats-Msg-Id of each message it stored, dropping a second publish of the
+// same id. It is there for the outbox relays, which resend a message whose
+// ack did not come: within one run the resend follows the first send by at
+// most the 30s ack wait, the 10s given to recording acks and a 5s
+// back-off, so a minute covers it. A resend after longer (a crash
+// followed by a slow restart, a bus down for minutes) is stored again,
+// and every consumer drops it by its event id, as it already must for a
+// redelivery. The server keeps an entry of about 130 bytes per message
+// in the window, in each stream, so the window is paid for in memory at
+// the publish rate: with NATS's default of two minutes, the single process
+// held 100 MB of ids at the end of a load of 2,000 orders a second.
+const DuplicateWindow = time.Minute
+
 // EmbeddedOptions configures the in-process NATS server.
 type EmbeddedOptions struct {
 	Host     string

@@ -59,7 +59,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		o.Replicas = 1
 	}
 	if o.DuplicateAfter <= 0 {
-		o.DuplicateAfter = 2 * time.Minute
+		o.DuplicateAfter = natsx.DuplicateWindow
 	}
 	for _, cfg := range []jetstream.StreamConfig{
 		{

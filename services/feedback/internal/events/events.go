@@ -64,7 +64,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int, ma
 		feedbackbus.StreamConfig(replicas, maxAge),
 		{
 			Name: InStream, Subjects: []string{InPrefix + ">"}, Storage: jetstream.FileStorage,
-			MaxAge: inMaxAge, Duplicates: 2 * time.Minute, Replicas: max(replicas, 1),
+			MaxAge: inMaxAge, Duplicates: natsx.DuplicateWindow, Replicas: max(replicas, 1),
 			Description: "Survey responses, reviews, review responses and ticket events published for the feedback service",
 		},
 	} {

@@ -59,7 +59,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		o.Replicas = 1
 	}
 	if o.DuplicateAfter <= 0 {
-		o.DuplicateAfter = 2 * time.Minute
+		o.DuplicateAfter = natsx.DuplicateWindow
 	}
 	if _, err := natsx.EnsureStream(ctx, js, jetstream.StreamConfig{
 		Name: InputStream, Subjects: []string{InputPrefix + ">"}, Storage: jetstream.FileStorage,

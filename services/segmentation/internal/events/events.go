@@ -39,7 +39,7 @@ const (
 func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int, maxAge time.Duration) error {
 	_, err := natsx.EnsureStream(ctx, js, jetstream.StreamConfig{
 		Name: Stream, Subjects: []string{Prefix + ">"}, Storage: jetstream.FileStorage, MaxAge: maxAge,
-		Duplicates: 2 * time.Minute, Replicas: max(replicas, 1),
+		Duplicates: natsx.DuplicateWindow, Replicas: max(replicas, 1),
 		Description: "Segmentation events (segment and flag changes), per customer subject",
 	})
 	return err
