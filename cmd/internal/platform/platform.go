@@ -398,9 +398,17 @@ func (s *selfProfiles) close() error {
 	return s.conn.Close()
 }
 
-// Run serves until ctx is cancelled.
+// Run serves until ctx is cancelled, giving the heap's free memory back
+// to the kernel whenever the process falls idle.
 func (m *Main) Run(ctx context.Context) error {
 	m.log.Info("boomerang started", "grpc", m.host.GRPCAddr(), "http", m.host.HTTPAddr(), "nats", m.NATSURL())
+	tctx, stop := context.WithCancel(ctx)
+	trimmed := make(chan struct{})
+	go func() {
+		defer close(trimmed)
+		newIdleTrimmer(m.log).run(tctx)
+	}()
+	defer func() { stop(); <-trimmed }()
 	return m.host.Run(ctx)
 }
 
