@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.BoolVar(&o.memory, "memory", false,
 		"instead of the throughput and latency runs, publish -orders from -customers, wait until every consumer has applied them, settle, and print the process's peak and steady resident size and Go heap")
 	fs.DurationVar(&o.settle, "settle", 3*time.Minute,
-		"with -memory: idle time before the steady resident size is read (past NATS's two-minute duplicate window and per-block subject state expiry)")
+		"with -memory: idle time before the steady resident size is read (past the streams' one-minute duplicate window and NATS's two-minute expiry of per-block subject state)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "with -memory: write a heap profile to this file after the settle")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the throughput run to this file (and of each -drain run to FILE.<service>)")
 	if err := fs.Parse(args); err != nil {

@@ -27,6 +27,7 @@ const memoryTargetMB = 300
 // platform's, since boombench runs it in process.
 type procMemory struct {
 	rss, hwm uint64 // bytes: resident now, peak resident
+	files    uint64 // bytes of rss that map files: the program's code, SQLite's shared memory
 }
 
 func readProcMemory() (procMemory, error) {
@@ -38,14 +39,15 @@ func readProcMemory() (procMemory, error) {
 	return parseProcStatus(f)
 }
 
-// parseProcStatus reads VmRSS and VmHWM (in kB) from a /proc/PID/status.
+// parseProcStatus reads VmRSS and VmHWM, and RssFile and RssShmem where
+// the kernel has them (in kB), from a /proc/PID/status.
 func parseProcStatus(r io.Reader) (procMemory, error) {
 	var m procMemory
 	found := 0
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		key, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (key != "VmRSS" && key != "VmHWM") {
+		if !ok || (key != "VmRSS" && key != "VmHWM" && key != "RssFile" && key != "RssShmem") {
 			continue
 		}
 		fields := strings.Fields(val)
@@ -56,12 +58,16 @@ func parseProcStatus(r io.Reader) (procMemory, error) {
 		if err != nil {
 			return m, fmt.Errorf("%s: %w", key, err)
 		}
-		if key == "VmRSS" {
+		switch key {
+		case "VmRSS":
 			m.rss = kb << 10
-		} else {
+			found++
+		case "VmHWM":
 			m.hwm = kb << 10
+			found++
+		default:
+			m.files += kb << 10
 		}
-		found++
 	}
 	if err := sc.Err(); err != nil {
 		return m, err
@@ -225,23 +231,25 @@ func memoryRun(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, o opt
 		o.services, o.orders, o.customers, elapsed.Round(time.Second), float64(o.orders)/elapsed.Seconds())
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	// What the Go runtime holds from the kernel, less what it gave back,
-	// is at most its resident share; the rest of RSS is SQLite's page
-	// caches (the pure-Go SQLite allocates outside the Go heap).
-	outside := func(rss uint64, ms runtime.MemStats) string {
+	// is at most its resident share; of the rest of RSS, mapped files are
+	// the program's code and SQLite's shared memory, and the anonymous
+	// rest is SQLite's page caches and other allocations of the pure-Go
+	// SQLite, which allocates outside the Go heap.
+	outside := func(pm procMemory, ms runtime.MemStats) string {
 		goRes := ms.Sys - ms.HeapReleased
-		if rss < goRes {
+		if pm.rss < goRes+pm.files {
 			return "0 MB"
 		}
-		return mb(rss - goRes)
+		return mb(pm.rss - goRes - pm.files)
 	}
-	fmt.Fprintln(tw, "point\tRSS\tGo heap in use\tGo heap idle, not returned\tGo runtime, not returned\toutside the Go runtime\t")
-	fmt.Fprintf(tw, "idle, before the load\t%s\t\t\t\t\t\n", mb(idle.rss))
-	fmt.Fprintf(tw, "peak during the load\t%s\t%s\t\t\t\t\n", mb(steady.hwm), mb(peakHeap))
-	fmt.Fprintf(tw, "all applied\t%s\t%s\t%s\t%s\t%s\t\n", mb(loaded.rss), mb(loadedMS.HeapInuse),
-		mb(loadedMS.HeapIdle-loadedMS.HeapReleased), mb(loadedMS.Sys-loadedMS.HeapReleased), outside(loaded.rss, loadedMS))
-	fmt.Fprintf(tw, "steady, %s later\t%s\t%s\t%s\t%s\t%s\t\n", o.settle, mb(steady.rss), mb(steadyMS.HeapInuse),
-		mb(steadyMS.HeapIdle-steadyMS.HeapReleased), mb(steadyMS.Sys-steadyMS.HeapReleased), outside(steady.rss, steadyMS))
-	fmt.Fprintf(tw, "live Go heap after a collection\t\t%s\t\t\t\t\n", mb(liveMS.HeapAlloc))
+	fmt.Fprintln(tw, "point\tRSS\tGo heap in use\tGo heap idle, not returned\tGo runtime, not returned\tSQLite and other non-Go\tmapped files\t")
+	fmt.Fprintf(tw, "idle, before the load\t%s\t\t\t\t\t%s\t\n", mb(idle.rss), mb(idle.files))
+	fmt.Fprintf(tw, "peak during the load\t%s\t%s\t\t\t\t\t\n", mb(steady.hwm), mb(peakHeap))
+	fmt.Fprintf(tw, "all applied\t%s\t%s\t%s\t%s\t%s\t%s\t\n", mb(loaded.rss), mb(loadedMS.HeapInuse),
+		mb(loadedMS.HeapIdle-loadedMS.HeapReleased), mb(loadedMS.Sys-loadedMS.HeapReleased), outside(loaded, loadedMS), mb(loaded.files))
+	fmt.Fprintf(tw, "steady, %s later\t%s\t%s\t%s\t%s\t%s\t%s\t\n", o.settle, mb(steady.rss), mb(steadyMS.HeapInuse),
+		mb(steadyMS.HeapIdle-steadyMS.HeapReleased), mb(steadyMS.Sys-steadyMS.HeapReleased), outside(steady, steadyMS), mb(steady.files))
+	fmt.Fprintf(tw, "live Go heap after a collection\t\t%s\t\t\t\t\t\n", mb(liveMS.HeapAlloc))
 	tw.Flush()
 	// The embedded server keeps state per subject of each stream, and the
 	// subjects carry the customer: what the customer count costs it.

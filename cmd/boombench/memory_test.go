@@ -12,11 +12,13 @@ func TestParseProcStatus(t *testing.T) {
 		status  string
 		rss     uint64
 		hwm     uint64
+		files   uint64
 		wantErr bool
 	}{
-		{"both", "Name:\tboombench\nVmPeak:\t 2048000 kB\nVmHWM:\t  731136 kB\nVmRSS:\t  524288 kB\nThreads:\t12\n", 524288 * 1024, 731136 * 1024, false},
-		{"no VmHWM", "VmRSS:\t  1024 kB\n", 0, 0, true},
-		{"not kB", "VmHWM:\t  1 MB\nVmRSS:\t  1 MB\n", 0, 0, true},
+		{"both", "Name:\tboombench\nVmPeak:\t 2048000 kB\nVmHWM:\t  731136 kB\nVmRSS:\t  524288 kB\nThreads:\t12\n", 524288 * 1024, 731136 * 1024, 0, false},
+		{"with files", "VmHWM:\t  731136 kB\nVmRSS:\t  524288 kB\nRssAnon:\t  480000 kB\nRssFile:\t   44000 kB\nRssShmem:\t     288 kB\n", 524288 * 1024, 731136 * 1024, 44288 * 1024, false},
+		{"no VmHWM", "VmRSS:\t  1024 kB\n", 0, 0, 0, true},
+		{"not kB", "VmHWM:\t  1 MB\nVmRSS:\t  1 MB\n", 0, 0, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := parseProcStatus(strings.NewReader(tc.status))
@@ -26,8 +28,8 @@ func TestParseProcStatus(t *testing.T) {
 			if tc.wantErr {
 				return
 			}
-			if got.rss != tc.rss || got.hwm != tc.hwm {
-				t.Fatalf("got rss %d hwm %d, want rss %d hwm %d", got.rss, got.hwm, tc.rss, tc.hwm)
+			if got.rss != tc.rss || got.hwm != tc.hwm || got.files != tc.files {
+				t.Fatalf("got rss %d hwm %d files %d, want rss %d hwm %d files %d", got.rss, got.hwm, got.files, tc.rss, tc.hwm, tc.files)
 			}
 		})
 	}
