@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"sync"
 	"time"
 
 	ingestv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ingest/v1"
@@ -47,7 +46,7 @@ func Open(ctx context.Context, db *sqldb.DB, log *slog.Logger) (*Store, error) {
 	if err := sqldb.Migrate(ctx, db, "outbox", outbox.Migrations(), log); err != nil {
 		return nil, err
 	}
-	return &Store{db: db, ids: newIdentityCache(1 << 20)}, nil
+	return &Store{db: db, ids: newIdentityCache(identityCacheSize)}, nil
 }
 
 // DB returns the underlying database.
@@ -478,34 +477,4 @@ func (s *Store) GetOrder(ctx context.Context, source, orderID string) (*ingest.O
 		events = append(events, ev)
 	}
 	return o, events, rows.Err()
-}
-
-// identityCache remembers key → customer links. Links never change once
-// made, so a cached link is always right; the cache only saves reads.
-type identityCache struct {
-	mu  sync.RWMutex
-	max int
-	m   map[string]string
-}
-
-func newIdentityCache(max int) *identityCache {
-	return &identityCache{max: max, m: make(map[string]string)}
-}
-
-func (c *identityCache) get(k string) (string, bool) {
-	c.mu.RLock()
-	v, ok := c.m[k]
-	c.mu.RUnlock()
-	return v, ok
-}
-
-func (c *identityCache) addAll(links map[string]string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m)+len(links) > c.max {
-		c.m = make(map[string]string, len(links)) // start over rather than track age
-	}
-	for k, v := range links {
-		c.m[k] = v
-	}
 }
