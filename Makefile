@@ -48,6 +48,7 @@ tidy-check:
 ## docs: regenerate the references made from the code (docs/configuration.md, docs/cli/); make test fails when they are stale
 docs:
 	$(GO) test -count=1 -run '^TestCLIReferenceIsCurrent$$' ./cmd/boomctl -update
+	$(GO) test -count=1 -run '^TestConfigurationReferenceIsCurrent$$' ./cmd/internal/platform -update
 
 ## fuzz: run each fuzz target for a number of executions (FUZZSCALE=10 for ten times as many)
 FUZZFLAGS = -run '^$$' -fuzzminimizetime 200x

@@ -18,7 +18,7 @@ import (
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		addr := config.NewReader(config.Environ()).String("BOOMERANG_HTTP_ADDR", "127.0.0.1:7480")
+		addr := host.HTTPAddr.Read(config.NewReader(config.Environ()))
 		if err := host.CheckHealth(addr); err != nil {
 			fmt.Fprintln(os.Stderr, "boomerang: unhealthy:", err)
 			os.Exit(1)

@@ -19,13 +19,13 @@ func WriteMarkdown(w io.Writer, sets []*Set) error {
 		if s.Intro != "" {
 			fmt.Fprintf(&b, "%s\n\n", strings.TrimSpace(s.Intro))
 		}
-		b.WriteString("| Variable | Type | Default | Meaning |\n|---|---|---|---|\n")
+		b.WriteString("| Variable | Type | Default | Allowed | Meaning |\n|---|---|---|---|---|\n")
 		for _, v := range s.Vars() {
 			def := "(unset)"
 			if v.Default != "" {
 				def = "`" + v.Default + "`"
 			}
-			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", v.Name, v.Kind, cell(def), cell(v.Help))
+			fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", v.Name, v.Kind, cell(def), cell(v.Range), cell(v.Help))
 		}
 		b.WriteString("\n")
 	}

@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -31,6 +33,19 @@ type Var struct {
 	Default string // as an operator would write it; empty when unset
 	Help    string // one or two sentences: what it does, which values
 	Kind    string // string, integer, duration, boolean, number
+	Range   string // the values allowed, for numbers and durations
+	// Placeholder is the part of a family's Name that stands for a name
+	// (NATS_<USER>_PASSWORD); empty for a single variable.
+	Placeholder string
+}
+
+// Matches reports whether name is the variable, or one of its family.
+func (v *Var) Matches(name string) bool {
+	if v.Placeholder == "" {
+		return name == v.Name
+	}
+	prefix, suffix, _ := strings.Cut(v.Name, v.Placeholder)
+	return len(name) > len(prefix)+len(suffix) && strings.HasPrefix(name, prefix) && strings.HasSuffix(name, suffix)
 }
 
 var registry = struct {
@@ -78,7 +93,7 @@ func Sets() []*Set {
 func Lookup(name string) (*Var, bool) {
 	for _, s := range Sets() {
 		for _, v := range s.Vars() {
-			if v.Name == name {
+			if v.Matches(name) {
 				return v, true
 			}
 		}
@@ -125,54 +140,57 @@ func (v StringVar) Read(r *Reader) string { return r.String(v.Name, v.def) }
 // IntVar is a declared integer variable.
 type IntVar struct {
 	*Var
-	def int
-	min int
+	def, min, max int
 }
 
-// Int declares an integer variable whose value must be at least min.
-func (s *Set) Int(name string, def, min int, help string) IntVar {
-	return IntVar{s.add(name, strconv.Itoa(def), "integer", help), def, min}
+// Int declares an integer variable whose value must lie in [min, max].
+func (s *Set) Int(name string, def, min, max int, help string) IntVar {
+	v := s.add(name, strconv.Itoa(def), "integer", help)
+	v.Range = fmt.Sprintf("%d–%d", min, max)
+	if max == math.MaxInt {
+		v.Range = fmt.Sprintf("%d or more", min)
+	}
+	return IntVar{v, def, min, max}
 }
 
-// Read returns the variable's value, or its default; a value below the
-// declared minimum is reported and the default used.
+// Read returns the variable's value, or its default; a value out of the
+// declared range is reported and the default used.
 func (v IntVar) Read(r *Reader) int {
 	n := r.Int(v.Name, v.def)
-	if n < v.min {
-		r.Fail(v.Name, "want at least %d, got %d", v.min, n)
+	if n < v.min || n > v.max {
+		r.Fail(v.Name, "%d, want %d..%d", n, v.min, v.max)
 		return v.def
 	}
 	return n
 }
 
+// Forever is the largest duration, the upper bound of a duration
+// variable without one.
+const Forever = time.Duration(math.MaxInt64)
+
 // DurationVar is a declared duration variable.
 type DurationVar struct {
 	*Var
-	def      time.Duration
-	positive bool
+	def, min, max time.Duration
 }
 
-// Duration declares a duration variable that may be zero (meaning "off",
-// as its help must say).
-func (s *Set) Duration(name string, def time.Duration, help string) DurationVar {
-	return DurationVar{s.add(name, formatDuration(def), "duration", help), def, false}
+// Duration declares a duration variable whose value must lie in [min,
+// max]; a zero min lets 0 mean "off" or "unlimited", as its help must say.
+func (s *Set) Duration(name string, def, min, max time.Duration, help string) DurationVar {
+	v := s.add(name, formatDuration(def), "duration", help)
+	v.Range = formatDuration(min) + "–" + formatDuration(max)
+	if max == Forever {
+		v.Range = formatDuration(min) + " or more"
+	}
+	return DurationVar{v, def, min, max}
 }
 
-// PositiveDuration declares a duration variable that must be above zero.
-func (s *Set) PositiveDuration(name string, def time.Duration, help string) DurationVar {
-	return DurationVar{s.add(name, formatDuration(def), "duration", help), def, true}
-}
-
-// Read returns the variable's value, or its default; negative values, and
-// zero for a positive duration, are reported.
+// Read returns the variable's value, or its default; a value out of the
+// declared range is reported and the default used.
 func (v DurationVar) Read(r *Reader) time.Duration {
 	d := r.Duration(v.Name, v.def)
-	switch {
-	case d < 0:
-		r.Fail(v.Name, "want a duration of zero or more, got %s", d)
-		return v.def
-	case d == 0 && v.positive:
-		r.Fail(v.Name, "want a positive duration")
+	if d < v.min || d > v.max {
+		r.Fail(v.Name, "%s, want %s..%s", formatDuration(d), formatDuration(v.min), formatDuration(v.max))
 		return v.def
 	}
 	return d
@@ -195,16 +213,50 @@ func (v BoolVar) Read(r *Reader) bool { return r.Bool(v.Name, v.def) }
 // FloatVar is a declared number variable.
 type FloatVar struct {
 	*Var
-	def float64
+	def, min, max float64
 }
 
-// Float declares a number variable.
-func (s *Set) Float(name string, def float64, help string) FloatVar {
-	return FloatVar{s.add(name, strconv.FormatFloat(def, 'g', -1, 64), "number", help), def}
+// Float declares a number variable whose value must lie in [min, max].
+func (s *Set) Float(name string, def, min, max float64, help string) FloatVar {
+	v := s.add(name, strconv.FormatFloat(def, 'g', -1, 64), "number", help)
+	v.Range = strconv.FormatFloat(min, 'g', -1, 64) + "–" + strconv.FormatFloat(max, 'g', -1, 64)
+	return FloatVar{v, def, min, max}
 }
 
-// Read returns the variable's value, or its default.
-func (v FloatVar) Read(r *Reader) float64 { return r.Float(v.Name, v.def) }
+// Read returns the variable's value, or its default; a value out of the
+// declared range is reported and the default used.
+func (v FloatVar) Read(r *Reader) float64 {
+	f := r.Float(v.Name, v.def)
+	if f < v.min || f > v.max {
+		r.Fail(v.Name, "%g, want %g..%g", f, v.min, v.max)
+		return v.def
+	}
+	return f
+}
+
+// FamilyVar is a declared family of variables, one per name the program
+// knows (NATS_<USER>_PASSWORD for each bus user): the reference lists the
+// pattern once.
+type FamilyVar struct {
+	*Var
+	placeholder string
+}
+
+// Family declares variables named by pattern, whose placeholder (such as
+// "<USER>") stands for a name in upper case.
+func (s *Set) Family(pattern, placeholder, help string) FamilyVar {
+	v := s.add(pattern, "", "string", help)
+	v.Placeholder = placeholder
+	return FamilyVar{v, placeholder}
+}
+
+// For is the variable of the family for one name.
+func (v FamilyVar) For(name string) string {
+	return strings.Replace(v.Name, v.placeholder, strings.ToUpper(name), 1)
+}
+
+// Read returns the family's variable for name, or "" when unset.
+func (v FamilyVar) Read(r *Reader, name string) string { return r.String(v.For(name), "") }
 
 // formatDuration writes whole hours and days as an operator would
 // (720h rather than 720h0m0s); zero is "0".

@@ -9,12 +9,13 @@ import (
 
 func TestDeclaredVariablesReadAndCheck(t *testing.T) {
 	s := NewSet("vars-test", 0, "Test variables.")
-	batch := s.Int("VARS_TEST_BATCH", 512, 1, "Messages per batch.")
-	wait := s.PositiveDuration("VARS_TEST_WAIT", 30*time.Second, "Ack wait.")
-	age := s.Duration("VARS_TEST_AGE", 30*24*time.Hour, "Max age; 0 keeps all.")
+	batch := s.Int("VARS_TEST_BATCH", 512, 1, 10000, "Messages per batch.")
+	wait := s.Duration("VARS_TEST_WAIT", 30*time.Second, time.Second, time.Hour, "Ack wait.")
+	age := s.Duration("VARS_TEST_AGE", 30*24*time.Hour, 0, Forever, "Max age; 0 keeps all.")
+	password := s.Family("VARS_TEST_<USER>_PASSWORD", "<USER>", "Password of a user.")
 	name := s.String("VARS_TEST_NAME", "", "A name.")
 
-	r := NewReader(Map(map[string]string{"VARS_TEST_BATCH": "0", "VARS_TEST_WAIT": "0s", "VARS_TEST_AGE": "0"}))
+	r := NewReader(Map(map[string]string{"VARS_TEST_BATCH": "0", "VARS_TEST_WAIT": "0s", "VARS_TEST_AGE": "0", "VARS_TEST_SHOP_PASSWORD": "secret"}))
 	if got := batch.Read(r); got != 512 {
 		t.Errorf("batch below minimum read %d, want the default 512", got)
 	}
@@ -24,12 +25,18 @@ func TestDeclaredVariablesReadAndCheck(t *testing.T) {
 	if got := age.Read(r); got != 0 {
 		t.Errorf("zero age read %s, want 0", got)
 	}
+	if got := password.Read(r, "shop"); got != "secret" {
+		t.Errorf("family member read %q", got)
+	}
 	if got := name.Read(r); got != "" {
 		t.Errorf("unset name read %q", got)
 	}
 	err := r.Err()
-	if err == nil || !strings.Contains(err.Error(), "VARS_TEST_BATCH: want at least 1") || !strings.Contains(err.Error(), "VARS_TEST_WAIT: want a positive duration") {
+	if err == nil || !strings.Contains(err.Error(), "VARS_TEST_BATCH: 0, want 1..10000") || !strings.Contains(err.Error(), "VARS_TEST_WAIT: 0, want 1s..1h") {
 		t.Fatalf("errors = %v, want both variables named", err)
+	}
+	if v, ok := Lookup("VARS_TEST_ADMIN_PASSWORD"); !ok || v.Name != "VARS_TEST_<USER>_PASSWORD" {
+		t.Errorf("Lookup of a family member = %+v, %v", v, ok)
 	}
 	if v, ok := Lookup("VARS_TEST_AGE"); !ok || v.Default != "720h" {
 		t.Fatalf("Lookup = %+v, %v; want default 720h", v, ok)
@@ -39,7 +46,7 @@ func TestDeclaredVariablesReadAndCheck(t *testing.T) {
 	if err := WriteMarkdown(&b, []*Set{s}); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## vars-test", "| `VARS_TEST_BATCH` | integer | `512` | Messages per batch. |", "| `VARS_TEST_NAME` | string | (unset) | A name. |"} {
+	for _, want := range []string{"## vars-test", "| `VARS_TEST_BATCH` | integer | `512` | 1–10000 | Messages per batch. |", "| `VARS_TEST_NAME` | string | (unset) |  | A name. |"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, b.String())
 		}

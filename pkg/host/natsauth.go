@@ -22,11 +22,10 @@ func NATSCredentials(env config.Source, service string) natsx.Credentials {
 	// The bus user of "order-ingest" is "ingest", of "points-ledger"
 	// "ledger": the last word of the service's name.
 	service = service[strings.LastIndex(service, "-")+1:]
-	own := "NATS_" + strings.ToUpper(service) + "_"
 	c := natsx.Credentials{
-		User:      r.String(own+"USER", ""),
-		Password:  r.String(own+"PASSWORD", ""),
-		CredsFile: r.String(own+"CREDS", ""),
+		User:      NATSUserOf.Read(r, service),
+		Password:  NATSPasswordOf.Read(r, service),
+		CredsFile: NATSCredsOf.Read(r, service),
 	}
 	if c.User == "" && c.Password != "" {
 		// NATS_<SERVICE>_PASSWORD alone is the password of the user named
@@ -35,12 +34,12 @@ func NATSCredentials(env config.Source, service string) natsx.Credentials {
 	}
 	if c.IsZero() {
 		c = natsx.Credentials{
-			User:      r.String("NATS_USER", ""),
-			Password:  r.String("NATS_PASSWORD", ""),
-			CredsFile: r.String("NATS_CREDS", ""),
+			User:      NATSUser.Read(r),
+			Password:  NATSPassword.Read(r),
+			CredsFile: NATSCredsFile.Read(r),
 		}
 	}
-	c.InboxPrefix = r.String("NATS_INBOX_PREFIX", "")
+	c.InboxPrefix = NATSInbox.Read(r)
 	return c
 }
 

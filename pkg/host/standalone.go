@@ -40,7 +40,7 @@ func (e Env) Defer(fn func()) { *e.cleanups = append(*e.cleanups, fn) }
 func Standalone(ctx context.Context, name, dbVar, dbDefault string, args []string, env config.Source,
 	build func(ctx context.Context, e Env) (Service, error)) int {
 	if len(args) > 0 && args[0] == "healthcheck" {
-		addr := config.NewReader(env).String("BOOMERANG_HTTP_ADDR", ":7480")
+		addr := HTTPAddr.Read(config.NewReader(env))
 		if err := CheckHealth(addr); err != nil {
 			fmt.Fprintln(os.Stderr, name+": unhealthy:", err)
 			return 1
@@ -56,24 +56,18 @@ func Standalone(ctx context.Context, name, dbVar, dbDefault string, args []strin
 
 func standalone(ctx context.Context, name, dbVar, dbDefault string, env config.Source, build func(ctx context.Context, e Env) (Service, error)) error {
 	r := config.NewReader(env)
-	natsURL := r.String("NATS_URL", "")
+	natsURL := NATSURL.Read(r)
 	dbURL := r.String(dbVar, dbDefault)
-	grpcAddr := r.String("BOOMERANG_GRPC_ADDR", ":7443")
-	httpAddr := r.String("BOOMERANG_HTTP_ADDR", ":7480")
-	tokenSpec := r.String("BOOMERANG_API_TOKENS", "")
-	otlp := r.String("OTEL_EXPORTER_OTLP_ENDPOINT", "")
-	otlpInsecure := r.Bool("OTEL_EXPORTER_OTLP_INSECURE", true)
-	certFile := r.String("BOOMERANG_TLS_CERT_FILE", "")
-	keyFile := r.String("BOOMERANG_TLS_KEY_FILE", "")
-	pprof := r.Bool("BOOMERANG_PPROF", false)
-	staleAfter := r.Duration("BOOMERANG_OUTBOX_STALE_AFTER", DefaultOutboxStaleAfter)
-	if staleAfter <= 0 {
-		r.Fail("BOOMERANG_OUTBOX_STALE_AFTER", "want a positive duration")
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(r.String("BOOMERANG_LOG_LEVEL", "info"))); err != nil {
-		r.Fail("BOOMERANG_LOG_LEVEL", "want debug, info, warn or error")
-	}
+	grpcAddr := GRPCAddr.Read(r)
+	httpAddr := HTTPAddr.Read(r)
+	tokenSpec := APITokens.Read(r)
+	otlp := OTLPEndpoint.Read(r)
+	otlpInsecure := OTLPInsecure.Read(r)
+	certFile := TLSCertFile.Read(r)
+	keyFile := TLSKeyFile.Read(r)
+	pprof := Pprof.Read(r)
+	staleAfter := OutboxStaleAfter.Read(r)
+	level := ReadLogLevel(r)
 	natsCreds := NATSCredentials(env, name)
 	if natsURL == "" {
 		r.Fail("NATS_URL", "required")

@@ -46,7 +46,7 @@ func (m *Main) busCredentials(env config.Source, embeddedHost string) ([]natsx.U
 	loopback := natsx.IsLoopback(embeddedHost)
 	var users []natsx.User
 	for _, name := range busauth.Names() {
-		variable := "NATS_" + strings.ToUpper(name) + "_PASSWORD"
+		variable := host.NATSPasswordOf.For(name)
 		password, ok := env(variable)
 		password = strings.TrimSpace(password)
 		switch {

@@ -80,31 +80,40 @@ var (
 	_ host.OutboxOwner = (*feedback.Service)(nil)
 )
 
-// LoadConfig reads the runner's BOOMERANG_* variables.
+// Vars are the runner's own variables; it reads host.Vars too, and each
+// service its own.
+var Vars = config.NewSet("Single-process runner", 2, "Read only by `boomerang`, the whole platform in one process (`make run`).")
+
+// The runner's variables.
+var (
+	DataDir = Vars.String("BOOMERANG_DATA_DIR", "data",
+		"Directory of the embedded NATS store, the SQLite files and the generated secrets (`admin.token`, `identity.key`, `nats-<user>.password`).")
+	EmbeddedNATS = Vars.String("BOOMERANG_EMBEDDED_NATS_ADDR", "127.0.0.1:4223",
+		"Where the embedded NATS server listens (`:-1` for any free port); unused with `NATS_URL`. A non-loopback address requires `NATS_SHOP_PASSWORD`.")
+	ServicesVar = Vars.String("BOOMERANG_SERVICES", strings.Join(AllServices, ","),
+		"The services this process runs; the others may run elsewhere on the same NATS. Feedback asks segmentation for customer values through this process's gRPC port when both run here, else through `FEEDBACK_SEGMENTATION_ADDR`.")
+)
+
+// LoadConfig reads the runner's variables and the process's.
 func LoadConfig(src config.Source) (Config, error) {
 	r := config.NewReader(src)
 	c := Config{
-		DataDir:          r.String("BOOMERANG_DATA_DIR", "data"),
-		GRPCAddr:         r.String("BOOMERANG_GRPC_ADDR", "127.0.0.1:7443"),
-		HTTPAddr:         r.String("BOOMERANG_HTTP_ADDR", "127.0.0.1:7480"),
-		NATSURL:          r.String("NATS_URL", ""),
-		EmbeddedNATS:     r.String("BOOMERANG_EMBEDDED_NATS_ADDR", "127.0.0.1:4223"),
-		Tokens:           r.String("BOOMERANG_API_TOKENS", ""),
-		OTLPEndpoint:     r.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
-		OTLPInsecure:     r.Bool("OTEL_EXPORTER_OTLP_INSECURE", true),
-		TLSCertFile:      r.String("BOOMERANG_TLS_CERT_FILE", ""),
-		TLSKeyFile:       r.String("BOOMERANG_TLS_KEY_FILE", ""),
-		Pprof:            r.Bool("BOOMERANG_PPROF", false),
-		OutboxStaleAfter: r.Duration("BOOMERANG_OUTBOX_STALE_AFTER", host.DefaultOutboxStaleAfter),
-	}
-	if err := c.LogLevel.UnmarshalText([]byte(r.String("BOOMERANG_LOG_LEVEL", "info"))); err != nil {
-		r.Fail("BOOMERANG_LOG_LEVEL", "want debug, info, warn or error")
-	}
-	if c.OutboxStaleAfter <= 0 {
-		r.Fail("BOOMERANG_OUTBOX_STALE_AFTER", "want a positive duration")
+		DataDir:          DataDir.Read(r),
+		GRPCAddr:         host.GRPCAddr.Read(r),
+		HTTPAddr:         host.HTTPAddr.Read(r),
+		NATSURL:          host.NATSURL.Read(r),
+		EmbeddedNATS:     EmbeddedNATS.Read(r),
+		Tokens:           host.APITokens.Read(r),
+		OTLPEndpoint:     host.OTLPEndpoint.Read(r),
+		OTLPInsecure:     host.OTLPInsecure.Read(r),
+		TLSCertFile:      host.TLSCertFile.Read(r),
+		TLSKeyFile:       host.TLSKeyFile.Read(r),
+		Pprof:            host.Pprof.Read(r),
+		OutboxStaleAfter: host.OutboxStaleAfter.Read(r),
+		LogLevel:         host.ReadLogLevel(r),
 	}
 	c.Services = map[string]bool{}
-	for _, name := range strings.Split(r.String("BOOMERANG_SERVICES", strings.Join(AllServices, ",")), ",") {
+	for _, name := range strings.Split(ServicesVar.Read(r), ",") {
 		name = strings.TrimSpace(name)
 		switch {
 		case name == "":
@@ -188,7 +197,7 @@ func (m *Main) Open(ctx context.Context, env config.Source) (err error) {
 
 	// Secrets: a newcomer's `make run` needs none; they are generated once
 	// and kept in the data directory. Deployments set them explicitly.
-	secret, err := m.secret(env, "BOOMERANG_IDENTITY_SECRET", "identity.key")
+	secret, err := m.secret(env, host.IdentitySecret.Name, "identity.key")
 	if err != nil {
 		return err
 	}
@@ -265,8 +274,8 @@ func (m *Main) openDB(ctx context.Context, url string) (*sqldb.DB, error) {
 // INGEST_DATABASE_URL names another database.
 func (m *Main) openIngest(ctx context.Context, env config.Source, js jetstream.JetStream, secret string) (*ingest.Service, error) {
 	cfg, err := ingest.LoadConfig(withDefaults(env, map[string]string{
-		"INGEST_DATABASE_URL":       "sqlite:" + filepath.Join(m.Config.DataDir, "ingest.db"),
-		"BOOMERANG_IDENTITY_SECRET": secret,
+		"INGEST_DATABASE_URL":    "sqlite:" + filepath.Join(m.Config.DataDir, "ingest.db"),
+		host.IdentitySecret.Name: secret,
 	}))
 	if err != nil {
 		return nil, err
@@ -459,7 +468,7 @@ func (m *Main) PrintAddresses(w io.Writer) {
 		// Shops publish as "shop" with replies on its own inbox; boomctl
 		// follows the bus as "admin".
 		for _, u := range []struct{ name, what string }{{busauth.Shop, "shops, publish only"}, {busauth.Admin, "operator, boomctl events"}} {
-			where := "NATS_" + strings.ToUpper(u.name) + "_PASSWORD"
+			where := host.NATSPasswordOf.For(u.name)
 			if f, ok := m.natsFiles[u.name]; ok {
 				where = f
 			}

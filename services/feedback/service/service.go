@@ -24,7 +24,6 @@ import (
 	feedbackv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/feedback/v1"
 	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
 
-	"github.com/boomerang-loyalty/boomerang/pkg/config"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/money"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
@@ -88,96 +87,6 @@ type Config struct {
 	// change it for all.
 	OrdersMaxAge   time.Duration
 	StreamReplicas int
-}
-
-// LoadConfig reads the FEEDBACK_* and BOOMERANG_* variables.
-func LoadConfig(src config.Source) (Config, error) {
-	r := config.NewReader(src)
-	c := Config{
-		DatabaseURL:            r.String("FEEDBACK_DATABASE_URL", "sqlite:data/feedback.db"),
-		SegmentationAddr:       r.String("FEEDBACK_SEGMENTATION_ADDR", ""),
-		SegmentationToken:      r.String("FEEDBACK_SEGMENTATION_TOKEN", ""),
-		SegmentationTLS:        r.Bool("FEEDBACK_SEGMENTATION_TLS", false),
-		ProfileTimeout:         r.Duration("FEEDBACK_PROFILE_TIMEOUT", 2*time.Second),
-		FirstResponseThreshold: r.Duration("FEEDBACK_FIRST_RESPONSE_THRESHOLD", 6*time.Hour),
-		SweepInterval:          r.Duration("FEEDBACK_SWEEP_INTERVAL", 5*time.Minute),
-		FillInterval:           r.Duration("FEEDBACK_FILL_INTERVAL", time.Minute),
-		FillGiveUp:             r.Duration("FEEDBACK_FILL_GIVE_UP", 24*time.Hour),
-		ValueMaxAge:            r.Duration("FEEDBACK_VALUE_MAX_AGE", time.Hour),
-		ClaimTTL:               r.Duration("FEEDBACK_CLAIM_TTL", 24*time.Hour),
-		ScoreTimeZones:         splitList(r.String("FEEDBACK_SCORE_TIME_ZONES", "UTC")),
-		BatchSize:              r.Int("FEEDBACK_BATCH_SIZE", 256),
-		AckWait:                r.Duration("FEEDBACK_ACK_WAIT", 30*time.Second),
-		MaxAttempts:            r.Int("FEEDBACK_MAX_ATTEMPTS", 5),
-		EventsMaxAge:           r.Duration("FEEDBACK_EVENTS_MAX_AGE", 0),
-		InMaxAge:               r.Duration("FEEDBACK_IN_MAX_AGE", 7*24*time.Hour),
-		DeadLetterAge:          r.Duration("BOOMERANG_DEADLETTER_MAX_AGE", 30*24*time.Hour),
-		OrdersMaxAge:           r.Duration("BOOMERANG_ORDERS_MAX_AGE", 0),
-		StreamReplicas:         r.Int("BOOMERANG_STREAM_REPLICAS", 1),
-	}
-	if err := r.Err(); err != nil {
-		return c, err
-	}
-	return c, c.Validate()
-}
-
-// Validate reports every problem with c.
-func (c Config) Validate() error {
-	var errs []error
-	if c.DatabaseURL == "" {
-		errs = append(errs, errors.New("FEEDBACK_DATABASE_URL: required"))
-	}
-	if c.SegmentationAddr != "" && c.SegmentationToken == "" {
-		errs = append(errs, errors.New("FEEDBACK_SEGMENTATION_TOKEN: required with FEEDBACK_SEGMENTATION_ADDR (a token with segmentation:read)"))
-	}
-	if c.ProfileTimeout < 10*time.Millisecond || c.ProfileTimeout > time.Minute {
-		errs = append(errs, fmt.Errorf("FEEDBACK_PROFILE_TIMEOUT: %v, want 10ms..1m", c.ProfileTimeout))
-	}
-	if c.FirstResponseThreshold < time.Second || c.FirstResponseThreshold > 30*24*time.Hour {
-		errs = append(errs, fmt.Errorf("FEEDBACK_FIRST_RESPONSE_THRESHOLD: %v, want 1s..720h", c.FirstResponseThreshold))
-	}
-	if c.SweepInterval < 100*time.Millisecond || c.SweepInterval > 24*time.Hour {
-		errs = append(errs, fmt.Errorf("FEEDBACK_SWEEP_INTERVAL: %v, want 100ms..24h", c.SweepInterval))
-	}
-	if c.FillInterval < 100*time.Millisecond || c.FillInterval > 24*time.Hour {
-		errs = append(errs, fmt.Errorf("FEEDBACK_FILL_INTERVAL: %v, want 100ms..24h", c.FillInterval))
-	}
-	if c.FillGiveUp < c.FillInterval {
-		errs = append(errs, fmt.Errorf("FEEDBACK_FILL_GIVE_UP: %v, want at least FEEDBACK_FILL_INTERVAL", c.FillGiveUp))
-	}
-	if c.ValueMaxAge < c.FillInterval || c.ValueMaxAge > 30*24*time.Hour {
-		errs = append(errs, fmt.Errorf("FEEDBACK_VALUE_MAX_AGE: %v, want FEEDBACK_FILL_INTERVAL..720h", c.ValueMaxAge))
-	}
-	if c.ClaimTTL != 0 && (c.ClaimTTL < time.Minute || c.ClaimTTL > 365*24*time.Hour) {
-		errs = append(errs, fmt.Errorf("FEEDBACK_CLAIM_TTL: %v, want 0 (claims never lapse) or 1m..8760h", c.ClaimTTL))
-	}
-	if len(c.ScoreTimeZones) == 0 || len(c.ScoreTimeZones) > 8 {
-		errs = append(errs, fmt.Errorf("FEEDBACK_SCORE_TIME_ZONES: %d zones, want 1..8", len(c.ScoreTimeZones)))
-	}
-	for _, z := range c.ScoreTimeZones {
-		if _, err := time.LoadLocation(z); err != nil {
-			errs = append(errs, fmt.Errorf("FEEDBACK_SCORE_TIME_ZONES: %q is not an IANA time zone", z))
-		}
-	}
-	if c.BatchSize < 1 || c.BatchSize > 10000 {
-		errs = append(errs, fmt.Errorf("FEEDBACK_BATCH_SIZE: %d, want 1..10000", c.BatchSize))
-	}
-	if c.AckWait < time.Second || c.AckWait > time.Hour {
-		errs = append(errs, fmt.Errorf("FEEDBACK_ACK_WAIT: %v, want 1s..1h", c.AckWait))
-	}
-	if c.MaxAttempts < 1 || c.MaxAttempts > 1000 {
-		errs = append(errs, fmt.Errorf("FEEDBACK_MAX_ATTEMPTS: %d, want 1..1000", c.MaxAttempts))
-	}
-	if c.EventsMaxAge < 0 || c.InMaxAge < 0 {
-		errs = append(errs, errors.New("FEEDBACK_EVENTS_MAX_AGE, FEEDBACK_IN_MAX_AGE: want 0 (no limit) or more"))
-	}
-	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
-		errs = append(errs, fmt.Errorf("BOOMERANG_STREAM_REPLICAS: %d, want 1..5", c.StreamReplicas))
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("configuration: %w", errors.Join(errs...))
-	}
-	return nil
 }
 
 func splitList(s string) []string {

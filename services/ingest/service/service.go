@@ -5,12 +5,9 @@ package service
 
 import (
 	"context"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,10 +18,8 @@ import (
 
 	ingestv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ingest/v1"
 
-	"github.com/boomerang-loyalty/boomerang/pkg/config"
 	"github.com/boomerang-loyalty/boomerang/pkg/fx"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
-	"github.com/boomerang-loyalty/boomerang/pkg/money"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
@@ -71,81 +66,6 @@ type Config struct {
 	OrdersMaxAge     time.Duration
 	DeadLetterMaxAge time.Duration
 	StreamReplicas   int
-}
-
-// LoadConfig reads the INGEST_* and BOOMERANG_* variables.
-func LoadConfig(src config.Source) (Config, error) {
-	r := config.NewReader(src)
-	c := Config{
-		DatabaseURL:      r.String("INGEST_DATABASE_URL", "sqlite:data/ingest.db"),
-		BaseCurrency:     strings.ToUpper(r.String("BOOMERANG_BASE_CURRENCY", "USD")),
-		FXRatesFile:      r.String("BOOMERANG_FX_RATES_FILE", ""),
-		BatchSize:        r.Int("INGEST_BATCH_SIZE", 256),
-		MaxPayload:       r.Int("INGEST_MAX_PAYLOAD_BYTES", 256<<10),
-		MaxAttempts:      r.Int("INGEST_MAX_ATTEMPTS", 5),
-		WaitForOrder:     r.Duration("INGEST_WAIT_FOR_ORDER", 10*time.Minute),
-		LaterDelay:       r.Duration("INGEST_LATER_DELAY", 30*time.Second),
-		AckWait:          r.Duration("INGEST_ACK_WAIT", 30*time.Second),
-		InputMaxAge:      r.Duration("INGEST_INPUT_MAX_AGE", 7*24*time.Hour),
-		OrdersMaxAge:     r.Duration("BOOMERANG_ORDERS_MAX_AGE", 0),
-		DeadLetterMaxAge: r.Duration("BOOMERANG_DEADLETTER_MAX_AGE", 30*24*time.Hour),
-		StreamReplicas:   r.Int("BOOMERANG_STREAM_REPLICAS", 1),
-	}
-	if s := r.String("BOOMERANG_IDENTITY_SECRET", ""); s != "" {
-		c.IdentitySecret = decodeSecret(s)
-	}
-	if err := r.Err(); err != nil {
-		return c, err
-	}
-	return c, c.Validate()
-}
-
-// decodeSecret accepts a hex string (as `openssl rand -hex 32` prints) or
-// raw text.
-func decodeSecret(s string) []byte {
-	if b, err := hex.DecodeString(s); err == nil {
-		return b
-	}
-	return []byte(s)
-}
-
-// Validate reports every problem with c.
-func (c Config) Validate() error {
-	var errs []error
-	if c.DatabaseURL == "" {
-		errs = append(errs, errors.New("INGEST_DATABASE_URL: required"))
-	}
-	if !money.Known(c.BaseCurrency) {
-		errs = append(errs, fmt.Errorf("BOOMERANG_BASE_CURRENCY: %q is not an ISO 4217 currency", c.BaseCurrency))
-	}
-	if len(c.IdentitySecret) < 32 {
-		errs = append(errs, errors.New("BOOMERANG_IDENTITY_SECRET: required, at least 32 bytes (e.g. `openssl rand -hex 32`)"))
-	}
-	if c.BatchSize < 1 || c.BatchSize > 10000 {
-		errs = append(errs, fmt.Errorf("INGEST_BATCH_SIZE: %d, want 1..10000", c.BatchSize))
-	}
-	if c.MaxPayload < 1024 || c.MaxPayload > 8<<20 {
-		errs = append(errs, fmt.Errorf("INGEST_MAX_PAYLOAD_BYTES: %d, want 1024..8388608", c.MaxPayload))
-	}
-	if c.WaitForOrder < 0 {
-		errs = append(errs, fmt.Errorf("INGEST_WAIT_FOR_ORDER: %v, want 0 or more", c.WaitForOrder))
-	}
-	if c.AckWait < time.Second || c.AckWait > time.Hour {
-		errs = append(errs, fmt.Errorf("INGEST_ACK_WAIT: %v, want 1s..1h", c.AckWait))
-	}
-	if c.LaterDelay < 10*time.Millisecond || c.LaterDelay > time.Hour {
-		errs = append(errs, fmt.Errorf("INGEST_LATER_DELAY: %v, want 10ms..1h", c.LaterDelay))
-	}
-	if c.MaxAttempts < 1 {
-		errs = append(errs, fmt.Errorf("INGEST_MAX_ATTEMPTS: %d, want at least 1", c.MaxAttempts))
-	}
-	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
-		errs = append(errs, fmt.Errorf("BOOMERANG_STREAM_REPLICAS: %d, want 1..5", c.StreamReplicas))
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("configuration: %w", errors.Join(errs...))
-	}
-	return nil
 }
 
 // Deps are what the service is given.

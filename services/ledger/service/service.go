@@ -6,11 +6,9 @@ package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -22,10 +20,8 @@ import (
 
 	ledgerv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ledger/v1"
 
-	"github.com/boomerang-loyalty/boomerang/pkg/config"
 	"github.com/boomerang-loyalty/boomerang/pkg/fx"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
-	"github.com/boomerang-loyalty/boomerang/pkg/money"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
@@ -69,71 +65,6 @@ type Config struct {
 	OrdersMaxAge   time.Duration
 	DeadLetterAge  time.Duration
 	StreamReplicas int
-}
-
-// LoadConfig reads the LEDGER_* and BOOMERANG_* variables.
-func LoadConfig(src config.Source) (Config, error) {
-	r := config.NewReader(src)
-	c := Config{
-		DatabaseURL:     r.String("LEDGER_DATABASE_URL", "sqlite:data/ledger.db"),
-		BaseCurrency:    strings.ToUpper(r.String("BOOMERANG_BASE_CURRENCY", "USD")),
-		FXRatesFile:     r.String("BOOMERANG_FX_RATES_FILE", ""),
-		ProgrammeFile:   r.String("LEDGER_PROGRAMME_FILE", ""),
-		ProgrammeReload: r.Duration("LEDGER_PROGRAMME_RELOAD", 30*time.Second),
-		BatchSize:       r.Int("LEDGER_BATCH_SIZE", 2048),
-		AckWait:         r.Duration("LEDGER_ACK_WAIT", 30*time.Second),
-		LaterDelay:      r.Duration("LEDGER_LATER_DELAY", 2*time.Second),
-		WaitForOrder:    r.Duration("LEDGER_WAIT_FOR_ORDER", 10*time.Minute),
-		MaxAttempts:     r.Int("LEDGER_MAX_ATTEMPTS", 5),
-		SweepInterval:   r.Duration("LEDGER_SWEEP_INTERVAL", time.Hour),
-		EventsMaxAge:    r.Duration("LEDGER_EVENTS_MAX_AGE", 0),
-		OrdersMaxAge:    r.Duration("BOOMERANG_ORDERS_MAX_AGE", 0),
-		DeadLetterAge:   r.Duration("BOOMERANG_DEADLETTER_MAX_AGE", 30*24*time.Hour),
-		StreamReplicas:  r.Int("BOOMERANG_STREAM_REPLICAS", 1),
-	}
-	if err := r.Err(); err != nil {
-		return c, err
-	}
-	return c, c.Validate()
-}
-
-// Validate reports every problem with c.
-func (c Config) Validate() error {
-	var errs []error
-	if c.DatabaseURL == "" {
-		errs = append(errs, errors.New("LEDGER_DATABASE_URL: required"))
-	}
-	if !money.Known(c.BaseCurrency) {
-		errs = append(errs, fmt.Errorf("BOOMERANG_BASE_CURRENCY: %q is not an ISO 4217 currency", c.BaseCurrency))
-	}
-	if c.ProgrammeReload < 0 {
-		errs = append(errs, fmt.Errorf("LEDGER_PROGRAMME_RELOAD: %v, want 0 (never) or more", c.ProgrammeReload))
-	}
-	if c.BatchSize < 1 || c.BatchSize > 10000 {
-		errs = append(errs, fmt.Errorf("LEDGER_BATCH_SIZE: %d, want 1..10000", c.BatchSize))
-	}
-	if c.AckWait < time.Second || c.AckWait > time.Hour {
-		errs = append(errs, fmt.Errorf("LEDGER_ACK_WAIT: %v, want 1s..1h", c.AckWait))
-	}
-	if c.LaterDelay < 10*time.Millisecond || c.LaterDelay > time.Hour {
-		errs = append(errs, fmt.Errorf("LEDGER_LATER_DELAY: %v, want 10ms..1h", c.LaterDelay))
-	}
-	if c.WaitForOrder < c.LaterDelay {
-		errs = append(errs, fmt.Errorf("LEDGER_WAIT_FOR_ORDER: %v, want at least LEDGER_LATER_DELAY", c.WaitForOrder))
-	}
-	if c.MaxAttempts < 1 {
-		errs = append(errs, fmt.Errorf("LEDGER_MAX_ATTEMPTS: %d, want at least 1", c.MaxAttempts))
-	}
-	if c.SweepInterval < time.Second || c.SweepInterval > 24*time.Hour {
-		errs = append(errs, fmt.Errorf("LEDGER_SWEEP_INTERVAL: %v, want 1s..24h", c.SweepInterval))
-	}
-	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
-		errs = append(errs, fmt.Errorf("BOOMERANG_STREAM_REPLICAS: %d, want 1..5", c.StreamReplicas))
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("configuration: %w", errors.Join(errs...))
-	}
-	return nil
 }
 
 // Deps are what the service is given.

@@ -6,10 +6,8 @@ package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,10 +19,8 @@ import (
 
 	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
 
-	"github.com/boomerang-loyalty/boomerang/pkg/config"
 	"github.com/boomerang-loyalty/boomerang/pkg/feedbackbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
-	"github.com/boomerang-loyalty/boomerang/pkg/money"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
@@ -76,110 +72,6 @@ type Config struct {
 	// feedback service does (FEEDBACK_EVENTS_MAX_AGE).
 	FeedbackMaxAge time.Duration
 	StreamReplicas int
-}
-
-// LoadConfig reads the SEGMENTATION_* and BOOMERANG_* variables (and
-// FEEDBACK_EVENTS_MAX_AGE, to create the FEEDBACK stream as its owner would).
-// SEGMENTATION_REDIS_URL falls back to REDIS_URL.
-func LoadConfig(src config.Source) (Config, error) {
-	r := config.NewReader(src)
-	d := segment.DefaultFlagRules
-	c := Config{
-		DatabaseURL:      r.String("SEGMENTATION_DATABASE_URL", "sqlite:data/segmentation.db"),
-		RedisURL:         r.String("SEGMENTATION_REDIS_URL", r.String("REDIS_URL", "")),
-		RedisPrefix:      r.String("SEGMENTATION_REDIS_PREFIX", "boomerang:seg:"),
-		BaseCurrency:     strings.ToUpper(r.String("BOOMERANG_BASE_CURRENCY", "USD")),
-		BatchSize:        r.Int("SEGMENTATION_BATCH_SIZE", 512),
-		AckWait:          r.Duration("SEGMENTATION_ACK_WAIT", 30*time.Second),
-		LaterDelay:       r.Duration("SEGMENTATION_LATER_DELAY", 2*time.Second),
-		WaitForOrder:     r.Duration("SEGMENTATION_WAIT_FOR_ORDER", 10*time.Minute),
-		ScoreInterval:    r.Duration("SEGMENTATION_SCORE_INTERVAL", time.Hour),
-		MinScoreInterval: r.Duration("SEGMENTATION_MIN_SCORE_INTERVAL", 10*time.Second),
-		HorizonDays:      r.Int("SEGMENTATION_HORIZON_DAYS", 365),
-		DiscountRate:     r.Float("SEGMENTATION_ANNUAL_DISCOUNT_RATE", 0.10),
-		Flags: segment.FlagRules{
-			VIPShare:                r.Float("SEGMENTATION_VIP_SHARE", d.VIPShare),
-			PriceSensitiveShare:     r.Float("SEGMENTATION_PRICE_SENSITIVE_SHARE", d.PriceSensitiveShare),
-			PriceSensitiveMinOrders: int64(r.Int("SEGMENTATION_PRICE_SENSITIVE_MIN_ORDERS", int(d.PriceSensitiveMinOrders))),
-			ChurnPAlive:             r.Float("SEGMENTATION_CHURN_P_ALIVE", d.ChurnPAlive),
-			NewWithinDays:           r.Int("SEGMENTATION_NEW_DAYS", d.NewWithinDays),
-		},
-		EventsMaxAge:     r.Duration("SEGMENTATION_EVENTS_MAX_AGE", 30*24*time.Hour),
-		OrdersMaxAge:     r.Duration("BOOMERANG_ORDERS_MAX_AGE", 0),
-		DeadLetterMaxAge: r.Duration("BOOMERANG_DEADLETTER_MAX_AGE", 30*24*time.Hour),
-		FeedbackMaxAge:   r.Duration("FEEDBACK_EVENTS_MAX_AGE", 0),
-		StreamReplicas:   r.Int("BOOMERANG_STREAM_REPLICAS", 1),
-	}
-	if err := r.Err(); err != nil {
-		return c, err
-	}
-	return c, c.Validate()
-}
-
-// Validate reports every problem with c.
-func (c Config) Validate() error {
-	var errs []error
-	if c.DatabaseURL == "" {
-		errs = append(errs, errors.New("SEGMENTATION_DATABASE_URL: required"))
-	}
-	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
-		errs = append(errs, errors.New("SEGMENTATION_REDIS_URL: want redis://… or rediss://…"))
-	}
-	if c.RedisPrefix == "" {
-		errs = append(errs, errors.New("SEGMENTATION_REDIS_PREFIX: required"))
-	}
-	if !money.Known(c.BaseCurrency) {
-		errs = append(errs, fmt.Errorf("BOOMERANG_BASE_CURRENCY: %q is not an ISO 4217 currency", c.BaseCurrency))
-	}
-	if c.BatchSize < 1 || c.BatchSize > 10000 {
-		errs = append(errs, fmt.Errorf("SEGMENTATION_BATCH_SIZE: %d, want 1..10000", c.BatchSize))
-	}
-	if c.AckWait < time.Second || c.AckWait > time.Hour {
-		errs = append(errs, fmt.Errorf("SEGMENTATION_ACK_WAIT: %v, want 1s..1h", c.AckWait))
-	}
-	if c.LaterDelay < 10*time.Millisecond || c.LaterDelay > time.Hour {
-		errs = append(errs, fmt.Errorf("SEGMENTATION_LATER_DELAY: %v, want 10ms..1h", c.LaterDelay))
-	}
-	if c.WaitForOrder < c.LaterDelay {
-		errs = append(errs, fmt.Errorf("SEGMENTATION_WAIT_FOR_ORDER: %v, want at least SEGMENTATION_LATER_DELAY", c.WaitForOrder))
-	}
-	if c.ScoreInterval < time.Second {
-		errs = append(errs, fmt.Errorf("SEGMENTATION_SCORE_INTERVAL: %v, want at least 1s", c.ScoreInterval))
-	}
-	if c.MinScoreInterval < 0 || c.MinScoreInterval > c.ScoreInterval {
-		errs = append(errs, fmt.Errorf("SEGMENTATION_MIN_SCORE_INTERVAL: %v, want 0..SEGMENTATION_SCORE_INTERVAL", c.MinScoreInterval))
-	}
-	if c.HorizonDays < 1 || c.HorizonDays > 3650 {
-		errs = append(errs, fmt.Errorf("SEGMENTATION_HORIZON_DAYS: %d, want 1..3650", c.HorizonDays))
-	}
-	if c.DiscountRate < 0 || c.DiscountRate > 1 {
-		errs = append(errs, fmt.Errorf("SEGMENTATION_ANNUAL_DISCOUNT_RATE: %v, want 0..1", c.DiscountRate))
-	}
-	if c.Flags.VIPShare < 0 || c.Flags.VIPShare > 1 {
-		errs = append(errs, fmt.Errorf("SEGMENTATION_VIP_SHARE: %v, want 0..1", c.Flags.VIPShare))
-	}
-	if c.Flags.PriceSensitiveShare <= 0 || c.Flags.PriceSensitiveShare > 1 {
-		errs = append(errs, fmt.Errorf("SEGMENTATION_PRICE_SENSITIVE_SHARE: %v, want above 0, at most 1", c.Flags.PriceSensitiveShare))
-	}
-	if c.Flags.PriceSensitiveMinOrders < 1 {
-		errs = append(errs, fmt.Errorf("SEGMENTATION_PRICE_SENSITIVE_MIN_ORDERS: %d, want at least 1", c.Flags.PriceSensitiveMinOrders))
-	}
-	if c.Flags.ChurnPAlive < 0 || c.Flags.ChurnPAlive > 1 {
-		errs = append(errs, fmt.Errorf("SEGMENTATION_CHURN_P_ALIVE: %v, want 0..1", c.Flags.ChurnPAlive))
-	}
-	if c.Flags.NewWithinDays < 0 {
-		errs = append(errs, fmt.Errorf("SEGMENTATION_NEW_DAYS: %d, want 0 or more", c.Flags.NewWithinDays))
-	}
-	if c.FeedbackMaxAge < 0 {
-		errs = append(errs, fmt.Errorf("FEEDBACK_EVENTS_MAX_AGE: %v, want 0 (no limit) or more", c.FeedbackMaxAge))
-	}
-	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
-		errs = append(errs, fmt.Errorf("BOOMERANG_STREAM_REPLICAS: %d, want 1..5", c.StreamReplicas))
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("configuration: %w", errors.Join(errs...))
-	}
-	return nil
 }
 
 // Deps are what the service is given.

@@ -1,0 +1,87 @@
+package service
+
+import (
+	"encoding/hex"
+	"strings"
+	"time"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/config"
+	"github.com/boomerang-loyalty/boomerang/pkg/host"
+	"github.com/boomerang-loyalty/boomerang/pkg/money"
+)
+
+// Vars are order-ingest's own variables; it reads some of host.ServiceVars
+// too.
+var Vars = config.NewSet("order-ingest", 10, "Read by order-ingest, with `BOOMERANG_BASE_CURRENCY`, `BOOMERANG_FX_RATES_FILE`, `BOOMERANG_IDENTITY_SECRET` and the stream settings shared by the services.")
+
+// The service's variables.
+var (
+	DatabaseURL = Vars.String("INGEST_DATABASE_URL", "sqlite:data/ingest.db", "`postgres://user:pass@host/db` or `sqlite:PATH`. The default is the single process's; a service binary requires the variable.")
+	batchSize   = Vars.Int("INGEST_BATCH_SIZE", 256, 1, 10000, "Most input messages applied in one transaction.")
+	maxPayload  = Vars.Int("INGEST_MAX_PAYLOAD_BYTES", 256<<10, 1024, 8<<20, "Largest accepted input message, in bytes.")
+	maxAttempts = Vars.Int("INGEST_MAX_ATTEMPTS", 5, 1, 1000,
+		"Tries of a message that fails on its own (while the database answers) before it is dead-lettered (`processing_failed`).")
+	waitForOrder = Vars.Duration("INGEST_WAIT_FOR_ORDER", 10*time.Minute, 0, config.Forever,
+		"How long a refund or cancellation waits for its order before it is dead-lettered.")
+	laterDelay = Vars.Duration("INGEST_LATER_DELAY", 30*time.Second, 10*time.Millisecond, time.Hour,
+		"How long a message put off (waiting for its order) waits before it comes back.")
+	ackWait = Vars.Duration("INGEST_ACK_WAIT", 30*time.Second, time.Second, time.Hour,
+		"The consumer's lease on a message; after a crash, messages in flight come back when it runs out.")
+	inputMaxAge = Vars.Duration("INGEST_INPUT_MAX_AGE", 7*24*time.Hour, 0, config.Forever,
+		"Retention of the INGEST stream (the raw input; `0` keeps all).")
+)
+
+// LoadConfig reads the service's variables and reports every problem at
+// once.
+func LoadConfig(src config.Source) (Config, error) {
+	r := config.NewReader(src)
+	c := Config{
+		DatabaseURL:      DatabaseURL.Read(r),
+		BaseCurrency:     strings.ToUpper(host.BaseCurrency.Read(r)),
+		FXRatesFile:      host.FXRatesFile.Read(r),
+		BatchSize:        batchSize.Read(r),
+		MaxPayload:       maxPayload.Read(r),
+		MaxAttempts:      maxAttempts.Read(r),
+		WaitForOrder:     waitForOrder.Read(r),
+		LaterDelay:       laterDelay.Read(r),
+		AckWait:          ackWait.Read(r),
+		InputMaxAge:      inputMaxAge.Read(r),
+		OrdersMaxAge:     host.OrdersMaxAge.Read(r),
+		DeadLetterMaxAge: host.DeadLetterMaxAge.Read(r),
+		StreamReplicas:   host.StreamReplicas.Read(r),
+	}
+	if s := host.IdentitySecret.Read(r); s != "" {
+		c.IdentitySecret = decodeSecret(s)
+	}
+	c.check(r)
+	return c, r.Err()
+}
+
+// decodeSecret accepts a hex string (as `openssl rand -hex 32` prints) or
+// raw text.
+func decodeSecret(s string) []byte {
+	if b, err := hex.DecodeString(s); err == nil {
+		return b
+	}
+	return []byte(s)
+}
+
+// Validate reports what the variables' declarations cannot: required
+// values and the ones that depend on each other.
+func (c Config) Validate() error {
+	r := config.NewReader(config.Map(nil))
+	c.check(r)
+	return r.Err()
+}
+
+func (c Config) check(r *config.Reader) {
+	if c.DatabaseURL == "" {
+		r.Fail(DatabaseURL.Name, "required")
+	}
+	if !money.Known(c.BaseCurrency) {
+		r.Fail(host.BaseCurrency.Name, "%q is not an ISO 4217 currency", c.BaseCurrency)
+	}
+	if len(c.IdentitySecret) < 32 {
+		r.Fail(host.IdentitySecret.Name, "required, at least 32 bytes (e.g. `openssl rand -hex 32`)")
+	}
+}
