@@ -3,6 +3,12 @@ package money
 // exponents lists the active ISO 4217 currencies (list one, 2024 edition)
 // with the number of decimals of their minor unit. Funds codes and precious
 // metals are left out: no shop charges in them.
+//
+// golang.org/x/text/currency is not used for this: its digits are CLDR's
+// (how amounts are shown), not ISO 4217's minor units (how shops and
+// payment providers send them). It gives 0 decimals for IQD (ISO: 3), IDR,
+// LAK and RSD (ISO: 2), and accepts withdrawn codes such as DEM; an order
+// of "1.500" IQD would be refused and "10.50" IDR misread.
 var exponents = map[string]int{
 	"AED": 2, "AFN": 2, "ALL": 2, "AMD": 2, "AOA": 2, "ARS": 2, "AUD": 2, "AWG": 2,
 	"AZN": 2, "BAM": 2, "BBD": 2, "BDT": 2, "BGN": 2, "BHD": 3, "BIF": 0, "BMD": 2,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -195,15 +196,19 @@ func (c *BatchConsumer) settle(batch, later []jetstream.Msg) {
 // off between attempts and renewing the messages' lease meanwhile. It
 // returns false when ctx ends first.
 func (c *BatchConsumer) applyUntilDone(ctx context.Context, handle BatchHandler, batch []jetstream.Msg) ([]jetstream.Msg, bool) {
-	backoff := 100 * time.Millisecond
+	retry := &backoff.ExponentialBackOff{
+		InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: 10 * time.Second,
+	}
+	retry.Reset()
 	for attempt := 1; ; attempt++ {
 		later, err := c.apply(ctx, handle, batch, attempt)
 		if err == nil {
 			return later, true
 		}
-		c.log.Error("batch failed; trying it again", "size", len(batch), "attempt", attempt, "retry_in", backoff, "error", err)
+		delay := retry.NextBackOff()
+		c.log.Error("batch failed; trying it again", "size", len(batch), "attempt", attempt, "retry_in", delay, "error", err)
 		renew := time.NewTicker(c.opts.AckWait / 3)
-		wait := time.NewTimer(backoff)
+		wait := time.NewTimer(delay)
 	waiting:
 		for {
 			select {
@@ -223,7 +228,6 @@ func (c *BatchConsumer) applyUntilDone(ctx context.Context, handle BatchHandler,
 		for _, m := range batch {
 			_ = m.InProgress()
 		}
-		backoff = min(backoff*2, 10*time.Second)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
@@ -205,7 +206,10 @@ func (r *Relay) Run(ctx context.Context) error {
 	defer unlock()
 	t := time.NewTicker(r.poll)
 	defer t.Stop()
-	backoff := 100 * time.Millisecond
+	retry := &backoff.ExponentialBackOff{
+		InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: 5 * time.Second,
+	}
+	retry.Reset()
 	for {
 		// Waiters registered before this pass began are answered by it;
 		// later ones wait for the next.
@@ -219,13 +223,12 @@ func (r *Relay) Run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(backoff):
+			case <-time.After(retry.NextBackOff()):
 			}
-			backoff = min(backoff*2, 5*time.Second)
 			r.requeue(waiting)
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		retry.Reset()
 		if n == r.batch {
 			r.requeue(waiting)
 			continue // more may be waiting
