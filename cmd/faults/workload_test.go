@@ -185,7 +185,7 @@ func orderMessages(o *order, idx int) []shopMsg {
 }
 
 // expected is what every service must show for one customer, computed from
-// the orders as the shop sent them, by the rules the README documents.
+// the orders as the shop sent them, by the rules services/*/README.md document.
 type expected struct {
 	// Points under the default programme: one point per whole EUR of a paid
 	// order, less floor(points × refunded ÷ total) of its refunds; a

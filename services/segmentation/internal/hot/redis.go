@@ -14,8 +14,8 @@ import (
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
 )
 
-// Redis is the hot store in Redis. Its key layout (see README.md,
-// "Segmentation: Redis keys"), under a prefix (default "boomerang:seg:"):
+// Redis is the hot store in Redis. Its key layout (see
+// services/segmentation/README.md), under a prefix (default "boomerang:seg:"):
 //
 //	profile:<customer>   string  the profile, binary (see codec.go)
 //	top:clv, top:spend   zset    customer → CLV / net spend (minor units)
