@@ -14,9 +14,9 @@
 // A stream has one owner, the only service that may change its
 // configuration: order-ingest owns INGEST, ORDERS and DEADLETTER, each
 // other service its own events' stream (feedback FEEDBACK_IN too); the
-// others may create a shared stream that is missing (natsx.EnsureStream
-// asks no more of them when it has their configuration), so the services
-// start in any order.
+// others may create a shared stream that is missing and leave it as it is
+// otherwise (natsx.EnsureStreamExists), so the services start in any
+// order, also after an upgrade that changes a stream's configuration.
 // Every user receives replies on its own inbox only
 // (natsx.InboxPrefix), so no one reads what is pulled for another.
 package busauth

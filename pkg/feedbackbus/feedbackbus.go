@@ -44,9 +44,11 @@ func StreamConfig(replicas int, maxAge time.Duration) jetstream.StreamConfig {
 	}
 }
 
-// EnsureStream creates or updates the FEEDBACK stream.
+// EnsureStream creates the FEEDBACK stream when missing, for a service
+// that reads it; the feedback service, which owns it (busauth), keeps its
+// configuration up to date.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int, maxAge time.Duration) error {
-	_, err := natsx.EnsureStream(ctx, js, StreamConfig(replicas, maxAge))
+	_, err := natsx.EnsureStreamExists(ctx, js, StreamConfig(replicas, maxAge))
 	return err
 }
 

@@ -135,23 +135,31 @@ func Connect(url, name string, log *slog.Logger, opts ...nats.Option) (*nats.Con
 // the stream's owner may change it (busauth), so the others must not need
 // to.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := EnsureStreamExists(ctx, js, cfg)
+	if err != nil || hasConfig(s.CachedInfo().Config, cfg) {
+		return s, err
+	}
+	if s, err = js.UpdateStream(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("stream %s: update: %w", cfg.Name, err)
+	}
+	return s, nil
+}
+
+// EnsureStreamExists creates the stream with cfg when it is missing and
+// otherwise leaves it as it is: what a service does with a stream another
+// service owns (busauth). The owner brings the configuration up to date
+// whenever it starts, so a service that starts first after an upgrade
+// changing a stream's configuration must not need to.
+func EnsureStreamExists(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	s, err := js.Stream(ctx, cfg.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		if s, err = js.CreateStream(ctx, cfg); errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			// Created meanwhile, with another configuration.
 			s, err = js.Stream(ctx, cfg.Name)
-		} else if err == nil {
-			return s, nil
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
-	}
-	if hasConfig(s.CachedInfo().Config, cfg) {
-		return s, nil
-	}
-	if s, err = js.UpdateStream(ctx, cfg); err != nil {
-		return nil, fmt.Errorf("stream %s: update: %w", cfg.Name, err)
 	}
 	return s, nil
 }

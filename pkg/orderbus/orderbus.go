@@ -49,11 +49,15 @@ type StreamOptions struct {
 	OrdersMaxAge   time.Duration
 	DeadLetterAge  time.Duration
 	DuplicateAfter time.Duration
+	// Owner is set by order-ingest, which owns both streams (busauth) and
+	// brings them up to these options; the other services only create
+	// them when missing.
+	Owner bool
 }
 
-// EnsureStreams creates or updates ORDERS and DEADLETTER. Every service
-// that reads or writes them calls it at start-up, so the services can start
-// in any order.
+// EnsureStreams creates ORDERS and DEADLETTER when missing and, for their
+// owner, updates them to o. Every service that reads or writes them calls
+// it at start-up, so the services can start in any order.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
 	if o.Replicas <= 0 {
 		o.Replicas = 1
@@ -73,7 +77,11 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 			Description: "Messages that could not be accepted, with the reason in their headers",
 		},
 	} {
-		if _, err := natsx.EnsureStream(ctx, js, cfg); err != nil {
+		ensure := natsx.EnsureStreamExists
+		if o.Owner {
+			ensure = natsx.EnsureStream
+		}
+		if _, err := ensure(ctx, js, cfg); err != nil {
 			return err
 		}
 	}

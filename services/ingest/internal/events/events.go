@@ -70,6 +70,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 	}
 	return orderbus.EnsureStreams(ctx, js, orderbus.StreamOptions{
 		Replicas: o.Replicas, OrdersMaxAge: o.OrdersMaxAge, DeadLetterAge: o.DeadLetterAge, DuplicateAfter: o.DuplicateAfter,
+		Owner: true,
 	})
 }
 
