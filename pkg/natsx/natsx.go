@@ -34,8 +34,8 @@ const (
 // Nats-Msg-Id of each message it stored, dropping a second publish of the
 // same id. It is there for the outbox relays, which resend a message whose
 // ack did not come: within one run the resend follows the first send by at
-// most the 30s ack wait, the 10s given to recording acks and a 5s
-// back-off, so a minute covers it. A resend after longer (a crash
+// most the 30s ack wait, the 10s given to recording acks and a back-off
+// of 5s give or take a fifth, so a minute covers it. A resend after longer (a crash
 // followed by a slow restart, a bus down for minutes) is stored again,
 // and every consumer drops it by its event id, as it already must for a
 // redelivery. The server keeps an entry of about 130 bytes per message
