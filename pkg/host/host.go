@@ -272,15 +272,11 @@ func (h *Host) degraded(ctx context.Context, s Service) (string, error) {
 // "healthcheck" argument, for container health checks in images without a
 // shell or curl.
 func CheckHealth(httpAddr string) error {
-	host, port, err := net.SplitHostPort(httpAddr)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(httpAddr); err != nil {
 		return fmt.Errorf("health address %q: %w", httpAddr, err)
 	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
 	client := &http.Client{Timeout: 3 * time.Second}
-	resp, err := client.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	resp, err := client.Get("http://" + loopback(httpAddr) + "/healthz")
 	if err != nil {
 		return err
 	}
@@ -319,3 +315,13 @@ func adminOnly(tokens *grpcx.Tokens, next http.Handler) http.Handler {
 
 // DefaultOutboxStaleAfter is Options.OutboxStaleAfter's default.
 const DefaultOutboxStaleAfter = 2 * time.Minute
+
+// loopback turns a listen address on every interface (":7480",
+// "0.0.0.0:7480") into one to dial on this machine.
+func loopback(addr string) string {
+	h, port, err := net.SplitHostPort(addr)
+	if err != nil || (h != "" && h != "0.0.0.0" && h != "::") {
+		return addr
+	}
+	return net.JoinHostPort("127.0.0.1", port)
+}

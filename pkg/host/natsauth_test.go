@@ -9,16 +9,20 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 )
 
+var testVars = config.NewSet("host tests", 100, "")
+
 func TestStandaloneRefusesRemoteNATSWithoutCredentials(t *testing.T) {
 	env := config.Map(map[string]string{
-		"NATS_URL":             "nats://nats.example.com:4222",
-		"INGEST_DATABASE_URL":  "sqlite:" + t.TempDir() + "/x.db",
-		"BOOMERANG_API_TOKENS": "token-0123456789abcdef:admin",
+		"NATS_URL":              "nats://nats.example.com:4222",
+		"HOSTTEST_DATABASE_URL": "sqlite:" + t.TempDir() + "/x.db",
+		"BOOMERANG_API_TOKENS":  "token-0123456789abcdef:admin",
 	})
-	err := standalone(context.Background(), "ingest", "INGEST_DATABASE_URL", "", env, func(context.Context, Env) (Service, error) {
-		t.Fatal("service built")
-		return nil, nil
-	})
+	mod := Module{Name: "order-ingest", DatabaseURL: testVars.String("HOSTTEST_DATABASE_URL", "", "a test database"),
+		Build: func(context.Context, Deps) (Service, error) {
+			t.Fatal("service built")
+			return nil, nil
+		}}
+	err := standalone(context.Background(), mod, env)
 	if err == nil || !strings.Contains(err.Error(), "NATS_URL: nats://nats.example.com:4222 is not on this machine") || !strings.Contains(err.Error(), "NATS_USER") {
 		t.Fatalf("error %v, want one naming NATS_USER", err)
 	}

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/config"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
@@ -16,29 +13,14 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/telemetry"
 )
 
-// Env is what a standalone service binary is given to build its service.
-type Env struct {
-	Config    config.Source
-	DB        *sqldb.DB
-	JetStream jetstream.JetStream
-	Log       *slog.Logger
-	Telemetry *telemetry.Telemetry
-
-	cleanups *[]func()
-}
-
-// Defer runs fn when the service has stopped, before the database and
-// NATS connections close (for clients the build function opened).
-func (e Env) Defer(fn func()) { *e.cleanups = append(*e.cleanups, fn) }
-
 // Standalone is the main of a service's own binary in the distributed
 // deployment: "healthcheck" as the first argument asks a running
 // instance's /healthz; otherwise it reads the common variables (NATS_URL
 // and the credentials NATSCredentials reads, BOOMERANG_GRPC_ADDR, BOOMERANG_HTTP_ADDR, BOOMERANG_API_TOKENS, TLS,
-// OpenTelemetry, log level), opens the database named by dbVar, builds the
+// OpenTelemetry, log level), opens the module's database, builds the
 // service and serves it until ctx ends. It returns the process exit code.
-func Standalone(ctx context.Context, name, dbVar, dbDefault string, args []string, env config.Source,
-	build func(ctx context.Context, e Env) (Service, error)) int {
+func Standalone(ctx context.Context, mod Module, args []string, env config.Source) int {
+	name := mod.Name
 	if len(args) > 0 && args[0] == "healthcheck" {
 		addr := HTTPAddr.Read(config.NewReader(env))
 		if err := CheckHealth(addr); err != nil {
@@ -47,17 +29,20 @@ func Standalone(ctx context.Context, name, dbVar, dbDefault string, args []strin
 		}
 		return 0
 	}
-	if err := standalone(ctx, name, dbVar, dbDefault, env, build); err != nil {
+	if err := standalone(ctx, mod, env); err != nil {
 		fmt.Fprintln(os.Stderr, name+":", err)
 		return 1
 	}
 	return 0
 }
 
-func standalone(ctx context.Context, name, dbVar, dbDefault string, env config.Source, build func(ctx context.Context, e Env) (Service, error)) error {
+func standalone(ctx context.Context, mod Module, env config.Source) error {
+	name := mod.Name
 	r := config.NewReader(env)
 	natsURL := NATSURL.Read(r)
-	dbURL := r.String(dbVar, dbDefault)
+	// The declared default is the single process's SQLite file; a
+	// service binary is told its database.
+	dbURL := r.String(mod.DatabaseURL.Name, "")
 	grpcAddr := GRPCAddr.Read(r)
 	httpAddr := HTTPAddr.Read(r)
 	tokenSpec := APITokens.Read(r)
@@ -78,7 +63,7 @@ func standalone(ctx context.Context, name, dbVar, dbDefault string, env config.S
 		r.Fail("NATS_USER", "%q: want letters, digits, '-' or '_' (it names the user's inbox)", natsCreds.User)
 	}
 	if dbURL == "" {
-		r.Fail(dbVar, "required (postgres://… or sqlite:PATH)")
+		r.Fail(mod.DatabaseURL.Name, "required (postgres://… or sqlite:PATH)")
 	}
 	if err := r.Err(); err != nil {
 		return err
@@ -113,7 +98,9 @@ func standalone(ctx context.Context, name, dbVar, dbDefault string, env config.S
 			cleanups[i]()
 		}
 	}()
-	svc, err := build(ctx, Env{Config: env, DB: db, JetStream: js, Log: log, Telemetry: tel, cleanups: &cleanups})
+	deps := Deps{Config: env, DB: db, JetStream: js, Log: log, Telemetry: tel, cleanups: &cleanups}
+	deps.Peers = RemotePeers(&deps)
+	svc, err := mod.Build(ctx, deps)
 	if err != nil {
 		return err
 	}

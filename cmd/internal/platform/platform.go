@@ -18,24 +18,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
-
-	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/busauth"
 	"github.com/boomerang-loyalty/boomerang/pkg/config"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/host"
-	"github.com/boomerang-loyalty/boomerang/pkg/money"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
-	"github.com/boomerang-loyalty/boomerang/pkg/redisx"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/telemetry"
 	feedback "github.com/boomerang-loyalty/boomerang/services/feedback/service"
@@ -68,7 +61,15 @@ type Config struct {
 }
 
 // AllServices are the services the platform can run, in start order.
-var AllServices = []string{"ingest", "ledger", "segmentation", "feedback"}
+var AllServices = shortNames(Modules)
+
+func shortNames(mods []host.Module) []string {
+	names := make([]string, len(mods))
+	for i, mod := range mods {
+		names[i] = mod.Short()
+	}
+	return names
+}
 
 // Every service offers its outbox's parked messages to operators through
 // the host (OutboxAdminService, under the names above), in this process as
@@ -149,10 +150,10 @@ type Main struct {
 	natsCreds map[string]natsx.Credentials
 	natsFiles map[string]string // user → its generated password file
 	dbs       []*sqldb.DB
-	redis     *redis.Client
 	host      *host.Host
 	tokenFile string
-	profiles  *selfProfiles
+	cleanups  []func()         // the services' Deps.Defer, run last first
+	selfConns []*host.SelfConn // in-process gRPC clients, connected once the port is open
 }
 
 // New returns a platform logging to stderr.
@@ -207,43 +208,24 @@ func (m *Main) Open(ctx context.Context, env config.Source) (err error) {
 	}
 
 	var services []host.Service
-	var js jetstream.JetStream
-	if c.Services["ingest"] {
-		if js, err = m.bus(natsURL, "ingest"); err != nil {
-			return err
+	peers := &selfPeers{m: m, tokens: tokens}
+	for _, mod := range Modules {
+		if !c.Services[mod.Short()] {
+			continue
 		}
-		isvc, err := m.openIngest(ctx, env, js, secret)
+		svc, err := m.openModule(ctx, mod, env, natsURL, secret, peers)
 		if err != nil {
 			return err
 		}
-		services = append(services, isvc)
-	}
-	if c.Services["ledger"] {
-		if js, err = m.bus(natsURL, "ledger"); err != nil {
-			return err
+		services = append(services, svc)
+		switch svc := svc.(type) {
+		case *ledger.Service:
+			m.Ledger = svc
+		case *segmentation.Service:
+			m.Segmentation = svc
+		case *feedback.Service:
+			m.Feedback = svc
 		}
-		if m.Ledger, err = m.openLedger(ctx, env, js); err != nil {
-			return err
-		}
-		services = append(services, m.Ledger)
-	}
-	if c.Services["segmentation"] {
-		if js, err = m.bus(natsURL, "segmentation"); err != nil {
-			return err
-		}
-		if m.Segmentation, err = m.openSegmentation(ctx, env, js); err != nil {
-			return err
-		}
-		services = append(services, m.Segmentation)
-	}
-	if c.Services["feedback"] {
-		if js, err = m.bus(natsURL, "feedback"); err != nil {
-			return err
-		}
-		if m.Feedback, err = m.openFeedback(ctx, env, js, tokens); err != nil {
-			return err
-		}
-		services = append(services, m.Feedback)
 	}
 	m.log.Info("services", "run", strings.Join(slices.DeleteFunc(slices.Clone(AllServices), func(s string) bool { return !c.Services[s] }), ","))
 
@@ -254,10 +236,12 @@ func (m *Main) Open(ctx context.Context, env config.Source) (err error) {
 	if err != nil {
 		return err
 	}
-	if m.profiles == nil {
-		return nil
+	for _, conn := range m.selfConns {
+		if err := conn.Connect(m.host.GRPCAddr(), c.TLSCertFile != ""); err != nil {
+			return err
+		}
 	}
-	return m.profiles.connect(m.host.GRPCAddr(), c.TLSCertFile != "")
+	return nil
 }
 
 // openDB opens a service's database; Close closes it.
@@ -270,141 +254,51 @@ func (m *Main) openDB(ctx context.Context, url string) (*sqldb.DB, error) {
 	return db, nil
 }
 
-// openIngest starts order-ingest on its SQLite file unless
-// INGEST_DATABASE_URL names another database.
-func (m *Main) openIngest(ctx context.Context, env config.Source, js jetstream.JetStream, secret string) (*ingest.Service, error) {
-	cfg, err := ingest.LoadConfig(withDefaults(env, map[string]string{
-		"INGEST_DATABASE_URL":    "sqlite:" + filepath.Join(m.Config.DataDir, "ingest.db"),
+// Modules are the services the platform can run, in start order.
+var Modules = []host.Module{ingest.Module, ledger.Module, segmentation.Module, feedback.Module}
+
+// openModule starts a service as its own binary would, on its own bus user,
+// on its SQLite file under the data directory unless its database variable
+// names another database.
+func (m *Main) openModule(ctx context.Context, mod host.Module, env config.Source, natsURL, secret string, peers host.Peers) (host.Service, error) {
+	js, err := m.bus(natsURL, mod.Short())
+	if err != nil {
+		return nil, err
+	}
+	env = withDefaults(env, map[string]string{
+		mod.DatabaseURL.Name:     "sqlite:" + filepath.Join(m.Config.DataDir, mod.SQLiteFile),
 		host.IdentitySecret.Name: secret,
-	}))
+	})
+	url := config.NewReader(env).String(mod.DatabaseURL.Name, "")
+	db, err := m.openDB(ctx, url)
 	if err != nil {
 		return nil, err
 	}
-	db, err := m.openDB(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return nil, err
-	}
-	return ingest.New(ctx, cfg, ingest.Deps{DB: db, JetStream: js, Log: m.log, Tracer: m.tel.Tracer, Meter: m.tel.Meter})
+	deps := host.Deps{Config: env, DB: db, JetStream: js, Log: m.log, Telemetry: m.tel, Peers: peers}
+	return mod.Build(ctx, deps.WithCleanups(&m.cleanups))
 }
 
-// openLedger starts points-ledger on its SQLite file unless
-// LEDGER_DATABASE_URL names another database.
-func (m *Main) openLedger(ctx context.Context, env config.Source, js jetstream.JetStream) (*ledger.Service, error) {
-	cfg, err := ledger.LoadConfig(withDefaults(env, map[string]string{
-		"LEDGER_DATABASE_URL": "sqlite:" + filepath.Join(m.Config.DataDir, "ledger.db"),
-	}))
-	if err != nil {
-		return nil, err
-	}
-	db, err := m.openDB(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return nil, err
-	}
-	return ledger.New(ctx, cfg, ledger.Deps{DB: db, JetStream: js, Log: m.log, Tracer: m.tel.Tracer, Meter: m.tel.Meter})
+// selfPeers reaches a service running in this process on the process's own
+// gRPC port, with a token for the scope made at start-up, and any other at
+// its configured address.
+type selfPeers struct {
+	m      *Main
+	tokens *grpcx.Tokens
 }
 
-// openSegmentation starts segmentation on its SQLite file unless
-// SEGMENTATION_DATABASE_URL names another database, with its hot store in
-// Redis when SEGMENTATION_REDIS_URL or REDIS_URL is set and in process
-// otherwise.
-func (m *Main) openSegmentation(ctx context.Context, env config.Source, js jetstream.JetStream) (*segmentation.Service, error) {
-	cfg, err := segmentation.LoadConfig(withDefaults(env, map[string]string{
-		"SEGMENTATION_DATABASE_URL": "sqlite:" + filepath.Join(m.Config.DataDir, "segmentation.db"),
-	}))
-	if err != nil {
+func (p *selfPeers) Dial(peer, scope, addr string, o grpcx.ClientOptions) (grpc.ClientConnInterface, error) {
+	if !p.m.Config.Services[peer] {
+		deps := host.Deps{}.WithCleanups(&p.m.cleanups)
+		return host.RemotePeers(&deps).Dial(peer, scope, addr, o)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
 		return nil, err
 	}
-	db, err := m.openDB(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return nil, err
-	}
-	deps := segmentation.Deps{DB: db, JetStream: js, Log: m.log, Tracer: m.tel.Tracer, Meter: m.tel.Meter}
-	if cfg.RedisURL != "" {
-		if m.redis, err = redisx.Open(ctx, cfg.RedisURL); err != nil {
-			return nil, err
-		}
-		deps.Redis = m.redis
-	}
-	return segmentation.New(ctx, cfg, deps)
-}
-
-// openFeedback starts the feedback service on its SQLite file unless
-// FEEDBACK_DATABASE_URL names another database. When segmentation runs in
-// this process too, feedback asks it for segments and values over gRPC
-// like the distributed deployment does, on the platform's own port with a
-// token made for it at start-up, so the look-ups keep their deadlines and
-// no service reaches into another; otherwise it makes no look-ups.
-func (m *Main) openFeedback(ctx context.Context, env config.Source, js jetstream.JetStream, tokens *grpcx.Tokens) (*feedback.Service, error) {
-	cfg, err := feedback.LoadConfig(withDefaults(env, map[string]string{
-		"FEEDBACK_DATABASE_URL": "sqlite:" + filepath.Join(m.Config.DataDir, "feedback.db"),
-	}))
-	if err != nil {
-		return nil, err
-	}
-	db, err := m.openDB(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return nil, err
-	}
-	deps := feedback.Deps{DB: db, JetStream: js, Log: m.log, Tracer: m.tel.Tracer, Meter: m.tel.Meter}
-	if m.Config.Services["segmentation"] {
-		raw := make([]byte, 32)
-		if _, err := rand.Read(raw); err != nil {
-			return nil, err
-		}
-		m.profiles = &selfProfiles{token: hex.EncodeToString(raw)}
-		tokens.Add(m.profiles.token, "segmentation:read")
-		deps.Profiles = m.profiles
-	}
-	return feedback.New(ctx, cfg, deps)
-}
-
-// selfProfiles is feedback's client of segmentation in this process: a
-// gRPC connection to the platform's own port, made once the port is open.
-// Until then (start-up only) look-ups fail, and the feedback service fills
-// the segments in later.
-type selfProfiles struct {
-	token string
-	mu    sync.Mutex
-	conn  *grpc.ClientConn
-	p     feedback.Profiles
-}
-
-func (s *selfProfiles) connect(addr string, useTLS bool) error {
-	if h, port, err := net.SplitHostPort(addr); err == nil && (h == "" || h == "0.0.0.0" || h == "::") {
-		addr = net.JoinHostPort("127.0.0.1", port)
-	}
-	// The certificate names the public host, not the loopback address
-	// this connection to ourselves uses.
-	conn, err := grpcx.Dial(addr, grpcx.ClientOptions{Token: s.token, TLS: useTLS, InsecureSkipVerify: useTLS})
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.conn, s.p = conn, feedback.SegmentationProfiles(segmentationv1.NewSegmentationServiceClient(conn))
-	return nil
-}
-
-func (s *selfProfiles) Profile(ctx context.Context, customerID string) (segmentationv1.Segment, money.Money, error) {
-	s.mu.Lock()
-	p := s.p
-	s.mu.Unlock()
-	if p == nil {
-		return 0, money.Money{}, errors.New("segmentation client not connected yet")
-	}
-	return p.Profile(ctx, customerID)
-}
-
-func (s *selfProfiles) close() error {
-	if s == nil {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn == nil {
-		return nil
-	}
-	return s.conn.Close()
+	conn := &host.SelfConn{Token: hex.EncodeToString(raw)}
+	p.tokens.Add(conn.Token, scope)
+	p.m.selfConns = append(p.m.selfConns, conn)
+	return conn, nil
 }
 
 // Run serves until ctx is cancelled, giving the heap's free memory back
@@ -423,7 +317,13 @@ func (m *Main) Run(ctx context.Context) error {
 
 // Close releases what Open acquired.
 func (m *Main) Close() error {
-	err := m.profiles.close()
+	var err error
+	for i := len(m.cleanups) - 1; i >= 0; i-- {
+		m.cleanups[i]()
+	}
+	for _, conn := range m.selfConns {
+		err = errors.Join(err, conn.Close())
+	}
 	for _, nc := range m.conns {
 		// Drain so acks and publishes in flight reach the server.
 		_ = nc.Drain()
@@ -431,9 +331,6 @@ func (m *Main) Close() error {
 	}
 	for _, db := range m.dbs {
 		err = errors.Join(err, db.Close())
-	}
-	if m.redis != nil {
-		err = errors.Join(err, m.redis.Close())
 	}
 	if m.ns != nil {
 		m.ns.Shutdown()

@@ -13,34 +13,14 @@ import (
 	"os/signal"
 	"syscall"
 
-	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
-
 	"github.com/boomerang-loyalty/boomerang/pkg/config"
-	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/host"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/service"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := host.Standalone(ctx, service.Name, "FEEDBACK_DATABASE_URL", "", os.Args[1:], config.Environ(),
-		func(ctx context.Context, e host.Env) (host.Service, error) {
-			cfg, err := service.LoadConfig(e.Config)
-			if err != nil {
-				return nil, err
-			}
-			deps := service.Deps{DB: e.DB, JetStream: e.JetStream, Log: e.Log, Tracer: e.Telemetry.Tracer, Meter: e.Telemetry.Meter}
-			if cfg.SegmentationAddr != "" {
-				// The connection lives as long as the process; it
-				// reconnects by itself when segmentation restarts.
-				conn, err := grpcx.Dial(cfg.SegmentationAddr, grpcx.ClientOptions{Token: cfg.SegmentationToken, TLS: cfg.SegmentationTLS})
-				if err != nil {
-					return nil, err
-				}
-				deps.Profiles = service.SegmentationProfiles(segmentationv1.NewSegmentationServiceClient(conn))
-			}
-			return service.New(ctx, cfg, deps)
-		})
+	code := host.Standalone(ctx, service.Module, os.Args[1:], config.Environ())
 	stop()
 	os.Exit(code)
 }

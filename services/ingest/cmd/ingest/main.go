@@ -19,15 +19,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := host.Standalone(ctx, service.Name, "INGEST_DATABASE_URL", "", os.Args[1:], config.Environ(),
-		func(ctx context.Context, e host.Env) (host.Service, error) {
-			cfg, err := service.LoadConfig(e.Config)
-			if err != nil {
-				return nil, err
-			}
-			return service.New(ctx, cfg, service.Deps{DB: e.DB, JetStream: e.JetStream, Log: e.Log,
-				Tracer: e.Telemetry.Tracer, Meter: e.Telemetry.Meter})
-		})
+	code := host.Standalone(ctx, service.Module, os.Args[1:], config.Environ())
 	stop()
 	os.Exit(code)
 }

@@ -15,29 +15,12 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/config"
 	"github.com/boomerang-loyalty/boomerang/pkg/host"
-	"github.com/boomerang-loyalty/boomerang/pkg/redisx"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/service"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := host.Standalone(ctx, service.Name, "SEGMENTATION_DATABASE_URL", "", os.Args[1:], config.Environ(),
-		func(ctx context.Context, e host.Env) (host.Service, error) {
-			cfg, err := service.LoadConfig(e.Config)
-			if err != nil {
-				return nil, err
-			}
-			deps := service.Deps{DB: e.DB, JetStream: e.JetStream, Log: e.Log, Tracer: e.Telemetry.Tracer, Meter: e.Telemetry.Meter}
-			if cfg.RedisURL != "" {
-				rc, err := redisx.Open(ctx, cfg.RedisURL)
-				if err != nil {
-					return nil, err
-				}
-				e.Defer(func() { _ = rc.Close() })
-				deps.Redis = rc
-			}
-			return service.New(ctx, cfg, deps)
-		})
+	code := host.Standalone(ctx, service.Module, os.Args[1:], config.Environ())
 	stop()
 	os.Exit(code)
 }
