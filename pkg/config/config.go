@@ -121,3 +121,13 @@ func (r *Reader) Err() error {
 	}
 	return fmt.Errorf("configuration: %w", errors.Join(r.errs...))
 }
+
+// Check runs check over a reader of no variables and returns what it
+// reported: a configuration's Validate, for the rules its variables'
+// declarations cannot state (required values, values that depend on each
+// other), shared by LoadConfig and by configurations built in code.
+func Check(check func(*Reader)) error {
+	r := NewReader(Map(nil))
+	check(r)
+	return r.Err()
+}

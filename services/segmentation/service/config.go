@@ -85,11 +85,7 @@ func LoadConfig(src config.Source) (Config, error) {
 
 // Validate reports what the variables' declarations cannot: required
 // values and the ones that depend on each other.
-func (c Config) Validate() error {
-	r := config.NewReader(config.Map(nil))
-	c.check(r)
-	return r.Err()
-}
+func (c Config) Validate() error { return config.Check(c.check) }
 
 func (c Config) check(r *config.Reader) {
 	if c.DatabaseURL == "" {
