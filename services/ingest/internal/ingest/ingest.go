@@ -24,34 +24,31 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/fx"
-	"github.com/boomerang-loyalty/boomerang/pkg/money"
+	"github.com/boomerang-loyalty/boomerang/pkg/orderevent"
 )
 
 // Reasons name why an order was not accepted. They are stable: shops and
 // operators match on them (gRPC results, dead-letter headers).
 const (
-	ReasonMalformed      = "malformed"        // not decodable JSON or protobuf
-	ReasonTooLarge       = "too_large"        // over the payload limit
-	ReasonInvalid        = "invalid"          // broke a field rule
-	ReasonBadSubject     = "bad_subject"      // subject does not name a source
-	ReasonSourceMismatch = "source_mismatch"  // body names another source than the subject
-	ReasonUnknownCurr    = "unknown_currency" // not an ISO 4217 currency
-	ReasonNoRate         = "no_fx_rate"       // no rate on or before the order's date
-	ReasonUnknownOrder   = "unknown_order"    // refund or cancellation of an order never ingested
-	ReasonNotPaid        = "order_not_paid"   // refund of an order that was not paid
-	ReasonCancelled      = "order_cancelled"  // event for a cancelled order
+	ReasonMalformed      = "malformed"                      // not decodable JSON or protobuf
+	ReasonTooLarge       = "too_large"                      // over the payload limit
+	ReasonInvalid        = orderevent.ReasonInvalid         // broke a field rule, or an amount out of range in base currency
+	ReasonBadSubject     = "bad_subject"                    // subject does not name a source
+	ReasonSourceMismatch = "source_mismatch"                // body names another source than the subject
+	ReasonUnknownCurr    = orderevent.ReasonUnknownCurrency // not an ISO 4217 currency
+	ReasonNoRate         = orderevent.ReasonNoRate          // no rate on or before the order's date
+	ReasonUnknownOrder   = "unknown_order"                  // refund or cancellation of an order never ingested
+	ReasonNotPaid        = "order_not_paid"                 // refund of an order that was not paid
+	ReasonCancelled      = "order_cancelled"                // event for a cancelled order
 	ReasonRefundExceeds  = "refund_exceeds_remaining"
 	ReasonCurrency       = "currency_mismatch" // refund in another currency than its order
 	ReasonFailed         = "processing_failed" // failed again and again; see the error header
 )
 
-// Rejection is a valid order event that cannot be accepted.
-type Rejection struct {
-	Reason  string
-	Message string
-}
-
-func (r *Rejection) Error() string { return r.Reason + ": " + r.Message }
+// Rejection is a valid order event that cannot be accepted. It is
+// orderevent's, so that the rejections of the money checks come out as
+// they are.
+type Rejection = orderevent.Rejection
 
 func reject(reason, format string, args ...any) *Rejection {
 	return &Rejection{Reason: reason, Message: fmt.Sprintf(format, args...)}
@@ -253,78 +250,26 @@ func (p *Preparer) BaseCurrency() string { return p.rates.Base() }
 func (p *Preparer) Prepare(o *ingestv1.Order) (*Prepared, error) {
 	kind := o.GetKind()
 	key := Key{Source: o.GetSource(), OrderID: o.GetOrderId(), Kind: kind, RefundID: o.GetRefund().GetRefundId()}
-	occurred := o.GetOccurredAt().AsTime()
 	now := p.now().UTC()
 	out := &Prepared{Key: key, EventID: key.EventID(), IngestedAt: now}
 
-	currency := o.GetTotal().GetCurrency()
-	if currency == "" {
-		currency = o.GetRefund().GetAmount().GetCurrency()
+	ev, err := orderevent.Build(p.rates, o)
+	if err != nil {
+		return nil, err
 	}
-	ev := &ordersv1.OrderEvent{
-		EventId:    out.EventID,
-		Kind:       kind,
-		Source:     key.Source,
-		OrderId:    key.OrderID,
-		OccurredAt: o.GetOccurredAt(),
-		IngestedAt: timestamppb.New(now),
-		Channel:    o.GetChannel(),
-		Test:       o.GetTest(),
+	ev.EventId, ev.IngestedAt = out.EventID, timestamppb.New(now)
+	if ev.Total != nil {
+		out.Currency, out.Total, out.BaseTotal = ev.Total.Currency, ev.Total.MinorUnits, ev.BaseTotal.MinorUnits
+	} else {
+		out.Currency = orderevent.Currency(o)
 	}
-	if currency != "" {
-		if !money.Known(currency) {
-			return nil, reject(ReasonUnknownCurr, "%q is not an ISO 4217 currency", currency)
-		}
-		conv, rate, err := p.rates.Converter(currency, occurred)
-		if err != nil {
-			if errors.Is(err, fx.ErrNoRate) {
-				return nil, reject(ReasonNoRate, "no %s rate on or before %s", currency, occurred.UTC().Format("2006-01-02"))
-			}
-			return nil, reject(ReasonUnknownCurr, "%v", err)
-		}
-		ev.FxRate, ev.FxRateDate = rate.Rate, rate.RateDate
-		c := amountConverter{conv: conv, currency: currency, base: p.rates.Base()}
-		out.Currency = currency
-		if o.GetTotal() != nil {
-			if ev.Total, ev.BaseTotal, err = c.pair(o.GetTotal().GetMinorUnits()); err != nil {
-				return nil, err
-			}
-			out.Total, out.BaseTotal = ev.Total.MinorUnits, ev.BaseTotal.MinorUnits
-		}
-		if ev.Shipping, err = c.optional(o.GetShipping()); err != nil {
-			return nil, err
-		}
-		if ev.Tax, err = c.optional(o.GetTax()); err != nil {
-			return nil, err
-		}
-		if d := o.GetDiscount(); d != nil && (len(d.GetCodes()) > 0 || d.GetAmount() != nil) {
-			ev.Discount = &ordersv1.Discount{Codes: d.GetCodes()}
-			if ev.Discount.Amount, err = c.optional(d.GetAmount()); err != nil {
-				return nil, err
-			}
-		}
-		for _, it := range o.GetItems() {
-			price, err := c.amount(it.GetUnitPrice().GetMinorUnits())
-			if err != nil {
-				return nil, err
-			}
-			ev.Items = append(ev.Items, &ordersv1.LineItem{
-				Sku: it.GetSku(), Category: it.GetCategory(), Quantity: it.GetQuantity(),
-				UnitPrice: price, GiftCard: it.GetGiftCard(),
-			})
-		}
-	}
-	if r := o.GetRefund(); r != nil {
-		out.RefundAmount = r.GetAmount().GetMinorUnits()
-		ev.Refund = &ordersv1.Refund{RefundId: r.GetRefundId()}
-	}
+	out.RefundAmount = o.GetRefund().GetAmount().GetMinorUnits()
 
-	if kind == ordersv1.OrderEventKind_ORDER_EVENT_KIND_PLACED || kind == ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID {
+	if ev.Customer != nil {
 		c := o.GetCustomer()
-		if id := strings.TrimSpace(c.GetPlatformCustomerId()); id != "" {
-			out.IdentityKeys = append(out.IdentityKeys, p.hasher.PlatformKey(key.Source, id))
-		} else {
-			out.Guest = true
+		out.Guest = ev.Customer.Guest
+		if !out.Guest {
+			out.IdentityKeys = append(out.IdentityKeys, p.hasher.PlatformKey(key.Source, strings.TrimSpace(c.GetPlatformCustomerId())))
 		}
 		if e := NormaliseEmail(c.GetEmail()); e != "" {
 			out.IdentityKeys = append(out.IdentityKeys, p.hasher.EmailKey(e))
@@ -332,43 +277,7 @@ func (p *Preparer) Prepare(o *ingestv1.Order) (*Prepared, error) {
 		if len(out.IdentityKeys) > 0 {
 			out.NewCustomerID = p.hasher.CustomerID(out.IdentityKeys[0])
 		}
-		ev.Customer = &ordersv1.CustomerAttributes{
-			Birthday:         c.GetBirthday(),
-			MarketingConsent: c.MarketingConsent,
-			ReferralCode:     c.GetReferralCode(),
-			Country:          c.GetCountry(),
-			Guest:            out.Guest,
-		}
 	}
 	out.Event = ev
 	return out, nil
-}
-
-type amountConverter struct {
-	conv     fx.Converter
-	currency string
-	base     string
-}
-
-func (c amountConverter) pair(minor int64) (*commonv1.Money, *commonv1.Money, error) {
-	b, err := c.conv.Convert(minor)
-	if err != nil {
-		return nil, nil, reject(ReasonInvalid, "amount %d %s out of range in %s", minor, c.currency, c.base)
-	}
-	return &commonv1.Money{MinorUnits: minor, Currency: c.currency}, &commonv1.Money{MinorUnits: b, Currency: c.base}, nil
-}
-
-func (c amountConverter) amount(minor int64) (*ordersv1.Amount, error) {
-	o, b, err := c.pair(minor)
-	if err != nil {
-		return nil, err
-	}
-	return &ordersv1.Amount{Original: o, Base: b}, nil
-}
-
-func (c amountConverter) optional(m *commonv1.Money) (*ordersv1.Amount, error) {
-	if m == nil {
-		return nil, nil
-	}
-	return c.amount(m.GetMinorUnits())
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/fx"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
+	"github.com/boomerang-loyalty/boomerang/pkg/orderevent"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/store"
 )
@@ -177,36 +178,17 @@ func (s *Server) QuoteOrder(ctx context.Context, req *ledgerv1.QuoteOrderRequest
 	return resp, nil
 }
 
-// facts converts a shop's order to base currency as ingest would.
+// facts are the facts of the canonical event order-ingest would publish
+// for o.
 func (s *Server) facts(o *ingestv1.Order) (ledger.OrderFacts, error) {
-	at := s.now()
-	if o.GetOccurredAt() != nil {
-		at = o.GetOccurredAt().AsTime()
-	}
 	if o.GetTotal() == nil {
 		return ledger.OrderFacts{}, errors.New("order.total is required for a quote")
 	}
-	conv, _, err := s.rates.Converter(o.GetTotal().GetCurrency(), at)
+	ev, err := orderevent.Build(s.rates, o)
 	if err != nil {
 		return ledger.OrderFacts{}, err
 	}
-	var firstErr error
-	base := func(m int64) int64 {
-		v, err := conv.Convert(m)
-		if err != nil && firstErr == nil {
-			firstErr = err
-		}
-		return v
-	}
-	f := ledger.OrderFacts{
-		Source: o.GetSource(), OrderID: o.GetOrderId(), Channel: o.GetChannel(), At: at, Test: o.GetTest(),
-		BaseTotal: base(o.GetTotal().GetMinorUnits()), Shipping: base(o.GetShipping().GetMinorUnits()), Tax: base(o.GetTax().GetMinorUnits()),
-	}
-	for _, it := range o.GetItems() {
-		f.Lines = append(f.Lines, ledger.Line{SKU: it.GetSku(), Category: it.GetCategory(), GiftCard: it.GetGiftCard(),
-			Value: base(it.GetUnitPrice().GetMinorUnits()) * it.GetQuantity()})
-	}
-	return f, firstErr
+	return ledger.FactsOf(ev), nil
 }
 
 // Redeem spends points; a retry with the same key returns the first
