@@ -12,11 +12,8 @@
 // create, read, pull from and acknowledge its own consumers; it may not
 // purge, delete or list streams, nor read another service's consumer.
 // A stream has one owner, the only service that may change its
-// configuration: order-ingest owns INGEST, ORDERS and DEADLETTER, each
-// other service its own events' stream (feedback FEEDBACK_IN too); the
-// others may create a shared stream that is missing and leave it as it is
-// otherwise (natsx.EnsureStreamExists), so the services start in any
-// order, also after an upgrade that changes a stream's configuration.
+// configuration, and the services that use it may only create it: who
+// owns and who uses which stream comes from pkg/streams.
 // Every user receives replies on its own inbox only
 // (natsx.InboxPrefix), so no one reads what is pulled for another.
 package busauth
@@ -27,6 +24,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/feedbackbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
+	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 )
 
 // The users. A service's user is named after the service.
@@ -45,29 +43,21 @@ func Names() []string { return []string{Shop, Admin, Ingest, Ledger, Segmentatio
 // Intake subjects: where shops, survey tools and help desks publish.
 const (
 	// OrderIntake is boomerang.ingest.orders.<source>, captured by INGEST.
-	OrderIntake = "boomerang.ingest.orders.*"
+	OrderIntake = streams.IngestPrefix + "*"
 	// FeedbackIntake is boomerang.feedback.in.<kind>.<source>, captured
 	// by FEEDBACK_IN.
-	FeedbackIntake = "boomerang.feedback.in.*.*"
+	FeedbackIntake = streams.FeedbackInPrefix + "*.*"
 )
 
-// The streams and durable consumers the services own or read. Their names
-// live in the services' internal packages; the platform tests start every
-// service with these permissions, so a renamed consumer fails them.
-const (
-	streamIngest     = "INGEST"
-	streamLedger     = "LEDGER"
-	streamSegment    = "SEGMENT"
-	streamFeedbackIn = "FEEDBACK_IN"
-)
-
+// A durable consumer a service reads. Consumer names live in the services'
+// internal packages; the platform tests start every service with these
+// permissions, so a renamed consumer fails them.
 type consumer struct{ stream, name string }
 
-// service is what one service does on the bus.
+// service is what one service does on the bus besides setting up its
+// streams (streams.Of).
 type service struct {
 	publish   []string   // its events and dead letters
-	owns      []string   // the streams it may update
-	streams   []string   // the others it ensures at start-up (creates when missing)
 	consumers []consumer // its durable consumers
 }
 
@@ -75,26 +65,19 @@ func services() map[string]service {
 	return map[string]service{
 		Ingest: {
 			publish:   []string{orderbus.Prefix + ">", orderbus.DeadLetterRoot + "ingest.>"},
-			owns:      []string{streamIngest, orderbus.Stream, orderbus.DeadLetterStream},
-			consumers: []consumer{{streamIngest, "order-ingest"}},
+			consumers: []consumer{{streams.Ingest, "order-ingest"}},
 		},
 		Ledger: {
-			publish:   []string{"boomerang.ledger.v1.>", orderbus.DeadLetterRoot + "ledger.>"},
-			owns:      []string{streamLedger},
-			streams:   []string{orderbus.Stream, orderbus.DeadLetterStream},
+			publish:   []string{streams.LedgerPrefix + ">", orderbus.DeadLetterRoot + "ledger.>"},
 			consumers: []consumer{{orderbus.Stream, "points-ledger"}},
 		},
 		Segmentation: {
-			publish:   []string{"boomerang.segmentation.v1.>", orderbus.DeadLetterRoot + "segmentation.>"},
-			owns:      []string{streamSegment},
-			streams:   []string{orderbus.Stream, orderbus.DeadLetterStream, feedbackbus.Stream},
+			publish:   []string{streams.SegmentPrefix + ">", orderbus.DeadLetterRoot + "segmentation.>"},
 			consumers: []consumer{{orderbus.Stream, "segmentation"}, {feedbackbus.Stream, "segmentation-feedback"}},
 		},
 		Feedback: {
 			publish:   []string{feedbackbus.Prefix + ">", orderbus.DeadLetterRoot + "feedback.>"},
-			owns:      []string{feedbackbus.Stream, streamFeedbackIn},
-			streams:   []string{orderbus.Stream, orderbus.DeadLetterStream},
-			consumers: []consumer{{streamFeedbackIn, "feedback-intake"}},
+			consumers: []consumer{{streams.FeedbackIn, "feedback-intake"}},
 		},
 	}
 }
@@ -116,10 +99,11 @@ func Permissions(name string) (publish, subscribe []string, ok bool) {
 		return nil, nil, false
 	}
 	publish = slices.Clone(s.publish)
-	for _, st := range s.owns {
+	owns, uses := streams.Of(name)
+	for _, st := range owns {
 		publish = append(publish, "$JS.API.STREAM.CREATE."+st, "$JS.API.STREAM.UPDATE."+st, "$JS.API.STREAM.INFO."+st)
 	}
-	for _, st := range s.streams {
+	for _, st := range uses {
 		publish = append(publish, "$JS.API.STREAM.CREATE."+st, "$JS.API.STREAM.INFO."+st)
 	}
 	for _, c := range s.consumers {

@@ -13,9 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/busauth"
-	"github.com/boomerang-loyalty/boomerang/pkg/feedbackbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
-	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
+	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 )
 
 func password(name string) string { return "pw-" + name + "-0123456789abcdef" }
@@ -37,23 +36,19 @@ func bus(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(ns.Shutdown)
-	streams(tb, ns.ClientURL())
+	platformStreams(tb, ns.ClientURL())
 	return ns.ClientURL()
 }
 
-// streams creates, as the operator, the streams a running platform has,
-// with one dead letter.
-func streams(tb testing.TB, url string) {
+// platformStreams creates, as the operator, the streams a running
+// platform has, with one dead letter.
+func platformStreams(tb testing.TB, url string) {
 	tb.Helper()
 	admin := dial(tb, url, busauth.Admin)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := orderbus.EnsureStreams(ctx, admin.js, orderbus.StreamOptions{}); err != nil {
-		tb.Fatal(err)
-	}
-	for name, subject := range map[string]string{"INGEST": "boomerang.ingest.orders.>", "FEEDBACK_IN": "boomerang.feedback.in.>",
-		"LEDGER": "boomerang.ledger.v1.>", "SEGMENT": "boomerang.segmentation.v1.>", feedbackbus.Stream: feedbackbus.Prefix + ">"} {
-		if _, err := admin.js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subject}}); err != nil {
+	for _, st := range streams.All() {
+		if _, err := admin.js.CreateStream(ctx, st.Config(1, 0)); err != nil {
 			tb.Fatal(err)
 		}
 	}

@@ -71,7 +71,7 @@ func TestDeployConfig(t *testing.T) {
 		t.Fatal("not ready")
 	}
 	t.Cleanup(ns.Shutdown)
-	streams(t, ns.ClientURL())
+	platformStreams(t, ns.ClientURL())
 	t.Run("shop", func(t *testing.T) { shopMayOnlyPublishIntake(t, ns.ClientURL()) })
 	t.Run("services", func(t *testing.T) { servicesUseOnlyTheirStreamsAndConsumers(t, ns.ClientURL()) })
 }

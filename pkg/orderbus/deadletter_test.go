@@ -21,6 +21,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 )
 
@@ -47,7 +48,7 @@ func TestDeadLetterOfMaximalMessageFits(t *testing.T) {
 			if tc.maxPayload != 0 && limit != int(tc.maxPayload) {
 				t.Fatalf("connection max payload %d, want %d", limit, tc.maxPayload)
 			}
-			if err := orderbus.EnsureStreams(ctx, js, orderbus.StreamOptions{}); err != nil {
+			if err := streams.Ensure(ctx, js, "ingest", streams.Settings{MaxAge: map[string]time.Duration{orderbus.Stream: 0, orderbus.DeadLetterStream: 0}}); err != nil {
 				t.Fatal(err)
 			}
 			in, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "IN", Subjects: []string{"in.>"}})

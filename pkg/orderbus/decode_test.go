@@ -14,6 +14,7 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
+	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 )
 
@@ -26,7 +27,7 @@ func TestDecodeSubjectMustMatchPayload(t *testing.T) {
 	defer cancel()
 	_, url := testkit.NATS(t)
 	_, js := testkit.JetStream(t, url)
-	if err := orderbus.EnsureStreams(ctx, js, orderbus.StreamOptions{}); err != nil {
+	if err := streams.Ensure(ctx, js, "ingest", streams.Settings{MaxAge: map[string]time.Duration{orderbus.Stream: 0, orderbus.DeadLetterStream: 0}}); err != nil {
 		t.Fatal(err)
 	}
 	paid := func(customer string) *ordersv1.OrderEvent {

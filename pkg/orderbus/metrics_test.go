@@ -16,6 +16,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 )
 
@@ -27,7 +28,7 @@ func TestDeadLettersCountedOnceStored(t *testing.T) {
 	ctx := context.Background()
 	_, url := testkit.NATS(t)
 	_, js := testkit.JetStream(t, url)
-	if err := orderbus.EnsureStreams(ctx, js, orderbus.StreamOptions{}); err != nil {
+	if err := streams.Ensure(ctx, js, "ingest", streams.Settings{MaxAge: map[string]time.Duration{orderbus.Stream: 0, orderbus.DeadLetterStream: 0}}); err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -2,11 +2,11 @@
 // order-ingest writes and every other service reads: the ORDERS stream and
 // its per-customer subjects, the shared dead-letter stream and its headers,
 // and the decoding of a canonical event from a message. It lives in pkg so
-// that no service imports another's internals to find a subject name.
+// that no service imports another's internals to find a subject name. The
+// streams' configuration is in pkg/streams.
 package orderbus
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -42,51 +42,6 @@ const (
 	HeaderOriginalSubject = "Boomerang-Original-Subject"
 	HeaderOriginalSeq     = "Boomerang-Original-Sequence"
 )
-
-// StreamOptions sizes the shared streams.
-type StreamOptions struct {
-	Replicas       int
-	OrdersMaxAge   time.Duration
-	DeadLetterAge  time.Duration
-	DuplicateAfter time.Duration
-	// Owner is set by order-ingest, which owns both streams (busauth) and
-	// brings them up to these options; the other services only create
-	// them when missing.
-	Owner bool
-}
-
-// EnsureStreams creates ORDERS and DEADLETTER when missing and, for their
-// owner, updates them to o. Every service that reads or writes them calls
-// it at start-up, so the services can start in any order.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
-	if o.Replicas <= 0 {
-		o.Replicas = 1
-	}
-	if o.DuplicateAfter <= 0 {
-		o.DuplicateAfter = natsx.DuplicateWindow
-	}
-	for _, cfg := range []jetstream.StreamConfig{
-		{
-			Name: Stream, Subjects: []string{Prefix + ">"}, Storage: jetstream.FileStorage,
-			MaxAge: o.OrdersMaxAge, Duplicates: o.DuplicateAfter, Replicas: o.Replicas,
-			Description: "Canonical order events, per customer subject",
-		},
-		{
-			Name: DeadLetterStream, Subjects: []string{DeadLetterRoot + ">"}, Storage: jetstream.FileStorage,
-			MaxAge: o.DeadLetterAge, Duplicates: o.DuplicateAfter, Replicas: o.Replicas,
-			Description: "Messages that could not be accepted, with the reason in their headers",
-		},
-	} {
-		ensure := natsx.EnsureStreamExists
-		if o.Owner {
-			ensure = natsx.EnsureStream
-		}
-		if _, err := ensure(ctx, js, cfg); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // Subject is the subject of a canonical event.
 func Subject(kindToken, customerID string) string {

@@ -24,6 +24,7 @@ import (
 	feedbackv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/feedback/v1"
 	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
 
+	"github.com/boomerang-loyalty/boomerang/pkg/busauth"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/money"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
@@ -31,6 +32,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox/outboxgrpc"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/events"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/grpcapi"
@@ -198,10 +200,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		Fit: orderbus.FitDeadLetter, Stored: dead.Stored}); err != nil {
 		return nil, err
 	}
-	if err := orderbus.EnsureStreams(ctx, d.JetStream, orderbus.StreamOptions{Replicas: cfg.StreamReplicas, OrdersMaxAge: cfg.OrdersMaxAge, DeadLetterAge: cfg.DeadLetterAge}); err != nil {
-		return nil, err
-	}
-	if err := events.EnsureStreams(ctx, d.JetStream, cfg.StreamReplicas, cfg.EventsMaxAge, cfg.InMaxAge); err != nil {
+	if err := streams.Ensure(ctx, d.JetStream, busauth.Feedback, streams.Settings{Replicas: cfg.StreamReplicas, MaxAge: map[string]time.Duration{
+		orderbus.Stream: cfg.OrdersMaxAge, orderbus.DeadLetterStream: cfg.DeadLetterAge, events.Stream: cfg.EventsMaxAge, events.InStream: cfg.InMaxAge,
+	}}); err != nil {
 		return nil, err
 	}
 	s.cons, err = d.JetStream.CreateOrUpdateConsumer(ctx, events.InStream, jetstream.ConsumerConfig{

@@ -18,6 +18,7 @@ import (
 
 	ingestv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ingest/v1"
 
+	"github.com/boomerang-loyalty/boomerang/pkg/busauth"
 	"github.com/boomerang-loyalty/boomerang/pkg/fx"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
@@ -25,6 +26,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox/outboxgrpc"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/consumer"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/events"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/grpcapi"
@@ -127,10 +129,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := events.EnsureStreams(ctx, d.JetStream, events.StreamOptions{
-		Replicas: cfg.StreamReplicas, InputMaxAge: cfg.InputMaxAge, OrdersMaxAge: cfg.OrdersMaxAge,
-		DeadLetterAge: cfg.DeadLetterMaxAge,
-	}); err != nil {
+	if err := streams.Ensure(ctx, d.JetStream, busauth.Ingest, streams.Settings{Replicas: cfg.StreamReplicas, MaxAge: map[string]time.Duration{
+		events.InputStream: cfg.InputMaxAge, events.OrdersStream: cfg.OrdersMaxAge, events.DeadLetterStream: cfg.DeadLetterMaxAge,
+	}}); err != nil {
 		return nil, err
 	}
 	cons, err := d.JetStream.CreateOrUpdateConsumer(ctx, events.InputStream, jetstream.ConsumerConfig{

@@ -20,6 +20,7 @@ import (
 
 	ledgerv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ledger/v1"
 
+	"github.com/boomerang-loyalty/boomerang/pkg/busauth"
 	"github.com/boomerang-loyalty/boomerang/pkg/fx"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
@@ -27,6 +28,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox/outboxgrpc"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/events"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/grpcapi"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
@@ -123,12 +125,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		Fit: orderbus.FitDeadLetter, Stored: dead.Stored}); err != nil {
 		return nil, err
 	}
-	if err := orderbus.EnsureStreams(ctx, d.JetStream, orderbus.StreamOptions{
-		Replicas: cfg.StreamReplicas, OrdersMaxAge: cfg.OrdersMaxAge, DeadLetterAge: cfg.DeadLetterAge,
-	}); err != nil {
-		return nil, err
-	}
-	if err := events.EnsureStream(ctx, d.JetStream, cfg.StreamReplicas, cfg.EventsMaxAge); err != nil {
+	if err := streams.Ensure(ctx, d.JetStream, busauth.Ledger, streams.Settings{Replicas: cfg.StreamReplicas, MaxAge: map[string]time.Duration{
+		orderbus.Stream: cfg.OrdersMaxAge, orderbus.DeadLetterStream: cfg.DeadLetterAge, events.Stream: cfg.EventsMaxAge,
+	}}); err != nil {
 		return nil, err
 	}
 	s.cons, err = d.JetStream.CreateOrUpdateConsumer(ctx, orderbus.Stream, jetstream.ConsumerConfig{

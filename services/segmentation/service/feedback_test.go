@@ -28,6 +28,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/service"
 )
@@ -92,7 +93,8 @@ func TestFeedbackAgony(t *testing.T) {
 	if err != nil {
 		t.Fatalf("FEEDBACK not created: %v", err)
 	}
-	if want := feedbackbus.StreamConfig(1, 0); !slices.Equal(stream.CachedInfo().Config.Subjects, want.Subjects) ||
+	st, _ := streams.Lookup(feedbackbus.Stream)
+	if want := st.Config(1, 0); !slices.Equal(stream.CachedInfo().Config.Subjects, want.Subjects) ||
 		stream.CachedInfo().Config.Duplicates != want.Duplicates {
 		t.Errorf("FEEDBACK config %+v, want %+v", stream.CachedInfo().Config, want)
 	}

@@ -19,6 +19,7 @@ import (
 
 	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
 
+	"github.com/boomerang-loyalty/boomerang/pkg/busauth"
 	"github.com/boomerang-loyalty/boomerang/pkg/feedbackbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
@@ -26,6 +27,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox/outboxgrpc"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/events"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/grpcapi"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/hot"
@@ -146,12 +148,12 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := orderbus.EnsureStreams(ctx, d.JetStream, orderbus.StreamOptions{
-		Replicas: cfg.StreamReplicas, OrdersMaxAge: cfg.OrdersMaxAge, DeadLetterAge: cfg.DeadLetterMaxAge,
-	}); err != nil {
-		return nil, err
-	}
-	if err := events.EnsureStream(ctx, d.JetStream, cfg.StreamReplicas, cfg.EventsMaxAge); err != nil {
+	// The feedback service owns FEEDBACK; creating it here when missing
+	// lets segmentation start first.
+	if err := streams.Ensure(ctx, d.JetStream, busauth.Segmentation, streams.Settings{Replicas: cfg.StreamReplicas, MaxAge: map[string]time.Duration{
+		orderbus.Stream: cfg.OrdersMaxAge, orderbus.DeadLetterStream: cfg.DeadLetterMaxAge, events.Stream: cfg.EventsMaxAge,
+		feedbackbus.Stream: cfg.FeedbackMaxAge,
+	}}); err != nil {
 		return nil, err
 	}
 	cons, err := d.JetStream.CreateOrUpdateConsumer(ctx, orderbus.Stream, jetstream.ConsumerConfig{
@@ -174,11 +176,6 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		return nil, err
 	}
 	bus.laterDelay, bus.waitForOrder = cfg.LaterDelay, cfg.WaitForOrder
-	// The feedback service owns FEEDBACK; creating it here with the same
-	// configuration lets segmentation start first.
-	if err := feedbackbus.EnsureStream(ctx, d.JetStream, cfg.StreamReplicas, cfg.FeedbackMaxAge); err != nil {
-		return nil, err
-	}
 	fbCons, err := d.JetStream.CreateOrUpdateConsumer(ctx, feedbackbus.Stream, jetstream.ConsumerConfig{
 		Durable:       events.FeedbackConsumerName,
 		Description:   "segmentation: the agony flag from the feedback service's agony and recovery events",

@@ -30,6 +30,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/redisx"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/service"
 )
@@ -243,7 +244,7 @@ func TestRestartAndReplay(t *testing.T) {
 		}
 		return n
 	}
-	if err := orderbus.EnsureStreams(ctx, js, orderbus.StreamOptions{}); err != nil {
+	if err := streams.Ensure(ctx, js, "segmentation", streams.Settings{MaxAge: map[string]time.Duration{orderbus.Stream: 0, orderbus.DeadLetterStream: 0}}); err != nil {
 		t.Fatal(err)
 	}
 	const events, customers = 800, 40

@@ -5,9 +5,7 @@ package events
 
 import (
 	"context"
-	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/feedbackbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
 )
 
@@ -27,12 +26,12 @@ const (
 	// Prefix + <event>.<customer_id> is an event's subject.
 	Prefix = feedbackbus.Prefix
 	// InStream captures intake published on the bus.
-	InStream = "FEEDBACK_IN"
+	InStream = streams.FeedbackIn
 	// InPrefix + <kind>.<source> is where shops, survey tools and help
 	// desks publish; <kind> is one of the In* tokens, <source> names the
 	// survey tool or help desk whose ids the message carries (ids are
 	// scoped by it) and labels dead letters.
-	InPrefix = "boomerang.feedback.in."
+	InPrefix = streams.FeedbackInPrefix
 	// ConsumerName is the durable consumer of FEEDBACK_IN.
 	ConsumerName = "feedback-intake"
 )
@@ -57,23 +56,6 @@ func InSubject(kind, source string) string { return InPrefix + kind + "." + sour
 
 // Subject is the subject of an event.
 func Subject(token, customerID string) string { return feedbackbus.Subject(token, customerID) }
-
-// EnsureStreams creates or updates FEEDBACK and FEEDBACK_IN.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int, maxAge, inMaxAge time.Duration) error {
-	for _, cfg := range []jetstream.StreamConfig{
-		feedbackbus.StreamConfig(replicas, maxAge),
-		{
-			Name: InStream, Subjects: []string{InPrefix + ">"}, Storage: jetstream.FileStorage,
-			MaxAge: inMaxAge, Duplicates: natsx.DuplicateWindow, Replicas: max(replicas, 1),
-			Description: "Survey responses, reviews, review responses and ticket events published for the feedback service",
-		},
-	} {
-		if _, err := natsx.EnsureStream(ctx, js, cfg); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // Encode is the store's encoder: the event as protobuf on its subject, its
 // id as Nats-Msg-Id, with the trace of ctx.

@@ -5,7 +5,6 @@ package events
 
 import (
 	"context"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,6 +12,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/store"
 )
 
@@ -20,9 +20,9 @@ import (
 const (
 	// InputStream captures what shops publish, so nothing is lost while
 	// order-ingest is down.
-	InputStream = "INGEST"
+	InputStream = streams.Ingest
 	// InputPrefix + <source> is where a shop publishes its orders.
-	InputPrefix = "boomerang.ingest.orders."
+	InputPrefix = streams.IngestPrefix
 	// OrdersStream holds the canonical order events.
 	OrdersStream = orderbus.Stream
 	// OrdersPrefix + <kind>.<customer_id> is a canonical event's subject.
@@ -42,37 +42,6 @@ const (
 	HeaderOriginalSubject = orderbus.HeaderOriginalSubject
 	HeaderOriginalSeq     = orderbus.HeaderOriginalSeq
 )
-
-// StreamOptions sizes the streams.
-type StreamOptions struct {
-	Replicas       int
-	InputMaxAge    time.Duration
-	OrdersMaxAge   time.Duration
-	DeadLetterAge  time.Duration
-	MaxPayload     int32
-	DuplicateAfter time.Duration
-}
-
-// EnsureStreams creates or updates the streams order-ingest uses.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
-	if o.Replicas <= 0 {
-		o.Replicas = 1
-	}
-	if o.DuplicateAfter <= 0 {
-		o.DuplicateAfter = natsx.DuplicateWindow
-	}
-	if _, err := natsx.EnsureStream(ctx, js, jetstream.StreamConfig{
-		Name: InputStream, Subjects: []string{InputPrefix + ">"}, Storage: jetstream.FileStorage,
-		MaxAge: o.InputMaxAge, Duplicates: o.DuplicateAfter, Replicas: o.Replicas,
-		Description: "Order events as shops publish them",
-	}); err != nil {
-		return err
-	}
-	return orderbus.EnsureStreams(ctx, js, orderbus.StreamOptions{
-		Replicas: o.Replicas, OrdersMaxAge: o.OrdersMaxAge, DeadLetterAge: o.DeadLetterAge, DuplicateAfter: o.DuplicateAfter,
-		Owner: true,
-	})
-}
 
 // OrderSubject is the subject of a canonical event.
 func OrderSubject(kindToken, customerID string) string {

@@ -26,6 +26,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/events"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
@@ -63,7 +64,7 @@ func newRig(tb testing.TB) *rig {
 	}
 	_, url := testkit.NATS(tb)
 	_, js := testkit.JetStream(tb, url)
-	if err := orderbus.EnsureStreams(ctx, js, orderbus.StreamOptions{}); err != nil {
+	if err := streams.Ensure(ctx, js, "ledger", streams.Settings{MaxAge: map[string]time.Duration{orderbus.Stream: 0, orderbus.DeadLetterStream: 0}}); err != nil {
 		tb.Fatal(err)
 	}
 	return &rig{db: db, st: st, p: p, js: js}

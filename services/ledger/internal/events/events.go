@@ -5,9 +5,7 @@ package events
 
 import (
 	"context"
-	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -15,16 +13,17 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
 )
 
 // Stream and subjects.
 const (
 	// Stream holds the ledger's events.
-	Stream = "LEDGER"
+	Stream = streams.Ledger
 	// Prefix + <event>.<customer_id> is a ledger event's subject; <event>
 	// is one of the Subject* tokens.
-	Prefix = "boomerang.ledger.v1."
+	Prefix = streams.LedgerPrefix
 	// ConsumerName is the durable consumer of the ORDERS stream.
 	ConsumerName = "points-ledger"
 )
@@ -39,16 +38,6 @@ const (
 	SubjectTierChanged  = "tier_changed"
 	SubjectAdjusted     = "adjusted"
 )
-
-// EnsureStream creates or updates the LEDGER stream.
-func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int, maxAge time.Duration) error {
-	_, err := natsx.EnsureStream(ctx, js, jetstream.StreamConfig{
-		Name: Stream, Subjects: []string{Prefix + ">"}, Storage: jetstream.FileStorage,
-		MaxAge: maxAge, Duplicates: natsx.DuplicateWindow, Replicas: max(replicas, 1),
-		Description: "Points earned, redeemed, reversed, expired, expiring soon; tier changes",
-	})
-	return err
-}
 
 // Encode is the store's encoder: the ledger event as protobuf on its
 // subject, its id as Nats-Msg-Id, with the trace of ctx.

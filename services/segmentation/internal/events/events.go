@@ -7,9 +7,7 @@ package events
 import (
 	"context"
 	"fmt"
-	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -18,15 +16,16 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
 )
 
 // Streams, subjects and the consumer.
 const (
 	// Stream holds segmentation's events.
-	Stream = "SEGMENT"
+	Stream = streams.Segment
 	// Prefix + <event>.<customer_id> is an event's subject.
-	Prefix = "boomerang.segmentation.v1."
+	Prefix = streams.SegmentPrefix
 	// SegmentChangedToken names the segment-changed event in subjects.
 	SegmentChangedToken = "segment_changed"
 	// ConsumerName is the durable consumer on the ORDERS stream.
@@ -34,16 +33,6 @@ const (
 	// Service names segmentation in dead-letter subjects.
 	Service = "segmentation"
 )
-
-// EnsureStream creates or updates the SEGMENT stream.
-func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int, maxAge time.Duration) error {
-	_, err := natsx.EnsureStream(ctx, js, jetstream.StreamConfig{
-		Name: Stream, Subjects: []string{Prefix + ">"}, Storage: jetstream.FileStorage, MaxAge: maxAge,
-		Duplicates: natsx.DuplicateWindow, Replicas: max(replicas, 1),
-		Description: "Segmentation events (segment and flag changes), per customer subject",
-	})
-	return err
-}
 
 // SegmentChanged is the outbox message announcing that a customer's
 // segment or flags changed. Its id names the scoring time and the
