@@ -1,5 +1,5 @@
 // Package service is order-ingest's composition root: configuration, the
-// wiring of store, intake, gRPC API, bus consumer and outbox relay, and
+// wiring of store, use cases, gRPC API, bus consumer and outbox relay, and
 // Run. The single-process runner and the service's own binary both use it.
 package service
 
@@ -27,11 +27,11 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox/outboxgrpc"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/streams"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/consumer"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/events"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/grpcapi"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/ingest"
-	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/intake"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/store"
 )
 
@@ -86,7 +86,7 @@ type Service struct {
 	cfg      Config
 	deps     Deps
 	store    *store.Store
-	intake   *intake.Intake
+	app      *app.App
 	relay    *outbox.Relay
 	consumer *consumer.Consumer
 	cons     jetstream.Consumer
@@ -125,7 +125,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	in, err := intake.New(ingest.NewPreparer(rates, hasher, d.Now), st, relay, meter)
+	in, err := app.New(ingest.NewPreparer(rates, hasher, d.Now), st, relay, meter)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +163,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	log.InfoContext(ctx, "order-ingest ready", "base_currency", cfg.BaseCurrency, "fx_currencies", rates.Currencies(),
 		"database", d.DB.Dialect.String())
 	return &Service{
-		cfg: cfg, deps: d, store: st, intake: in, relay: relay, cons: cons,
+		cfg: cfg, deps: d, store: st, app: in, relay: relay, cons: cons,
 		consumer: bus,
 		api:      grpcapi.New(in, log),
 	}, nil

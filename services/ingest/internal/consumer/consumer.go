@@ -35,9 +35,9 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/money"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/events"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/ingest"
-	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/intake"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/orderjson"
 )
 
@@ -66,7 +66,7 @@ type Options struct {
 
 // Consumer decodes, validates and ingests input messages.
 type Consumer struct {
-	in     *intake.Intake
+	in     *app.App
 	val    *grpcx.Validator
 	opts   Options
 	log    *slog.Logger
@@ -76,7 +76,7 @@ type Consumer struct {
 }
 
 // New returns a consumer.
-func New(in *intake.Intake, val *grpcx.Validator, opts Options, log *slog.Logger, tp trace.TracerProvider, meter metric.Meter) (*Consumer, error) {
+func New(in *app.App, val *grpcx.Validator, opts Options, log *slog.Logger, tp trace.TracerProvider, meter metric.Meter) (*Consumer, error) {
 	if opts.MaxPayload <= 0 {
 		opts.MaxPayload = 256 << 10
 	}
@@ -103,7 +103,7 @@ func New(in *intake.Intake, val *grpcx.Validator, opts Options, log *slog.Logger
 
 // Batch is a decoded batch, ready to be applied.
 type Batch struct {
-	items  []intake.Item
+	items  []app.Item
 	dead   []outbox.Message
 	putOff []bool
 	spans  []trace.Span
@@ -117,7 +117,7 @@ func (c *Consumer) Handle(ctx context.Context, msgs []jetstream.Msg, attempt int
 // Prepare decodes and checks a batch: pure CPU work, done while the
 // previous batch is being applied.
 func (c *Consumer) Prepare(ctx context.Context, msgs []jetstream.Msg) *Batch {
-	b := &Batch{items: make([]intake.Item, 0, len(msgs)), putOff: make([]bool, len(msgs)), spans: make([]trace.Span, 0, len(msgs))}
+	b := &Batch{items: make([]app.Item, 0, len(msgs)), putOff: make([]bool, len(msgs)), spans: make([]trace.Span, 0, len(msgs))}
 	for _, m := range msgs {
 		_, span := c.tracer.Start(natsx.ExtractTrace(ctx, m.Headers()), "ingest order",
 			trace.WithSpanKind(trace.SpanKindConsumer),
@@ -157,7 +157,7 @@ func (c *Consumer) Apply(ctx context.Context, msgs []jetstream.Msg, b *Batch, at
 	}()
 	items, dead, putOff := b.items, b.dead, b.putOff
 	start := time.Now()
-	_, err := c.in.Ingest(ctx, items, dead)
+	_, err := c.in.IngestOrders(ctx, items, dead)
 	if err == nil {
 		now := time.Now()
 		c.batch.Record(ctx, now.Sub(start).Seconds())
@@ -219,14 +219,14 @@ func (c *Consumer) failed(ctx context.Context, m jetstream.Msg, attempt int, cau
 	c.log.ErrorContext(ctx, "dead-lettering a message that failed repeatedly", "subject", m.Subject(),
 		"attempts", attempt, "error", cause)
 	dl := events.DeadLetter(m, source, ingest.ReasonFailed, cause.Error())
-	if _, err := c.in.Ingest(ctx, nil, []outbox.Message{dl}); err != nil {
+	if _, err := c.in.IngestOrders(ctx, nil, []outbox.Message{dl}); err != nil {
 		return errors.Join(cause, err)
 	}
 	return nil
 }
 
 type decodedMsg struct {
-	item intake.Item
+	item app.Item
 	dead *outbox.Message
 }
 
@@ -264,11 +264,11 @@ func sourceOf(subject string) (string, bool) {
 // decode turns a message into an item, or into its dead letter. waitOrder
 // decides, for a refund or cancellation of an unknown order, whether to
 // put the message off instead of dead-lettering it.
-func (c *Consumer) decode(ctx context.Context, m jetstream.Msg, waitOrder func() bool) (intake.Item, *outbox.Message) {
+func (c *Consumer) decode(ctx context.Context, m jetstream.Msg, waitOrder func() bool) (app.Item, *outbox.Message) {
 	source, ok := sourceOf(m.Subject())
-	deadLetter := func(reason, format string, args ...any) (intake.Item, *outbox.Message) {
+	deadLetter := func(reason, format string, args ...any) (app.Item, *outbox.Message) {
 		dl := events.DeadLetter(m, source, reason, fmt.Sprintf(format, args...))
-		return intake.Item{}, &dl
+		return app.Item{}, &dl
 	}
 	if !ok {
 		return deadLetter(ingest.ReasonBadSubject, "subject %q: want %s<source> with a source of lower-case letters, digits, '-' and '_'", m.Subject(), events.InputPrefix)
@@ -305,7 +305,7 @@ func (c *Consumer) decode(ctx context.Context, m jetstream.Msg, waitOrder func()
 	}
 	tc := nats.Header{}
 	natsx.InjectTrace(ctx, tc)
-	return intake.Item{
+	return app.Item{
 		Order: order,
 		Trace: tc,
 		OnReject: func(r *ingest.Rejection) ([]outbox.Message, bool) {

@@ -4,16 +4,11 @@
 package events
 
 import (
-	"context"
-
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/pkg/streams"
-	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/store"
 )
 
 // Streams and subjects.
@@ -46,18 +41,6 @@ const (
 // OrderSubject is the subject of a canonical event.
 func OrderSubject(kindToken, customerID string) string {
 	return orderbus.Subject(kindToken, customerID)
-}
-
-// CanonicalMessage is the outbox message of an accepted order. trace
-// carries the trace context the event continues.
-func CanonicalMessage(r store.Result, data []byte, trace nats.Header) outbox.Message {
-	h := natsx.ProtoHeader(natsx.ExtractTrace(context.Background(), trace), r.EventID, r.Event)
-	return outbox.Message{
-		ID:      r.EventID,
-		Subject: OrderSubject(orderbus.KindToken(r.Event.GetKind()), r.CustomerID),
-		Header:  h,
-		Data:    data,
-	}
 }
 
 // DeadLetter is the outbox message that parks an input message with the

@@ -1,6 +1,6 @@
 // Package grpcapi is order-ingest's gRPC port: it translates between
-// boomerang.ingest.v1 and the intake, and maps errors to gRPC codes in one
-// place. Requests arrive already validated against their .proto rules.
+// boomerang.ingest.v1 and the use cases (internal/app), and maps errors to
+// gRPC codes in one place. Requests arrive already validated against their .proto rules.
 package grpcapi
 
 import (
@@ -16,12 +16,13 @@ import (
 
 	commonv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/common/v1"
 	ingestv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ingest/v1"
+	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
+	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/ingest"
-	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/intake"
-	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/store"
 )
 
 // Scopes are the token scopes each method needs.
@@ -30,18 +31,24 @@ var Scopes = grpcx.MethodScopes{
 	ingestv1.IngestService_GetOrder_FullMethodName:     "ingest:read",
 }
 
+// App is the use cases the port serves.
+type App interface {
+	IngestOrders(ctx context.Context, items []app.Item, dead []outbox.Message) ([]app.Result, error)
+	GetOrder(ctx context.Context, source, orderID string) (*ingest.Order, []*ordersv1.OrderEvent, error)
+}
+
 // Server implements ingestv1.IngestServiceServer.
 type Server struct {
 	ingestv1.UnimplementedIngestServiceServer
-	in  *intake.Intake
+	app App
 	log *slog.Logger
 }
 
 var _ ingestv1.IngestServiceServer = (*Server)(nil)
 
-// New returns the gRPC server of the intake.
-func New(in *intake.Intake, log *slog.Logger) *Server {
-	return &Server{in: in, log: log}
+// New returns the gRPC server of the use cases.
+func New(a App, log *slog.Logger) *Server {
+	return &Server{app: a, log: log}
 }
 
 // SubmitOrders ingests a batch and reports per order.
@@ -53,7 +60,7 @@ func (s *Server) SubmitOrders(ctx context.Context, req *ingestv1.SubmitOrdersReq
 			violations = append(violations, grpcx.FieldViolation{Field: prefix + "source", Description: "value is required"})
 		}
 		// The server checked the .proto rules; the text rules are the
-		// ones the bus consumer applies too (consumer.Check).
+		// ones the bus consumer applies too (bus.Check).
 		for _, v := range ingest.CheckText(o) {
 			violations = append(violations, grpcx.FieldViolation{Field: prefix + v.Field, Description: v.Description})
 		}
@@ -63,11 +70,11 @@ func (s *Server) SubmitOrders(ctx context.Context, req *ingestv1.SubmitOrdersReq
 	}
 	tc := nats.Header{}
 	natsx.InjectTrace(ctx, tc)
-	items := make([]intake.Item, len(req.GetOrders()))
+	items := make([]app.Item, len(req.GetOrders()))
 	for i, o := range req.GetOrders() {
-		items[i] = intake.Item{Order: o, Trace: tc}
+		items[i] = app.Item{Order: o, Trace: tc}
 	}
-	results, err := s.in.Ingest(ctx, items, nil)
+	results, err := s.app.IngestOrders(ctx, items, nil)
 	if err != nil {
 		return nil, s.internal(ctx, "submit orders", err)
 	}
@@ -75,11 +82,11 @@ func (s *Server) SubmitOrders(ctx context.Context, req *ingestv1.SubmitOrdersReq
 	for i, r := range results {
 		out := &ingestv1.OrderResult{OrderId: req.GetOrders()[i].GetOrderId(), EventId: r.EventID, CustomerId: r.CustomerID}
 		switch r.Outcome {
-		case store.Accepted:
+		case ingest.Accepted:
 			out.Outcome = ingestv1.OrderOutcome_ORDER_OUTCOME_ACCEPTED
-		case store.Duplicate:
+		case ingest.Duplicate:
 			out.Outcome = ingestv1.OrderOutcome_ORDER_OUTCOME_DUPLICATE
-		case store.Rejected:
+		case ingest.Rejected:
 			out.Outcome = ingestv1.OrderOutcome_ORDER_OUTCOME_REJECTED
 			out.Reason, out.Message = r.Rejection.Reason, r.Rejection.Message
 		}
@@ -101,8 +108,8 @@ func (s *Server) GetOrder(ctx context.Context, req *ingestv1.GetOrderRequest) (*
 		// to compare with it (PostgreSQL text holds no NUL).
 		return nil, grpcx.InvalidArgument("invalid request: "+grpcx.Summary(violations), violations)
 	}
-	o, history, err := s.in.GetOrder(ctx, req.GetSource(), req.GetOrderId())
-	if errors.Is(err, store.ErrNotFound) {
+	o, history, err := s.app.GetOrder(ctx, req.GetSource(), req.GetOrderId())
+	if errors.Is(err, ingest.ErrOrderNotFound) {
 		return nil, status.Errorf(codes.NotFound, "order %s from %s was never ingested", req.GetOrderId(), req.GetSource())
 	}
 	if err != nil {

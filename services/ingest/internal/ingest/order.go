@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"errors"
 	"math/bits"
 	"time"
 
@@ -10,6 +11,9 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/money"
 )
+
+// ErrOrderNotFound is returned for an order that was never ingested.
+var ErrOrderNotFound = errors.New("order not found")
 
 // Order is what Boomerang knows of one order: the running state its
 // canonical events built.

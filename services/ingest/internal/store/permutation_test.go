@@ -174,13 +174,13 @@ func ingestAll(tb testing.TB, st *store.Store, p *ingest.Preparer, batches [][]*
 			}
 			prepared[i] = pr
 		}
-		res, err := st.Apply(context.Background(), store.Batch{Orders: prepared, BaseCurrency: "EUR"})
+		res, err := applyPrepared(st, prepared, nil)
 		if err != nil {
 			tb.Fatal(err)
 		}
 		var later []*ingestv1.Order
 		for i, r := range res {
-			if r.Outcome != store.Rejected {
+			if r.Outcome != ingest.Rejected {
 				continue
 			}
 			if !ingest.AwaitsHistory(r.Rejection) {

@@ -1,13 +1,14 @@
 // Package store keeps order-ingest's facts in SQL (PostgreSQL or SQLite):
 // identity keys, orders and their canonical events, and the outbox that
-// carries those events to JetStream. A batch is applied in one transaction.
+// carries those events to JetStream. It loads what a batch needs, lets the
+// caller's function apply the batch (the rules are ingest's), and writes
+// the outcome in one transaction.
 package store
 
 import (
 	"context"
 	"database/sql"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -24,9 +25,6 @@ import (
 
 //go:embed migrations/*.sql
 var migrations embed.FS
-
-// ErrNotFound is returned for an order that was never ingested.
-var ErrNotFound = errors.New("order not found")
 
 // Store is order-ingest's database.
 type Store struct {
@@ -52,136 +50,57 @@ func Open(ctx context.Context, db *sqldb.DB, log *slog.Logger) (*Store, error) {
 // DB returns the underlying database.
 func (s *Store) DB() *sqldb.DB { return s.db }
 
-// Outcome of one order in a batch.
-type Outcome int
-
-const (
-	Accepted Outcome = iota + 1
-	Duplicate
-	Rejected
-)
-
-// Result is what became of one order.
-type Result struct {
-	Outcome    Outcome
-	EventID    string
-	CustomerID string
-	Rejection  *ingest.Rejection
-	// Event is the canonical event, for accepted orders, and Payload its
-	// protobuf encoding.
-	Event   *ordersv1.OrderEvent
-	Payload []byte
-}
-
-// Batch is the work of one transaction.
-type Batch struct {
-	Orders []*ingest.Prepared
-	// Messages returns the outbox messages for an order's result: its
-	// canonical event when accepted, a dead letter when rejected (bus
-	// input), nothing for a duplicate.
-	Messages func(i int, r Result) []outbox.Message
-	// Extra outbox messages written in the same transaction (dead letters
-	// of input that never became an order).
-	Extra []outbox.Message
-	// BaseCurrency of the seller.
-	BaseCurrency string
-}
-
-// Apply applies the batch in one transaction: for each order, in order, a
-// duplicate is recognised, the order's history is checked, the customer is
-// found or created, and the canonical event, the order and the outbox
-// message are written. It returns one result per order; an error means
-// nothing was written.
+// UpdateOrders runs one transaction over the orders named and the
+// identity keys given: it loads into an ingest.Batch the events already
+// ingested for those orders, the orders (locked on PostgreSQL until the
+// transaction ends) and the keys' links, calls fn, which applies the
+// batch's events and returns the outbox messages to write, and writes
+// what fn changed and those messages. An error from fn, or from the
+// database, means nothing was written. fn is called again when the
+// transaction is retried (a concurrent one linked a key first), on a
+// freshly loaded batch.
 //
 // The work is done in a fixed number of statements per batch, not per
-// order: what the batch needs is read first (events already ingested, the
-// orders it touches, identity keys not cached), the batch is worked out in
-// memory, and the writes go out as multi-row statements.
-func (s *Store) Apply(ctx context.Context, b Batch) ([]Result, error) {
-	var (
-		results []Result
-		learned map[string]string
-	)
+// order: what the batch needs is read first (identity keys remembered
+// are not read again), and the writes go out as multi-row statements.
+func (s *Store) UpdateOrders(ctx context.Context, orders []ingest.OrderKey, identities []string,
+	fn func(*ingest.Batch) ([]outbox.Message, error)) error {
+	var learned map[string]string
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		w, err := s.load(ctx, tx, b.Orders)
+		b, err := s.load(ctx, tx, orders, identities)
 		if err != nil {
 			return err
 		}
-		results = make([]Result, len(b.Orders))
-		var msgs []outbox.Message
-		for i, p := range b.Orders {
-			r, err := w.apply(p, b.BaseCurrency)
-			if err != nil {
-				return fmt.Errorf("order %s/%s: %w", p.Key.Source, p.Key.OrderID, err)
-			}
-			results[i] = r
-			if b.Messages != nil {
-				msgs = append(msgs, b.Messages(i, r)...)
-			}
-		}
-		if err := w.write(ctx, tx, s.db.Dialect); err != nil {
+		msgs, err := fn(b)
+		if err != nil {
 			return err
 		}
-		msgs = append(msgs, b.Extra...)
-		learned = w.newLinks
+		if err := s.write(ctx, tx, b); err != nil {
+			return err
+		}
+		learned = b.Links()
 		if len(msgs) > 0 {
 			return outbox.Add(ctx, tx, s.db.Dialect, time.Now(), msgs...)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.ids.addAll(learned)
-	return results, nil
+	return nil
 }
 
-type orderKey struct{ source, orderID string }
-
-// work is one batch being worked out in memory.
-type work struct {
-	events   map[string]string // event id → customer of events already ingested
-	orders   map[orderKey]*ingest.Order
-	existing map[orderKey]bool // orders that were in the database before the batch
-	ids      map[string]string // identity key → customer
-	newLinks map[string]string
-
-	newEvents []eventRow
-	dirty     []orderKey
-	isDirty   map[orderKey]bool
-}
-
-type eventRow struct {
-	p          *ingest.Prepared
-	seq        int
-	customerID string
-	occurredAt int64
-	payload    []byte
-}
-
-// load reads what the batch needs in a few statements. On PostgreSQL the
-// orders it touches are locked until the transaction ends.
-func (s *Store) load(ctx context.Context, tx *sql.Tx, orders []*ingest.Prepared) (*work, error) {
-	w := &work{
-		events: map[string]string{}, orders: map[orderKey]*ingest.Order{}, existing: map[orderKey]bool{},
-		ids: map[string]string{}, newLinks: map[string]string{}, isDirty: map[orderKey]bool{},
-	}
-	var keys []orderKey
-	seenKey := map[orderKey]bool{}
+// load reads what a batch needs in a few statements. On PostgreSQL the
+// orders are locked until the transaction ends.
+func (s *Store) load(ctx context.Context, tx *sql.Tx, keys []ingest.OrderKey, identities []string) (*ingest.Batch, error) {
+	b := ingest.NewBatch()
 	var idKeys []any
-	for _, p := range orders {
-		k := orderKey{p.Key.Source, p.Key.OrderID}
-		if !seenKey[k] {
-			seenKey[k] = true
-			keys = append(keys, k)
-		}
-		for _, ik := range p.IdentityKeys {
-			if c, ok := s.ids.get(ik); ok {
-				w.ids[ik] = c
-			} else if _, ok := w.ids[ik]; !ok {
-				w.ids[ik] = "" // to look up
-				idKeys = append(idKeys, ik)
-			}
+	for _, ik := range identities {
+		if c, ok := s.ids.get(ik); ok {
+			b.Linked(ik, c)
+		} else {
+			idKeys = append(idKeys, ik)
 		}
 	}
 	// One query per source: "source = ? AND order_id IN (…)" walks the
@@ -189,15 +108,14 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, orders []*ingest.Prepared)
 	bySource := map[string][]any{}
 	var sources []string
 	for _, k := range keys {
-		if _, ok := bySource[k.source]; !ok {
-			sources = append(sources, k.source)
+		if _, ok := bySource[k.Source]; !ok {
+			sources = append(sources, k.Source)
 		}
-		bySource[k.source] = append(bySource[k.source], k.orderID)
+		bySource[k.Source] = append(bySource[k.Source], k.OrderID)
 	}
 	for _, src := range sources {
 		err := sqldb.RowChunks(bySource[src], 1, func(ids []any) error {
-			// Every event the batch's orders have had: a batch event among
-			// them is a duplicate.
+			// Every event the batch's orders have had.
 			rows, err := tx.QueryContext(ctx, "SELECT event_id, customer_id FROM order_events WHERE source = "+
 				s.db.Dialect.Placeholders(1, 1)+" AND order_id IN ("+s.db.Dialect.Placeholders(2, len(ids))+")",
 				append([]any{src}, ids...)...)
@@ -210,7 +128,7 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, orders []*ingest.Prepared)
 				if err := rows.Scan(&id, &c); err != nil {
 					return err
 				}
-				w.events[id] = c
+				b.Ingested(id, c)
 			}
 			return rows.Err()
 		})
@@ -229,8 +147,7 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, orders []*ingest.Prepared)
 				if err != nil {
 					return err
 				}
-				k := orderKey{o.Source, o.OrderID}
-				w.orders[k], w.existing[k] = o, true
+				b.Found(o)
 			}
 			return rows.Err()
 		})
@@ -249,85 +166,23 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, orders []*ingest.Prepared)
 			if err := rows.Scan(&k, &c); err != nil {
 				return err
 			}
-			w.ids[k] = c
+			b.Linked(k, c)
 		}
 		return rows.Err()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("find identities: %w", err)
 	}
-	return w, nil
+	return b, nil
 }
 
-// apply works out one order against the batch's state.
-func (w *work) apply(p *ingest.Prepared, base string) (Result, error) {
-	if c, ok := w.events[p.EventID]; ok {
-		return Result{Outcome: Duplicate, EventID: p.EventID, CustomerID: c}, nil
-	}
-	k := orderKey{p.Key.Source, p.Key.OrderID}
-	cur := w.orders[k]
-	customerID, newCustomer := "", false
-	if cur == nil && len(p.IdentityKeys) > 0 {
-		// The most specific key that is linked names the customer; with
-		// none linked, the customer is new.
-		for _, ik := range p.IdentityKeys {
-			if c := w.ids[ik]; c != "" {
-				customerID = c
-				break
-			}
-		}
-		if customerID == "" {
-			customerID, newCustomer = p.NewCustomerID, true
-		}
-	}
-	// Apply fills the event in place; work on a copy so that a rejection or
-	// a retried transaction starts from the prepared event.
-	prep := *p
-	prep.Event = proto.Clone(p.Event).(*ordersv1.OrderEvent)
-	next, err := ingest.Apply(cur, &prep, customerID, base)
-	if err != nil {
-		if rej, ok := ingest.AsRejection(err); ok {
-			r := Result{Outcome: Rejected, EventID: p.EventID, Rejection: rej}
-			if cur != nil {
-				r.CustomerID = cur.CustomerID
-			}
-			return r, nil
-		}
-		return Result{}, err
-	}
-	if newCustomer && prep.Event.Customer != nil {
-		prep.Event.Customer.NewCustomer = true
-	}
-	payload, err := proto.Marshal(prep.Event)
-	if err != nil {
-		return Result{}, fmt.Errorf("marshal event: %w", err)
-	}
-	if cur == nil {
-		for _, ik := range p.IdentityKeys {
-			if w.ids[ik] == "" {
-				w.ids[ik] = next.CustomerID
-				w.newLinks[ik] = next.CustomerID
-			}
-		}
-	}
-	w.events[p.EventID] = next.CustomerID
-	w.orders[k] = &next
-	if !w.isDirty[k] {
-		w.isDirty[k] = true
-		w.dirty = append(w.dirty, k)
-	}
-	w.newEvents = append(w.newEvents, eventRow{
-		p: p, seq: next.Events, customerID: next.CustomerID,
-		occurredAt: prep.Event.GetOccurredAt().AsTime().UnixMicro(), payload: payload,
-	})
-	return Result{Outcome: Accepted, EventID: p.EventID, CustomerID: next.CustomerID, Event: prep.Event, Payload: payload}, nil
-}
-
-// write sends the batch's changes as multi-row statements.
-func (w *work) write(ctx context.Context, tx *sql.Tx, d sqldb.Dialect) error {
+// write sends what the batch changed as multi-row statements.
+func (s *Store) write(ctx context.Context, tx *sql.Tx, b *ingest.Batch) error {
+	d := s.db.Dialect
 	now := time.Now().UnixMicro()
-	links := make([]any, 0, 3*len(w.newLinks))
-	for k, c := range w.newLinks {
+	newLinks := b.Links()
+	links := make([]any, 0, 3*len(newLinks))
+	for k, c := range newLinks {
 		links = append(links, k, c, now)
 	}
 	err := sqldb.RowChunks(links, 3, func(args []any) error {
@@ -355,10 +210,12 @@ func (w *work) write(ctx context.Context, tx *sql.Tx, d sqldb.Dialect) error {
 	if err != nil {
 		return fmt.Errorf("link identities: %w", err)
 	}
-	evs := make([]any, 0, 10*len(w.newEvents))
-	for _, e := range w.newEvents {
-		evs = append(evs, e.p.EventID, e.p.Key.Source, e.p.Key.OrderID, e.seq, int(e.p.Key.Kind), e.p.Key.RefundID,
-			e.customerID, e.occurredAt, e.p.IngestedAt.UnixMicro(), e.payload)
+	added := b.Added()
+	evs := make([]any, 0, 10*len(added))
+	for _, e := range added {
+		p := e.Prepared
+		evs = append(evs, p.EventID, p.Key.Source, p.Key.OrderID, e.Seq, int(p.Key.Kind), p.Key.RefundID,
+			e.CustomerID, e.OccurredAt, p.IngestedAt.UnixMicro(), e.Payload)
 	}
 	err = sqldb.RowChunks(evs, 10, func(args []any) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO order_events (event_id, source, order_id, seq, kind, refund_id, customer_id,
@@ -369,16 +226,15 @@ func (w *work) write(ctx context.Context, tx *sql.Tx, d sqldb.Dialect) error {
 		return fmt.Errorf("insert events: %w", err)
 	}
 	var fresh, known []any
-	for _, k := range w.dirty {
-		o := w.orders[k]
+	b.Changed(func(o *ingest.Order, stored bool) {
 		row := []any{o.Source, o.OrderID, o.CustomerID, int(o.Status), o.Currency, o.BaseCurrency, o.Total, o.BaseTotal,
 			o.Refunded, o.BaseRefunded, o.Events, o.FirstSeenAt.UnixMicro(), o.UpdatedAt.UnixMicro(), boolInt(o.Paid)}
-		if w.existing[k] {
+		if stored {
 			known = append(known, row...)
 		} else {
 			fresh = append(fresh, row...)
 		}
-	}
+	})
 	const cols = `INSERT INTO orders (source, order_id, customer_id, status, currency, base_currency, total, base_total,
 		refunded, base_refunded, events, first_seen_at, updated_at, paid) VALUES `
 	// New orders are plain inserts: should a concurrent transaction have
@@ -440,7 +296,7 @@ func (s *Store) loadOrder(ctx context.Context, source, orderID string) (*ingest.
 		if err := rows.Err(); err != nil {
 			return nil, fmt.Errorf("load order: %w", err)
 		}
-		return nil, ErrNotFound
+		return nil, ingest.ErrOrderNotFound
 	}
 	o, err := scanOrder(rows)
 	if err != nil {

@@ -75,26 +75,51 @@ func refund(source, id, refundID string, amount int64) *ingestv1.Order {
 	}
 }
 
-func apply(tb testing.TB, st *store.Store, p *ingest.Preparer, orders ...*ingestv1.Order) []store.Result {
+// apply applies orders in one UpdateOrders transaction with the rules
+// of ingest.Batch, as the IngestOrders use case does, writing an outbox
+// message for each accepted event.
+func apply(tb testing.TB, st *store.Store, p *ingest.Preparer, orders ...*ingestv1.Order) []ingest.Result {
 	tb.Helper()
-	batch := store.Batch{BaseCurrency: "EUR", Messages: func(i int, r store.Result) []outbox.Message {
-		if r.Outcome != store.Accepted {
-			return nil
-		}
-		return []outbox.Message{{ID: r.EventID, Subject: "boomerang.orders.v1.x." + r.CustomerID, Data: []byte(r.EventID)}}
-	}}
-	for _, o := range orders {
+	prepared := make([]*ingest.Prepared, len(orders))
+	for i, o := range orders {
 		prep, err := p.Prepare(o)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		batch.Orders = append(batch.Orders, prep)
+		prepared[i] = prep
 	}
-	res, err := st.Apply(context.Background(), batch)
+	res, err := applyPrepared(st, prepared, func(r ingest.Result) []outbox.Message {
+		if r.Outcome != ingest.Accepted {
+			return nil
+		}
+		return []outbox.Message{{ID: r.EventID, Subject: "boomerang.orders.v1.x." + r.CustomerID, Data: []byte(r.EventID)}}
+	})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return res
+}
+
+// applyPrepared applies prepared events in one transaction; msgs, if
+// set, gives the outbox messages of each result.
+func applyPrepared(st *store.Store, prepared []*ingest.Prepared, msgs func(ingest.Result) []outbox.Message) ([]ingest.Result, error) {
+	res := make([]ingest.Result, len(prepared))
+	keys, ids := ingest.Keys(prepared)
+	err := st.UpdateOrders(context.Background(), keys, ids, func(b *ingest.Batch) ([]outbox.Message, error) {
+		var out []outbox.Message
+		for i, p := range prepared {
+			r, err := b.Apply(p, "EUR")
+			if err != nil {
+				return nil, err
+			}
+			res[i] = r
+			if msgs != nil {
+				out = append(out, msgs(r)...)
+			}
+		}
+		return out, nil
+	})
+	return res, err
 }
 
 func count(tb testing.TB, db *sql.DB, query string, args ...any) int {
@@ -112,14 +137,14 @@ func TestStore(t *testing.T) {
 			t.Run("exactly once within and across batches", func(t *testing.T) {
 				st, p := openStore(t, b.URL(t)), preparer(t)
 				res := apply(t, st, p, paid("s", "1", "c1", "", 1000), paid("s", "1", "c1", "", 1000), refund("s", "1", "r1", 100))
-				want := []store.Outcome{store.Accepted, store.Duplicate, store.Accepted}
+				want := []ingest.Outcome{ingest.Accepted, ingest.Duplicate, ingest.Accepted}
 				for i, r := range res {
 					if r.Outcome != want[i] {
 						t.Fatalf("result %d = %v, want %v", i, r.Outcome, want[i])
 					}
 				}
 				res = apply(t, st, p, refund("s", "1", "r1", 100), paid("s", "1", "c1", "", 1000))
-				if res[0].Outcome != store.Duplicate || res[1].Outcome != store.Duplicate {
+				if res[0].Outcome != ingest.Duplicate || res[1].Outcome != ingest.Duplicate {
 					t.Fatalf("replay: %+v", res)
 				}
 				if n := count(t, st.DB().R, "SELECT COUNT(*) FROM order_events"); n != 2 {
@@ -155,14 +180,14 @@ func TestStore(t *testing.T) {
 			t.Run("rejection writes nothing", func(t *testing.T) {
 				st, p := openStore(t, b.URL(t)), preparer(t)
 				res := apply(t, st, p, paid("s", "1", "c1", "", 1000), refund("s", "1", "r1", 1001), refund("s", "2", "r1", 1))
-				if res[1].Outcome != store.Rejected || res[1].Rejection.Reason != ingest.ReasonRefundExceeds {
+				if res[1].Outcome != ingest.Rejected || res[1].Rejection.Reason != ingest.ReasonRefundExceeds {
 					t.Fatalf("over-refund: %+v", res[1])
 				}
-				if res[2].Outcome != store.Rejected || res[2].Rejection.Reason != ingest.ReasonUnknownOrder {
+				if res[2].Outcome != ingest.Rejected || res[2].Rejection.Reason != ingest.ReasonUnknownOrder {
 					t.Fatalf("refund of unknown order: %+v", res[2])
 				}
 				// The rejected key is free: a corrected refund is accepted.
-				if r := apply(t, st, p, refund("s", "1", "r1", 1000))[0]; r.Outcome != store.Accepted {
+				if r := apply(t, st, p, refund("s", "1", "r1", 1000))[0]; r.Outcome != ingest.Accepted {
 					t.Fatalf("corrected refund: %+v", r)
 				}
 				order, history, err := st.GetOrder(context.Background(), "s", "1")
@@ -188,7 +213,7 @@ func TestConcurrentSubmitters(t *testing.T) {
 
 	const workers = 4
 	var wg sync.WaitGroup
-	results := make([][]store.Result, workers)
+	results := make([][]ingest.Result, workers)
 	for w := 0; w < workers; w++ {
 		st := openStore(t, url)
 		wg.Add(1)
@@ -208,7 +233,7 @@ func TestConcurrentSubmitters(t *testing.T) {
 	refunds := 0
 	for _, rs := range results {
 		for _, r := range rs {
-			if r.Outcome == store.Accepted && strings.Contains(fmt.Sprint(r.Event.GetRefund().GetRefundId()), "-r") {
+			if r.Outcome == ingest.Accepted && strings.Contains(fmt.Sprint(r.Event.GetRefund().GetRefundId()), "-r") {
 				refunds++
 			}
 		}
