@@ -1,13 +1,12 @@
 // Package service is the feedback service's composition root:
-// configuration, the wiring of store, intake (gRPC and the FEEDBACK_IN
-// stream), segmentation look-ups, the first-response sweep, the segment
-// fill-in, the outbox relay, and Run. The single-process runner and the
+// configuration, the wiring of store, use cases, the gRPC and bus ports
+// (the FEEDBACK_IN stream), segmentation look-ups, the first-response
+// sweep, the segment fill-in, the outbox relay, and Run. The single-process runner and the
 // service's own binary both use it.
 package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/busauth"
+	"github.com/boomerang-loyalty/boomerang/pkg/busrouter"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/money"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
@@ -33,10 +33,10 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox/outboxgrpc"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/streams"
-	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/app"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/bus"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/grpcapi"
-	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/intake"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/store"
 )
 
@@ -110,7 +110,7 @@ type Profiles interface {
 
 // ErrUnknownCustomer is what a Profiles answers for a customer it does not
 // know (yet).
-var ErrUnknownCustomer = intake.ErrUnknownCustomer
+var ErrUnknownCustomer = app.ErrUnknownCustomer
 
 // SegmentationProfiles is Profiles over segmentation's gRPC API.
 func SegmentationProfiles(c segmentationv1.SegmentationServiceClient) Profiles {
@@ -133,7 +133,7 @@ func (g grpcProfiles) Profile(ctx context.Context, customerID string) (segmentat
 	return p.GetSegment(), money.Money{Minor: clv.GetMinorUnits(), Currency: clv.GetCurrency()}, nil
 }
 
-// domainProfiles adapts a Profiles to the intake's.
+// domainProfiles adapts a Profiles to the use cases'.
 type domainProfiles struct{ p Profiles }
 
 func (d domainProfiles) Profile(ctx context.Context, customerID string) (feedback.Profile, error) {
@@ -160,15 +160,16 @@ type Deps struct {
 
 // Service is a running feedback service.
 type Service struct {
-	cfg      Config
-	deps     Deps
-	log      *slog.Logger
-	store    *store.Store
-	intake   *intake.Intake
-	relay    *outbox.Relay
-	consumer *events.Consumer
-	cons     jetstream.Consumer
-	api      *grpcapi.Server
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	store  *store.Store
+	app    *app.App
+	relay  *outbox.Relay
+	router *busrouter.Router
+	route  busrouter.Route[store.Input]
+	cons   jetstream.Consumer
+	api    *grpcapi.Server
 }
 
 // New migrates the database, ensures the streams and the durable consumer
@@ -182,15 +183,16 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, deps: d, log: d.Log.With("service", Name)}
 	var err error
-	if s.store, err = store.Open(ctx, d.DB, store.Options{Encode: events.Encode, Now: d.Now,
+	if s.store, err = store.Open(ctx, d.DB, store.Options{Encode: bus.Encode, Now: d.Now,
 		FirstResponseThreshold: cfg.FirstResponseThreshold, ScoreZones: cfg.ScoreTimeZones, ClaimTTL: cfg.ClaimTTL, Log: s.log}); err != nil {
 		return nil, err
 	}
-	var profiles intake.Profiles
+	var profiles app.Profiles
 	if d.Profiles != nil {
 		profiles = domainProfiles{d.Profiles}
 	}
-	s.intake = intake.New(s.store, profiles, intake.Options{Timeout: cfg.ProfileTimeout}, s.log)
+	s.app = app.New(s.store, profiles, app.Options{Timeout: cfg.ProfileTimeout, FillGiveUp: cfg.FillGiveUp,
+		ValueMaxAge: cfg.ValueMaxAge, Now: d.Now}, s.log)
 	meter := d.Meter.Meter("boomerang/feedback")
 	dead, err := orderbus.NewDeadLetters(meter)
 	if err != nil {
@@ -201,35 +203,35 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		return nil, err
 	}
 	if err := streams.Ensure(ctx, d.JetStream, busauth.Feedback, streams.Settings{Replicas: cfg.StreamReplicas, MaxAge: map[string]time.Duration{
-		orderbus.Stream: cfg.OrdersMaxAge, orderbus.DeadLetterStream: cfg.DeadLetterAge, events.Stream: cfg.EventsMaxAge, events.InStream: cfg.InMaxAge,
+		orderbus.Stream: cfg.OrdersMaxAge, orderbus.DeadLetterStream: cfg.DeadLetterAge, bus.Stream: cfg.EventsMaxAge, bus.InStream: cfg.InMaxAge,
 	}}); err != nil {
 		return nil, err
 	}
-	s.cons, err = d.JetStream.CreateOrUpdateConsumer(ctx, events.InStream, jetstream.ConsumerConfig{
-		Durable:       events.ConsumerName,
+	s.cons, err = d.JetStream.CreateOrUpdateConsumer(ctx, bus.InStream, jetstream.ConsumerConfig{
+		Durable:       bus.ConsumerName,
 		Description:   "feedback: survey responses, reviews and ticket events into the feedback store",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
 		MaxDeliver:    -1, // a batch that fails is retried in place; nothing is skipped
 		MaxAckPending: cfg.BatchSize * 8,
-		FilterSubject: events.InPrefix + ">",
+		FilterSubject: bus.InPrefix + ">",
 	})
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", events.ConsumerName, err)
+		return nil, fmt.Errorf("consumer %s: %w", bus.ConsumerName, err)
 	}
-	if err := natsx.ObserveLag(meter, s.cons, events.ConsumerName); err != nil {
+	if err := natsx.ObserveLag(meter, s.cons, bus.ConsumerName); err != nil {
 		return nil, err
 	}
 	v, err := grpcx.NewValidator()
 	if err != nil {
 		return nil, err
 	}
-	if s.consumer, err = events.NewConsumer(s.intake, v,
-		events.Options{MaxAttempts: cfg.MaxAttempts, Ping: d.DB.W.PingContext}, s.log, d.Tracer, meter); err != nil {
+	if s.router, err = busrouter.New(s.log, d.Tracer, meter); err != nil {
 		return nil, err
 	}
-	s.consumer.OnCommit(s.relay.Notify)
-	s.api = grpcapi.New(s.store, s.intake, s.relay.Notify, s.log, d.Now)
+	s.route = bus.Route(s.app, v, bus.Options{MaxAttempts: cfg.MaxAttempts, Healthy: d.DB.W.PingContext,
+		OnCommit: s.relay.Notify, Log: s.log})
+	s.api = grpcapi.New(s.store, s.app, s.relay.Notify, s.log, d.Now)
 	s.log.InfoContext(ctx, "feedback ready", "database", d.DB.Dialect.String(),
 		"first_response_threshold", cfg.FirstResponseThreshold, "segmentation", d.Profiles != nil)
 	return s, nil
@@ -269,66 +271,17 @@ func (s *Service) Ping(ctx context.Context) error { return s.deps.DB.W.PingConte
 // their customers' values up to date for the recovery queue, and returns
 // how many cases it opened.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
-	cases, err := s.store.Sweep(ctx, 200)
-	if len(cases) > 0 {
+	n, err := s.app.SweepTickets(ctx)
+	if n > 0 {
 		s.relay.Notify()
-		ids := make([]string, 0, len(cases))
-		for _, c := range cases {
-			ids = append(ids, c.CustomerID)
-		}
-		found, _ := s.intake.LookupNow(ctx, ids)
-		err = errors.Join(err, s.store.ApplyProfiles(ctx, found))
 	}
-	return len(cases), err
+	return n, err
 }
 
 // Fill asks segmentation again about the customers it could not tell,
 // and about the customers with open recovery cases whose value is older
 // than ValueMaxAge; it returns how many answers it recorded.
-func (s *Service) Fill(ctx context.Context) (int, error) {
-	n, err := s.fillPending(ctx)
-	m, err2 := s.refreshValues(ctx)
-	return n + m, errors.Join(err, err2)
-}
-
-// refreshValues brings the values of customers with open cases up to
-// date. A customer segmentation no longer knows has no value now.
-func (s *Service) refreshValues(ctx context.Context) (int, error) {
-	ids, err := s.store.StaleValues(ctx, s.deps.Now().Add(-s.cfg.ValueMaxAge), 500)
-	if err != nil || len(ids) == 0 {
-		return 0, err
-	}
-	found, unknown := s.intake.LookupNow(ctx, ids)
-	for _, id := range unknown {
-		found[id] = feedback.Profile{}
-	}
-	return len(found), s.store.ApplyProfiles(ctx, found)
-}
-
-func (s *Service) fillPending(ctx context.Context) (int, error) {
-	pending, err := s.store.PendingCustomers(ctx, 500)
-	if err != nil || len(pending) == 0 {
-		return 0, err
-	}
-	ids := make([]string, 0, len(pending))
-	since := map[string]time.Time{}
-	for _, p := range pending {
-		ids = append(ids, p.ID)
-		since[p.ID] = p.Since
-	}
-	found, unknown := s.intake.LookupNow(ctx, ids)
-	now := s.deps.Now()
-	var waiting []string
-	for _, id := range unknown {
-		// Still unknown after FillGiveUp: its responses stay unsegmented.
-		if now.Sub(since[id]) >= s.cfg.FillGiveUp {
-			found[id] = feedback.Profile{}
-		} else {
-			waiting = append(waiting, id)
-		}
-	}
-	return len(found), errors.Join(s.store.ApplyProfiles(ctx, found), s.store.MarkAsked(ctx, waiting))
-}
+func (s *Service) Fill(ctx context.Context) (int, error) { return s.app.FillSegments(ctx) }
 
 // Run consumes intake, sweeps, fills segments in and relays the outbox
 // until ctx is cancelled; then it finishes the batch in hand and returns.
@@ -337,7 +290,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error {
 		bc := natsx.NewBatchConsumer(s.cons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize, AckWait: s.cfg.AckWait}, s.log)
-		return bc.Run(ctx, s.consumer.Handle)
+		return busrouter.Run(ctx, s.router, bc, s.route)
 	})
 	g.Go(func() error { return every(ctx, s.cfg.SweepInterval, s.job("sweep", s.Sweep)) })
 	if s.deps.Profiles != nil {

@@ -16,9 +16,9 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
-	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/app"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/bus"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/grpcapi"
-	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/intake"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/store"
 )
 
@@ -66,7 +66,7 @@ func BenchmarkGetScores(b *testing.B) {
 			}
 			b.Cleanup(func() { db.Close() })
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			st, err := store.Open(ctx, db, store.Options{Encode: events.Encode, Log: log,
+			st, err := store.Open(ctx, db, store.Options{Encode: bus.Encode, Log: log,
 				ScoreZones: []string{"UTC", "Europe/Berlin", "America/New_York"}})
 			if err != nil {
 				b.Fatal(err)
@@ -85,7 +85,7 @@ func BenchmarkGetScores(b *testing.B) {
 			b.Logf("%s: %d responses stored in %v, rollups rebuilt in %v", be.Name, benchResponses,
 				filled.Round(time.Millisecond), (time.Since(t) - filled).Round(time.Millisecond))
 			g := grpc.NewServer()
-			feedbackv1.RegisterFeedbackServiceServer(g, grpcapi.New(st, intake.New(st, nil, intake.Options{}, log), func() {}, log, time.Now))
+			feedbackv1.RegisterFeedbackServiceServer(g, grpcapi.New(st, app.New(st, nil, app.Options{}, log), func() {}, log, time.Now))
 			cc, err := grpc.NewClient(testkit.GRPC(b, g), grpc.WithTransportCredentials(insecure.NewCredentials()))
 			if err != nil {
 				b.Fatal(err)

@@ -1,5 +1,5 @@
 // Package grpcapi is the feedback service's gRPC port: it translates
-// between boomerang.feedback.v1 and the intake, store and domain, and maps
+// between boomerang.feedback.v1 and the use cases, store and domain, and maps
 // domain errors to gRPC codes in one place. Requests arrive already
 // validated against their .proto rules.
 package grpcapi
@@ -24,8 +24,9 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/money"
+	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
-	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/intake"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/store"
 )
 
@@ -58,7 +59,7 @@ var Scopes = grpcx.MethodScopes{
 type Server struct {
 	feedbackv1.UnimplementedFeedbackServiceServer
 	store  *store.Store
-	intake *intake.Intake
+	intake Recorder
 	notify func()
 	log    *slog.Logger
 	now    func() time.Time
@@ -66,9 +67,14 @@ type Server struct {
 
 var _ feedbackv1.FeedbackServiceServer = (*Server)(nil)
 
+// Recorder records intake (app.App).
+type Recorder interface {
+	Record(ctx context.Context, in []store.Input, dead []outbox.Message) (store.Result, error)
+}
+
 // New returns the gRPC server; notify wakes the outbox relay after a
 // change.
-func New(st *store.Store, in *intake.Intake, notify func(), log *slog.Logger, now func() time.Time) *Server {
+func New(st *store.Store, in Recorder, notify func(), log *slog.Logger, now func() time.Time) *Server {
 	return &Server{store: st, intake: in, notify: notify, log: log, now: now}
 }
 
@@ -93,7 +99,7 @@ func (s *Server) errStatus(ctx context.Context, err error) error {
 // submit stores one input and tells whether it was a duplicate.
 func (s *Server) submit(ctx context.Context, x store.Input) (bool, error) {
 	x.Ctx = ctx
-	res, err := s.intake.Apply(ctx, []store.Input{x}, nil)
+	res, err := s.intake.Record(ctx, []store.Input{x}, nil)
 	if err != nil {
 		return false, s.errStatus(ctx, err)
 	}
@@ -108,7 +114,7 @@ func (s *Server) SubmitSurveyResponse(ctx context.Context, req *feedbackv1.Submi
 	if err := checked(req); err != nil {
 		return nil, err
 	}
-	r := intake.FromSurvey(req)
+	r := app.FromSurvey(req)
 	if err := r.Kind.Check(r.Score); err != nil {
 		return nil, s.errStatus(ctx, err)
 	}
@@ -124,7 +130,7 @@ func (s *Server) SubmitReview(ctx context.Context, req *feedbackv1.SubmitReviewR
 	if err := checked(req); err != nil {
 		return nil, err
 	}
-	dup, err := s.submit(ctx, store.Input{Review: intake.FromReview(req)})
+	dup, err := s.submit(ctx, store.Input{Review: app.FromReview(req)})
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +149,7 @@ func (s *Server) RespondToReview(ctx context.Context, req *feedbackv1.RespondToR
 	if !ok {
 		return nil, status.Error(codes.NotFound, "review not found")
 	}
-	if _, err := s.submit(ctx, store.Input{ReviewResponse: intake.FromReviewResponse(req)}); err != nil {
+	if _, err := s.submit(ctx, store.Input{ReviewResponse: app.FromReviewResponse(req)}); err != nil {
 		return nil, err
 	}
 	return &feedbackv1.RespondToReviewResponse{}, nil
@@ -154,16 +160,16 @@ func (s *Server) RecordTicketEvent(ctx context.Context, req *feedbackv1.RecordTi
 	if err := checked(req); err != nil {
 		return nil, err
 	}
-	dup, err := s.submit(ctx, store.Input{Ticket: intake.FromTicketEvent(req)})
+	dup, err := s.submit(ctx, store.Input{Ticket: app.FromTicketEvent(req)})
 	if err != nil {
 		return nil, err
 	}
 	return &feedbackv1.RecordTicketEventResponse{Duplicate: dup}, nil
 }
 
-// checked applies intake.Check, the rules beyond the .proto ones.
+// checked applies app.Check, the rules beyond the .proto ones.
 func checked(req proto.Message) error {
-	if v := intake.Check(req); len(v) > 0 {
+	if v := app.Check(req); len(v) > 0 {
 		return grpcx.InvalidArgument("invalid request: "+grpcx.Summary(v), v)
 	}
 	return nil

@@ -17,7 +17,7 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
-	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/bus"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/store"
 )
@@ -46,7 +46,7 @@ func openStore(tb testing.TB, url string, c *clock, zones ...string) *store.Stor
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	st, err := store.Open(ctx, db, store.Options{Encode: events.Encode, Now: c.now, FirstResponseThreshold: threshold,
+	st, err := store.Open(ctx, db, store.Options{Encode: bus.Encode, Now: c.now, FirstResponseThreshold: threshold,
 		ScoreZones: zones, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		tb.Fatal(err)

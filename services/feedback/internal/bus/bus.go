@@ -1,7 +1,7 @@
-// Package events is the feedback service's side of the bus: the FEEDBACK
+// Package bus is the feedback service's side of the bus: the FEEDBACK
 // stream of its events and their encoding, and the FEEDBACK_IN stream of
-// intake with the consumer that stores it.
-package events
+// intake with the consumer that records it.
+package bus
 
 import (
 	"context"
@@ -32,7 +32,8 @@ const (
 	// survey tool or help desk whose ids the message carries (ids are
 	// scoped by it) and labels dead letters.
 	InPrefix = streams.FeedbackInPrefix
-	// ConsumerName is the durable consumer of FEEDBACK_IN.
+	// ConsumerName is the durable consumer of FEEDBACK_IN, and its
+	// route's name in the consumer metrics.
 	ConsumerName = "feedback-intake"
 )
 
