@@ -29,6 +29,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox/outboxgrpc"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/streams"
+	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/events"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/grpcapi"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
@@ -88,6 +89,7 @@ type Service struct {
 	programme atomic.Pointer[ledger.Programme]
 	loadedAt  time.Time
 	store     *store.Store
+	app       *app.App
 	relay     *outbox.Relay
 	consumer  *events.Consumer
 	cons      jetstream.Consumer
@@ -113,9 +115,10 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.store, err = store.Open(ctx, d.DB, events.Encode, d.Now, s.log); err != nil {
+	if s.store, err = store.Open(ctx, d.DB, events.Encode, s.log); err != nil {
 		return nil, err
 	}
+	s.app = app.New(s.store, d.Now)
 	meter := d.Meter.Meter("boomerang/ledger")
 	dead, err := orderbus.NewDeadLetters(meter)
 	if err != nil {
@@ -145,13 +148,13 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err := natsx.ObserveLag(meter, s.cons, events.ConsumerName); err != nil {
 		return nil, err
 	}
-	if s.consumer, err = events.NewConsumer(s.store, s.Programme,
+	if s.consumer, err = events.NewConsumer(s.app, s.Programme,
 		events.Options{LaterDelay: cfg.LaterDelay, WaitForOrder: cfg.WaitForOrder, MaxAttempts: cfg.MaxAttempts, Ping: d.DB.W.PingContext},
 		s.log, d.Tracer, meter); err != nil {
 		return nil, err
 	}
 	s.consumer.OnCommit(s.relay.Notify)
-	s.api = grpcapi.New(s.store, s.Programme, rates, s.relay.Notify, s.log, d.Now)
+	s.api = grpcapi.New(s.app, s.Programme, rates, s.relay.Notify, s.log, d.Now)
 	s.log.InfoContext(ctx, "points-ledger ready", "base_currency", cfg.BaseCurrency, "database", d.DB.Dialect.String(),
 		"programme", cfg.ProgrammeFile, "tiers", len(p.Tiers()), "rewards", len(p.Rewards()))
 	return s, nil
@@ -217,7 +220,7 @@ func (s *Service) Ping(ctx context.Context) error { return s.deps.DB.W.PingConte
 
 // Sweep runs the periodic work once, at the service's clock.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
-	n, err := s.store.Sweep(ctx, s.Programme(), s.deps.Now(), 200)
+	n, err := s.app.Sweep(ctx, s.Programme(), s.deps.Now(), 200)
 	s.relay.Notify()
 	return n, err
 }
@@ -288,7 +291,7 @@ func (s *Service) reload(ctx context.Context) {
 // entries and its open lots, never negative; every lot's remainder equals
 // what it earned less what was taken) and returns the sum of all balances.
 func Verify(ctx context.Context, db *sqldb.DB) (int64, error) {
-	st, err := store.Open(ctx, db, events.Encode, nil, nil)
+	st, err := store.Open(ctx, db, events.Encode, nil)
 	if err != nil {
 		return 0, err
 	}

@@ -17,16 +17,27 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/ordergate"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
-	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/store"
 )
 
 // Programme returns the programme in force (it may be reloaded).
 type Programme func() *ledger.Programme
 
+// Orders is the use case the consumer runs (*app.App).
+type Orders interface {
+	ApplyOrders(ctx context.Context, p *ledger.Programme, in []app.Input, dead []outbox.Message) ([]ledger.Outcome, error)
+}
+
+// input is an order event with the message it came in.
+type input struct {
+	app.Input
+	msg jetstream.Msg
+}
+
 // Consumer applies batches of canonical order events to the ledger.
 type Consumer struct {
-	store     *store.Store
+	store     Orders
 	programme Programme
 	log       *slog.Logger
 	tracer    trace.Tracer
@@ -39,7 +50,7 @@ type Consumer struct {
 }
 
 // NewConsumer returns the consumer; natsx.BatchConsumer feeds it.
-func NewConsumer(st *store.Store, p Programme, opts Options, log *slog.Logger, tp trace.TracerProvider, meter metric.Meter) (*Consumer, error) {
+func NewConsumer(st Orders, p Programme, opts Options, log *slog.Logger, tp trace.TracerProvider, meter metric.Meter) (*Consumer, error) {
 	if opts.LaterDelay <= 0 {
 		opts.LaterDelay = 2 * time.Second
 	}
@@ -87,11 +98,11 @@ type Options struct {
 // giveUp dead-letters the put-off events that have waited too long for an
 // earlier event of their order (ordergate.ReasonGap), logging each once
 // its dead letter is committed, and returns the others' messages.
-func (c *Consumer) giveUp(ctx context.Context, later []store.Input) ([]jetstream.Msg, error) {
+func (c *Consumer) giveUp(ctx context.Context, later []input) ([]jetstream.Msg, error) {
 	msgs := make([]jetstream.Msg, len(later))
-	byMsg := make(map[jetstream.Msg]store.Input, len(later))
+	byMsg := make(map[jetstream.Msg]input, len(later))
 	for i, x := range later {
-		msgs[i], byMsg[x.Msg] = x.Msg, x
+		msgs[i], byMsg[x.msg] = x.msg, x
 	}
 	keep, expired := ordergate.Expired(msgs, c.opts.LaterDelay, c.opts.WaitForOrder)
 	if len(expired) == 0 {
@@ -142,7 +153,8 @@ func (c *Consumer) park(ctx context.Context, m jetstream.Msg, err error) error {
 }
 
 func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg, attempt int) ([]jetstream.Msg, error) {
-	in := make([]store.Input, 0, len(msgs))
+	in := make([]app.Input, 0, len(msgs))
+	inMsgs := make([]jetstream.Msg, 0, len(msgs))
 	var dead []outbox.Message
 	spans := make([]trace.Span, 0, len(msgs))
 	defer func() {
@@ -161,7 +173,8 @@ func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg, attempt int
 			dead = append(dead, orderbus.DeadLetter(m, "ledger", "orders", "invalid_event", err.Error()))
 			continue
 		}
-		in = append(in, store.Input{Ctx: mctx, Event: ev, Msg: m})
+		in = append(in, app.Input{Ctx: mctx, Event: ev})
+		inMsgs = append(inMsgs, m)
 	}
 	start := time.Now()
 	out, err := c.store.ApplyOrders(ctx, c.programme(), in, dead)
@@ -175,13 +188,13 @@ func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg, attempt int
 	now := time.Now()
 	c.batch.Record(ctx, now.Sub(start).Seconds())
 	var applied, dup int64
-	var putOff []store.Input
+	var putOff []input
 	for i, o := range out {
 		switch o {
-		case store.Duplicate:
+		case ledger.Duplicate:
 			dup++
-		case store.Later:
-			putOff = append(putOff, in[i])
+		case ledger.Later:
+			putOff = append(putOff, input{in[i], inMsgs[i]})
 		default:
 			applied++
 		}

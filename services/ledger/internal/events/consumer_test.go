@@ -28,6 +28,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
+	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/events"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/store"
@@ -42,6 +43,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 type rig struct {
 	db *sqldb.DB
 	st *store.Store
+	a  *app.App
 	p  *ledger.Programme
 	js jetstream.JetStream
 }
@@ -54,7 +56,7 @@ func newRig(tb testing.TB) *rig {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	st, err := store.Open(ctx, db, events.Encode, nil, quiet)
+	st, err := store.Open(ctx, db, events.Encode, quiet)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -67,7 +69,7 @@ func newRig(tb testing.TB) *rig {
 	if err := streams.Ensure(ctx, js, "ledger", streams.Settings{MaxAge: map[string]time.Duration{orderbus.Stream: 0, orderbus.DeadLetterStream: 0}}); err != nil {
 		tb.Fatal(err)
 	}
-	return &rig{db: db, st: st, p: p, js: js}
+	return &rig{db: db, st: st, a: app.New(st, nil), p: p, js: js}
 }
 
 // paid publishes a paid order event of 10 EUR.
@@ -101,7 +103,7 @@ func (r *rig) consume(tb testing.TB, opts events.Options, log *slog.Logger) (*ou
 	}
 	reader := sdkmetric.NewManualReader()
 	meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("t")
-	c, err := events.NewConsumer(r.st, func() *ledger.Programme { return r.p }, opts, log, tracenoop.NewTracerProvider(), meter)
+	c, err := events.NewConsumer(r.a, func() *ledger.Programme { return r.p }, opts, log, tracenoop.NewTracerProvider(), meter)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -175,7 +177,7 @@ func TestPoisonEventIsDeadLettered(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		v, err := r.st.Account(ctx, r.p, "c", 0)
+		v, err := r.a.Account(ctx, r.p, "c", 0)
 		if err == nil && v.Account.Balance == 20 {
 			break
 		}

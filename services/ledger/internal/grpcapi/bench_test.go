@@ -17,6 +17,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
+	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/events"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/grpcapi"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
@@ -50,7 +51,7 @@ func BenchmarkGetAccount(b *testing.B) {
 			}
 			b.Cleanup(func() { db.Close() })
 			t0 := time.Now().UTC().Add(-24 * time.Hour)
-			st, err := store.Open(ctx, db, events.Encode, nil, log)
+			st, err := store.Open(ctx, db, events.Encode, log)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -58,16 +59,17 @@ func BenchmarkGetAccount(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			a := app.New(st, nil)
 			const customers = 2000
-			var in []store.Input
+			var in []app.Input
 			for n := range customers * 10 {
 				eur := &commonv1.Money{MinorUnits: 42_50, Currency: "EUR"}
-				in = append(in, store.Input{Ctx: ctx, Event: &ordersv1.OrderEvent{EventId: fmt.Sprint("e", n),
+				in = append(in, app.Input{Ctx: ctx, Event: &ordersv1.OrderEvent{EventId: fmt.Sprint("e", n),
 					Kind: ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID, Source: "shop", OrderId: fmt.Sprint("o", n),
 					CustomerId: fmt.Sprint("c", n%customers), OccurredAt: timestamppb.New(t0.Add(time.Duration(n) * time.Second)),
 					Total: eur, BaseTotal: eur, OrderSequence: 1}})
 				if len(in) == 500 {
-					if _, err := st.ApplyOrders(ctx, p, in, nil); err != nil {
+					if _, err := a.ApplyOrders(ctx, p, in, nil); err != nil {
 						b.Fatal(err)
 					}
 					in = in[:0]
@@ -80,7 +82,7 @@ func BenchmarkGetAccount(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			ledgerv1.RegisterLedgerServiceServer(srv.Server, grpcapi.New(st, func() *ledger.Programme { return p }, nil, func() {}, log, time.Now))
+			ledgerv1.RegisterLedgerServiceServer(srv.Server, grpcapi.New(a, func() *ledger.Programme { return p }, nil, func() {}, log, time.Now))
 			cc, err := grpcx.Dial(testkit.GRPC(b, srv.Server), grpcx.ClientOptions{Token: "bench"})
 			if err != nil {
 				b.Fatal(err)

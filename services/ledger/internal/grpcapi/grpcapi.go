@@ -1,6 +1,6 @@
 // Package grpcapi is points-ledger's gRPC port: it translates between
-// boomerang.ledger.v1 and the store and domain, and maps domain errors to
-// gRPC codes in one place. Requests arrive already validated against
+// boomerang.ledger.v1 and the use cases (internal/app), and maps domain
+// errors to gRPC codes in one place. Requests arrive already validated against
 // their .proto rules.
 package grpcapi
 
@@ -22,8 +22,8 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/fx"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/orderevent"
+	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
-	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/store"
 )
 
 // Scopes are the token scopes each method needs; Adjust needs admin.
@@ -37,10 +37,23 @@ var Scopes = grpcx.MethodScopes{
 	ledgerv1.LedgerService_Adjust_FullMethodName:            grpcx.ScopeAdmin,
 }
 
+// Ledger is what the port needs of the use cases (*app.App).
+type Ledger interface {
+	Account(ctx context.Context, p *ledger.Programme, customerID string, within time.Duration) (*app.View, error)
+	Entries(ctx context.Context, customerID string, before int64, n int) ([]*ledger.Entry, int64, error)
+	QuoteOrder(ctx context.Context, p *ledger.Programme, customerID string, f ledger.OrderFacts) ([]ledger.Award, error)
+	Redeem(ctx context.Context, p *ledger.Programme, customerID string, r ledger.Redemption) (*ledger.Entry, error)
+	Adjust(ctx context.Context, p *ledger.Programme, customerID, key string, points int64, actor, reason string) (*ledger.Entry, error)
+	ListRewards(ctx context.Context, p *ledger.Programme) ([]app.RewardStock, error)
+	Stats(ctx context.Context, from, to time.Time) ([]ledger.DayStats, int64, error)
+}
+
+var _ Ledger = (*app.App)(nil)
+
 // Server implements ledgerv1.LedgerServiceServer.
 type Server struct {
 	ledgerv1.UnimplementedLedgerServiceServer
-	store     *store.Store
+	ledger    Ledger
 	programme func() *ledger.Programme
 	rates     *fx.Table
 	notify    func()
@@ -52,8 +65,8 @@ var _ ledgerv1.LedgerServiceServer = (*Server)(nil)
 
 // New returns the gRPC server; notify wakes the outbox relay after a
 // change.
-func New(st *store.Store, programme func() *ledger.Programme, rates *fx.Table, notify func(), log *slog.Logger, now func() time.Time) *Server {
-	return &Server{store: st, programme: programme, rates: rates, notify: notify, log: log, now: now}
+func New(l Ledger, programme func() *ledger.Programme, rates *fx.Table, notify func(), log *slog.Logger, now func() time.Time) *Server {
+	return &Server{ledger: l, programme: programme, rates: rates, notify: notify, log: log, now: now}
 }
 
 // errStatus maps domain errors to gRPC codes.
@@ -92,7 +105,7 @@ func (s *Server) GetAccount(ctx context.Context, req *ledgerv1.GetAccountRequest
 	if days == 0 {
 		days = 30
 	}
-	v, err := s.store.Account(ctx, p, req.GetCustomerId(), time.Duration(days)*24*time.Hour)
+	v, err := s.ledger.Account(ctx, p, req.GetCustomerId(), time.Duration(days)*24*time.Hour)
 	if err != nil {
 		return nil, s.errStatus(ctx, err)
 	}
@@ -126,7 +139,7 @@ func (s *Server) ListEntries(ctx context.Context, req *ledgerv1.ListEntriesReque
 		}
 		before = n
 	}
-	es, next, err := s.store.Entries(ctx, req.GetCustomerId(), before, size)
+	es, next, err := s.ledger.Entries(ctx, req.GetCustomerId(), before, size)
 	if err != nil {
 		return nil, s.errStatus(ctx, err)
 	}
@@ -160,18 +173,12 @@ func (s *Server) QuoteOrder(ctx context.Context, req *ledgerv1.QuoteOrderRequest
 	if err != nil {
 		return nil, grpcx.InvalidArgument(err.Error(), []grpcx.FieldViolation{{Field: "order", Description: err.Error()}})
 	}
-	tier, first := 0, true
-	if id := req.GetCustomerId(); id != "" {
-		v, err := s.store.Account(ctx, p, id, 0)
-		switch {
-		case err == nil:
-			tier, first = p.TierIndex(v.Account.Tier), v.Account.PaidOrders == 0
-		case !errors.Is(err, ledger.ErrNotFound):
-			return nil, s.errStatus(ctx, err)
-		}
+	awards, err := s.ledger.QuoteOrder(ctx, p, req.GetCustomerId(), f)
+	if err != nil {
+		return nil, s.errStatus(ctx, err)
 	}
 	resp := &ledgerv1.QuoteOrderResponse{}
-	for _, a := range p.Earn(f, tier, first) {
+	for _, a := range awards {
 		resp.Points += a.Points
 		resp.Breakdown = append(resp.Breakdown, &ledgerv1.QuoteLine{Rule: a.Rule, Points: a.Points})
 	}
@@ -194,7 +201,7 @@ func (s *Server) facts(o *ingestv1.Order) (ledger.OrderFacts, error) {
 // Redeem spends points; a retry with the same key returns the first
 // result.
 func (s *Server) Redeem(ctx context.Context, req *ledgerv1.RedeemRequest) (*ledgerv1.RedeemResponse, error) {
-	e, err := s.store.Redeem(ctx, s.programme(), req.GetCustomerId(), ledger.Redemption{
+	e, err := s.ledger.Redeem(ctx, s.programme(), req.GetCustomerId(), ledger.Redemption{
 		Key: req.GetIdempotencyKey(), RewardID: req.GetRewardId(), Points: req.GetPoints(),
 	})
 	if err != nil {
@@ -206,7 +213,7 @@ func (s *Server) Redeem(ctx context.Context, req *ledgerv1.RedeemRequest) (*ledg
 
 // Adjust adds or removes points by hand.
 func (s *Server) Adjust(ctx context.Context, req *ledgerv1.AdjustRequest) (*ledgerv1.AdjustResponse, error) {
-	e, err := s.store.Adjust(ctx, s.programme(), req.GetCustomerId(), req.GetIdempotencyKey(), req.GetPoints(), req.GetActor(), req.GetReason())
+	e, err := s.ledger.Adjust(ctx, s.programme(), req.GetCustomerId(), req.GetIdempotencyKey(), req.GetPoints(), req.GetActor(), req.GetReason())
 	if err != nil {
 		return nil, s.errStatus(ctx, err)
 	}
@@ -217,18 +224,13 @@ func (s *Server) Adjust(ctx context.Context, req *ledgerv1.AdjustRequest) (*ledg
 
 // ListRewards lists the catalogue with the stock left.
 func (s *Server) ListRewards(ctx context.Context, _ *ledgerv1.ListRewardsRequest) (*ledgerv1.ListRewardsResponse, error) {
-	redeemed, err := s.store.Redeemed(ctx)
+	rewards, err := s.ledger.ListRewards(ctx, s.programme())
 	if err != nil {
 		return nil, s.errStatus(ctx, err)
 	}
 	resp := &ledgerv1.ListRewardsResponse{}
-	for _, r := range s.programme().Rewards() {
-		out := &ledgerv1.Reward{RewardId: r.ID, Name: r.Name, PointCost: r.Cost, RequiredTier: r.RequiredTier}
-		if r.Stock != nil {
-			left := max(*r.Stock-redeemed[r.ID], 0)
-			out.Stock = &left
-		}
-		resp.Rewards = append(resp.Rewards, out)
+	for _, r := range rewards {
+		resp.Rewards = append(resp.Rewards, &ledgerv1.Reward{RewardId: r.ID, Name: r.Name, PointCost: r.Cost, RequiredTier: r.RequiredTier, Stock: r.Left})
 	}
 	return resp, nil
 }
@@ -246,7 +248,7 @@ func (s *Server) GetProgrammeStats(ctx context.Context, req *ledgerv1.GetProgram
 	if !from.Before(to) || to.Sub(from) > 20*366*24*time.Hour {
 		return nil, grpcx.InvalidArgument("invalid period", []grpcx.FieldViolation{{Field: "from", Description: "must be before to, at most 20 years apart"}})
 	}
-	days, outstanding, err := s.store.Stats(ctx, from, to)
+	days, outstanding, err := s.ledger.Stats(ctx, from, to)
 	if err != nil {
 		return nil, s.errStatus(ctx, err)
 	}

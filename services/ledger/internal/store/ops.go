@@ -8,117 +8,48 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 
-	"github.com/boomerang-loyalty/boomerang/pkg/ordergate"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
 )
 
-// Input is one canonical order event to apply, with the context (trace)
-// its ledger events continue.
-type Input struct {
-	Ctx   context.Context
-	Event *ordersv1.OrderEvent
-	// Msg is the bus message it came in (nil outside the consumer).
-	Msg jetstream.Msg
-}
-
-// Outcome is what became of an input.
-type Outcome int
-
-const (
-	// Applied: the event changed the ledger (or was recorded as seen).
-	Applied Outcome = iota + 1
-	// Duplicate: the event had been applied before.
-	Duplicate
-	// Later: an earlier event of the same order has not been applied yet
-	// (it is being redelivered after a crash); the event must come back.
-	Later
-)
-
-// ApplyOrders applies canonical order events in order, in one
-// transaction, each at most once: paid orders earn, refunds and
-// cancellations claw back. An event numbered within its order
-// (order_sequence, as order-ingest numbers every event) is recognised as
-// seen by its order's last applied sequence; one without a number by its
-// event id in processed_events.
-//
-// dead are dead letters of messages that were not order events, written in
-// the same transaction.
-func (s *Store) ApplyOrders(ctx context.Context, p *ledger.Programme, in []Input, dead []outbox.Message) ([]Outcome, error) {
-	var out []Outcome
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		now := s.now()
-		u := s.newUnit(tx, p, now)
-		out = make([]Outcome, len(in))
-		done, err := s.processed(ctx, tx, in)
-		if err != nil {
+// UpdateOrders applies canonical order events in one transaction: it
+// loads what applying them needs (ledger.OrderNeeds; accounts locked on
+// PostgreSQL), hands it to fn as a batch, and writes what fn changed, the
+// events fn saw and the ledger events, with dead (dead letters of
+// messages that were not order events) in the same transaction.
+func (s *Store) UpdateOrders(ctx context.Context, p *ledger.Programme, now time.Time, evs []*ordersv1.OrderEvent,
+	dead []outbox.Message, fn func(*ledger.Batch) error) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		b := ledger.NewBatch(p, now)
+		u := &unit{s: s, tx: tx, b: b}
+		if err := s.processed(ctx, tx, evs, b.Processed); err != nil {
 			return err
 		}
-		var customers []string
-		consumes := map[string]bool{}
-		var orderKeys, clawKeys [][2]string
-		var codes []any
-		spendFrom := now
-		for _, x := range in {
-			ev := x.Event
-			if done[ev.GetEventId()] {
-				continue
-			}
-			customers = append(customers, ev.GetCustomerId())
-			if k := ev.GetKind(); k == ordersv1.OrderEventKind_ORDER_EVENT_KIND_REFUNDED || k == ordersv1.OrderEventKind_ORDER_EVENT_KIND_CANCELLED {
-				consumes[ev.GetCustomerId()] = true
-				clawKeys = append(clawKeys, [2]string{ev.GetSource(), ev.GetOrderId()})
-			}
-			orderKeys = append(orderKeys, [2]string{ev.GetSource(), ev.GetOrderId()})
-			if c := ev.GetCustomer().GetReferralCode(); c != "" && ev.GetKind() == ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID {
-				codes = append(codes, c)
-			}
-			if t := ev.GetOccurredAt().AsTime(); t.Before(spendFrom) {
-				spendFrom = t
-			}
-		}
-		referrers, err := s.referrers(ctx, tx, codes)
-		if err != nil {
+		n := ledger.OrderNeeds(p, now, evs, b.Processed)
+		if err := s.referrers(ctx, tx, n.ReferralCodes, b.Referrers); err != nil {
 			return err
 		}
-		for _, c := range customers {
-			referrers[ledger.ReferralCode(c)] = c
+		for _, r := range b.Referrers {
+			n.Customers = append(n.Customers, r)
 		}
-		for _, r := range referrers {
-			customers = append(customers, r)
-		}
-		if err := u.loadAccounts(ctx, customers, spendFrom.Add(-p.TierWindow()), func(id string) bool { return consumes[id] },
-			func(a *ledger.Account) bool { return p.CanRise(a.Tier) }); err != nil {
+		if err := u.loadAccounts(ctx, n); err != nil {
 			return err
 		}
-		if err := u.loadOrders(ctx, orderKeys); err != nil {
+		if err := u.loadOrders(ctx, n.Orders); err != nil {
 			return err
 		}
-		if err := u.loadExpired(ctx, clawKeys); err != nil {
+		if err := u.loadExpired(ctx, n.Clawbacks); err != nil {
 			return err
 		}
-		var seen [][]any
-		gate := ordergate.New()
-		for _, o := range u.orders {
-			gate.Load(ordergate.Key{Source: o.Source, OrderID: o.OrderID}, o.LastSeq)
+		if err := fn(b); err != nil {
+			return err
 		}
-		for _, i := range ordergate.Sequence(gateEvents(in)) {
-			x := in[i]
-			ev := x.Event
-			if done[ev.GetEventId()] {
-				out[i] = Duplicate
-				continue
-			}
-			out[i] = u.applyOrderEvent(x.Ctx, gate, ev, referrers)
-			if out[i] == Applied && ev.GetOrderSequence() == 0 {
-				done[ev.GetEventId()] = true
-				seen = append(seen, []any{ev.GetEventId(), ms(now)})
-			}
+		seen := make([][]any, len(b.Seen))
+		for i, id := range b.Seen {
+			seen[i] = []any{id, ms(now)}
 		}
 		if err := s.w.insertRows(ctx, tx, s.db.Dialect, "processed_events", "event_id, processed_at", "", seen); err != nil {
 			return err
@@ -130,107 +61,58 @@ func (s *Store) ApplyOrders(ctx context.Context, p *ledger.Programme, in []Input
 		}
 		return u.save(ctx)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
-// applyOrderEvent applies one event; Later means it must wait for an
-// earlier event of its order. Order-ingest numbers each order's events
-// (order_sequence, from 1); JetStream redelivers the messages of a crashed
-// consumer only after their ack wait, so newer events can arrive first.
-func (u *unit) applyOrderEvent(ctx context.Context, gate *ordergate.Gate, ev *ordersv1.OrderEvent, referrers map[string]string) Outcome {
-	key := ev.GetSource() + "/" + ev.GetOrderId()
-	at := ev.GetOccurredAt().AsTime()
-	o := u.orders[key]
-	seq := ev.GetOrderSequence()
-	switch gate.Decide(ordergate.Key{Source: ev.GetSource(), OrderID: ev.GetOrderId()}, seq) {
-	case ordergate.Later:
-		return Later
-	case ordergate.Duplicate:
-		return Duplicate // this position of the order's history was applied already
-	}
-	defer func() {
-		if o := u.orders[key]; o != nil && seq > o.LastSeq {
-			o.LastSeq, o.Dirty = seq, true
-		}
-	}()
-	switch ev.GetKind() {
-	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_PLACED:
-		if o == nil {
-			u.orders[key] = ledger.NewOrder(ev.GetCustomerId(), ledger.FactsOf(ev))
-		}
-	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID:
-		if o != nil && (o.Paid || o.Closed) {
-			// Paid once; a second paid event earns nothing. Nor does a
-			// payment order-ingest saw after the order's cancellation
-			// (numbered after it): a cancelled order earns nothing,
-			// whichever of the two came first.
-			return Applied
-		}
-		a := u.accounts[ev.GetCustomerId()]
-		res := a.ApplyPaid(u.p, ev.GetEventId(), ledger.FactsOf(ev), o, u.now)
-		u.orders[key] = res.Order
-		var ref *ledger.Account
-		if res.ReferralCode != "" {
-			if id, ok := referrers[res.ReferralCode]; ok && id != a.CustomerID {
-				ref = u.accounts[id]
-				ref.AwardReferral(u.p, ev.GetEventId(), a.CustomerID, at)
+// UpdateAccounts changes accounts in one transaction: it loads what n
+// names (the accounts locked on PostgreSQL, entries by id, reward stock
+// locked), hands it to fn as a batch, and writes what fn changed with the
+// ledger events. Nothing changes when fn fails.
+func (s *Store) UpdateAccounts(ctx context.Context, p *ledger.Programme, now time.Time, n ledger.Needs, fn func(*ledger.Batch) error) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		b := ledger.NewBatch(p, now)
+		u := &unit{s: s, tx: tx, b: b}
+		for _, id := range n.Entries {
+			e, err := s.existingEntry(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			if e != nil {
+				b.Entries[id] = e
 			}
 		}
-		u.collect(ctx, a, ref)
-	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_REFUNDED:
-		if o == nil || !o.Paid {
-			return Applied // never paid: nothing was earned
+		if err := u.loadAccounts(ctx, n); err != nil {
+			return err
 		}
-		a := u.accounts[o.CustomerID]
-		if a == nil {
-			return Applied
+		for _, id := range n.Rewards {
+			r, err := s.lockStock(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			b.Redeemed[id] = r
 		}
-		total := ev.GetRefund().GetRefundedTotal().GetBase().GetMinorUnits()
-		if total == 0 {
-			total = o.Refunded + ev.GetRefund().GetAmount().GetBase().GetMinorUnits()
+		if err := fn(b); err != nil {
+			return err
 		}
-		a.ApplyRefund(u.p, ev.GetEventId(), o, total, at, u.now)
-		u.collect(ctx, a)
-	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_CANCELLED:
-		if o == nil {
-			return Applied
+		for id, k := range b.Taken {
+			if _, err := tx.ExecContext(ctx, `UPDATE reward_stock SET redeemed = redeemed + `+s.db.Dialect.Placeholders(1, 1)+
+				` WHERE reward_id = `+s.db.Dialect.Placeholders(2, 1), k, id); err != nil {
+				return fmt.Errorf("reward stock: %w", err)
+			}
 		}
-		if !o.Paid {
-			// Cancelled before its payment was seen: remember it, so
-			// that the payment, should it still come, earns nothing.
-			o.Closed, o.Dirty = true, true
-			return Applied
-		}
-		if a := u.accounts[o.CustomerID]; a != nil {
-			a.ApplyCancel(u.p, ev.GetEventId(), o, at, u.now)
-			u.collect(ctx, a)
-		}
-	}
-	return Applied
+		return u.save(ctx)
+	})
 }
 
-// gateEvents is what ordergate.Sequence needs of a batch.
-func gateEvents(in []Input) []ordergate.Event {
-	out := make([]ordergate.Event, len(in))
-	for i, x := range in {
-		out[i] = ordergate.Event{Key: ordergate.Key{Source: x.Event.GetSource(), OrderID: x.Event.GetOrderId()}, Seq: x.Event.GetOrderSequence()}
-	}
-	return out
-}
-
-// processed returns which of the unnumbered events were applied before.
-func (s *Store) processed(ctx context.Context, tx *sql.Tx, in []Input) (map[string]bool, error) {
-	ids := make([]any, 0, len(in))
-	for _, x := range in {
-		if x.Event.GetOrderSequence() == 0 {
-			ids = append(ids, x.Event.GetEventId())
+// processed adds to done which of the unnumbered events were applied
+// before.
+func (s *Store) processed(ctx context.Context, tx *sql.Tx, evs []*ordersv1.OrderEvent, done map[string]bool) error {
+	ids := make([]any, 0, len(evs))
+	for _, ev := range evs {
+		if ev.GetOrderSequence() == 0 {
+			ids = append(ids, ev.GetEventId())
 		}
 	}
-	done := map[string]bool{}
-	err := sqldb.InChunks(ids, func(chunk []any) error {
+	return sqldb.InChunks(ids, func(chunk []any) error {
 		chunk = padded(chunk)
 		rows, err := s.query(ctx, tx, `SELECT event_id FROM processed_events WHERE event_id IN (`+s.db.Dialect.Placeholders(1, len(chunk))+`)`, chunk...)
 		if err != nil {
@@ -246,13 +128,15 @@ func (s *Store) processed(ctx context.Context, tx *sql.Tx, in []Input) (map[stri
 		}
 		return sqldb.CloseRows(rows)
 	})
-	return done, err
 }
 
-// referrers maps referral codes to their customers.
-func (s *Store) referrers(ctx context.Context, tx *sql.Tx, codes []any) (map[string]string, error) {
-	out := map[string]string{}
-	err := sqldb.InChunks(codes, func(chunk []any) error {
+// referrers adds the customers of referral codes to out.
+func (s *Store) referrers(ctx context.Context, tx *sql.Tx, codes []string, out map[string]string) error {
+	args := make([]any, len(codes))
+	for i, c := range codes {
+		args[i] = c
+	}
+	return sqldb.InChunks(args, func(chunk []any) error {
 		chunk = padded(chunk)
 		rows, err := s.query(ctx, tx, `SELECT referral_code, customer_id FROM accounts WHERE referral_code IN (`+s.db.Dialect.Placeholders(1, len(chunk))+`)`, chunk...)
 		if err != nil {
@@ -268,7 +152,6 @@ func (s *Store) referrers(ctx context.Context, tx *sql.Tx, codes []any) (map[str
 		}
 		return sqldb.CloseRows(rows)
 	})
-	return out, err
 }
 
 // existingEntry reads an entry by id (nil when there is none).
@@ -282,54 +165,6 @@ func (s *Store) existingEntry(ctx context.Context, q queryer, id string) (*ledge
 
 type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-// Redeem spends points for a reward or a number of points. A retry with
-// the same key returns the first redemption; a different request under a
-// used key is ErrIdempotencyReuse. Nothing changes on error.
-func (s *Store) Redeem(ctx context.Context, p *ledger.Programme, customerID string, r ledger.Redemption) (*ledger.Entry, error) {
-	var out *ledger.Entry
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		id := ledger.RedemptionID(customerID, r.Key)
-		if prev, err := s.existingEntry(ctx, tx, id); err != nil || prev != nil {
-			if prev != nil {
-				if prev.CustomerID != customerID || prev.SourceRef != r.RewardID || (r.RewardID == "" && -prev.Points != r.Points) {
-					return ledger.ErrIdempotencyReuse
-				}
-				out = prev
-			}
-			return err
-		}
-		now := s.now()
-		u := s.newUnit(tx, p, now)
-		if err := u.load(ctx, []string{customerID}, now.Add(-p.TierWindow())); err != nil {
-			return err
-		}
-		if r.RewardID != "" {
-			n, err := s.lockStock(ctx, tx, r.RewardID)
-			if err != nil {
-				return err
-			}
-			r.Redeemed = n
-		}
-		a := u.accounts[customerID]
-		if !a.Exists {
-			return fmt.Errorf("account %s: %w", customerID, ledger.ErrNotFound)
-		}
-		e, err := a.Redeem(p, r, now)
-		if err != nil {
-			return err
-		}
-		if r.RewardID != "" {
-			if _, err := tx.ExecContext(ctx, `UPDATE reward_stock SET redeemed = redeemed + 1 WHERE reward_id = `+s.db.Dialect.Placeholders(1, 1), r.RewardID); err != nil {
-				return fmt.Errorf("reward stock: %w", err)
-			}
-		}
-		u.collect(ctx, a)
-		out = e
-		return u.save(ctx)
-	})
-	return out, err
 }
 
 // lockStock returns how many of a reward were redeemed, locking its row
@@ -363,119 +198,44 @@ func (s *Store) Redeemed(ctx context.Context) (map[string]int64, error) {
 	return out, sqldb.CloseRows(rows)
 }
 
-// Adjust adds or removes points by hand on an existing account; a retry
-// with the same key returns the first adjustment, a different request
-// under a used key is ErrIdempotencyReuse.
-func (s *Store) Adjust(ctx context.Context, p *ledger.Programme, customerID, key string, points int64, actor, reason string) (*ledger.Entry, error) {
-	var out *ledger.Entry
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if prev, err := s.existingEntry(ctx, tx, ledger.AdjustmentID(customerID, key)); err != nil || prev != nil {
-			if prev != nil {
-				if prev.CustomerID != customerID || prev.Points != points || prev.Actor != actor || prev.Reason != reason {
-					return ledger.ErrIdempotencyReuse
-				}
-				out = prev
-			}
-			return err
-		}
-		now := s.now()
-		u := s.newUnit(tx, p, now)
-		if err := u.load(ctx, []string{customerID}, now.Add(-p.TierWindow())); err != nil {
-			return err
-		}
-		a := u.accounts[customerID]
-		if !a.Exists {
-			// An account comes into being with the customer's first order
-			// event; a mistyped id must not open a new one.
-			return fmt.Errorf("account %s: %w", customerID, ledger.ErrNotFound)
-		}
-		e, err := a.Adjust(p, key, points, actor, reason, now)
-		if err != nil {
-			return err
-		}
-		u.collect(ctx, a)
-		out = e
-		return u.save(ctx)
-	})
-	return out, err
-}
-
-// Sweep does the periodic work (expiry, expiry warnings, birthday bonuses,
-// tier reviews) on every account that has some due at now, in
-// transactions of at most batch accounts. It is idempotent; it returns how
-// many accounts it looked at.
-func (s *Store) Sweep(ctx context.Context, p *ledger.Programme, now time.Time, batch int) (int, error) {
+// Due returns the accounts due for the sweep (ledger.DueAt), sorted.
+func (s *Store) Due(ctx context.Context, due ledger.Due) ([]string, error) {
 	d := s.db.Dialect
-	warnBy := now.Add(p.WarnBefore)
 	q := `SELECT customer_id FROM entries WHERE remaining > 0 AND expires_at > 0 AND expires_at <= ` + d.Placeholders(1, 1) + `
 		UNION SELECT customer_id FROM accounts WHERE reviewed_at <= ` + d.Placeholders(2, 1) + `
 		UNION SELECT customer_id FROM accounts WHERE birth_month = ` + d.Placeholders(3, 1) + ` AND last_birthday_year < ` + d.Placeholders(4, 1)
-	rows, err := s.db.R.QueryContext(ctx, q, ms(warnBy), ms(now.Add(-p.ReviewEvery())), int(now.Month()), now.Year())
+	rows, err := s.db.R.QueryContext(ctx, q, ms(due.ExpiringBy), ms(due.ReviewedBefore), due.BirthMonth, due.Year)
 	if err != nil {
-		return 0, fmt.Errorf("sweep: %w", err)
+		return nil, fmt.Errorf("sweep: %w", err)
 	}
 	var ids []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
-			return 0, err
+			return nil, err
 		}
 		ids = append(ids, id)
 	}
 	if err := sqldb.CloseRows(rows); err != nil {
-		return 0, err
+		return nil, err
 	}
 	slices.Sort(ids)
-	for start := 0; start < len(ids); start += batch {
-		chunk := ids[start:min(start+batch, len(ids))]
-		err := s.inTx(ctx, func(tx *sql.Tx) error {
-			u := s.newUnit(tx, p, now)
-			if err := u.load(ctx, chunk, now.Add(-p.TierWindow())); err != nil {
-				return err
-			}
-			for _, id := range chunk {
-				a := u.accounts[id]
-				if !a.Exists {
-					a.Dirty = false // a lot without an account cannot happen; never create one here
-					continue
-				}
-				a.Sweep(p, now)
-				u.collect(ctx, a)
-			}
-			return u.save(ctx)
-		})
-		if err != nil {
-			return start, err
-		}
-	}
-	return len(ids), nil
+	return ids, nil
 }
 
-// View is an account as GetAccount shows it.
-type View struct {
-	Account  *ledger.Account
-	Spend    int64 // qualifying spend in the window ending now
-	Expiring int64
-	NextExp  time.Time
-}
-
-// Account reads an account as of now; points past their expiry are shown
-// as expired even before the sweep writes them off. ErrNotFound when the
-// customer has no account.
-func (s *Store) Account(ctx context.Context, p *ledger.Programme, customerID string, within time.Duration) (*View, error) {
-	now := s.now()
-	a, err := s.readAccount(ctx, p, customerID, now.Add(-p.TierWindow()))
+// Account reads a customer's account with its open lots and the
+// qualifying spend after spendFrom, without locks; ErrNotFound when the
+// customer has none.
+func (s *Store) Account(ctx context.Context, customerID string, spendFrom time.Time) (*ledger.Account, error) {
+	a, err := s.readAccount(ctx, customerID, spendFrom)
 	if err != nil {
 		return nil, err
 	}
 	if a == nil {
 		return nil, fmt.Errorf("account %s: %w", customerID, ledger.ErrNotFound)
 	}
-	a.ExpireDue(now)
-	v := &View{Account: a, Spend: a.SpendIn(p, now)}
-	v.Expiring, v.NextExp = a.Expiring(now.Add(within))
-	return v, nil
+	return a, nil
 }
 
 // accountQuery reads an account ($1), its open lots and its qualifying
@@ -493,7 +253,7 @@ const accountQuery = `SELECT 0, tier, referral_code, referred_by, '', balance, l
 
 // readAccount reads an account with its open lots and the qualifying
 // spend after spendFrom, without locks; nil when there is none.
-func (s *Store) readAccount(ctx context.Context, p *ledger.Programme, customerID string, spendFrom time.Time) (*ledger.Account, error) {
+func (s *Store) readAccount(ctx context.Context, customerID string, spendFrom time.Time) (*ledger.Account, error) {
 	rows, err := s.r.queryPrepared(ctx, accountQuery, customerID, ms(spendFrom))
 	if err != nil {
 		return nil, fmt.Errorf("read account: %w", err)
@@ -602,16 +362,9 @@ func (s *Store) Entries(ctx context.Context, customerID string, before int64, n 
 	return es, next, nil
 }
 
-// DayStats is one UTC day's movements by kind.
-type DayStats struct {
-	Day       time.Time
-	ByKind    map[ledger.Kind]int64
-	Shortfall int64
-}
-
 // Stats returns the movements per UTC day of the days [from, to) touches,
 // and the balance outstanding before the first of them.
-func (s *Store) Stats(ctx context.Context, from, to time.Time) (days []DayStats, before int64, err error) {
+func (s *Store) Stats(ctx context.Context, from, to time.Time) (days []ledger.DayStats, before int64, err error) {
 	d := s.db.Dialect
 	// Days are whole: a period starts at a UTC midnight.
 	first, last := ms(from)/msPerDay, (ms(to)+msPerDay-1)/msPerDay
@@ -633,7 +386,7 @@ func (s *Store) Stats(ctx context.Context, from, to time.Time) (days []DayStats,
 		}
 		t := time.UnixMilli(day * msPerDay).UTC()
 		if len(days) == 0 || !days[len(days)-1].Day.Equal(t) {
-			days = append(days, DayStats{Day: t, ByKind: map[ledger.Kind]int64{}})
+			days = append(days, ledger.DayStats{Day: t, ByKind: map[ledger.Kind]int64{}})
 		}
 		days[len(days)-1].ByKind[ledger.Kind(kind)] += pts
 		days[len(days)-1].Shortfall += short

@@ -2,9 +2,11 @@
 // accounts, the append-only entries (an earning entry is also its lot and
 // carries what is left of it), what used each lot, orders (whose paid
 // amounts are the qualifying spend), applied order events, reward stock,
-// and the outbox of ledger events. Every change loads the accounts it touches
-// (locked on PostgreSQL), lets the domain change them, and writes what
-// changed in the same transaction.
+// and the outbox of ledger events. It holds SQL only: a change
+// (UpdateOrders, UpdateAccounts) loads what a use case needs into a
+// ledger.Batch (accounts locked on PostgreSQL), runs the use case's
+// function over it, where the domain's rules decide, and writes what
+// changed with the ledger events in the same transaction.
 package store
 
 import (
@@ -20,8 +22,11 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
 )
+
+var _ app.Store = (*Store)(nil)
 
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -34,14 +39,13 @@ type Encoder func(ctx context.Context, ev ledger.Event) (outbox.Message, error)
 type Store struct {
 	db     *sqldb.DB
 	encode Encoder
-	now    func() time.Time
 	// w prepares statements for transactions, r for reads outside them
 	// (the same pool on PostgreSQL).
 	w, r *stmts
 }
 
 // Open migrates db and returns the store.
-func Open(ctx context.Context, db *sqldb.DB, encode Encoder, now func() time.Time, log *slog.Logger) (*Store, error) {
+func Open(ctx context.Context, db *sqldb.DB, encode Encoder, log *slog.Logger) (*Store, error) {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return nil, err
@@ -52,14 +56,11 @@ func Open(ctx context.Context, db *sqldb.DB, encode Encoder, now func() time.Tim
 	if err := sqldb.Migrate(ctx, db, "outbox", outbox.Migrations(), log); err != nil {
 		return nil, err
 	}
-	if now == nil {
-		now = time.Now
-	}
 	// PostgreSQL switches a prepared statement to a generic plan after
 	// five runs, and those of the IN-list queries here made a batch three
 	// times slower (measured); it prepares only the writes.
 	queries := db.Dialect != sqldb.Postgres
-	st := &Store{db: db, encode: encode, now: now, w: newStmts(db.W, queries), r: newStmts(db.R, queries)}
+	st := &Store{db: db, encode: encode, w: newStmts(db.W, queries), r: newStmts(db.R, queries)}
 	if db.R == db.W {
 		st.r = st.w
 	}
@@ -107,48 +108,28 @@ func fromMS(v int64) time.Time {
 	return time.UnixMilli(v).UTC()
 }
 
-// unit is the accounts and orders one transaction works on (reads of one
-// account use readAccount).
+// unit is the transaction a batch is loaded in and saved from (reads of
+// one account use readAccount).
 type unit struct {
-	s        *Store
-	tx       *sql.Tx
-	p        *ledger.Programme
-	now      time.Time
-	accounts map[string]*ledger.Account
-	orders   map[string]*ledger.Order
-	// events to publish, each with the context it continues.
-	out []pending
+	s  *Store
+	tx *sql.Tx
+	b  *ledger.Batch
 }
 
-type pending struct {
-	ctx context.Context
-	ev  ledger.Event
-}
-
-func (s *Store) newUnit(tx *sql.Tx, p *ledger.Programme, now time.Time) *unit {
-	return &unit{s: s, tx: tx, p: p, now: now, accounts: map[string]*ledger.Account{}, orders: map[string]*ledger.Order{}}
-}
-
-// load reads the accounts of ids not loaded yet, with their open lots and
-// the qualifying spend after spendFrom; on PostgreSQL the account rows are
+// loadAccounts reads the accounts n.Customers names, with the open lots
+// of those n.Lots names and the qualifying spend after n.SpendFrom of those
+// n.Spend chooses (all when nil); on PostgreSQL the account rows are
 // locked until the transaction ends. Accounts that do not exist are
 // created in memory.
-func (u *unit) load(ctx context.Context, ids []string, spendFrom time.Time) error {
-	return u.loadAccounts(ctx, ids, spendFrom, func(string) bool { return true }, func(*ledger.Account) bool { return true })
-}
-
-// loadAccounts is load, reading the open lots only of the accounts
-// withLots names (earning appends a lot and needs none of the others,
-// while claw-backs, redemptions and expiry consume them) and the spend only
-// of the accounts withSpend chooses.
-func (u *unit) loadAccounts(ctx context.Context, ids []string, spendFrom time.Time, withLots func(string) bool, withSpend func(*ledger.Account) bool) error {
+func (u *unit) loadAccounts(ctx context.Context, n ledger.Needs) error {
 	// Sorted, so that transactions lock accounts in one global order and
 	// never deadlock on each other, whatever their chunks.
-	ids = slices.Clone(ids)
+	ids := slices.Clone(n.Customers)
 	slices.Sort(ids)
 	var want []any
+	accounts := u.b.Accounts
 	for i, id := range ids {
-		if _, ok := u.accounts[id]; !ok && (i == 0 || ids[i-1] != id) {
+		if _, ok := accounts[id]; !ok && (i == 0 || ids[i-1] != id) {
 			want = append(want, id)
 		}
 	}
@@ -174,21 +155,21 @@ func (u *unit) loadAccounts(ctx context.Context, ids []string, spendFrom time.Ti
 				return err
 			}
 			a.TierSince, a.ReviewedAt = fromMS(since), fromMS(reviewed)
-			u.accounts[a.CustomerID] = a
+			accounts[a.CustomerID] = a
 		}
 		if err := sqldb.CloseRows(rows); err != nil {
 			return err
 		}
 		for _, id := range chunk {
-			if _, ok := u.accounts[id.(string)]; !ok {
-				u.accounts[id.(string)] = ledger.NewAccount(u.p, id.(string), u.now)
+			if _, ok := accounts[id.(string)]; !ok {
+				accounts[id.(string)] = ledger.NewAccount(u.b.Programme, id.(string), u.b.Now)
 			}
 		}
 		var lotIDs []any
 		for _, id := range chunk {
-			if withLots(id.(string)) {
+			if n.Lots == nil || n.Lots[id.(string)] {
 				lotIDs = append(lotIDs, id)
-				u.accounts[id.(string)].LotsLoaded = true
+				accounts[id.(string)].LotsLoaded = true
 			}
 		}
 		if len(lotIDs) == 0 {
@@ -210,7 +191,7 @@ func (u *unit) loadAccounts(ctx context.Context, ids []string, spendFrom time.Ti
 				return err
 			}
 			l.EarnedAt, l.ExpiresAt, l.Warned, l.OrderKey = fromMS(earned), fromMS(expires), warned != 0, orderKey(src, order)
-			a := u.accounts[cust]
+			a := accounts[cust]
 			a.Lots = append(a.Lots, l)
 		}
 		if err := sqldb.CloseRows(rows); err != nil {
@@ -220,7 +201,7 @@ func (u *unit) loadAccounts(ctx context.Context, ids []string, spendFrom time.Ti
 		// what refunds took back, dated when each was paid.
 		var spendIDs []any
 		for _, id := range chunk {
-			if withSpend(u.accounts[id.(string)]) {
+			if n.Spend == nil || n.Spend(accounts[id.(string)]) {
 				spendIDs = append(spendIDs, id)
 			}
 		}
@@ -228,7 +209,7 @@ func (u *unit) loadAccounts(ctx context.Context, ids []string, spendFrom time.Ti
 			spendIDs = append(spendIDs, "") // no customer has the empty id
 		}
 		spendIDs = padded(spendIDs)
-		args := append(spendIDs, ms(spendFrom))
+		args := append(spendIDs, ms(n.SpendFrom))
 		rows, err = u.s.query(ctx, u.tx, `SELECT customer_id, paid_at, qualifying - unqualified FROM orders
 			WHERE customer_id IN (`+d.Placeholders(1, len(spendIDs))+`) AND paid_at > `+d.Placeholders(len(spendIDs)+1, 1)+` AND qualifying <> unqualified`, args...)
 		if err != nil {
@@ -243,14 +224,14 @@ func (u *unit) loadAccounts(ctx context.Context, ids []string, spendFrom time.Ti
 				return err
 			}
 			sp.At = fromMS(at)
-			a := u.accounts[cust]
+			a := accounts[cust]
 			a.Spend = append(a.Spend, sp)
 		}
 		if err := sqldb.CloseRows(rows); err != nil {
 			return err
 		}
 		for _, id := range chunk {
-			sortLots(u.accounts[id.(string)])
+			sortLots(accounts[id.(string)])
 		}
 		return nil
 	})
@@ -272,12 +253,12 @@ func orderKey(source, orderID string) string {
 func (u *unit) lock() string { return u.s.db.Dialect.ForUpdate() }
 
 // loadOrders reads paid orders by key ("source/order_id").
-func (u *unit) loadOrders(ctx context.Context, keys [][2]string) error {
+func (u *unit) loadOrders(ctx context.Context, keys []ledger.OrderKey) error {
 	d := u.s.db.Dialect
 	bySource := map[string][]any{}
 	for _, k := range keys {
-		if _, ok := u.orders[k[0]+"/"+k[1]]; !ok {
-			bySource[k[0]] = append(bySource[k[0]], k[1])
+		if _, ok := u.b.Orders[k.Source+"/"+k.OrderID]; !ok {
+			bySource[k.Source] = append(bySource[k.Source], k.OrderID)
 		}
 	}
 	for src, ids := range bySource {
@@ -300,7 +281,7 @@ func (u *unit) loadOrders(ctx context.Context, keys [][2]string) error {
 					return err
 				}
 				o.Closed, o.PaidAt, o.Paid = closed != 0, fromMS(paid), isPaid != 0
-				u.orders[o.Key()] = o
+				u.b.Orders[o.Key()] = o
 			}
 			return sqldb.CloseRows(rows)
 		})
@@ -313,11 +294,11 @@ func (u *unit) loadOrders(ctx context.Context, keys [][2]string) error {
 
 // loadExpired reads, for the paid orders among keys, how many of their
 // points expired (what the expiry entries took from their lots).
-func (u *unit) loadExpired(ctx context.Context, keys [][2]string) error {
+func (u *unit) loadExpired(ctx context.Context, keys []ledger.OrderKey) error {
 	var custs, orderIDs []any
 	seen := map[string]bool{}
 	for _, k := range keys {
-		if o := u.orders[k[0]+"/"+k[1]]; o != nil && o.Paid {
+		if o := u.b.Orders[k.Source+"/"+k.OrderID]; o != nil && o.Paid {
 			if !seen[o.CustomerID] {
 				seen[o.CustomerID] = true
 				custs = append(custs, o.CustomerID)
@@ -349,7 +330,7 @@ func (u *unit) loadExpired(ctx context.Context, keys [][2]string) error {
 				rows.Close()
 				return err
 			}
-			if o := u.orders[orderKey(src, order)]; o != nil && o.Paid {
+			if o := u.b.Orders[orderKey(src, order)]; o != nil && o.Paid {
 				o.Expired = n
 			}
 		}
@@ -357,24 +338,10 @@ func (u *unit) loadExpired(ctx context.Context, keys [][2]string) error {
 	})
 }
 
-// collect moves the events accounts produced into the publish list, with
-// ctx.
-func (u *unit) collect(ctx context.Context, accts ...*ledger.Account) {
-	for _, a := range accts {
-		if a == nil {
-			continue
-		}
-		for _, ev := range a.Events {
-			u.out = append(u.out, pending{ctx: ctx, ev: ev})
-		}
-		a.Events = a.Events[:0]
-	}
-}
-
-// save writes every change of the unit.
+// save writes every change of the batch and its ledger events.
 func (u *unit) save(ctx context.Context) error {
 	d := u.s.db.Dialect
-	now := ms(u.now)
+	now := ms(u.b.Now)
 	var newAccts, accts, entries, uses, lots, orders [][]any
 	type dayKey struct {
 		day   int64
@@ -382,7 +349,7 @@ func (u *unit) save(ctx context.Context) error {
 		shard int
 	}
 	days := map[dayKey][2]int64{}
-	for _, a := range u.accounts {
+	for _, a := range u.b.Accounts {
 		if !a.Dirty {
 			continue
 		}
@@ -425,7 +392,7 @@ func (u *unit) save(ctx context.Context) error {
 			days[k] = [2]int64{v[0] + e.Points, v[1] + e.Shortfall}
 		}
 	}
-	for _, o := range u.orders {
+	for _, o := range u.b.Orders {
 		if o.Dirty {
 			orders = append(orders, []any{o.Source, o.OrderID, o.CustomerID, o.BaseTotal, o.Qualifying, o.Proportional,
 				o.Full, o.Reversed, o.Refunded, o.Unqualified, boolInt(o.Closed), ms(o.PaidAt), boolInt(o.Paid), o.LastSeq, o.ExpiredCredit})
@@ -476,18 +443,18 @@ func (u *unit) save(ctx context.Context) error {
 	if err := u.s.w.updateLots(ctx, u.tx, d, lots); err != nil {
 		return err
 	}
-	if len(u.out) == 0 {
+	if len(u.b.Out) == 0 {
 		return nil
 	}
-	msgs := make([]outbox.Message, 0, len(u.out))
-	for _, p := range u.out {
-		m, err := u.s.encode(p.ctx, p.ev)
+	msgs := make([]outbox.Message, 0, len(u.b.Out))
+	for _, p := range u.b.Out {
+		m, err := u.s.encode(p.Ctx, p.Event)
 		if err != nil {
-			return fmt.Errorf("encode event %s: %w", p.ev.ID, err)
+			return fmt.Errorf("encode event %s: %w", p.Event.ID, err)
 		}
 		msgs = append(msgs, m)
 	}
-	return outbox.Add(ctx, u.tx, d, u.now, msgs...)
+	return outbox.Add(ctx, u.tx, d, u.b.Now, msgs...)
 }
 
 const msPerDay = 24 * 60 * 60 * 1000

@@ -1,4 +1,4 @@
-package store_test
+package app_test
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/ordergate/ordertest"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
-	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/store"
 )
 
 // The ledger's balances do not depend on the order order-ingest accepted a
@@ -74,8 +73,8 @@ func TestOrderEventsInAnyOrder(t *testing.T) {
 }
 
 // deliver applies events as a consumer would see them: shuffled, some
-// twice, in batches; what the store puts off comes back later.
-func deliver(tb testing.TB, st *store.Store, p *ledger.Programme, rng *rand.Rand, evs []*ordersv1.OrderEvent) {
+// twice, in batches; what ApplyOrders puts off comes back later.
+func deliver(tb testing.TB, st *rig, p *ledger.Programme, rng *rand.Rand, evs []*ordersv1.OrderEvent) {
 	tb.Helper()
 	batches := ordertest.Deliveries(rng, evs, 4, 12)
 	for round := 0; len(batches) > 0; round++ {
@@ -90,7 +89,7 @@ func deliver(tb testing.TB, st *store.Store, p *ledger.Programme, rng *rand.Rand
 		}
 		var later []*ordersv1.OrderEvent
 		for i, o := range out {
-			if o == store.Later {
+			if o == ledger.Later {
 				later = append(later, b[i])
 			}
 		}

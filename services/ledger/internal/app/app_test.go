@@ -1,4 +1,4 @@
-package store_test
+package app_test
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
+	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/events"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/store"
@@ -36,7 +37,7 @@ func (c *clock) set(t time.Time)     { c.ns.Store(t.UnixNano()) }
 func newClock(t time.Time) *clock    { c := &clock{}; c.set(t); return c }
 func (c *clock) add(d time.Duration) { c.ns.Add(int64(d)) }
 
-func openStore(tb testing.TB, url string, c *clock) *store.Store {
+func openStore(tb testing.TB, url string, c *clock) *rig {
 	tb.Helper()
 	ctx := context.Background()
 	db, err := sqldb.Open(ctx, url)
@@ -44,12 +45,23 @@ func openStore(tb testing.TB, url string, c *clock) *store.Store {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	st, err := store.Open(ctx, db, events.Encode, c.now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := store.Open(ctx, db, events.Encode, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return st
+	return &rig{App: app.New(st, c.now), st: st}
 }
+
+// rig is the use cases over a store at a test clock, with the store's
+// own reads.
+type rig struct {
+	*app.App
+	st *store.Store
+}
+
+func (r *rig) Verify(ctx context.Context) error { return r.st.Verify(ctx) }
+
+func (r *rig) Redeemed(ctx context.Context) (map[string]int64, error) { return r.st.Redeemed(ctx) }
 
 const programme = `
 base_currency: EUR
@@ -87,15 +99,15 @@ func refundEvent(id, customer, order string, amount, cumulative int64, at time.T
 		Refund: &ordersv1.Refund{RefundId: id, Amount: &ordersv1.Amount{Base: eur(amount)}, RefundedTotal: &ordersv1.Amount{Base: eur(cumulative)}}}
 }
 
-func inputs(evs ...*ordersv1.OrderEvent) []store.Input {
-	in := make([]store.Input, len(evs))
+func inputs(evs ...*ordersv1.OrderEvent) []app.Input {
+	in := make([]app.Input, len(evs))
 	for i, ev := range evs {
-		in[i] = store.Input{Ctx: context.Background(), Event: ev}
+		in[i] = app.Input{Ctx: context.Background(), Event: ev}
 	}
 	return in
 }
 
-func balance(tb testing.TB, st *store.Store, p *ledger.Programme, customer string) int64 {
+func balance(tb testing.TB, st *rig, p *ledger.Programme, customer string) int64 {
 	tb.Helper()
 	v, err := st.Account(context.Background(), p, customer, 0)
 	if err != nil {
@@ -104,7 +116,7 @@ func balance(tb testing.TB, st *store.Store, p *ledger.Programme, customer strin
 	return v.Account.Balance
 }
 
-func verify(tb testing.TB, st *store.Store) {
+func verify(tb testing.TB, st *rig) {
 	tb.Helper()
 	if err := st.Verify(context.Background()); err != nil {
 		tb.Fatal(err)
@@ -129,7 +141,7 @@ func TestStoreContract(t *testing.T) {
 					t.Fatal(err)
 				}
 				for i, o := range out {
-					if o != store.Applied {
+					if o != ledger.Applied {
 						t.Errorf("event %d: outcome %v", i, o)
 					}
 				}
@@ -142,7 +154,7 @@ func TestStoreContract(t *testing.T) {
 					t.Fatal(err)
 				}
 				for i, o := range out {
-					if o != store.Duplicate {
+					if o != ledger.Duplicate {
 						t.Errorf("redelivered event %d: outcome %v", i, o)
 					}
 				}
@@ -171,11 +183,11 @@ func TestStoreContract(t *testing.T) {
 				rf := refundEvent("e2", "c", "o1", 50_00, 50_00, t0)
 				rf.OrderSequence = 2
 				out, err := st.ApplyOrders(ctx, p, inputs(rf), nil)
-				if err != nil || out[0] != store.Later {
+				if err != nil || out[0] != ledger.Later {
 					t.Fatalf("refund before its order: %v %v, want Later", out, err)
 				}
 				out, err = st.ApplyOrders(ctx, p, inputs(pd, rf, rf), nil)
-				if err != nil || out[0] != store.Applied || out[1] != store.Applied || out[2] != store.Duplicate {
+				if err != nil || out[0] != ledger.Applied || out[1] != ledger.Applied || out[2] != ledger.Duplicate {
 					t.Fatalf("in order: %v %v", out, err)
 				}
 				if got := balance(t, st, p, "c"); got != 100+10-50 { // the first-order bonus goes only with a full refund
@@ -388,7 +400,7 @@ func TestConcurrentFirstOrders(t *testing.T) {
 	ctx := context.Background()
 	const customers = 20
 	var wg sync.WaitGroup
-	for i, st := range []*store.Store{a, b} {
+	for i, st := range []*rig{a, b} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -1,4 +1,4 @@
-package store_test
+package app_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/events"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/store"
@@ -30,7 +31,7 @@ func TestMigrateFoldsLotsAndSpend(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { db.Close() })
-			first, err := os.ReadFile("migrations/00001_ledger.sql")
+			first, err := os.ReadFile("../store/migrations/00001_ledger.sql") // the store's first layout
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,10 +71,11 @@ func TestMigrateFoldsLotsAndSpend(t *testing.T) {
 			}
 
 			c := newClock(t0.Add(time.Hour))
-			st, err := store.Open(ctx, db, events.Encode, c.now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			sst, err := store.Open(ctx, db, events.Encode, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err != nil {
 				t.Fatal(err)
 			}
+			st := &rig{App: app.New(sst, c.now), st: sst}
 			p := mustProgramme(t)
 			verify(t, st)
 			v, err := st.Account(ctx, p, "alice", 200*24*time.Hour)
