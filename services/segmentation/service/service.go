@@ -20,6 +20,7 @@ import (
 	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/busauth"
+	"github.com/boomerang-loyalty/boomerang/pkg/busrouter"
 	"github.com/boomerang-loyalty/boomerang/pkg/feedbackbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
@@ -28,7 +29,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox/outboxgrpc"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/streams"
-	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/bus"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/grpcapi"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/hot"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/scoring"
@@ -91,19 +92,19 @@ type Deps struct {
 
 // Service is a running segmentation.
 type Service struct {
-	cfg      Config
-	deps     Deps
-	log      *slog.Logger
-	store    *store.Store
-	hot      hot.Store
-	scorer   *scoring.Scorer
-	relay    *outbox.Relay
-	cons     jetstream.Consumer
-	consumer *consumer
-	// fbCons consumes the feedback service's agony events.
-	fbCons     jetstream.Consumer
-	fbConsumer *feedbackConsumer
-	api        *grpcapi.Server
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	store  *store.Store
+	hot    hot.Store
+	scorer *scoring.Scorer
+	relay  *outbox.Relay
+	router *busrouter.Router
+	// cons consumes ORDERS, fbCons the feedback service's agony events.
+	cons, fbCons jetstream.Consumer
+	orders       busrouter.Route[segment.Event]
+	feedback     busrouter.Route[segment.AgonyMark]
+	api          *grpcapi.Server
 }
 
 // New migrates the database, ensures the streams and the durable consumers
@@ -151,13 +152,13 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	// The feedback service owns FEEDBACK; creating it here when missing
 	// lets segmentation start first.
 	if err := streams.Ensure(ctx, d.JetStream, busauth.Segmentation, streams.Settings{Replicas: cfg.StreamReplicas, MaxAge: map[string]time.Duration{
-		orderbus.Stream: cfg.OrdersMaxAge, orderbus.DeadLetterStream: cfg.DeadLetterMaxAge, events.Stream: cfg.EventsMaxAge,
+		orderbus.Stream: cfg.OrdersMaxAge, orderbus.DeadLetterStream: cfg.DeadLetterMaxAge, bus.Stream: cfg.EventsMaxAge,
 		feedbackbus.Stream: cfg.FeedbackMaxAge,
 	}}); err != nil {
 		return nil, err
 	}
 	cons, err := d.JetStream.CreateOrUpdateConsumer(ctx, orderbus.Stream, jetstream.ConsumerConfig{
-		Durable:       events.ConsumerName,
+		Durable:       bus.ConsumerName,
 		Description:   "segmentation: customer features from canonical order events",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
@@ -166,18 +167,26 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		FilterSubject: orderbus.Prefix + ">",
 	})
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", events.ConsumerName, err)
+		return nil, fmt.Errorf("consumer %s: %w", bus.ConsumerName, err)
 	}
-	if err := natsx.ObserveLag(meter, cons, events.ConsumerName); err != nil {
+	if err := natsx.ObserveLag(meter, cons, bus.ConsumerName); err != nil {
 		return nil, err
 	}
-	bus, err := newConsumer(sc, relay, log, d.Tracer, meter, d.Now)
+	router, err := busrouter.New(log, d.Tracer, meter)
 	if err != nil {
 		return nil, err
 	}
-	bus.laterDelay, bus.waitForOrder = cfg.LaterDelay, cfg.WaitForOrder
+	// A message that keeps failing is parked only while the database
+	// answers: an outage parks nothing.
+	healthy := func(ctx context.Context) error { return d.DB.W.PingContext(ctx) }
+	orders, err := bus.NewOrders(sc, log, meter, bus.OrdersOptions{
+		LaterDelay: cfg.LaterDelay, WaitForOrder: cfg.WaitForOrder, Healthy: healthy, OnCommit: relay.Notify, Now: d.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
 	fbCons, err := d.JetStream.CreateOrUpdateConsumer(ctx, feedbackbus.Stream, jetstream.ConsumerConfig{
-		Durable:       events.FeedbackConsumerName,
+		Durable:       bus.FeedbackConsumerName,
 		Description:   "segmentation: the agony flag from the feedback service's agony and recovery events",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
@@ -186,20 +195,16 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		FilterSubject: feedbackbus.Prefix + ">",
 	})
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", events.FeedbackConsumerName, err)
+		return nil, fmt.Errorf("consumer %s: %w", bus.FeedbackConsumerName, err)
 	}
-	if err := natsx.ObserveLag(meter, fbCons, events.FeedbackConsumerName); err != nil {
-		return nil, err
-	}
-	fb, err := newFeedbackConsumer(sc, relay, log, d.Tracer, meter, d.Now)
-	if err != nil {
+	if err := natsx.ObserveLag(meter, fbCons, bus.FeedbackConsumerName); err != nil {
 		return nil, err
 	}
 	log.InfoContext(ctx, "segmentation ready", "hot_store", hotKind, "database", d.DB.Dialect.String(),
 		"score_interval", cfg.ScoreInterval)
 	return &Service{
-		cfg: cfg, deps: d, log: log, store: st, hot: h, scorer: sc, relay: relay, cons: cons, consumer: bus,
-		fbCons: fbCons, fbConsumer: fb,
+		cfg: cfg, deps: d, log: log, store: st, hot: h, scorer: sc, relay: relay, router: router,
+		cons: cons, fbCons: fbCons, orders: orders, feedback: bus.NewFeedback(sc, d.Now, healthy, relay.Notify),
 		api: grpcapi.New(h, sc, cfg.BaseCurrency, log),
 	}, nil
 }
@@ -255,11 +260,11 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.scorer.Run(ctx, s.cfg.ScoreInterval) })
 	g.Go(func() error {
 		bc := natsx.NewBatchConsumer(s.cons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize, AckWait: s.cfg.AckWait, LaterDelay: s.cfg.LaterDelay}, s.log)
-		return natsx.RunPipeline(ctx, bc, s.consumer.prepare, s.consumer.apply)
+		return busrouter.Run(ctx, s.router, bc, s.orders)
 	})
 	g.Go(func() error {
 		bc := natsx.NewBatchConsumer(s.fbCons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize, AckWait: s.cfg.AckWait}, s.log)
-		return natsx.RunPipeline(ctx, bc, s.fbConsumer.prepare, s.fbConsumer.apply)
+		return busrouter.Run(ctx, s.router, bc, s.feedback)
 	})
 	return g.Wait()
 }

@@ -19,7 +19,7 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/clv"
-	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/bus"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/hot"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/scoring"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
@@ -93,8 +93,8 @@ func (s *Server) GetProfile(ctx context.Context, req *segmentationv1.GetProfileR
 			Channels: p.Channels,
 		},
 		Rfm:     &segmentationv1.Rfm{Recency: int32(p.RFM.R), Frequency: int32(p.RFM.F), Monetary: int32(p.RFM.M)},
-		Segment: events.Segment(p.Segment),
-		Flags:   events.Flags(p.Flags),
+		Segment: bus.Segment(p.Segment),
+		Flags:   bus.Flags(p.Flags),
 	}
 	if !p.FirstOrderAt.IsZero() {
 		resp.Features.FirstOrderAt, resp.Features.LastOrderAt = timestamppb.New(p.FirstOrderAt), timestamppb.New(p.LastOrderAt)
@@ -111,7 +111,7 @@ func (s *Server) GetProfile(ctx context.Context, req *segmentationv1.GetProfileR
 // ListSegmentMembers pages through a segment in customer id order; the
 // page token is the last id of the page before, encoded.
 func (s *Server) ListSegmentMembers(ctx context.Context, req *segmentationv1.ListSegmentMembersRequest) (*segmentationv1.ListSegmentMembersResponse, error) {
-	seg := events.FromSegment(req.GetSegment())
+	seg := bus.FromSegment(req.GetSegment())
 	if seg == segment.Unscored {
 		return nil, grpcx.InvalidArgument("invalid request: segment: unknown", []grpcx.FieldViolation{{Field: "segment", Description: "unknown segment"}})
 	}
@@ -169,7 +169,7 @@ func (s *Server) GetSegmentStats(ctx context.Context, _ *segmentationv1.GetSegme
 	for _, seg := range segment.Segments {
 		st := pop.Segments[seg]
 		resp.Segments = append(resp.Segments, &segmentationv1.SegmentStats{
-			Segment: events.Segment(seg), Customers: st.Customers, TotalValue: s.money(st.Value), TotalClv: s.money(st.CLV),
+			Segment: bus.Segment(seg), Customers: st.Customers, TotalValue: s.money(st.Value), TotalClv: s.money(st.CLV),
 		})
 	}
 	for _, q := range sum.CLV {

@@ -132,7 +132,7 @@ func TestAPI(t *testing.T) {
 		}
 	}
 	orders := int64(len(perCustomer[busiest]))
-	if _, err := sc.Apply(ctx, store.Batch{Events: evs}); err != nil {
+	if _, _, err := sc.ApplyOrders(ctx, evs, nil, time.Time{}, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := reader.Refit(ctx, &segmentationv1.RefitRequest{}); code(err) != codes.PermissionDenied {

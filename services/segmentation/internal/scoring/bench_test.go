@@ -60,7 +60,7 @@ func BenchmarkApply(b *testing.B) {
 			// valued too.
 			seed := simulate(2000, 200, 5)
 			for i := 0; i < len(seed); i += 500 {
-				if _, err := sc.Apply(ctx, store.Batch{Events: seed[i:min(i+500, len(seed))]}); err != nil {
+				if _, _, err := sc.ApplyOrders(ctx, seed[i:min(i+500, len(seed))], nil, time.Time{}, false); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -84,7 +84,7 @@ func BenchmarkApply(b *testing.B) {
 				b.StopTimer()
 				evs := next()
 				b.StartTimer()
-				if _, err := sc.Apply(ctx, store.Batch{Events: evs}); err != nil {
+				if _, _, err := sc.ApplyOrders(ctx, evs, nil, time.Time{}, false); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/clv"
-	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/bus"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/hot"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/store"
@@ -94,9 +94,15 @@ func New(ctx context.Context, st *store.Store, h hot.Store, o Options, log *slog
 	return s, nil
 }
 
-// Apply applies a batch of events and updates the hot store. It returns
-// the number of events applied (redeliveries are not).
-func (s *Scorer) Apply(ctx context.Context, b store.Batch) (int, error) {
+// ApplyOrders applies a batch of order events, with the dead letters of
+// the batch, in one transaction and updates the hot store. It returns the
+// number of events applied (redeliveries are not) and the indexes of the
+// events put off because an earlier event of their order has not been
+// applied yet; force applies those instead (their predecessor is taken to
+// be gone). A zero now is the scorer's clock.
+func (s *Scorer) ApplyOrders(ctx context.Context, evs []segment.Event, dead []outbox.Message, now time.Time, force bool) (int, []int, error) {
+	var later []int
+	b := store.Batch{Events: evs, Extra: dead, Now: now, Force: force, Later: func(i int) { later = append(later, i) }}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if b.Now.IsZero() {
@@ -108,7 +114,7 @@ func (s *Scorer) Apply(ctx context.Context, b store.Batch) (int, error) {
 		err = encErr
 	}
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	s.putHot(ctx, ups)
 	for _, u := range ups {
@@ -125,7 +131,7 @@ func (s *Scorer) Apply(ctx context.Context, b store.Batch) (int, error) {
 		default:
 		}
 	}
-	return applied, nil
+	return applied, later, nil
 }
 
 // SetAgony marks or clears a customer's agony now, by hand; the feedback
@@ -146,10 +152,12 @@ func (s *Scorer) SetAgony(ctx context.Context, customerID string, on bool) error
 	return nil
 }
 
-// MarkAgony applies a batch of the feedback service's agony marks and
-// updates the hot store. It returns the number of marks that took effect
-// (redelivered and older ones do not).
-func (s *Scorer) MarkAgony(ctx context.Context, b store.AgonyBatch) (int, error) {
+// MarkAgony applies a batch of the feedback service's agony marks, with
+// the dead letters of the batch, and updates the hot store. It returns the
+// number of marks that took effect (redelivered and older ones do not). A
+// zero now is the scorer's clock.
+func (s *Scorer) MarkAgony(ctx context.Context, marks []segment.AgonyMark, dead []outbox.Message, now time.Time) (int, error) {
+	b := store.AgonyBatch{Marks: marks, Extra: dead, Now: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if b.Now.IsZero() {
@@ -248,7 +256,7 @@ func (s *Scorer) changed(ctx context.Context, old *segment.Score, sc segment.Sco
 	if !sc.Changed(old) {
 		return nil
 	}
-	m, err := events.SegmentChanged(ctx, old, sc)
+	m, err := bus.SegmentChanged(ctx, old, sc)
 	if err != nil {
 		*encErr = err
 		return nil

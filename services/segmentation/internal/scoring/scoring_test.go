@@ -104,7 +104,7 @@ func newFixture(tb testing.TB, h hot.Store) *fixture {
 func (f *fixture) apply(tb testing.TB, evs []segment.Event, batch int) {
 	tb.Helper()
 	for i := 0; i < len(evs); i += batch {
-		if _, err := f.scorer.Apply(context.Background(), store.Batch{Events: evs[i:min(i+batch, len(evs))]}); err != nil {
+		if _, _, err := f.scorer.ApplyOrders(context.Background(), evs[i:min(i+batch, len(evs))], nil, time.Time{}, false); err != nil {
 			tb.Fatal(err)
 		}
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/ordergate/ordertest"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
-	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/bus"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/store"
 )
@@ -82,7 +82,7 @@ func applyAll(tb testing.TB, st *store.Store, batches [][]*ordersv1.OrderEvent) 
 		batches = batches[1:]
 		evs := make([]segment.Event, len(batch))
 		for i, ev := range batch {
-			evs[i] = events.FromOrderEvent(ev)
+			evs[i] = bus.FromOrderEvent(ev)
 		}
 		var later []*ordersv1.OrderEvent
 		b := store.Batch{Now: t0, Events: evs, Later: func(i int) { later = append(later, batch[i]) }}

@@ -1,8 +1,9 @@
-// Package events is segmentation's side of the bus: the SEGMENT stream and
-// its subjects, the segment-changed event, the reading of canonical order
-// events into the domain's terms, and the mapping of segments and flags to
-// their protobuf enums (one place, used by the gRPC port too).
-package events
+// Package bus is segmentation's side of the bus: the ORDERS and FEEDBACK
+// consumers (on busrouter), the SEGMENT stream and its subjects, the
+// segment-changed event, the reading of canonical order events and
+// feedback events into the domain's terms, and the mapping of segments and
+// flags to their protobuf enums (one place, used by the gRPC port too).
+package bus
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package events_test
+package bus_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
 
-	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/bus"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
 )
 
@@ -21,21 +21,21 @@ import (
 // protobuf enums they are sent as.
 func TestEnumsLineUp(t *testing.T) {
 	for _, s := range segment.Segments {
-		p := events.Segment(s)
+		p := bus.Segment(s)
 		if want := "SEGMENT_" + strings.ToUpper(s.String()); p.String() != want {
 			t.Errorf("%v is sent as %v, want %s", s, p, want)
 		}
-		if events.FromSegment(p) != s {
+		if bus.FromSegment(p) != s {
 			t.Errorf("%v does not come back from %v", s, p)
 		}
 	}
 	for _, f := range segment.AllFlags {
-		got := events.Flags(f)
+		got := bus.Flags(f)
 		if want := "FLAG_" + strings.ToUpper(f.String()); len(got) != 1 || got[0].String() != want {
 			t.Errorf("%v is sent as %v, want %s", f, got, want)
 		}
 	}
-	if got := events.Flags(segment.VIP | segment.Agony); len(got) != 2 || got[0] != segmentationv1.Flag_FLAG_VIP || got[1] != segmentationv1.Flag_FLAG_AGONY {
+	if got := bus.Flags(segment.VIP | segment.Agony); len(got) != 2 || got[0] != segmentationv1.Flag_FLAG_VIP || got[1] != segmentationv1.Flag_FLAG_AGONY {
 		t.Errorf("two flags: %v", got)
 	}
 }
@@ -77,7 +77,7 @@ func TestFromOrderEvent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := events.FromOrderEvent(tt.ev); got != tt.want {
+			if got := bus.FromOrderEvent(tt.ev); got != tt.want {
 				t.Errorf("got %+v\nwant %+v", got, tt.want)
 			}
 		})
@@ -89,7 +89,7 @@ func TestSegmentChanged(t *testing.T) {
 	old := &segment.Score{CustomerID: "c1", Segment: segment.New, Flags: segment.NewCustomer | segment.PriceSensitive}
 	sc := segment.Score{CustomerID: "c1", RFM: segment.RFM{R: 5, F: 4, M: 3}, Segment: segment.Champions,
 		Flags: segment.VIP | segment.PriceSensitive, ScoredAt: at}
-	m, err := events.SegmentChanged(context.Background(), old, sc)
+	m, err := bus.SegmentChanged(context.Background(), old, sc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestSegmentChanged(t *testing.T) {
 		ev.GetRfm().GetFrequency() != 4 || !ev.GetChangedAt().AsTime().Equal(at) {
 		t.Errorf("message %s %s %v\nevent %v", m.ID, m.Subject, m.Header, ev)
 	}
-	again, _ := events.SegmentChanged(context.Background(), old, sc)
+	again, _ := bus.SegmentChanged(context.Background(), old, sc)
 	if again.ID != m.ID {
 		t.Errorf("the same change got two ids: %s, %s", m.ID, again.ID)
 	}

@@ -1,4 +1,4 @@
-package events_test
+package bus_test
 
 import (
 	"testing"
@@ -9,7 +9,7 @@ import (
 
 	feedbackv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/feedback/v1"
 
-	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/bus"
 )
 
 func TestFromFeedbackEvent(t *testing.T) {
@@ -35,16 +35,16 @@ func TestFromFeedbackEvent(t *testing.T) {
 		{"lost", resolved(feedbackv1.RecoveryOutcome_RECOVERY_OUTCOME_LOST, false), nil, true, "", resolvedOfC},
 		{"no answer", resolved(feedbackv1.RecoveryOutcome_RECOVERY_OUTCOME_NO_ANSWER, false), nil, true, "", resolvedOfC},
 		{"unknown outcome", resolved(feedbackv1.RecoveryOutcome(42), false), nil, true, "", resolvedOfC},
-		{"no event", &feedbackv1.FeedbackEvent{EventId: "e", CustomerId: "c", OccurredAt: timestamppb.New(at)}, nil, false, events.ReasonInvalid, agonyOfC},
+		{"no event", &feedbackv1.FeedbackEvent{EventId: "e", CustomerId: "c", OccurredAt: timestamppb.New(at)}, nil, false, bus.ReasonInvalid, agonyOfC},
 		{"no time", &feedbackv1.FeedbackEvent{EventId: "e", CustomerId: "c",
-			Event: &feedbackv1.FeedbackEvent_Agony{Agony: &feedbackv1.AgonyDetected{}}}, nil, false, events.ReasonInvalid, agonyOfC},
+			Event: &feedbackv1.FeedbackEvent_Agony{Agony: &feedbackv1.AgonyDetected{}}}, nil, false, bus.ReasonInvalid, agonyOfC},
 		{"no customer", &feedbackv1.FeedbackEvent{EventId: "e", OccurredAt: timestamppb.New(at),
-			Event: &feedbackv1.FeedbackEvent_Agony{Agony: &feedbackv1.AgonyDetected{}}}, nil, false, events.ReasonInvalid, agonyOfC},
-		{"not protobuf", nil, []byte("{\"agony\": true} \xff"), false, events.ReasonUndecodable, agonyOfC},
-		{"agony on another customer's subject", agony, nil, false, events.ReasonInvalid, "boomerang.feedback.v1.agony.victim"},
-		{"agony on a recovery subject", agony, nil, false, events.ReasonInvalid, resolvedOfC},
-		{"recovery on an agony subject", resolved(feedbackv1.RecoveryOutcome_RECOVERY_OUTCOME_RECOVERED, false), nil, false, events.ReasonInvalid, agonyOfC},
-		{"customer a prefix of the token", agony, nil, false, events.ReasonInvalid, "boomerang.feedback.v1.agony.cc"},
+			Event: &feedbackv1.FeedbackEvent_Agony{Agony: &feedbackv1.AgonyDetected{}}}, nil, false, bus.ReasonInvalid, agonyOfC},
+		{"not protobuf", nil, []byte("{\"agony\": true} \xff"), false, bus.ReasonUndecodable, agonyOfC},
+		{"agony on another customer's subject", agony, nil, false, bus.ReasonInvalid, "boomerang.feedback.v1.agony.victim"},
+		{"agony on a recovery subject", agony, nil, false, bus.ReasonInvalid, resolvedOfC},
+		{"recovery on an agony subject", resolved(feedbackv1.RecoveryOutcome_RECOVERY_OUTCOME_RECOVERED, false), nil, false, bus.ReasonInvalid, agonyOfC},
+		{"customer a prefix of the token", agony, nil, false, bus.ReasonInvalid, "boomerang.feedback.v1.agony.cc"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,7 +55,7 @@ func TestFromFeedbackEvent(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			m, reason, err := events.FromFeedbackEvent(tt.subject, data)
+			m, reason, err := bus.FromFeedbackEvent(tt.subject, data)
 			if reason != tt.reason || (err == nil) != (tt.reason == "") {
 				t.Fatalf("reason %q, error %v; want %q", reason, err, tt.reason)
 			}
@@ -75,7 +75,7 @@ func TestFeedbackSource(t *testing.T) {
 		"boomerang.feedback.v1.recovery_resolved.c1": "feedback_recovery_resolved",
 		"boomerang.feedback.v1.":                     "feedback",
 	} {
-		if got := events.FeedbackSource(subject); got != want {
+		if got := bus.FeedbackSource(subject); got != want {
 			t.Errorf("FeedbackSource(%q) = %q, want %q", subject, got, want)
 		}
 	}

@@ -1,20 +1,84 @@
-package events
+package bus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	feedbackv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/feedback/v1"
 
+	"github.com/boomerang-loyalty/boomerang/pkg/busrouter"
 	"github.com/boomerang-loyalty/boomerang/pkg/feedbackbus"
+	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
+	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
 )
 
-// FeedbackConsumerName is the durable consumer on the FEEDBACK stream.
-const FeedbackConsumerName = "segmentation-feedback"
+// FeedbackConsumerName is the durable consumer on the FEEDBACK stream;
+// FeedbackRoute names it in the router's metrics.
+const (
+	FeedbackConsumerName = "segmentation-feedback"
+	FeedbackRoute        = "segmentation.feedback"
+)
+
+// AgonyMarker applies a batch of the feedback service's agony marks in
+// one transaction, with the dead letters of the batch, and returns the
+// number of marks that took effect (redelivered and older ones do not).
+type AgonyMarker interface {
+	MarkAgony(ctx context.Context, marks []segment.AgonyMark, dead []outbox.Message, now time.Time) (int, error)
+}
+
+// NewFeedback returns the FEEDBACK consumer's route: the agony flag from
+// the feedback service's agony and recovery events. The marker keeps each
+// customer's agony moving only forward in event time, so a redelivered or
+// replayed old event changes nothing (outcome ignored). healthy answers
+// when the database does; onCommit is called after each applied batch.
+func NewFeedback(app AgonyMarker, now func() time.Time, healthy func(context.Context) error, onCommit func()) busrouter.Route[segment.AgonyMark] {
+	return busrouter.Route[segment.AgonyMark]{
+		Name: FeedbackRoute,
+		Decode: func(_ context.Context, m jetstream.Msg) (segment.AgonyMark, error) {
+			mark, reason, err := FromFeedbackEvent(m.Subject(), m.Data())
+			if err != nil {
+				return mark, &busrouter.Rejection{Reason: reason, Detail: err.Error()}
+			}
+			return mark, nil
+		},
+		InvalidReason: ReasonUndecodable,
+		DeadLetter: func(m jetstream.Msg, reason, detail string) outbox.Message {
+			return orderbus.DeadLetter(m, Service, FeedbackSource(m.Subject()), reason, detail)
+		},
+		Handle: func(ctx context.Context, b busrouter.Batch[segment.AgonyMark]) (busrouter.Result, error) {
+			marks := make([]segment.AgonyMark, len(b.Messages))
+			for i, m := range b.Messages {
+				marks[i] = m.Body
+			}
+			if len(b.Messages) > 0 {
+				ctx = trace.ContextWithSpan(ctx, trace.SpanFromContext(b.Messages[0].Ctx))
+			}
+			n, err := app.MarkAgony(ctx, marks, b.Dead, now().UTC())
+			if err != nil {
+				return busrouter.Result{}, err
+			}
+			var res busrouter.Result
+			if ignored := len(marks) - n; ignored > 0 {
+				res.Count = map[string]int{OutcomeIgnored: ignored}
+			}
+			return res, nil
+		},
+		Healthy:  healthy,
+		OnCommit: onCommit,
+	}
+}
+
+// OutcomeIgnored counts the feedback events that changed nothing:
+// redelivered, or older than the customer's agony state.
+const OutcomeIgnored = "ignored"
 
 // Dead-letter reasons of FEEDBACK messages.
 const (
