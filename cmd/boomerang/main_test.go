@@ -342,7 +342,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("healthz = %s", body)
 	}
 	metrics := httpGet(t, "http://"+p.m.HTTPAddr()+"/metrics", http.StatusOK)
-	for _, want := range []string{`boomerang_ingest_orders_total{`, `outcome="accepted"`, `reason="refund_exceeds_remaining"`, "boomerang_consumer_pending", "boomerang_outbox_published", "boomerang_ingest_delay_seconds_bucket", "rpc_server_"} {
+	for _, want := range []string{`boomerang_ingest_orders_total{`, `outcome="accepted"`, `reason="refund_exceeds_remaining"`, "boomerang_consumer_pending", "boomerang_outbox_published", `boomerang_consumer_delay_seconds_bucket{consumer="ingest.orders"`, "rpc_server_"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}

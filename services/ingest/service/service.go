@@ -19,6 +19,7 @@ import (
 	ingestv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ingest/v1"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/busauth"
+	"github.com/boomerang-loyalty/boomerang/pkg/busrouter"
 	"github.com/boomerang-loyalty/boomerang/pkg/fx"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
@@ -28,8 +29,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/app"
-	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/consumer"
-	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/bus"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/grpcapi"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/ingest"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/store"
@@ -83,14 +83,15 @@ type Deps struct {
 
 // Service is a running order-ingest.
 type Service struct {
-	cfg      Config
-	deps     Deps
-	store    *store.Store
-	app      *app.App
-	relay    *outbox.Relay
-	consumer *consumer.Consumer
-	cons     jetstream.Consumer
-	api      *grpcapi.Server
+	cfg    Config
+	deps   Deps
+	store  *store.Store
+	app    *app.App
+	relay  *outbox.Relay
+	router *busrouter.Router
+	orders busrouter.Route[app.Item]
+	cons   jetstream.Consumer
+	api    *grpcapi.Server
 }
 
 // New migrates the database, ensures the streams and the durable consumer,
@@ -130,33 +131,30 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		return nil, err
 	}
 	if err := streams.Ensure(ctx, d.JetStream, busauth.Ingest, streams.Settings{Replicas: cfg.StreamReplicas, MaxAge: map[string]time.Duration{
-		events.InputStream: cfg.InputMaxAge, events.OrdersStream: cfg.OrdersMaxAge, events.DeadLetterStream: cfg.DeadLetterMaxAge,
+		bus.InputStream: cfg.InputMaxAge, bus.OrdersStream: cfg.OrdersMaxAge, bus.DeadLetterStream: cfg.DeadLetterMaxAge,
 	}}); err != nil {
 		return nil, err
 	}
-	cons, err := d.JetStream.CreateOrUpdateConsumer(ctx, events.InputStream, jetstream.ConsumerConfig{
-		Durable:       events.ConsumerName,
+	cons, err := d.JetStream.CreateOrUpdateConsumer(ctx, bus.InputStream, jetstream.ConsumerConfig{
+		Durable:       bus.ConsumerName,
 		Description:   "order-ingest: shop order events to canonical events",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
 		MaxDeliver:    -1, // failures are retried; poison input is dead-lettered by the handler
 		MaxAckPending: cfg.BatchSize * 8,
-		FilterSubject: events.InputPrefix + ">",
+		FilterSubject: bus.InputPrefix + ">",
 	})
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", events.ConsumerName, err)
+		return nil, fmt.Errorf("consumer %s: %w", bus.ConsumerName, err)
 	}
-	if err := natsx.ObserveLag(meter, cons, events.ConsumerName); err != nil {
+	if err := natsx.ObserveLag(meter, cons, bus.ConsumerName); err != nil {
 		return nil, err
 	}
 	val, err := grpcx.NewValidator()
 	if err != nil {
 		return nil, err
 	}
-	bus, err := consumer.New(in, val, consumer.Options{
-		MaxPayload: cfg.MaxPayload, MaxAttempts: cfg.MaxAttempts, WaitForOrder: cfg.WaitForOrder,
-		LaterDelay: cfg.LaterDelay, Ping: d.DB.W.PingContext,
-	}, log, d.Tracer, meter)
+	router, err := busrouter.New(log, d.Tracer, meter)
 	if err != nil {
 		return nil, err
 	}
@@ -164,8 +162,12 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		"database", d.DB.Dialect.String())
 	return &Service{
 		cfg: cfg, deps: d, store: st, app: in, relay: relay, cons: cons,
-		consumer: bus,
-		api:      grpcapi.New(in, log),
+		router: router,
+		orders: bus.Orders(in, val, bus.Options{
+			MaxPayload: cfg.MaxPayload, MaxAttempts: cfg.MaxAttempts, WaitForOrder: cfg.WaitForOrder,
+			LaterDelay: cfg.LaterDelay, Ping: d.DB.W.PingContext,
+		}),
+		api: grpcapi.New(in, log),
 	}, nil
 }
 
@@ -211,7 +213,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error {
 		bc := natsx.NewBatchConsumer(s.cons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize, LaterDelay: s.cfg.LaterDelay, AckWait: s.cfg.AckWait},
 			s.deps.Log.With("service", Name))
-		return natsx.RunPipeline(ctx, bc, s.consumer.Prepare, s.consumer.Apply)
+		return busrouter.Run(ctx, s.router, bc, s.orders)
 	})
 	return g.Wait()
 }

@@ -1,7 +1,11 @@
-// Package events holds order-ingest's side of the bus: its streams and
-// subjects, the canonical and dead-letter messages it writes to the outbox,
-// and the consumer of the shops' order subjects.
-package events
+// Package bus is order-ingest's side of the bus: its streams and
+// subjects, the dead letters it parks input with, and the consumer of the
+// shops' order subjects (route ingest.orders), which decodes JSON,
+// CloudEvents JSON or protobuf input and hands it to the IngestOrders use
+// case in batches. Input that cannot be accepted is parked on the
+// dead-letter stream with its reason, in the same transaction, and acked:
+// no message can crash or wedge the consumer.
+package bus
 
 import (
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,28 +24,11 @@ const (
 	InputPrefix = streams.IngestPrefix
 	// OrdersStream holds the canonical order events.
 	OrdersStream = orderbus.Stream
-	// OrdersPrefix + <kind>.<customer_id> is a canonical event's subject.
-	OrdersPrefix = orderbus.Prefix
 	// DeadLetterStream keeps input that could not be accepted.
 	DeadLetterStream = orderbus.DeadLetterStream
-	// DeadLetterPrefix + <source> is where rejected input goes.
-	DeadLetterPrefix = orderbus.DeadLetterRoot + "ingest."
 	// ConsumerName is the durable consumer of the input stream.
 	ConsumerName = "order-ingest"
 )
-
-// Dead-letter headers.
-const (
-	HeaderReason          = orderbus.HeaderReason
-	HeaderError           = orderbus.HeaderError
-	HeaderOriginalSubject = orderbus.HeaderOriginalSubject
-	HeaderOriginalSeq     = orderbus.HeaderOriginalSeq
-)
-
-// OrderSubject is the subject of a canonical event.
-func OrderSubject(kindToken, customerID string) string {
-	return orderbus.Subject(kindToken, customerID)
-}
 
 // DeadLetter is the outbox message that parks an input message with the
 // reason it was not accepted.
