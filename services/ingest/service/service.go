@@ -126,7 +126,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	in, err := app.New(ingest.NewPreparer(rates, hasher, d.Now), st, relay, meter)
+	in, err := app.New(ingest.NewPreparer(rates, hasher), st, relay, d.Now, meter)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/otel/metric"
 
@@ -35,15 +36,17 @@ type App struct {
 	prep   *ingest.Preparer
 	store  Store
 	relay  Notifier
+	now    func() time.Time
 	counts metric.Int64Counter
 }
 
-// New returns the use cases over a store; relay is told of each commit.
-func New(prep *ingest.Preparer, st Store, relay Notifier, meter metric.Meter) (*App, error) {
+// New returns the use cases over a store; relay is told of each commit,
+// and now is the clock (time.Now in production).
+func New(prep *ingest.Preparer, st Store, relay Notifier, now func() time.Time, meter metric.Meter) (*App, error) {
 	counts, err := meter.Int64Counter("boomerang.ingest.orders",
 		metric.WithDescription("Orders ingested, by outcome and reason"))
 	if err != nil {
 		return nil, err
 	}
-	return &App{prep: prep, store: st, relay: relay, counts: counts}, nil
+	return &App{prep: prep, store: st, relay: relay, now: now, counts: counts}, nil
 }

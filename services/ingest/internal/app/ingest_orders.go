@@ -52,8 +52,9 @@ func (a *App) IngestOrders(ctx context.Context, items []Item, dead []outbox.Mess
 		results[i].Later = later
 		return msgs
 	}
+	now := a.now()
 	for i, it := range items {
-		p, err := a.prep.Prepare(it.Order)
+		p, err := a.prep.Prepare(it.Order, now)
 		if err != nil {
 			rej, ok := ingest.AsRejection(err)
 			if !ok {

@@ -7,7 +7,7 @@ func BenchmarkPrepare(b *testing.B) {
 	o := order(paid, 12999)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := p.Prepare(o); err != nil {
+		if _, err := p.Prepare(o, testNow); err != nil {
 			b.Fatal(err)
 		}
 	}

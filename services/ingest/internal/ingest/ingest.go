@@ -2,7 +2,8 @@
 // shop sent it into a canonical order event — identity resolved to a
 // unified customer, money converted to the base currency, the order's
 // history checked — and decides what a new event does to its order.
-// It knows nothing of gRPC, NATS or SQL.
+// It knows nothing of gRPC, NATS or SQL, and reads no clock: the time of
+// ingestion is given.
 package ingest
 
 import (
@@ -234,23 +235,23 @@ type Prepared struct {
 type Preparer struct {
 	rates  *fx.Table
 	hasher *Hasher
-	now    func() time.Time
 }
 
-// NewPreparer returns a preparer; now is the clock (time.Now in production).
-func NewPreparer(rates *fx.Table, hasher *Hasher, now func() time.Time) *Preparer {
-	return &Preparer{rates: rates, hasher: hasher, now: now}
+// NewPreparer returns a preparer.
+func NewPreparer(rates *fx.Table, hasher *Hasher) *Preparer {
+	return &Preparer{rates: rates, hasher: hasher}
 }
 
 // BaseCurrency is the seller's base currency.
 func (p *Preparer) BaseCurrency() string { return p.rates.Base() }
 
 // Prepare turns an order that passed its field rules into a Prepared
-// event, or a Rejection. The source must already be settled.
-func (p *Preparer) Prepare(o *ingestv1.Order) (*Prepared, error) {
+// event, or a Rejection. The source must already be settled; now is when
+// the order is ingested.
+func (p *Preparer) Prepare(o *ingestv1.Order, now time.Time) (*Prepared, error) {
 	kind := o.GetKind()
 	key := Key{Source: o.GetSource(), OrderID: o.GetOrderId(), Kind: kind, RefundID: o.GetRefund().GetRefundId()}
-	now := p.now().UTC()
+	now = now.UTC()
 	out := &Prepared{Key: key, EventID: key.EventID(), IngestedAt: now}
 
 	ev, err := orderevent.Build(p.rates, o)

@@ -31,9 +31,11 @@ func testPreparer(tb testing.TB) *Preparer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	return NewPreparer(rates, h, func() time.Time { return now })
+	return NewPreparer(rates, h)
 }
+
+// testNow is when the tests ingest.
+var testNow = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
 func usd(minor int64) *commonv1.Money { return &commonv1.Money{MinorUnits: minor, Currency: "USD"} }
 
@@ -186,7 +188,7 @@ func TestPrepare(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := p.Prepare(tt.order())
+			got, err := p.Prepare(tt.order(), testNow)
 			if tt.wantReason != "" {
 				rej, ok := AsRejection(err)
 				if !ok || rej.Reason != tt.wantReason {
@@ -220,7 +222,7 @@ func history(t *testing.T, p *Preparer, orders ...*ingestv1.Order) (*Order, erro
 	t.Helper()
 	var cur *Order
 	for _, o := range orders {
-		prep, err := p.Prepare(o)
+		prep, err := p.Prepare(o, testNow)
 		if err != nil {
 			return cur, err
 		}
@@ -337,7 +339,7 @@ func TestApplyFillsTheEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prep, err := p.Prepare(refundOf("r1", 2500))
+	prep, err := p.Prepare(refundOf("r1", 2500), testNow)
 	if err != nil {
 		t.Fatal(err)
 	}

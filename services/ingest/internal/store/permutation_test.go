@@ -168,7 +168,7 @@ func ingestAll(tb testing.TB, st *store.Store, p *ingest.Preparer, batches [][]*
 		batches = batches[1:]
 		prepared := make([]*ingest.Prepared, len(batch))
 		for i, o := range batch {
-			pr, err := p.Prepare(o)
+			pr, err := p.Prepare(o, time.Now())
 			if err != nil {
 				tb.Fatalf("prepare %v: %v", o, err)
 			}

@@ -55,7 +55,7 @@ func preparer(tb testing.TB) *ingest.Preparer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return ingest.NewPreparer(rates, h, time.Now)
+	return ingest.NewPreparer(rates, h)
 }
 
 func paid(source, id, customer, email string, total int64) *ingestv1.Order {
@@ -82,7 +82,7 @@ func apply(tb testing.TB, st *store.Store, p *ingest.Preparer, orders ...*ingest
 	tb.Helper()
 	prepared := make([]*ingest.Prepared, len(orders))
 	for i, o := range orders {
-		prep, err := p.Prepare(o)
+		prep, err := p.Prepare(o, time.Now())
 		if err != nil {
 			tb.Fatal(err)
 		}
