@@ -167,7 +167,7 @@ type Service struct {
 	app    *app.App
 	relay  *outbox.Relay
 	router *busrouter.Router
-	route  busrouter.Route[store.Input]
+	route  busrouter.Route[feedback.Input]
 	cons   jetstream.Consumer
 	api    *grpcapi.Server
 }
@@ -184,14 +184,14 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	s := &Service{cfg: cfg, deps: d, log: d.Log.With("service", Name)}
 	var err error
 	if s.store, err = store.Open(ctx, d.DB, store.Options{Encode: bus.Encode, Now: d.Now,
-		FirstResponseThreshold: cfg.FirstResponseThreshold, ScoreZones: cfg.ScoreTimeZones, ClaimTTL: cfg.ClaimTTL, Log: s.log}); err != nil {
+		ScoreZones: cfg.ScoreTimeZones, ClaimTTL: cfg.ClaimTTL, Log: s.log}); err != nil {
 		return nil, err
 	}
 	var profiles app.Profiles
 	if d.Profiles != nil {
 		profiles = domainProfiles{d.Profiles}
 	}
-	s.app = app.New(s.store, profiles, app.Options{Timeout: cfg.ProfileTimeout, FillGiveUp: cfg.FillGiveUp,
+	s.app = app.New(s.store, profiles, app.Options{Timeout: cfg.ProfileTimeout, FirstResponseThreshold: cfg.FirstResponseThreshold, FillGiveUp: cfg.FillGiveUp,
 		ValueMaxAge: cfg.ValueMaxAge, Now: d.Now}, s.log)
 	meter := d.Meter.Meter("boomerang/feedback")
 	dead, err := orderbus.NewDeadLetters(meter)

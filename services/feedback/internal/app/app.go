@@ -38,6 +38,9 @@ type Options struct {
 	// Backoff: after a batch's look-ups failed, none are tried for this
 	// long, so an unavailable segmentation does not slow intake down.
 	Backoff time.Duration
+	// FirstResponseThreshold: a ticket waiting longer for its first
+	// response puts its customer in agony (default 6h).
+	FirstResponseThreshold time.Duration
 	// FillGiveUp: a customer segmentation still does not know this long
 	// after its first response is left unsegmented.
 	FillGiveUp time.Duration
@@ -71,6 +74,9 @@ func New(st *store.Store, profiles Profiles, o Options, log *slog.Logger) *App {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.FirstResponseThreshold <= 0 {
+		o.FirstResponseThreshold = 6 * time.Hour
 	}
 	return &App{store: st, profiles: profiles, opts: o, log: log}
 }

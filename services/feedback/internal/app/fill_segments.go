@@ -28,7 +28,7 @@ func (a *App) refreshValues(ctx context.Context) (int, error) {
 	for _, id := range unknown {
 		found[id] = feedback.Profile{}
 	}
-	return len(found), a.store.ApplyProfiles(ctx, found)
+	return len(found), a.recordProfiles(ctx, found)
 }
 
 func (a *App) fillPending(ctx context.Context) (int, error) {
@@ -53,5 +53,5 @@ func (a *App) fillPending(ctx context.Context) (int, error) {
 			waiting = append(waiting, id)
 		}
 	}
-	return len(found), errors.Join(a.store.ApplyProfiles(ctx, found), a.store.MarkAsked(ctx, waiting))
+	return len(found), errors.Join(a.recordProfiles(ctx, found), a.store.MarkAsked(ctx, waiting))
 }

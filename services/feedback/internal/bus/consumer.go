@@ -17,7 +17,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/app"
-	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/store"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
 )
 
 // DeadLetterService names the feedback service in dead-letter subjects.
@@ -34,7 +34,7 @@ const (
 // Recorder records a batch of intake with the dead letters of the
 // messages that could not be read, in one transaction (app.App).
 type Recorder interface {
-	Record(ctx context.Context, in []store.Input, dead []outbox.Message) (store.Result, error)
+	Record(ctx context.Context, in []feedback.Input, dead []outbox.Message) (app.Result, error)
 }
 
 // Options are the consumer's dependencies and tuning.
@@ -52,10 +52,10 @@ type Options struct {
 // checked by the .proto rules, the valid ones recorded and the others
 // dead-lettered with the reason, in one transaction. Free text is never
 // logged.
-func Route(rec Recorder, v *grpcx.Validator, o Options) busrouter.Route[store.Input] {
-	return busrouter.Route[store.Input]{
+func Route(rec Recorder, v *grpcx.Validator, o Options) busrouter.Route[feedback.Input] {
+	return busrouter.Route[feedback.Input]{
 		Name: ConsumerName,
-		Decode: func(_ context.Context, m jetstream.Msg) (store.Input, error) {
+		Decode: func(_ context.Context, m jetstream.Msg) (feedback.Input, error) {
 			x, reason, err := Decode(v, m.Subject(), m.Data())
 			if err != nil {
 				return x, &busrouter.Rejection{Reason: reason, Detail: err.Error()}
@@ -64,8 +64,8 @@ func Route(rec Recorder, v *grpcx.Validator, o Options) busrouter.Route[store.In
 		},
 		InvalidReason: ReasonInvalid,
 		DeadLetter:    deadLetter,
-		Handle: func(ctx context.Context, b busrouter.Batch[store.Input]) (busrouter.Result, error) {
-			in := make([]store.Input, len(b.Messages))
+		Handle: func(ctx context.Context, b busrouter.Batch[feedback.Input]) (busrouter.Result, error) {
+			in := make([]feedback.Input, len(b.Messages))
 			for i, m := range b.Messages {
 				in[i] = m.Body
 				in[i].Ctx = m.Ctx
@@ -76,7 +76,7 @@ func Route(rec Recorder, v *grpcx.Validator, o Options) busrouter.Route[store.In
 			}
 			dup := 0
 			for _, o := range res.Outcomes {
-				if o == store.Duplicate {
+				if o == feedback.Duplicate {
 					dup++
 				}
 			}
@@ -101,7 +101,7 @@ func deadLetter(m jetstream.Msg, reason, detail string) outbox.Message {
 // Decode reads one intake message: its kind from the subject, the payload
 // as that kind's request, checked against the .proto rules. An error comes
 // with the dead-letter reason.
-func Decode(v *grpcx.Validator, subject string, data []byte) (store.Input, string, error) {
+func Decode(v *grpcx.Validator, subject string, data []byte) (feedback.Input, string, error) {
 	kind, source := split(subject)
 	var req proto.Message
 	switch kind {
@@ -114,42 +114,42 @@ func Decode(v *grpcx.Validator, subject string, data []byte) (store.Input, strin
 	case InTicket:
 		req = &feedbackv1.RecordTicketEventRequest{}
 	default:
-		return store.Input{}, ReasonUnknownKind, fmt.Errorf("unknown intake kind %q (from %q)", kind, source)
+		return feedback.Input{}, ReasonUnknownKind, fmt.Errorf("unknown intake kind %q (from %q)", kind, source)
 	}
 	if err := proto.Unmarshal(data, req); err != nil {
-		return store.Input{}, ReasonUndecodable, fmt.Errorf("not a %s: %v", req.ProtoReflect().Descriptor().FullName(), err)
+		return feedback.Input{}, ReasonUndecodable, fmt.Errorf("not a %s: %v", req.ProtoReflect().Descriptor().FullName(), err)
 	}
 	// Survey tools and help desks are the subject's source: a message may
 	// leave it out but not name another.
 	switch r := req.(type) {
 	case *feedbackv1.SubmitSurveyResponseRequest:
 		if err := sourceOf(&r.Source, source); err != nil {
-			return store.Input{}, ReasonInvalid, err
+			return feedback.Input{}, ReasonInvalid, err
 		}
 	case *feedbackv1.RecordTicketEventRequest:
 		if err := sourceOf(&r.Source, source); err != nil {
-			return store.Input{}, ReasonInvalid, err
+			return feedback.Input{}, ReasonInvalid, err
 		}
 	}
 	violations, err := v.Check(req)
 	if err != nil {
-		return store.Input{}, ReasonInvalid, err
+		return feedback.Input{}, ReasonInvalid, err
 	}
 	violations = append(violations, app.Check(req)...)
 	if len(violations) > 0 {
-		return store.Input{}, ReasonInvalid, errors.New(grpcx.Summary(violations))
+		return feedback.Input{}, ReasonInvalid, errors.New(grpcx.Summary(violations))
 	}
 	switch r := req.(type) {
 	case *feedbackv1.SubmitSurveyResponseRequest:
-		return store.Input{Response: app.FromSurvey(r)}, "", nil
+		return feedback.Input{Response: app.FromSurvey(r)}, "", nil
 	case *feedbackv1.SubmitReviewRequest:
-		return store.Input{Review: app.FromReview(r)}, "", nil
+		return feedback.Input{Review: app.FromReview(r)}, "", nil
 	case *feedbackv1.RespondToReviewRequest:
-		return store.Input{ReviewResponse: app.FromReviewResponse(r)}, "", nil
+		return feedback.Input{ReviewResponse: app.FromReviewResponse(r)}, "", nil
 	case *feedbackv1.RecordTicketEventRequest:
-		return store.Input{Ticket: app.FromTicketEvent(r)}, "", nil
+		return feedback.Input{Ticket: app.FromTicketEvent(r)}, "", nil
 	}
-	return store.Input{}, ReasonUnknownKind, fmt.Errorf("unknown intake kind %q", kind)
+	return feedback.Input{}, ReasonUnknownKind, fmt.Errorf("unknown intake kind %q", kind)
 }
 
 // sourceOf fills a message's source in from its subject's.

@@ -69,7 +69,7 @@ var _ feedbackv1.FeedbackServiceServer = (*Server)(nil)
 
 // Recorder records intake (app.App).
 type Recorder interface {
-	Record(ctx context.Context, in []store.Input, dead []outbox.Message) (store.Result, error)
+	Record(ctx context.Context, in []feedback.Input, dead []outbox.Message) (app.Result, error)
 }
 
 // New returns the gRPC server; notify wakes the outbox relay after a
@@ -97,16 +97,16 @@ func (s *Server) errStatus(ctx context.Context, err error) error {
 }
 
 // submit stores one input and tells whether it was a duplicate.
-func (s *Server) submit(ctx context.Context, x store.Input) (bool, error) {
+func (s *Server) submit(ctx context.Context, x feedback.Input) (bool, error) {
 	x.Ctx = ctx
-	res, err := s.intake.Record(ctx, []store.Input{x}, nil)
+	res, err := s.intake.Record(ctx, []feedback.Input{x}, nil)
 	if err != nil {
 		return false, s.errStatus(ctx, err)
 	}
 	if len(res.Cases) > 0 {
 		s.notify()
 	}
-	return res.Outcomes[0] == store.Duplicate, nil
+	return res.Outcomes[0] == feedback.Duplicate, nil
 }
 
 // SubmitSurveyResponse stores an NPS, CSAT or CES answer.
@@ -118,7 +118,7 @@ func (s *Server) SubmitSurveyResponse(ctx context.Context, req *feedbackv1.Submi
 	if err := r.Kind.Check(r.Score); err != nil {
 		return nil, s.errStatus(ctx, err)
 	}
-	dup, err := s.submit(ctx, store.Input{Response: r})
+	dup, err := s.submit(ctx, feedback.Input{Response: r})
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +130,7 @@ func (s *Server) SubmitReview(ctx context.Context, req *feedbackv1.SubmitReviewR
 	if err := checked(req); err != nil {
 		return nil, err
 	}
-	dup, err := s.submit(ctx, store.Input{Review: app.FromReview(req)})
+	dup, err := s.submit(ctx, feedback.Input{Review: app.FromReview(req)})
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func (s *Server) RespondToReview(ctx context.Context, req *feedbackv1.RespondToR
 	if !ok {
 		return nil, status.Error(codes.NotFound, "review not found")
 	}
-	if _, err := s.submit(ctx, store.Input{ReviewResponse: app.FromReviewResponse(req)}); err != nil {
+	if _, err := s.submit(ctx, feedback.Input{ReviewResponse: app.FromReviewResponse(req)}); err != nil {
 		return nil, err
 	}
 	return &feedbackv1.RespondToReviewResponse{}, nil
@@ -160,7 +160,7 @@ func (s *Server) RecordTicketEvent(ctx context.Context, req *feedbackv1.RecordTi
 	if err := checked(req); err != nil {
 		return nil, err
 	}
-	dup, err := s.submit(ctx, store.Input{Ticket: app.FromTicketEvent(req)})
+	dup, err := s.submit(ctx, feedback.Input{Ticket: app.FromTicketEvent(req)})
 	if err != nil {
 		return nil, err
 	}
@@ -262,11 +262,11 @@ func (s *Server) buckets(ctx context.Context, loc *time.Location, g feedback.Gra
 		y, m, d := time.Unix(day*86400, 0).UTC().Date()
 		return time.Date(y, m, d, 0, 0, 0, 0, zone)
 	}
-	first := store.DayNumber(from, zone)
+	first := feedback.DayNumber(from, zone)
 	if !midnight(first).Equal(from) {
 		first++
 	}
-	last := store.DayNumber(to, zone)
+	last := feedback.DayNumber(to, zone)
 	if first >= last {
 		return quarters(from, to)
 	}
@@ -316,7 +316,7 @@ func Width(loc *time.Location, from, to time.Time) time.Duration {
 	for range 1000 { // a zone changes offset at most a few times a year
 		_, off := t.Zone()
 		if off%3600 != 0 {
-			return store.BucketMS * time.Millisecond
+			return feedback.BucketMS * time.Millisecond
 		}
 		_, end := t.ZoneBounds()
 		if end.IsZero() || !end.Before(to) {
@@ -324,7 +324,7 @@ func Width(loc *time.Location, from, to time.Time) time.Duration {
 		}
 		t = end
 	}
-	return store.BucketMS * time.Millisecond
+	return feedback.BucketMS * time.Millisecond
 }
 
 // GetTicketStats returns the percentiles of the time to first response and

@@ -13,68 +13,6 @@ import (
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
 )
 
-// Sweep opens a recovery case for every ticket still unanswered past the
-// first-response threshold, up to limit tickets a transaction, and returns
-// the cases.
-func (s *Store) Sweep(ctx context.Context, limit int) ([]feedback.Case, error) {
-	var all []feedback.Case
-	for {
-		var cases []feedback.Case
-		var found int
-		err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-			cases, found = nil, 0
-			now := s.now().UTC()
-			rows, err := tx.QueryContext(ctx, `SELECT `+ticketCols+` FROM tickets
-				WHERE agony = 0 AND answered_at = 0 AND opened_at > 0 AND opened_at < $1
-				ORDER BY opened_at, ticket_id LIMIT $2`+s.lock(), ms(now.Add(-s.threshold)), limit)
-			if err != nil {
-				return fmt.Errorf("sweep tickets: %w", err)
-			}
-			var tickets []*feedback.Ticket
-			for rows.Next() {
-				t, err := scanTicket(rows)
-				if err != nil {
-					rows.Close()
-					return err
-				}
-				tickets = append(tickets, t)
-			}
-			if err := sqldb.CloseRows(rows); err != nil {
-				return err
-			}
-			found = len(tickets)
-			var out []pendingEvent
-			var trows [][]any
-			for _, t := range tickets {
-				if !t.SlowFirstResponse(now, s.threshold) {
-					continue
-				}
-				c := t.OpenCase(now)
-				cases = append(cases, c)
-				out = append(out, pendingEvent{ctx, feedback.AgonyEvent(c)})
-				trows = append(trows, ticketRow(t))
-			}
-			if err := sqldb.InsertRows(ctx, tx, s.db.Dialect, "tickets", ticketCols, ticketUpsert, trows); err != nil {
-				return err
-			}
-			if err := s.lockCaseCustomers(ctx, tx, cases); err != nil {
-				return err
-			}
-			if err := sqldb.InsertRows(ctx, tx, s.db.Dialect, "cases", caseCols, "(case_id) DO NOTHING", caseRows(cases)); err != nil {
-				return err
-			}
-			return s.addEvents(ctx, tx, now, out, nil)
-		})
-		if err != nil {
-			return all, err
-		}
-		all = append(all, cases...)
-		if found < limit {
-			return all, nil
-		}
-	}
-}
-
 const caseSelect = `SELECT c.case_id, c.customer_id, c.reason, c.source_ref, c.opened_at, c.claimed_by, c.claimed_at,
 	c.resolved_at, c.outcome, c.note, COALESCE(cu.clv, 0), COALESCE(cu.currency, ''),
 	CASE WHEN cu.known = 1 THEN cu.refreshed_at ELSE 0 END
@@ -181,7 +119,7 @@ func (s *Store) Resolve(ctx context.Context, id, agent string, o feedback.Outcom
 			return fmt.Errorf("open cases: %w", err)
 		}
 		ev := feedback.Event{ID: "resolved-" + c.ID, CustomerID: c.CustomerID, At: now, Case: *c, Resolved: true, StillInAgony: open > 0}
-		return s.addEvents(ctx, tx, now, []pendingEvent{{ctx, ev}}, nil)
+		return s.addEvents(ctx, tx, now, []feedback.Raised{{Event: ev}}, nil)
 	})
 }
 
@@ -212,7 +150,7 @@ func (s *Store) UnansweredReviews(ctx context.Context, limit int) ([]feedback.Re
 // ReviewExists reports whether the review is stored.
 func (s *Store) ReviewExists(ctx context.Context, platform, reviewID string) (bool, error) {
 	var n int
-	err := s.db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM reviews WHERE review_key = $1`, ReviewKey(platform, reviewID)).Scan(&n)
+	err := s.db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM reviews WHERE review_key = $1`, feedback.ReviewKey(platform, reviewID)).Scan(&n)
 	return n > 0, err
 }
 
@@ -244,16 +182,16 @@ func (b Bucket) Tally(t *feedback.Tally) {
 }
 
 // Scores returns the responses of [from, to) summed in stretches of
-// width, a multiple of BucketMS, counted from origin (at or before from,
+// width, a multiple of feedback.BucketMS, counted from origin (at or before from,
 // on a quarter hour); segment 0 means every segment. Whole quarter hours
 // are read from the rollup; a part of one at either edge (from or to not
 // on a quarter hour) from the responses, so that nothing outside
 // [from, to) is counted.
 func (s *Store) Scores(ctx context.Context, from, to, origin time.Time, width time.Duration, segment int) ([]Bucket, error) {
-	div := max(int64(width/time.Millisecond)/BucketMS, 1)
-	base := ms(origin) / BucketMS
-	fromMS, toMS := max(ms(from), base*BucketMS), ms(to)
-	first, last := (fromMS+BucketMS-1)/BucketMS, toMS/BucketMS // whole quarter hours [first, last)
+	div := max(int64(width/time.Millisecond)/feedback.BucketMS, 1)
+	base := ms(origin) / feedback.BucketMS
+	fromMS, toMS := max(ms(from), base*feedback.BucketMS), ms(to)
+	first, last := (fromMS+feedback.BucketMS-1)/feedback.BucketMS, toMS/feedback.BucketMS // whole quarter hours [first, last)
 	q := `SELECT (bucket - $1) / $2 AS b, segment, kind, SUM(responses), SUM(high), SUM(low), SUM(score_sum) FROM score_buckets
 		WHERE bucket >= $3 AND bucket < $4`
 	args := []any{base, div, first, last}
@@ -276,7 +214,7 @@ func (s *Store) Scores(ctx context.Context, from, to, origin time.Time, width ti
 				rows.Close()
 				return nil, err
 			}
-			b.Start, b.Kind = time.UnixMilli((base+start*div)*BucketMS).UTC(), feedback.Kind(kind)
+			b.Start, b.Kind = time.UnixMilli((base+start*div)*feedback.BucketMS).UTC(), feedback.Kind(kind)
 			out = append(out, b)
 		}
 		if err := sqldb.CloseRows(rows); err != nil {
@@ -288,14 +226,14 @@ func (s *Store) Scores(ctx context.Context, from, to, origin time.Time, width ti
 	if first >= last {
 		edges = append(edges, [2]int64{fromMS, toMS})
 	} else {
-		if fromMS < first*BucketMS {
-			edges = append(edges, [2]int64{fromMS, first * BucketMS})
+		if fromMS < first*feedback.BucketMS {
+			edges = append(edges, [2]int64{fromMS, first * feedback.BucketMS})
 		}
-		if last*BucketMS < toMS {
-			edges = append(edges, [2]int64{last * BucketMS, toMS})
+		if last*feedback.BucketMS < toMS {
+			edges = append(edges, [2]int64{last * feedback.BucketMS, toMS})
 		}
 	}
-	r := &rollup{rows: map[bucketKey]*bucketVal{}}
+	r := feedback.NewRollup(nil)
 	for _, e := range edges {
 		if e[0] >= e[1] {
 			continue
@@ -317,22 +255,22 @@ func (s *Store) Scores(ctx context.Context, from, to, origin time.Time, width ti
 				rows.Close()
 				return nil, err
 			}
-			r.add(at, seg, feedback.Kind(kind), score, 1)
+			r.Add(at, seg, feedback.Kind(kind), score, 1)
 		}
 		if err := sqldb.CloseRows(rows); err != nil {
 			return nil, err
 		}
 	}
-	for k, v := range r.rows {
-		start := base + (k.bucket-base)/div*div
-		out = append(out, Bucket{Start: time.UnixMilli(start * BucketMS).UTC(), Segment: k.segment, Kind: feedback.Kind(k.kind),
-			N: v.n, High: v.high, Low: v.low, Sum: v.sum})
+	for k, v := range r.Rows {
+		start := base + (k.Bucket-base)/div*div
+		out = append(out, Bucket{Start: time.UnixMilli(start * feedback.BucketMS).UTC(), Segment: k.Segment, Kind: feedback.Kind(k.Kind),
+			N: v.N, High: v.High, Low: v.Low, Sum: v.Sum})
 	}
 	return out, nil
 }
 
 // ScoreDays returns the local-day rollup of zone (a reporting zone) for the
-// days from fromDay to toDay (exclusive), as DayNumber counts them; each
+// days from fromDay to toDay (exclusive), as feedback.DayNumber counts them; each
 // bucket starts at its local midnight. segment 0 means every segment.
 func (s *Store) ScoreDays(ctx context.Context, zone *time.Location, fromDay, toDay int64, segment int) ([]Bucket, error) {
 	q := `SELECT day, segment, kind, responses, high, low, score_sum FROM score_days
@@ -457,62 +395,6 @@ func (s *Store) StaleValues(ctx context.Context, before time.Time, limit int) ([
 		out = append(out, id)
 	}
 	return out, sqldb.CloseRows(rows)
-}
-
-// ApplyProfiles records segmentation's answers and gives the customers'
-// pending responses their segment.
-func (s *Store) ApplyProfiles(ctx context.Context, profiles map[string]feedback.Profile) error {
-	if len(profiles) == 0 {
-		return nil
-	}
-	ids := make([]any, 0, len(profiles))
-	for id := range profiles {
-		ids = append(ids, id)
-	}
-	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		custs, err := s.loadCustomers(ctx, tx, ids)
-		if err != nil {
-			return err
-		}
-		storedCust := stored(custs)
-		nowMS := ms(s.now())
-		var rows [][]any
-		var filled []string
-		for id, p := range profiles {
-			c := custs[id]
-			if c == nil {
-				c = &customer{}
-				custs[id] = c
-			}
-			if c.pendingSince > 0 {
-				filled = append(filled, id)
-			}
-			c.Profile, c.known, c.pendingSince = p, true, 0
-			rows = append(rows, []any{id, p.Segment, p.CLV, p.Currency, 1, nowMS, 0})
-		}
-		sort.Slice(rows, func(i, j int) bool { return rows[i][0].(string) < rows[j][0].(string) })
-		// A customer not found is inserted, not upserted (see intake): a
-		// concurrent intake may be storing it as pending.
-		fresh, old := split(rows, storedCust)
-		if err := sqldb.InsertRows(ctx, tx, s.db.Dialect, "customers", customerCols, "", fresh); err != nil {
-			return err
-		}
-		if err := sqldb.InsertRows(ctx, tx, s.db.Dialect, "customers", customerCols,
-			"(customer_id) DO UPDATE SET segment = excluded.segment, clv = excluded.clv, currency = excluded.currency, known = 1, refreshed_at = excluded.refreshed_at, pending_since = 0", old); err != nil {
-			return err
-		}
-		if len(filled) == 0 {
-			return nil
-		}
-		roll, err := s.newRollup(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if err := s.fill(ctx, tx, roll, custs, filled); err != nil {
-			return err
-		}
-		return roll.save(ctx, s, tx)
-	})
 }
 
 // Counts returns the number of rows of the service's tables, for tests

@@ -1,9 +1,10 @@
 // Package store keeps the feedback service's facts in SQL (PostgreSQL or
 // SQLite): survey responses with their rollup by quarter hour, reviews and
 // the seller's responses, ticket events and tickets, what segmentation said
-// of each customer, recovery cases, and the outbox of feedback events. A
-// batch of intake loads what it touches (locked on PostgreSQL), lets the
-// domain decide (agony, cases), and writes everything in one transaction.
+// of each customer, recovery cases, and the outbox of feedback events. It
+// holds no rules: a batch of intake loads what it touches (locked on
+// PostgreSQL), lets the caller's function decide (the domain's rules), and
+// writes what that changed in one transaction.
 package store
 
 import (
@@ -30,18 +31,11 @@ var migrations embed.FS
 // trace the event continues.
 type Encoder func(ctx context.Context, ev feedback.Event) (outbox.Message, error)
 
-// BucketMS is the width of a rollup bucket: a quarter hour divides every
-// time zone's offset from UTC, so local days, weeks and months are unions
-// of whole buckets.
-const BucketMS = 15 * 60 * 1000
-
 // Store is the feedback service's database.
 type Store struct {
 	db     *sqldb.DB
 	encode Encoder
 	now    func() time.Time
-	// threshold is the longest a ticket may wait for its first response.
-	threshold time.Duration
 	// claimTTL: a recovery case's claim lapses when this old (0: never).
 	claimTTL time.Duration
 	// zones are the reporting time zones this replica is configured with;
@@ -56,9 +50,6 @@ type Options struct {
 	Encode Encoder
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// FirstResponseThreshold: a ticket waiting longer puts its customer in
-	// agony (default 6h).
-	FirstResponseThreshold time.Duration
 	// ScoreZones are IANA time zones whose local days get a rollup of
 	// their own (default UTC); scores in other zones are summed from
 	// quarter hours.
@@ -84,16 +75,13 @@ func Open(ctx context.Context, db *sqldb.DB, o Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.FirstResponseThreshold <= 0 {
-		o.FirstResponseThreshold = 6 * time.Hour
-	}
 	if o.Encode == nil {
 		return nil, errors.New("store: an encoder is required")
 	}
 	if len(o.ScoreZones) == 0 {
 		o.ScoreZones = []string{"UTC"}
 	}
-	st := &Store{db: db, encode: o.Encode, now: o.Now, threshold: o.FirstResponseThreshold, claimTTL: o.ClaimTTL}
+	st := &Store{db: db, encode: o.Encode, now: o.Now, claimTTL: o.ClaimTTL}
 	seen := map[string]bool{}
 	for _, name := range o.ScoreZones {
 		loc, err := time.LoadLocation(name)
@@ -216,7 +204,7 @@ func (s *Store) RebuildRollups(ctx context.Context) (int64, error) {
 				return fmt.Errorf("rebuild rollups: %w", err)
 			}
 		}
-		roll := &rollup{zones: s.zones, rows: map[bucketKey]*bucketVal{}}
+		roll := feedback.NewRollup(s.zones)
 		rows, err := tx.QueryContext(ctx, "SELECT responded_at, segment, kind, score FROM responses")
 		if err != nil {
 			return fmt.Errorf("rebuild rollups: %w", err)
@@ -228,13 +216,13 @@ func (s *Store) RebuildRollups(ctx context.Context) (int64, error) {
 				rows.Close()
 				return err
 			}
-			roll.add(at, seg, feedback.Kind(kind), score, 1)
+			roll.Add(at, seg, feedback.Kind(kind), score, 1)
 			n++
 		}
 		if err := sqldb.CloseRows(rows); err != nil {
 			return err
 		}
-		if err := roll.save(ctx, s, tx); err != nil {
+		if err := s.saveRollup(ctx, tx, roll); err != nil {
 			return err
 		}
 		zones := make([][]any, 0, len(s.zones))
@@ -289,10 +277,9 @@ type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// existing returns which of keys are already in table's key column.
-func existing(ctx context.Context, q queryer, d sqldb.Dialect, table, col string, keys []any) (map[string]bool, error) {
-	found := map[string]bool{}
-	err := sqldb.InChunks(keys, func(chunk []any) error {
+// existing adds to found which of keys are already in table's key column.
+func existing(ctx context.Context, q queryer, d sqldb.Dialect, table, col string, keys []any, found map[string]bool) error {
+	return sqldb.InChunks(keys, func(chunk []any) error {
 		rows, err := q.QueryContext(ctx, "SELECT "+col+" FROM "+table+" WHERE "+col+" IN ("+d.Placeholders(1, len(chunk))+")", chunk...)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", table, err)
@@ -307,5 +294,13 @@ func existing(ctx context.Context, q queryer, d sqldb.Dialect, table, col string
 		}
 		return sqldb.CloseRows(rows)
 	})
-	return found, err
+}
+
+// anys is ids as query arguments.
+func anys(ids []string) []any {
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
 }

@@ -1,4 +1,4 @@
-package store_test
+package app_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
+	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/bus"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/store"
@@ -38,7 +39,13 @@ var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 
 const threshold = 6 * time.Hour
 
-func openStore(tb testing.TB, url string, c *clock, zones ...string) *store.Store {
+// fixture is a store and the use cases over it.
+type fixture struct {
+	*store.Store
+	app *app.App
+}
+
+func openStore(tb testing.TB, url string, c *clock, zones ...string) *fixture {
 	tb.Helper()
 	ctx := context.Background()
 	db, err := sqldb.Open(ctx, url)
@@ -46,36 +53,36 @@ func openStore(tb testing.TB, url string, c *clock, zones ...string) *store.Stor
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	st, err := store.Open(ctx, db, store.Options{Encode: bus.Encode, Now: c.now, FirstResponseThreshold: threshold,
-		ScoreZones: zones, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := store.Open(ctx, db, store.Options{Encode: bus.Encode, Now: c.now, ScoreZones: zones, Log: log})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return st
+	return &fixture{Store: st, app: app.New(st, nil, app.Options{Now: c.now, FirstResponseThreshold: threshold}, log)}
 }
 
-func survey(id, customer string, k feedback.Kind, score int, at time.Time) store.Input {
-	return store.Input{Response: &feedback.Response{ID: id, CustomerID: customer, Kind: k, Score: score, Channel: "email", Comment: "free text", At: at}}
+func survey(id, customer string, k feedback.Kind, score int, at time.Time) feedback.Input {
+	return feedback.Input{Response: &feedback.Response{ID: id, CustomerID: customer, Kind: k, Score: score, Channel: "email", Comment: "free text", At: at}}
 }
 
-func review(platform, id, customer string, rating int, created time.Time) store.Input {
-	return store.Input{Review: &feedback.Review{ID: id, Platform: platform, CustomerID: customer, Rating: rating, Text: "text", Product: "SKU-1", CreatedAt: created}}
+func review(platform, id, customer string, rating int, created time.Time) feedback.Input {
+	return feedback.Input{Review: &feedback.Review{ID: id, Platform: platform, CustomerID: customer, Rating: rating, Text: "text", Product: "SKU-1", CreatedAt: created}}
 }
 
-func ticket(id, ticketID, customer string, k feedback.TicketEventKind, at time.Time) store.Input {
-	return store.Input{Ticket: &feedback.TicketEvent{ID: id, TicketID: ticketID, CustomerID: customer, Kind: k, Channel: "chat", At: at}}
+func ticket(id, ticketID, customer string, k feedback.TicketEventKind, at time.Time) feedback.Input {
+	return feedback.Input{Ticket: &feedback.TicketEvent{ID: id, TicketID: ticketID, CustomerID: customer, Kind: k, Channel: "chat", At: at}}
 }
 
-func intake(tb testing.TB, st *store.Store, profiles map[string]feedback.Profile, in ...store.Input) store.Result {
+func intake(tb testing.TB, st *fixture, profiles map[string]feedback.Profile, in ...feedback.Input) app.Result {
 	tb.Helper()
-	res, err := st.Intake(context.Background(), in, profiles, nil)
+	res, err := st.app.RecordWith(context.Background(), in, profiles, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return res
 }
 
-func outboxSubjects(tb testing.TB, st *store.Store) []string {
+func outboxSubjects(tb testing.TB, st *fixture) []string {
 	tb.Helper()
 	rows, err := st.DB().R.QueryContext(context.Background(), "SELECT subject FROM outbox ORDER BY seq")
 	if err != nil {
@@ -93,7 +100,7 @@ func outboxSubjects(tb testing.TB, st *store.Store) []string {
 	return out
 }
 
-func tally(tb testing.TB, st *store.Store, from, to time.Time, segment int) feedback.Tally {
+func tally(tb testing.TB, st *fixture, from, to time.Time, segment int) feedback.Tally {
 	tb.Helper()
 	bs, err := st.Scores(context.Background(), from, to, time.Unix(0, 0), time.Hour, segment)
 	if err != nil {
@@ -113,7 +120,7 @@ func TestStoreContract(t *testing.T) {
 				c := newClock(t0)
 				st := openStore(t, b.URL(t), c)
 				profiles := map[string]feedback.Profile{"ann": {Segment: 1, CLV: 500_00, Currency: "EUR"}, "bob": {Segment: 6, CLV: 20_00, Currency: "EUR"}}
-				batch := []store.Input{
+				batch := []feedback.Input{
 					survey("r1", "ann", feedback.NPS, 10, t0),
 					survey("r2", "ann", feedback.NPS, 8, t0.Add(time.Minute)),
 					survey("r3", "bob", feedback.NPS, 3, t0.Add(2*time.Hour)),
@@ -123,7 +130,7 @@ func TestStoreContract(t *testing.T) {
 					survey("r1", "ann", feedback.NPS, 10, t0), // the same response twice in one batch
 				}
 				res := intake(t, st, profiles, batch...)
-				for i, want := range []store.Outcome{store.Applied, store.Applied, store.Applied, store.Applied, store.Applied, store.Applied, store.Duplicate} {
+				for i, want := range []feedback.InputOutcome{feedback.Applied, feedback.Applied, feedback.Applied, feedback.Applied, feedback.Applied, feedback.Applied, feedback.Duplicate} {
 					if res.Outcomes[i] != want {
 						t.Errorf("input %d: outcome %v, want %v", i, res.Outcomes[i], want)
 					}
@@ -133,7 +140,7 @@ func TestStoreContract(t *testing.T) {
 				}
 				again := intake(t, st, profiles, batch...)
 				for i, o := range again.Outcomes {
-					if o != store.Duplicate {
+					if o != feedback.Duplicate {
 						t.Errorf("redelivered input %d: %v", i, o)
 					}
 				}
@@ -167,7 +174,7 @@ func TestStoreContract(t *testing.T) {
 				if got := tally(t, st, t0, t0.Add(time.Hour), 0); got.NPS != 1 || got.CSAT != 1 {
 					t.Errorf("counted before the segment is known: %+v", got)
 				}
-				if err := st.ApplyProfiles(context.Background(), map[string]feedback.Profile{"cat": {Segment: 8, CLV: 99_00, Currency: "EUR"}}); err != nil {
+				if err := st.app.RecordProfiles(context.Background(), map[string]feedback.Profile{"cat": {Segment: 8, CLV: 99_00, Currency: "EUR"}}); err != nil {
 					t.Fatal(err)
 				}
 				if got := tally(t, st, t0, t0.Add(time.Hour), 8); got.NPS != 1 || got.Promoters != 1 || got.CSAT != 1 {
@@ -198,19 +205,19 @@ func TestStoreContract(t *testing.T) {
 				tokyo, _ := time.LoadLocation("Asia/Tokyo")
 				st := openStore(t, url, c, "Asia/Tokyo")
 				ctx := context.Background()
-				var in []store.Input
+				var in []feedback.Input
 				for i := range 200 {
 					in = append(in, survey(fmt.Sprint("r", i), fmt.Sprint("c", i%7), feedback.Kind(1+i%3), 1+i%5, t0.Add(time.Duration(i)*37*time.Minute)))
 				}
 				intake(t, st, nil, in[:100]...)
 				// Half the customers get their segment later: the fill
 				// moves their counts in both rollups.
-				if err := st.ApplyProfiles(ctx, map[string]feedback.Profile{"c1": {Segment: 3}, "c2": {Segment: 5}}); err != nil {
+				if err := st.app.RecordProfiles(ctx, map[string]feedback.Profile{"c1": {Segment: 3}, "c2": {Segment: 5}}); err != nil {
 					t.Fatal(err)
 				}
 				intake(t, st, map[string]feedback.Profile{"c3": {Segment: 3}}, in[100:]...)
-				days := func(st *store.Store, segment int) feedback.Tally {
-					first, last := store.DayNumber(t0, tokyo), store.DayNumber(t0.Add(200*37*time.Minute), tokyo)+1
+				days := func(st *fixture, segment int) feedback.Tally {
+					first, last := feedback.DayNumber(t0, tokyo), feedback.DayNumber(t0.Add(200*37*time.Minute), tokyo)+1
 					bs, err := st.ScoreDays(ctx, tokyo, first, last, segment)
 					if err != nil {
 						t.Fatal(err)
@@ -237,7 +244,7 @@ func TestStoreContract(t *testing.T) {
 				// Another zone at the next start is built from the responses.
 				ny, _ := time.LoadLocation("America/New_York")
 				st2 := openStore(t, url, c, "America/New_York")
-				bs, err := st2.ScoreDays(ctx, ny, store.DayNumber(from, ny), store.DayNumber(to, ny), 0)
+				bs, err := st2.ScoreDays(ctx, ny, feedback.DayNumber(from, ny), feedback.DayNumber(to, ny), 0)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -261,7 +268,7 @@ func TestStoreContract(t *testing.T) {
 				// counted in Berlin's days too.
 				intake(t, old, nil, survey("r1", "cus", feedback.NPS, 10, t0))
 				restarted := openStore(t, url, c, "UTC", "Europe/Berlin")
-				day := store.DayNumber(t0, berlin)
+				day := feedback.DayNumber(t0, berlin)
 				bs, err := restarted.ScoreDays(ctx, berlin, day, day+1, 0)
 				if err != nil {
 					t.Fatal(err)
@@ -290,7 +297,7 @@ func TestStoreContract(t *testing.T) {
 				if len(res.Cases) != 2 {
 					t.Errorf("cases %+v, want the two negative reviews", res.Cases)
 				}
-				if _, err := st.Intake(context.Background(), []store.Input{{ReviewResponse: &feedback.ReviewResponse{ReviewID: "S9", Platform: "shopify", Text: "Thanks", RespondedAt: t0}}}, nil, nil); err != nil {
+				if _, err := st.app.RecordWith(context.Background(), []feedback.Input{{ReviewResponse: &feedback.ReviewResponse{ReviewID: "S9", Platform: "shopify", Text: "Thanks", RespondedAt: t0}}}, nil, nil); err != nil {
 					t.Fatal(err)
 				}
 				rs, err := st.UnansweredReviews(context.Background(), 10)
@@ -315,7 +322,7 @@ func TestStoreContract(t *testing.T) {
 					t.Error("amazon/A2 not found")
 				}
 				// A response that arrives before its review is kept.
-				intake(t, st, nil, store.Input{ReviewResponse: &feedback.ReviewResponse{ReviewID: "Z1", Platform: "ebay", Text: "Sorry", RespondedAt: t0}})
+				intake(t, st, nil, feedback.Input{ReviewResponse: &feedback.ReviewResponse{ReviewID: "Z1", Platform: "ebay", Text: "Sorry", RespondedAt: t0}})
 				intake(t, st, nil, review("ebay", "Z1", "eve", 3, t0))
 				rs, _ = st.UnansweredReviews(context.Background(), 10)
 				if len(rs) != 3 {
@@ -335,7 +342,7 @@ func TestStoreContract(t *testing.T) {
 				c.add(time.Hour)
 				intake(t, st, nil, ticket("e4", "T1", "ann", feedback.TicketFirstResponse, t0.Add(time.Hour)))
 				c.add(4 * time.Hour)
-				if cs, err := st.Sweep(ctx, 1); err != nil || len(cs) != 0 {
+				if cs, err := st.app.Sweep(ctx, 1); err != nil || len(cs) != 0 {
 					t.Fatalf("sweep within the threshold: %v %v", cs, err)
 				}
 				c.add(2 * time.Hour) // 7h after opening
@@ -345,17 +352,17 @@ func TestStoreContract(t *testing.T) {
 					t.Errorf("late response: cases %+v", res.Cases)
 				}
 				// T2 is still unanswered: the sweep finds it (a page of one).
-				cs, err := st.Sweep(ctx, 1)
+				cs, err := st.app.Sweep(ctx, 1)
 				if err != nil || len(cs) != 1 || cs[0].ID != "slow:T2" || cs[0].CustomerID != "bob" {
 					t.Fatalf("sweep: %+v %v", cs, err)
 				}
 				c.add(time.Hour)
-				if cs, err := st.Sweep(ctx, 10); err != nil || len(cs) != 0 {
+				if cs, err := st.app.Sweep(ctx, 10); err != nil || len(cs) != 0 {
 					t.Errorf("second sweep: %+v %v", cs, err)
 				}
 				res = intake(t, st, nil, ticket("e6", "T2", "bob", feedback.TicketFirstResponse, t0.Add(8*time.Hour)),
 					ticket("e6", "T2", "bob", feedback.TicketFirstResponse, t0.Add(8*time.Hour)))
-				if len(res.Cases) != 0 || res.Outcomes[1] != store.Duplicate {
+				if len(res.Cases) != 0 || res.Outcomes[1] != feedback.Duplicate {
 					t.Errorf("answering a raised ticket: %+v", res)
 				}
 				intake(t, st, nil, ticket("e7", "T1", "ann", feedback.TicketResolved, t0.Add(3*time.Hour)),
@@ -453,10 +460,10 @@ func TestStoreContract(t *testing.T) {
 					id := fmt.Sprintf("T%d", i)
 					cus := fmt.Sprintf("cus%d", i)
 					both(func() error {
-						_, err := st.Intake(ctx, []store.Input{ticket(id+"-o", id, cus, feedback.TicketOpened, t0)}, nil, nil)
+						_, err := st.app.RecordWith(ctx, []feedback.Input{ticket(id+"-o", id, cus, feedback.TicketOpened, t0)}, nil, nil)
 						return err
 					}, func() error {
-						_, err := st.Intake(ctx, []store.Input{ticket(id+"-r", id, cus, feedback.TicketFirstResponse, t0.Add(time.Hour))}, nil, nil)
+						_, err := st.app.RecordWith(ctx, []feedback.Input{ticket(id+"-r", id, cus, feedback.TicketFirstResponse, t0.Add(time.Hour))}, nil, nil)
 						return err
 					})
 				}
@@ -494,7 +501,7 @@ func TestStoreContract(t *testing.T) {
 				done := make(chan error, 1)
 				go func() {
 					// A review with the customer's profile, at once.
-					_, err := st.Intake(ctx, []store.Input{review("shop", "R1", "ann", 5, t0)},
+					_, err := st.app.RecordWith(ctx, []feedback.Input{review("shop", "R1", "ann", 5, t0)},
 						map[string]feedback.Profile{"ann": {Segment: 3, CLV: 1, Currency: "EUR"}}, nil)
 					done <- err
 				}()
@@ -553,7 +560,7 @@ func TestStoreContract(t *testing.T) {
 				c.add(time.Hour)
 				intake(t, st, nil, ticket("e3", "T1", "ann", feedback.TicketReopened, t0.Add(70*time.Minute)))
 				c.add(7 * time.Hour)
-				if cs, err := st.Sweep(ctx, 10); err != nil || len(cs) != 0 {
+				if cs, err := st.app.Sweep(ctx, 10); err != nil || len(cs) != 0 {
 					t.Errorf("sweep: %+v %v, want no case for a ticket answered in 10 minutes", cs, err)
 				}
 				res := intake(t, st, nil, ticket("e4", "T1", "ann", feedback.TicketFirstResponse, t0.Add(8*time.Hour)))
@@ -637,7 +644,7 @@ func TestStoreContract(t *testing.T) {
 				if err != nil || !slices.Equal(stale, []string{"low"}) {
 					t.Fatalf("stale values %v %v, want [low] (calm has no open case, pend waits for a first answer)", stale, err)
 				}
-				if err := st.ApplyProfiles(ctx, map[string]feedback.Profile{"low": {Segment: 2, CLV: 5000_00, Currency: "EUR"}}); err != nil {
+				if err := st.app.RecordProfiles(ctx, map[string]feedback.Profile{"low": {Segment: 2, CLV: 5000_00, Currency: "EUR"}}); err != nil {
 					t.Fatal(err)
 				}
 				q, _ := st.Queue(ctx, 10)

@@ -1,4 +1,4 @@
-package store_test
+package app_test
 
 import (
 	"context"
@@ -7,10 +7,9 @@ import (
 	"time"
 
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
-	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/store"
 )
 
-// BenchmarkIntake stores survey responses in batches of 256 (the
+// BenchmarkIntake records survey responses in batches of 256 (the
 // consumer's FEEDBACK_BATCH_SIZE) from 5,000 customers whose profiles
 // segmentation gave, with the rollup, and a recovery case with its outbox
 // event for each NPS detractor (about one response in five); responses/s is
@@ -24,7 +23,7 @@ func BenchmarkIntake(b *testing.B) {
 			ctx := context.Background()
 			n := 0
 			for b.Loop() {
-				in := make([]store.Input, batch)
+				in := make([]feedback.Input, batch)
 				profiles := map[string]feedback.Profile{}
 				for j := range in {
 					n++
@@ -34,7 +33,7 @@ func BenchmarkIntake(b *testing.B) {
 					lo, hi, _ := k.Range()
 					in[j] = survey(fmt.Sprint("r", n), cust, k, lo+n%(hi-lo+1), t0.Add(time.Duration(n)*time.Second))
 				}
-				if _, err := st.Intake(ctx, in, profiles, nil); err != nil {
+				if _, err := st.app.RecordWith(ctx, in, profiles, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
