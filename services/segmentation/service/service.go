@@ -1,5 +1,5 @@
 // Package service is segmentation's composition root: configuration, the
-// wiring of store, hot store, scorer, gRPC API, the ORDERS and FEEDBACK
+// wiring of store, hot store, use cases (internal/app), gRPC API, the ORDERS and FEEDBACK
 // consumers and the outbox relay, and Run. The single-process runner and the service's own
 // binary both use it.
 package service
@@ -29,10 +29,10 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox/outboxgrpc"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/streams"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/bus"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/grpcapi"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/hot"
-	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/scoring"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/store"
 )
@@ -97,7 +97,7 @@ type Service struct {
 	log    *slog.Logger
 	store  *store.Store
 	hot    hot.Store
-	scorer *scoring.Scorer
+	app    *app.App
 	relay  *outbox.Relay
 	router *busrouter.Router
 	// cons consumes ORDERS, fbCons the feedback service's agony events.
@@ -127,7 +127,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if d.Redis != nil {
 		h, hotKind = hot.NewRedis(d.Redis, cfg.RedisPrefix), "redis"
 	}
-	sc, err := scoring.New(ctx, st, h, scoring.Options{
+	sc, err := app.New(ctx, st, h, app.Options{
 		Rules: cfg.Flags, HorizonDays: cfg.HorizonDays, AnnualDiscountRate: cfg.DiscountRate,
 		MinInterval: cfg.MinScoreInterval, Now: d.Now,
 	}, log)
@@ -203,9 +203,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	log.InfoContext(ctx, "segmentation ready", "hot_store", hotKind, "database", d.DB.Dialect.String(),
 		"score_interval", cfg.ScoreInterval)
 	return &Service{
-		cfg: cfg, deps: d, log: log, store: st, hot: h, scorer: sc, relay: relay, router: router,
+		cfg: cfg, deps: d, log: log, store: st, hot: h, app: sc, relay: relay, router: router,
 		cons: cons, fbCons: fbCons, orders: orders, feedback: bus.NewFeedback(sc, d.Now, healthy, relay.Notify),
-		api: grpcapi.New(h, sc, cfg.BaseCurrency, log),
+		api: grpcapi.New(sc, cfg.BaseCurrency, log),
 	}, nil
 }
 
@@ -238,17 +238,17 @@ func (s *Service) Outbox() outboxgrpc.Outbox {
 }
 
 // Refit scores the whole base now.
-func (s *Service) Refit(ctx context.Context) (scoring.Result, error) { return s.scorer.Refit(ctx) }
+func (s *Service) Refit(ctx context.Context) (app.Result, error) { return s.app.Refit(ctx) }
 
 // Rebuild restores the hot store from SQL and returns the customers
 // written.
-func (s *Service) Rebuild(ctx context.Context) (int, error) { return s.scorer.Rebuild(ctx) }
+func (s *Service) Rebuild(ctx context.Context) (int, error) { return s.app.Rebuild(ctx) }
 
 // SetAgony marks or clears a customer's agony flag now, by hand; the
 // feedback service's events reach it through the FEEDBACK consumer. A
 // feedback event older than the mark changes nothing.
 func (s *Service) SetAgony(ctx context.Context, customerID string, on bool) error {
-	return s.scorer.SetAgony(ctx, customerID, on)
+	return s.app.SetAgony(ctx, customerID, on)
 }
 
 // Run consumes order events and feedback events, relays the outbox and scores the base on its
@@ -257,7 +257,7 @@ func (s *Service) SetAgony(ctx context.Context, customerID string, on bool) erro
 func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.relay.Run(ctx) })
-	g.Go(func() error { return s.scorer.Run(ctx, s.cfg.ScoreInterval) })
+	g.Go(func() error { return s.app.Run(ctx, s.cfg.ScoreInterval) })
 	g.Go(func() error {
 		bc := natsx.NewBatchConsumer(s.cons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize, AckWait: s.cfg.AckWait, LaterDelay: s.cfg.LaterDelay}, s.log)
 		return busrouter.Run(ctx, s.router, bc, s.orders)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -13,10 +14,13 @@ import (
 	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/redisx"
+	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/grpcapi"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/hot"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/store"
 )
 
 // BenchmarkGetProfile measures GetProfile over a loopback gRPC connection
@@ -52,9 +56,22 @@ func BenchmarkGetProfile(b *testing.B) {
 			if err := h.Replace(ctx, ps, hot.Summary{}); err != nil {
 				b.Fatal(err)
 			}
-			g := grpc.NewServer()
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			segmentationv1.RegisterSegmentationServiceServer(g, grpcapi.New(h, nil, "EUR", log))
+			db, err := sqldb.Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), "seg.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			st, err := store.Open(ctx, db, log)
+			if err != nil {
+				b.Fatal(err)
+			}
+			a, err := app.New(ctx, st, h, app.Options{}, log)
+			if err != nil {
+				b.Fatal(err)
+			}
+			g := grpc.NewServer()
+			segmentationv1.RegisterSegmentationServiceServer(g, grpcapi.New(a, "EUR", log))
 			cc, err := grpc.NewClient(testkit.GRPC(b, g), grpc.WithTransportCredentials(insecure.NewCredentials()))
 			if err != nil {
 				b.Fatal(err)

@@ -1,7 +1,8 @@
-// Package grpcapi is segmentation's gRPC port: it answers
-// boomerang.segmentation.v1 from the hot store, so that reads never touch
-// SQL, and hands Refit and RebuildHotStore to the scorer. Errors map to gRPC codes in one
-// place. Requests arrive already validated against their .proto rules.
+// Package grpcapi is segmentation's gRPC port: it translates
+// boomerang.segmentation.v1 to the use cases of internal/app (whose reads
+// come from the hot store, so that they never touch SQL) and back. Errors
+// map to gRPC codes in one place. Requests arrive already validated
+// against their .proto rules.
 package grpcapi
 
 import (
@@ -19,9 +20,9 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/clv"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/bus"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/hot"
-	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/scoring"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
 )
 
@@ -41,17 +42,24 @@ var Scopes = grpcx.MethodScopes{
 	segmentationv1.SegmentationService_RebuildHotStore_FullMethodName:        grpcx.ScopeAdmin,
 }
 
-// Scorer runs a scoring run and rebuilds the hot store on demand.
-type Scorer interface {
-	Refit(ctx context.Context) (scoring.Result, error)
+// App is what the port needs of the use cases: the reads, a scoring run
+// and a rebuild of the hot store on demand.
+type App interface {
+	Profile(ctx context.Context, customerID string) (segment.Profile, error)
+	Members(ctx context.Context, seg segment.Segment, after string, n int) ([]string, error)
+	Top(ctx context.Context, by hot.Ranking, n int) ([]hot.Ranked, error)
+	Population(ctx context.Context) (*segment.Population, error)
+	Summary(ctx context.Context) (hot.Summary, error)
+	Refit(ctx context.Context) (app.Result, error)
 	Rebuild(ctx context.Context) (int, error)
 }
+
+var _ App = (*app.App)(nil)
 
 // Server implements segmentationv1.SegmentationServiceServer.
 type Server struct {
 	segmentationv1.UnimplementedSegmentationServiceServer
-	hot      hot.Store
-	scorer   Scorer
+	app      App
 	currency string
 	log      *slog.Logger
 }
@@ -60,8 +68,8 @@ var _ segmentationv1.SegmentationServiceServer = (*Server)(nil)
 
 // New returns the server; currency is the seller's base currency, in which
 // every value is.
-func New(h hot.Store, sc Scorer, currency string, log *slog.Logger) *Server {
-	return &Server{hot: h, scorer: sc, currency: currency, log: log}
+func New(a App, currency string, log *slog.Logger) *Server {
+	return &Server{app: a, currency: currency, log: log}
 }
 
 // Page sizes of ListSegmentMembers.
@@ -76,7 +84,7 @@ func (s *Server) money(v int64) *commonv1.Money {
 
 // GetProfile returns one customer's profile.
 func (s *Server) GetProfile(ctx context.Context, req *segmentationv1.GetProfileRequest) (*segmentationv1.GetProfileResponse, error) {
-	p, err := s.hot.Profile(ctx, req.GetCustomerId())
+	p, err := s.app.Profile(ctx, req.GetCustomerId())
 	if err != nil {
 		return nil, s.status(ctx, "get profile", err)
 	}
@@ -124,7 +132,7 @@ func (s *Server) ListSegmentMembers(ctx context.Context, req *segmentationv1.Lis
 		return nil, grpcx.InvalidArgument("invalid request: page.page_token: not a token from a previous page",
 			[]grpcx.FieldViolation{{Field: "page.page_token", Description: "not a token from a previous page"}})
 	}
-	ids, err := s.hot.Members(ctx, seg, string(after), size+1)
+	ids, err := s.app.Members(ctx, seg, string(after), size+1)
 	if err != nil {
 		return nil, s.status(ctx, "list segment members", err)
 	}
@@ -143,7 +151,7 @@ func (s *Server) TopCustomers(ctx context.Context, req *segmentationv1.TopCustom
 	if req.GetBy() == segmentationv1.Ranking_RANKING_SPEND {
 		by = hot.BySpend
 	}
-	top, err := s.hot.Top(ctx, by, int(req.GetLimit()))
+	top, err := s.app.Top(ctx, by, int(req.GetLimit()))
 	if err != nil {
 		return nil, s.status(ctx, "top customers", err)
 	}
@@ -157,11 +165,11 @@ func (s *Server) TopCustomers(ctx context.Context, req *segmentationv1.TopCustom
 // GetSegmentStats returns every segment's size and value, and the CLV
 // distribution.
 func (s *Server) GetSegmentStats(ctx context.Context, _ *segmentationv1.GetSegmentStatsRequest) (*segmentationv1.GetSegmentStatsResponse, error) {
-	pop, err := s.hot.Population(ctx)
+	pop, err := s.app.Population(ctx)
 	if err != nil {
 		return nil, s.status(ctx, "segment stats", err)
 	}
-	sum, err := s.hot.Summary(ctx)
+	sum, err := s.app.Summary(ctx)
 	if err != nil {
 		return nil, s.status(ctx, "segment stats", err)
 	}
@@ -184,7 +192,7 @@ func (s *Server) GetSegmentStats(ctx context.Context, _ *segmentationv1.GetSegme
 // GetRepeatPurchaseCurve returns the chance of an (n+1)-th order after the
 // n-th, for n up to max_orders (10 when 0).
 func (s *Server) GetRepeatPurchaseCurve(ctx context.Context, req *segmentationv1.GetRepeatPurchaseCurveRequest) (*segmentationv1.GetRepeatPurchaseCurveResponse, error) {
-	pop, err := s.hot.Population(ctx)
+	pop, err := s.app.Population(ctx)
 	if err != nil {
 		return nil, s.status(ctx, "repeat purchase curve", err)
 	}
@@ -206,7 +214,7 @@ var errNoModel = errors.New("no model fitted yet")
 
 // GetModel returns the model in use.
 func (s *Server) GetModel(ctx context.Context, _ *segmentationv1.GetModelRequest) (*segmentationv1.GetModelResponse, error) {
-	sum, err := s.hot.Summary(ctx)
+	sum, err := s.app.Summary(ctx)
 	if err != nil {
 		return nil, s.status(ctx, "get model", err)
 	}
@@ -229,7 +237,7 @@ func modelResponse(m *clv.Model) *segmentationv1.GetModelResponse {
 
 // Refit scores the base now and returns the model in use.
 func (s *Server) Refit(ctx context.Context, _ *segmentationv1.RefitRequest) (*segmentationv1.RefitResponse, error) {
-	res, err := s.scorer.Refit(ctx)
+	res, err := s.app.Refit(ctx)
 	if err != nil {
 		return nil, s.status(ctx, "refit", err)
 	}
@@ -245,7 +253,7 @@ func (s *Server) Refit(ctx context.Context, _ *segmentationv1.RefitRequest) (*se
 
 // RebuildHotStore restores the hot store from SQL.
 func (s *Server) RebuildHotStore(ctx context.Context, _ *segmentationv1.RebuildHotStoreRequest) (*segmentationv1.RebuildHotStoreResponse, error) {
-	n, err := s.scorer.Rebuild(ctx)
+	n, err := s.app.Rebuild(ctx)
 	if err != nil {
 		return nil, s.status(ctx, "rebuild hot store", err)
 	}

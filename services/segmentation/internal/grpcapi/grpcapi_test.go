@@ -25,7 +25,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/grpcapi"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/hot"
-	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/scoring"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/store"
 )
@@ -39,7 +39,7 @@ const (
 
 var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
-func setup(t *testing.T) (reader, admin segmentationv1.SegmentationServiceClient, sc *scoring.Scorer) {
+func setup(t *testing.T) (reader, admin segmentationv1.SegmentationServiceClient, sc *app.App) {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -53,7 +53,7 @@ func setup(t *testing.T) (reader, admin segmentationv1.SegmentationServiceClient
 		t.Fatal(err)
 	}
 	h := hot.NewMemory()
-	sc, err = scoring.New(ctx, st, h, scoring.Options{Rules: segment.DefaultFlagRules, HorizonDays: 365, Now: func() time.Time { return now }}, log)
+	sc, err = app.New(ctx, st, h, app.Options{Rules: segment.DefaultFlagRules, HorizonDays: 365, Now: func() time.Time { return now }}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func setup(t *testing.T) (reader, admin segmentationv1.SegmentationServiceClient
 	if err != nil {
 		t.Fatal(err)
 	}
-	segmentationv1.RegisterSegmentationServiceServer(srv.Server, grpcapi.New(h, sc, "EUR", log))
+	segmentationv1.RegisterSegmentationServiceServer(srv.Server, grpcapi.New(sc, "EUR", log))
 	addr := testkit.GRPC(t, srv.Server)
 	dial := func(tok string) segmentationv1.SegmentationServiceClient {
 		cc, err := grpcx.Dial(addr, grpcx.ClientOptions{Token: tok})

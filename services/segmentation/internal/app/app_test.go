@@ -1,4 +1,4 @@
-package scoring_test
+package app_test
 
 import (
 	"context"
@@ -17,8 +17,8 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/hot"
-	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/scoring"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/store"
 )
@@ -74,7 +74,7 @@ func simulate(customers, days int, seed uint64) []segment.Event {
 type fixture struct {
 	st     *store.Store
 	hot    hot.Store
-	scorer *scoring.Scorer
+	scorer *app.App
 	now    time.Time
 }
 
@@ -92,7 +92,7 @@ func newFixture(tb testing.TB, h hot.Store) *fixture {
 		tb.Fatal(err)
 	}
 	f := &fixture{st: st, hot: h, now: start.AddDate(0, 0, 200)}
-	f.scorer, err = scoring.New(ctx, st, h, scoring.Options{
+	f.scorer, err = app.New(ctx, st, h, app.Options{
 		Rules: segment.DefaultFlagRules, HorizonDays: 365, AnnualDiscountRate: 0.1, Now: func() time.Time { return f.now },
 	}, log)
 	if err != nil {
@@ -173,7 +173,7 @@ func TestRefit(t *testing.T) {
 	}
 	// The model survives a restart.
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s2, err := scoring.New(ctx, f.st, f.hot, scoring.Options{Rules: segment.DefaultFlagRules}, log)
+	s2, err := app.New(ctx, f.st, f.hot, app.Options{Rules: segment.DefaultFlagRules}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

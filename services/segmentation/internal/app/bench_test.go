@@ -1,4 +1,4 @@
-package scoring_test
+package app_test
 
 import (
 	"context"
@@ -13,8 +13,8 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/redisx"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/hot"
-	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/scoring"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/store"
 )
@@ -52,7 +52,7 @@ func BenchmarkApply(b *testing.B) {
 				b.Fatal(err)
 			}
 			now := start.AddDate(0, 0, 200)
-			sc, err := scoring.New(ctx, st, be.hot(b), scoring.Options{Rules: segment.DefaultFlagRules, Now: func() time.Time { return now }}, quiet())
+			sc, err := app.New(ctx, st, be.hot(b), app.Options{Rules: segment.DefaultFlagRules, Now: func() time.Time { return now }}, quiet())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,0 +1,225 @@
+// Package app holds segmentation's use cases, one file each: applying
+// order-event batches and agony marks (rescoring the customers they change
+// with the current boundaries and model), setting agony by hand, the
+// periodic (and on demand) scoring of the whole base — RFM boundaries, the
+// BG/NBD and Gamma-Gamma fit, predictions, flags, segment-changed events —
+// the rebuild of the hot store from SQL, and the reads the gRPC port
+// answers from the hot store.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/clv"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/bus"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/hot"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/store"
+)
+
+// Options configure scoring.
+type Options struct {
+	Rules segment.FlagRules
+	// HorizonDays is how far predictions look ahead.
+	HorizonDays int
+	// AnnualDiscountRate discounts future purchases in the CLV.
+	AnnualDiscountRate float64
+	// MinInterval is the least time between two runs started because the
+	// base grew (see Apply), so that a stream of new customers does not
+	// keep the scorer refitting.
+	MinInterval time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// App runs the use cases. It owns the writes of segmentation: batches of
+// order events, agony marks and scoring runs take turns, so that a run never overwrites a
+// newer score with one computed from older features, and the hot store
+// sees one writer.
+type App struct {
+	st   *store.Store
+	hot  hot.Store
+	opts Options
+	log  *slog.Logger
+
+	mu    sync.Mutex
+	state store.State
+	model *clv.Model
+	// hotStale is set when a hot-store write failed after SQL committed:
+	// the next run rebuilds it from SQL.
+	hotStale bool
+	// newSinceRun counts customers first seen since the last run; kick
+	// asks Run for an early run when they are many.
+	newSinceRun int
+	kick        chan struct{}
+}
+
+// New loads the last scoring state and model.
+func New(ctx context.Context, st *store.Store, h hot.Store, o Options, log *slog.Logger) (*App, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.HorizonDays <= 0 {
+		o.HorizonDays = 365
+	}
+	s := &App{st: st, hot: h, opts: o, log: log, kick: make(chan struct{}, 1)}
+	state, err := st.LoadState(ctx)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		state = store.State{VIPThreshold: math.MaxInt64}
+	case err != nil:
+		return nil, err
+	}
+	s.state = state
+	rec, err := st.LatestModel(ctx)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		m := &clv.Model{}
+		if err := json.Unmarshal(rec.Model, m); err != nil {
+			return nil, fmt.Errorf("stored model: %w", err)
+		}
+		s.model = m
+	}
+	return s, nil
+}
+
+func (s *App) putHot(ctx context.Context, ups []store.Update) {
+	if len(ups) == 0 {
+		return
+	}
+	ps := make([]segment.Profile, len(ups))
+	for i := range ups {
+		ps[i] = ups[i].Profile()
+	}
+	if err := s.hot.Put(ctx, ps); err != nil {
+		// SQL has the change; the hot store is rebuilt from it by the next
+		// run rather than failing a batch that is already committed.
+		s.hotStale = true
+		s.log.WarnContext(ctx, "hot store write failed; it will be rebuilt", "error", err)
+	}
+}
+
+// rescorer scores customers with the current boundaries and model. The
+// predictions (a few hypergeometric series per customer, the bulk of the
+// work) are spread over the cores.
+func (s *App) rescorer(ctx context.Context, now time.Time, encErr *error) store.Rescorer {
+	return func(items []store.Rescore) ([]segment.Score, []outbox.Message) {
+		today := segment.DayNumber(now)
+		preds := make([]*segment.Prediction, len(items))
+		if s.model != nil {
+			parallel(len(items), func(i int) {
+				preds[i], _ = s.predict(s.model, items[i].Features, today)
+			})
+		}
+		scores := make([]segment.Score, len(items))
+		var msgs []outbox.Message
+		for i, it := range items {
+			vipValue := it.Features.TotalValue
+			if s.state.VIPByCLV {
+				vipValue = 0
+				if preds[i] != nil {
+					vipValue = preds[i].CLV
+				}
+			}
+			scores[i] = s.score(it.Features, it.Agony, preds[i], vipValue, s.state, now)
+			msgs = append(msgs, s.changed(ctx, it.Old, scores[i], encErr)...)
+		}
+		return scores, msgs
+	}
+}
+
+// parallel calls fn(0..n-1) on every core; small n stays on this one.
+func parallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n/8)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			fn(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				fn(i)
+			}
+		}(w)
+	}
+	wg.Wait()
+}
+
+func (s *App) score(f *segment.Features, agony bool, pred *segment.Prediction, vipValue int64, st store.State, now time.Time) segment.Score {
+	rfm := st.Boundaries.Score(f)
+	sc := segment.Score{CustomerID: f.CustomerID, RFM: rfm, Segment: segment.Of(rfm), Prediction: pred, ScoredAt: now}
+	sc.Flags = s.opts.Rules.Flags(segment.FlagInput{
+		Features: f, Prediction: pred, VIPValue: vipValue, VIPThreshold: st.VIPThreshold, Agony: agony,
+		Today: segment.DayNumber(now),
+	})
+	return sc
+}
+
+func (s *App) changed(ctx context.Context, old *segment.Score, sc segment.Score, encErr *error) []outbox.Message {
+	if !sc.Changed(old) {
+		return nil
+	}
+	m, err := bus.SegmentChanged(ctx, old, sc)
+	if err != nil {
+		*encErr = err
+		return nil
+	}
+	return []outbox.Message{m}
+}
+
+// predict values one customer with a fitted model; customers without an
+// order, or whom the model cannot value, get no prediction.
+func (s *App) predict(m *clv.Model, f *segment.Features, today int32) (*segment.Prediction, error) {
+	sum, ok := f.Summarize(today)
+	if !ok || f.Orders <= 0 {
+		return nil, nil
+	}
+	unit := m.Unit.Days()
+	c := clv.Customer{ID: f.CustomerID, X: sum.X, TX: sum.TX / unit, T: sum.T / unit, Monetary: sum.Monetary}
+	horizon := float64(s.opts.HorizonDays) / unit
+	purchases, err := m.BGNBD.ExpectedPurchases(c, horizon)
+	if err != nil {
+		return nil, err
+	}
+	spend, err := m.GammaGamma.ExpectedSpend(c)
+	if err != nil {
+		return nil, err
+	}
+	value, err := m.CLV(c, clv.CLVOptions{Horizon: horizon, AnnualDiscountRate: s.opts.AnnualDiscountRate})
+	if err != nil {
+		return nil, err
+	}
+	if math.IsNaN(value) || math.IsInf(value, 0) || math.IsNaN(spend) || math.IsInf(spend, 0) {
+		return nil, errors.New("prediction is not finite")
+	}
+	return &segment.Prediction{
+		ExpectedPurchases: purchases, HorizonDays: s.opts.HorizonDays, PAlive: m.BGNBD.ProbAlive(c),
+		ExpectedOrderValue: int64(math.Round(spend)), CLV: int64(math.Round(value)),
+	}, nil
+}
+
+// fingerprint tells whether a customer's features changed between the
+// snapshot a fit was computed on and the one scored.
+
+func (s *App) summary() hot.Summary {
+	return hot.Summary{ScoredAt: s.state.ScoredAt, Customers: s.state.Boundaries.Customers, Model: s.model, CLV: s.state.CLV}
+}
+
+// fit fits both models on the customers with an order.
