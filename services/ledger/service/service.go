@@ -19,8 +19,10 @@ import (
 	"google.golang.org/grpc"
 
 	ledgerv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ledger/v1"
+	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/busauth"
+	"github.com/boomerang-loyalty/boomerang/pkg/busrouter"
 	"github.com/boomerang-loyalty/boomerang/pkg/fx"
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
@@ -30,7 +32,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/app"
-	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/bus"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/grpcapi"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/store"
@@ -91,7 +93,8 @@ type Service struct {
 	store     *store.Store
 	app       *app.App
 	relay     *outbox.Relay
-	consumer  *events.Consumer
+	router    *busrouter.Router
+	route     busrouter.Route[*ordersv1.OrderEvent]
 	cons      jetstream.Consumer
 	api       *grpcapi.Server
 }
@@ -115,7 +118,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.store, err = store.Open(ctx, d.DB, events.Encode, s.log); err != nil {
+	if s.store, err = store.Open(ctx, d.DB, bus.Encode, s.log); err != nil {
 		return nil, err
 	}
 	s.app = app.New(s.store, d.Now)
@@ -129,12 +132,12 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		return nil, err
 	}
 	if err := streams.Ensure(ctx, d.JetStream, busauth.Ledger, streams.Settings{Replicas: cfg.StreamReplicas, MaxAge: map[string]time.Duration{
-		orderbus.Stream: cfg.OrdersMaxAge, orderbus.DeadLetterStream: cfg.DeadLetterAge, events.Stream: cfg.EventsMaxAge,
+		orderbus.Stream: cfg.OrdersMaxAge, orderbus.DeadLetterStream: cfg.DeadLetterAge, bus.Stream: cfg.EventsMaxAge,
 	}}); err != nil {
 		return nil, err
 	}
 	s.cons, err = d.JetStream.CreateOrUpdateConsumer(ctx, orderbus.Stream, jetstream.ConsumerConfig{
-		Durable:       events.ConsumerName,
+		Durable:       bus.ConsumerName,
 		Description:   "points-ledger: canonical order events to points",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
@@ -143,17 +146,16 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		FilterSubject: orderbus.Prefix + ">",
 	})
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", events.ConsumerName, err)
+		return nil, fmt.Errorf("consumer %s: %w", bus.ConsumerName, err)
 	}
-	if err := natsx.ObserveLag(meter, s.cons, events.ConsumerName); err != nil {
+	if err := natsx.ObserveLag(meter, s.cons, bus.ConsumerName); err != nil {
 		return nil, err
 	}
-	if s.consumer, err = events.NewConsumer(s.app, s.Programme,
-		events.Options{LaterDelay: cfg.LaterDelay, WaitForOrder: cfg.WaitForOrder, MaxAttempts: cfg.MaxAttempts, Ping: d.DB.W.PingContext},
-		s.log, d.Tracer, meter); err != nil {
+	if s.router, err = busrouter.New(s.log, d.Tracer, meter); err != nil {
 		return nil, err
 	}
-	s.consumer.OnCommit(s.relay.Notify)
+	s.route = bus.Route(s.app, s.Programme, bus.Options{LaterDelay: cfg.LaterDelay, WaitForOrder: cfg.WaitForOrder,
+		MaxAttempts: cfg.MaxAttempts, Healthy: d.DB.W.PingContext, OnCommit: s.relay.Notify, Log: s.log})
 	s.api = grpcapi.New(s.app, s.Programme, rates, s.relay.Notify, s.log, d.Now)
 	s.log.InfoContext(ctx, "points-ledger ready", "base_currency", cfg.BaseCurrency, "database", d.DB.Dialect.String(),
 		"programme", cfg.ProgrammeFile, "tiers", len(p.Tiers()), "rewards", len(p.Rewards()))
@@ -233,7 +235,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error {
 		bc := natsx.NewBatchConsumer(s.cons, natsx.BatchOptions{MaxBatch: s.cfg.BatchSize, AckWait: s.cfg.AckWait, LaterDelay: s.cfg.LaterDelay}, s.log)
-		return bc.Run(ctx, s.consumer.Handle)
+		return busrouter.Run(ctx, s.router, bc, s.route)
 	})
 	g.Go(func() error { return s.every(ctx, s.cfg.SweepInterval, s.sweepOnce) })
 	if s.cfg.ProgrammeFile != "" && s.cfg.ProgrammeReload > 0 {
@@ -291,7 +293,7 @@ func (s *Service) reload(ctx context.Context) {
 // entries and its open lots, never negative; every lot's remainder equals
 // what it earned less what was taken) and returns the sum of all balances.
 func Verify(ctx context.Context, db *sqldb.DB) (int64, error) {
-	st, err := store.Open(ctx, db, events.Encode, nil)
+	st, err := store.Open(ctx, db, bus.Encode, nil)
 	if err != nil {
 		return 0, err
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/app"
-	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/bus"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/store"
 )
@@ -45,7 +45,7 @@ func openStore(tb testing.TB, url string, c *clock) *rig {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	st, err := store.Open(ctx, db, events.Encode, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := store.Open(ctx, db, bus.Encode, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/app"
-	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/bus"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/store"
 )
@@ -71,7 +71,7 @@ func TestMigrateFoldsLotsAndSpend(t *testing.T) {
 			}
 
 			c := newClock(t0.Add(time.Hour))
-			sst, err := store.Open(ctx, db, events.Encode, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			sst, err := store.Open(ctx, db, bus.Encode, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err != nil {
 				t.Fatal(err)
 			}

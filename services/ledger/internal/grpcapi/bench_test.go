@@ -18,7 +18,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/app"
-	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/bus"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/grpcapi"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/store"
@@ -51,7 +51,7 @@ func BenchmarkGetAccount(b *testing.B) {
 			}
 			b.Cleanup(func() { db.Close() })
 			t0 := time.Now().UTC().Add(-24 * time.Hour)
-			st, err := store.Open(ctx, db, events.Encode, log)
+			st, err := store.Open(ctx, db, bus.Encode, log)
 			if err != nil {
 				b.Fatal(err)
 			}

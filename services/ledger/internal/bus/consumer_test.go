@@ -1,4 +1,4 @@
-package events_test
+package bus_test
 
 import (
 	"bytes"
@@ -22,6 +22,7 @@ import (
 	commonv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/common/v1"
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 
+	"github.com/boomerang-loyalty/boomerang/pkg/busrouter"
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
@@ -29,7 +30,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/app"
-	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/events"
+	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/bus"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/store"
 )
@@ -56,7 +57,7 @@ func newRig(tb testing.TB) *rig {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	st, err := store.Open(ctx, db, events.Encode, quiet)
+	st, err := store.Open(ctx, db, bus.Encode, quiet)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func (r *rig) paid(tb testing.TB, id, customer, order string, seq int32, at time
 // relay, and returns the relay and the reader of their metrics. As in
 // the service, each commit wakes the relay and the relay counts the dead
 // letters.
-func (r *rig) consume(tb testing.TB, opts events.Options, log *slog.Logger) (*outbox.Relay, *sdkmetric.ManualReader) {
+func (r *rig) consume(tb testing.TB, opts bus.Options, log *slog.Logger) (*outbox.Relay, *sdkmetric.ManualReader) {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
@@ -103,7 +104,7 @@ func (r *rig) consume(tb testing.TB, opts events.Options, log *slog.Logger) (*ou
 	}
 	reader := sdkmetric.NewManualReader()
 	meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("t")
-	c, err := events.NewConsumer(r.a, func() *ledger.Programme { return r.p }, opts, log, tracenoop.NewTracerProvider(), meter)
+	router, err := busrouter.New(log, tracenoop.NewTracerProvider(), meter)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -115,9 +116,10 @@ func (r *rig) consume(tb testing.TB, opts events.Options, log *slog.Logger) (*ou
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c.OnCommit(relay.Notify)
+	opts.OnCommit, opts.Log = relay.Notify, log
+	route := bus.Route(r.a, func() *ledger.Programme { return r.p }, opts)
 	go relay.Run(ctx)
-	go natsx.NewBatchConsumer(cons, natsx.BatchOptions{MaxBatch: 16, LaterDelay: opts.LaterDelay}, log).Run(ctx, c.Handle)
+	go busrouter.Run(ctx, router, natsx.NewBatchConsumer(cons, natsx.BatchOptions{MaxBatch: 16, LaterDelay: opts.LaterDelay}, log), route)
 	return relay, reader
 }
 
@@ -170,7 +172,7 @@ func TestPoisonEventIsDeadLettered(t *testing.T) {
 	for i, order := range []string{"good-1", "bad\x00", "good-2"} {
 		r.paid(t, "e"+order, "c", order, 0, time.Date(2026, 5, 1, 0, 0, i, 0, time.UTC))
 	}
-	relay, reader := r.consume(t, events.Options{MaxAttempts: 2, Ping: r.db.W.PingContext}, quiet)
+	relay, reader := r.consume(t, bus.Options{MaxAttempts: 2, Healthy: r.db.W.PingContext}, quiet)
 
 	if got := fmt.Sprint(r.deadLetters(t, 2)); got != "map[invalid_event:1 processing_failed:1]" {
 		t.Errorf("dead letters %v, want invalid_event and processing_failed", got)
@@ -204,8 +206,8 @@ func TestOrderHistoryGapIsDeadLettered(t *testing.T) {
 	r.paid(t, "e-gap", customer, "o-gap", 2, time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
 	var logs syncBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	relay, reader := r.consume(t, events.Options{LaterDelay: 50 * time.Millisecond, WaitForOrder: 200 * time.Millisecond,
-		Ping: r.db.W.PingContext}, log)
+	relay, reader := r.consume(t, bus.Options{LaterDelay: 50 * time.Millisecond, WaitForOrder: 200 * time.Millisecond,
+		Healthy: r.db.W.PingContext}, log)
 
 	if got := fmt.Sprint(r.deadLetters(t, 1)); got != "map[order_history_gap:1]" {
 		t.Errorf("dead letters %v, want order_history_gap", got)

@@ -1,7 +1,7 @@
-// Package events is points-ledger's side of the bus: its stream and
+// Package bus is points-ledger's side of the bus: its stream and
 // subjects, the ledger events it writes to the outbox, and the consumer of
 // the canonical order events.
-package events
+package bus
 
 import (
 	"context"
