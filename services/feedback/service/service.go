@@ -40,6 +40,12 @@ import (
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/store"
 )
 
+// The use cases are what the ports need of them.
+var (
+	_ grpcapi.UseCases = (*app.App)(nil)
+	_ bus.Recorder     = (*app.App)(nil)
+)
+
 // Name is the service's name in health checks, traces and metrics.
 const Name = "feedback"
 
@@ -184,7 +190,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	s := &Service{cfg: cfg, deps: d, log: d.Log.With("service", Name)}
 	var err error
 	if s.store, err = store.Open(ctx, d.DB, store.Options{Encode: bus.Encode, Now: d.Now,
-		ScoreZones: cfg.ScoreTimeZones, ClaimTTL: cfg.ClaimTTL, Log: s.log}); err != nil {
+		ScoreZones: cfg.ScoreTimeZones, Log: s.log}); err != nil {
 		return nil, err
 	}
 	var profiles app.Profiles
@@ -192,7 +198,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		profiles = domainProfiles{d.Profiles}
 	}
 	s.app = app.New(s.store, profiles, app.Options{Timeout: cfg.ProfileTimeout, FirstResponseThreshold: cfg.FirstResponseThreshold, FillGiveUp: cfg.FillGiveUp,
-		ValueMaxAge: cfg.ValueMaxAge, Now: d.Now}, s.log)
+		ValueMaxAge: cfg.ValueMaxAge, ClaimTTL: cfg.ClaimTTL, Now: d.Now}, s.log)
 	meter := d.Meter.Meter("boomerang/feedback")
 	dead, err := orderbus.NewDeadLetters(meter)
 	if err != nil {
@@ -231,7 +237,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	}
 	s.route = bus.Route(s.app, v, bus.Options{MaxAttempts: cfg.MaxAttempts, Healthy: d.DB.W.PingContext,
 		OnCommit: s.relay.Notify, Log: s.log})
-	s.api = grpcapi.New(s.store, s.app, s.relay.Notify, s.log, d.Now)
+	s.api = grpcapi.New(s.app, s.relay.Notify, s.log, d.Now)
 	s.log.InfoContext(ctx, "feedback ready", "database", d.DB.Dialect.String(),
 		"first_response_threshold", cfg.FirstResponseThreshold, "segmentation", d.Profiles != nil)
 	return s, nil

@@ -1,8 +1,12 @@
-// Package app holds the feedback service's use cases, which the gRPC and
-// bus ports call: recording intake (survey responses, reviews, sellers'
-// responses, ticket events) with the segments of its customers, which it
-// asks segmentation for within a deadline, leaving the customers it could
-// not ask to be filled in later.
+// Package app holds the feedback service's use cases, one file each, which
+// the gRPC and bus ports call: recording intake (survey responses,
+// reviews, sellers' responses, ticket events) with the segments of its
+// customers, which it asks segmentation for within a deadline, leaving the
+// customers it could not ask to be filled in later; the sweep of
+// unanswered tickets and the segment fill-in; claiming and resolving
+// recovery cases; and the queries (scores, ticket statistics, the
+// recovery and review queues). A use case reads the clock and lets the
+// domain decide inside the store's transaction.
 package app
 
 import (
@@ -47,6 +51,9 @@ type Options struct {
 	// ValueMaxAge: the value of a customer with an open recovery case is
 	// asked again once segmentation told it longer ago than this.
 	ValueMaxAge time.Duration
+	// ClaimTTL: a recovery case claimed this long ago may be taken over
+	// by another agent; 0 means a claim never lapses.
+	ClaimTTL time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

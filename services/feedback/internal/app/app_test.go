@@ -397,7 +397,7 @@ func TestStoreContract(t *testing.T) {
 					errs := make(chan error, 2)
 					for _, cs := range res.Cases {
 						go func() {
-							_, err := st.Resolve(ctx, cs.ID, "ann", feedback.Recovered, "")
+							_, err := st.app.ResolveCase(ctx, cs.ID, "ann", feedback.Recovered, "")
 							errs <- err
 						}()
 					}
@@ -654,7 +654,7 @@ func TestStoreContract(t *testing.T) {
 				if stale, _ := st.StaleValues(ctx, c.now().Add(-time.Hour), 10); len(stale) != 0 {
 					t.Errorf("stale values right after the refresh: %v", stale)
 				}
-				if _, err := st.Resolve(ctx, q[0].ID, "ann", feedback.Recovered, ""); err != nil {
+				if _, err := st.app.ResolveCase(ctx, q[0].ID, "ann", feedback.Recovered, ""); err != nil {
 					t.Fatal(err)
 				}
 				c.add(2 * time.Hour)
@@ -683,30 +683,30 @@ func TestStoreContract(t *testing.T) {
 				if q[0].CLV != 900_00 || q[0].Currency != "EUR" || !q[0].OpenedAt.Equal(t0.Add(time.Minute)) {
 					t.Errorf("case %+v", q[0])
 				}
-				if _, err := st.Claim(ctx, "nope", "ann"); !errors.Is(err, feedback.ErrNotFound) {
+				if _, err := st.app.ClaimCase(ctx, "nope", "ann"); !errors.Is(err, feedback.ErrNotFound) {
 					t.Errorf("claim unknown: %v", err)
 				}
-				cs, err := st.Claim(ctx, q[0].ID, "agent-1")
+				cs, err := st.app.ClaimCase(ctx, q[0].ID, "agent-1")
 				if err != nil || cs.ClaimedBy != "agent-1" {
 					t.Fatalf("claim: %+v %v", cs, err)
 				}
-				if _, err := st.Claim(ctx, q[0].ID, "agent-2"); !errors.Is(err, feedback.ErrClaimed) {
+				if _, err := st.app.ClaimCase(ctx, q[0].ID, "agent-2"); !errors.Is(err, feedback.ErrClaimed) {
 					t.Errorf("claim by another: %v", err)
 				}
-				if _, err := st.Resolve(ctx, q[0].ID, "agent-2", feedback.Lost, "not mine"); !errors.Is(err, feedback.ErrClaimed) {
+				if _, err := st.app.ResolveCase(ctx, q[0].ID, "agent-2", feedback.Lost, "not mine"); !errors.Is(err, feedback.ErrClaimed) {
 					t.Errorf("resolve another agent's case: %v", err)
 				}
 				if got, _ := st.Case(ctx, q[0].ID); !got.ResolvedAt.IsZero() || got.Note != "" {
 					t.Fatalf("a refused resolution changed the case: %+v", got)
 				}
-				cs, err = st.Resolve(ctx, q[0].ID, "agent-1", feedback.Recovered, "voucher sent")
+				cs, err = st.app.ResolveCase(ctx, q[0].ID, "agent-1", feedback.Recovered, "voucher sent")
 				if err != nil || cs.Outcome != feedback.Recovered || cs.ResolvedAt.IsZero() || cs.ClaimedBy != "agent-1" {
 					t.Fatalf("resolve: %+v %v", cs, err)
 				}
-				if again, err := st.Resolve(ctx, q[0].ID, "agent-1", feedback.Recovered, "voucher sent"); err != nil || !again.ResolvedAt.Equal(cs.ResolvedAt) {
+				if again, err := st.app.ResolveCase(ctx, q[0].ID, "agent-1", feedback.Recovered, "voucher sent"); err != nil || !again.ResolvedAt.Equal(cs.ResolvedAt) {
 					t.Errorf("a retry of the resolution: %+v %v, want the case as resolved", again, err)
 				}
-				if _, err := st.Resolve(ctx, q[0].ID, "agent-1", feedback.Lost, ""); !errors.Is(err, feedback.ErrResolved) {
+				if _, err := st.app.ResolveCase(ctx, q[0].ID, "agent-1", feedback.Lost, ""); !errors.Is(err, feedback.ErrResolved) {
 					t.Errorf("resolve twice: %v", err)
 				}
 				if got, _ := st.Case(ctx, q[0].ID); got.Note != "voucher sent" || got.Outcome != feedback.Recovered {

@@ -355,3 +355,32 @@ type Event struct {
 func AgonyEvent(c Case) Event {
 	return Event{ID: "agony-" + c.ID, CustomerID: c.CustomerID, At: c.OpenedAt, Case: c}
 }
+
+// CaseUpdate is a recovery case as one transaction reads it, with how
+// many other cases of its customer are open, and the events the change
+// raises.
+type CaseUpdate struct {
+	Case      Case
+	OtherOpen int
+	// Now is when the change is made.
+	Now    time.Time
+	Events []Raised
+}
+
+// Claim gives the case to agent at now (see Case.Claim).
+func (u *CaseUpdate) Claim(agent string, now time.Time, ttl time.Duration) error {
+	u.Now = now
+	return u.Case.Claim(agent, now, ttl)
+}
+
+// Resolve closes the case (see Case.Resolve) and raises its resolution,
+// which tells whether the customer is still in agony (other cases open).
+func (u *CaseUpdate) Resolve(agent string, o Outcome, note string, now time.Time, ttl time.Duration) error {
+	u.Now = now
+	if err := u.Case.Resolve(agent, o, note, now, ttl); err != nil {
+		return err
+	}
+	u.Events = append(u.Events, Raised{Event: Event{ID: "resolved-" + u.Case.ID, CustomerID: u.Case.CustomerID, At: now, Case: u.Case,
+		Resolved: true, StillInAgony: u.OtherOpen > 0}})
+	return nil
+}

@@ -65,3 +65,30 @@ func (r *Rollup) addTo(key RollupKey, k Kind, score int, n int64) {
 		v.Low += n
 	}
 }
+
+// Bucket is the rollup of one stretch of time, segment and survey kind.
+type Bucket struct {
+	Start   time.Time
+	Segment int
+	Kind    Kind
+	// N responses; High: promoters (NPS) or 4-5 (CSAT); Low: detractors
+	// (NPS); Sum of the scores.
+	N, High, Low, Sum int64
+}
+
+// Tally adds the bucket to t.
+func (b Bucket) Tally(t *Tally) {
+	switch b.Kind {
+	case NPS:
+		t.NPS += b.N
+		t.Promoters += b.High
+		t.Detractors += b.Low
+	case CSAT:
+		t.CSAT += b.N
+		t.Satisfied += b.High
+		t.CSATSum += b.Sum
+	case CES:
+		t.CES += b.N
+		t.CESSum += b.Sum
+	}
+}

@@ -85,7 +85,7 @@ func BenchmarkGetScores(b *testing.B) {
 			b.Logf("%s: %d responses stored in %v, rollups rebuilt in %v", be.Name, benchResponses,
 				filled.Round(time.Millisecond), (time.Since(t) - filled).Round(time.Millisecond))
 			g := grpc.NewServer()
-			feedbackv1.RegisterFeedbackServiceServer(g, grpcapi.New(st, app.New(st, nil, app.Options{}, log), func() {}, log, time.Now))
+			feedbackv1.RegisterFeedbackServiceServer(g, grpcapi.New(app.New(st, nil, app.Options{}, log), func() {}, log, time.Now))
 			cc, err := grpc.NewClient(testkit.GRPC(b, g), grpc.WithTransportCredentials(insecure.NewCredentials()))
 			if err != nil {
 				b.Fatal(err)

@@ -1,6 +1,6 @@
 // Package grpcapi is the feedback service's gRPC port: it translates
-// between boomerang.feedback.v1 and the use cases, store and domain, and maps
-// domain errors to gRPC codes in one place. Requests arrive already
+// between boomerang.feedback.v1 and the use cases, and maps domain errors
+// to gRPC codes in one place. Requests arrive already
 // validated against their .proto rules.
 package grpcapi
 
@@ -27,7 +27,6 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
-	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/store"
 )
 
 // Scope names.
@@ -58,8 +57,7 @@ var Scopes = grpcx.MethodScopes{
 // Server implements feedbackv1.FeedbackServiceServer.
 type Server struct {
 	feedbackv1.UnimplementedFeedbackServiceServer
-	store  *store.Store
-	intake Recorder
+	app    UseCases
 	notify func()
 	log    *slog.Logger
 	now    func() time.Time
@@ -67,15 +65,22 @@ type Server struct {
 
 var _ feedbackv1.FeedbackServiceServer = (*Server)(nil)
 
-// Recorder records intake (app.App).
-type Recorder interface {
+// UseCases are the use cases the port calls (app.App).
+type UseCases interface {
 	Record(ctx context.Context, in []feedback.Input, dead []outbox.Message) (app.Result, error)
+	RespondToReview(ctx context.Context, r *feedback.ReviewResponse) error
+	ClaimCase(ctx context.Context, id, agent string) (feedback.Case, error)
+	ResolveCase(ctx context.Context, id, agent string, o feedback.Outcome, note string) (feedback.Case, error)
+	Scores(ctx context.Context, loc *time.Location, g feedback.Granularity, from, to time.Time, segment int) ([]feedback.Bucket, error)
+	TicketStats(ctx context.Context, from, to time.Time) (tickets int64, firstResponse, resolution []time.Duration, err error)
+	RecoveryQueue(ctx context.Context, limit int) ([]feedback.Case, error)
+	UnansweredReviews(ctx context.Context, limit int) ([]feedback.Review, error)
 }
 
 // New returns the gRPC server; notify wakes the outbox relay after a
 // change.
-func New(st *store.Store, in Recorder, notify func(), log *slog.Logger, now func() time.Time) *Server {
-	return &Server{store: st, intake: in, notify: notify, log: log, now: now}
+func New(uc UseCases, notify func(), log *slog.Logger, now func() time.Time) *Server {
+	return &Server{app: uc, notify: notify, log: log, now: now}
 }
 
 // errStatus maps domain errors to gRPC codes.
@@ -99,7 +104,7 @@ func (s *Server) errStatus(ctx context.Context, err error) error {
 // submit stores one input and tells whether it was a duplicate.
 func (s *Server) submit(ctx context.Context, x feedback.Input) (bool, error) {
 	x.Ctx = ctx
-	res, err := s.intake.Record(ctx, []feedback.Input{x}, nil)
+	res, err := s.app.Record(ctx, []feedback.Input{x}, nil)
 	if err != nil {
 		return false, s.errStatus(ctx, err)
 	}
@@ -142,15 +147,8 @@ func (s *Server) RespondToReview(ctx context.Context, req *feedbackv1.RespondToR
 	if err := checked(req); err != nil {
 		return nil, err
 	}
-	ok, err := s.store.ReviewExists(ctx, req.GetPlatform(), req.GetReviewId())
-	if err != nil {
+	if err := s.app.RespondToReview(ctx, app.FromReviewResponse(req)); err != nil {
 		return nil, s.errStatus(ctx, err)
-	}
-	if !ok {
-		return nil, status.Error(codes.NotFound, "review not found")
-	}
-	if _, err := s.submit(ctx, feedback.Input{ReviewResponse: app.FromReviewResponse(req)}); err != nil {
-		return nil, err
 	}
 	return &feedbackv1.RespondToReviewResponse{}, nil
 }
@@ -198,7 +196,7 @@ func (s *Server) GetScores(ctx context.Context, req *feedbackv1.GetScoresRequest
 		return nil, invalid("from", "must be before to, at most 10 years apart")
 	}
 	g := feedback.Granularity(req.GetGranularity())
-	buckets, err := s.buckets(ctx, loc, g, from, to, int(req.GetSegment()))
+	buckets, err := s.app.Scores(ctx, loc, g, from, to, int(req.GetSegment()))
 	if err != nil {
 		return nil, s.errStatus(ctx, err)
 	}
@@ -243,90 +241,6 @@ func (s *Server) GetScores(ctx context.Context, req *feedbackv1.GetScoresRequest
 	return resp, nil
 }
 
-// buckets reads the rollups for [from, to) in loc: whole local days from
-// the day rollup when loc is a reporting zone, everything else from the
-// quarter hours.
-func (s *Server) buckets(ctx context.Context, loc *time.Location, g feedback.Granularity, from, to time.Time, segment int) ([]store.Bucket, error) {
-	quarters := func(from, to time.Time) ([]store.Bucket, error) {
-		origin, width := Plan(loc, g, from, to)
-		return s.store.Scores(ctx, from, to, origin, width, segment)
-	}
-	zone, ok, err := s.store.ScoreZone(ctx, loc.String())
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return quarters(from, to)
-	}
-	midnight := func(day int64) time.Time {
-		y, m, d := time.Unix(day*86400, 0).UTC().Date()
-		return time.Date(y, m, d, 0, 0, 0, 0, zone)
-	}
-	first := feedback.DayNumber(from, zone)
-	if !midnight(first).Equal(from) {
-		first++
-	}
-	last := feedback.DayNumber(to, zone)
-	if first >= last {
-		return quarters(from, to)
-	}
-	out, err := s.store.ScoreDays(ctx, zone, first, last, segment)
-	if err != nil {
-		return nil, err
-	}
-	for _, part := range [][2]time.Time{{from, midnight(first)}, {midnight(last), to}} {
-		if !part[0].Before(part[1]) {
-			continue
-		}
-		bs, err := quarters(part[0], part[1])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, bs...)
-	}
-	return out, nil
-}
-
-// Plan is how the quarter-hour rollup is summed in SQL for periods of g in
-// loc between from and to: while the zone keeps one offset (no daylight
-// saving change in between), a day or week is a fixed number of quarter
-// hours counted from the first period's start, so SQL sums whole periods;
-// otherwise it sums the widest stretch that never crosses a period
-// boundary (Width) and the periods are summed from those.
-func Plan(loc *time.Location, g feedback.Granularity, from, to time.Time) (origin time.Time, width time.Duration) {
-	if g == feedback.Day || g == feedback.Week {
-		start := feedback.PeriodStart(from, g, loc)
-		_, end := start.ZoneBounds()
-		if end.IsZero() || !end.Before(to) {
-			if g == feedback.Week {
-				return start, 7 * 24 * time.Hour
-			}
-			return start, 24 * time.Hour
-		}
-	}
-	return time.Unix(0, 0), Width(loc, from, to)
-}
-
-// Width is the widest stretch the rollup can be summed over in SQL
-// without crossing a local period boundary of loc between from and to: an
-// hour when every offset of the zone in that time is whole hours, a
-// quarter hour otherwise (India, Nepal, Newfoundland...).
-func Width(loc *time.Location, from, to time.Time) time.Duration {
-	t := from.In(loc)
-	for range 1000 { // a zone changes offset at most a few times a year
-		_, off := t.Zone()
-		if off%3600 != 0 {
-			return feedback.BucketMS * time.Millisecond
-		}
-		_, end := t.ZoneBounds()
-		if end.IsZero() || !end.Before(to) {
-			return time.Hour
-		}
-		t = end
-	}
-	return feedback.BucketMS * time.Millisecond
-}
-
 // GetTicketStats returns the percentiles of the time to first response and
 // to resolution of the tickets opened in the period.
 func (s *Server) GetTicketStats(ctx context.Context, req *feedbackv1.GetTicketStatsRequest) (*feedbackv1.GetTicketStatsResponse, error) {
@@ -334,7 +248,7 @@ func (s *Server) GetTicketStats(ctx context.Context, req *feedbackv1.GetTicketSt
 	if !from.Before(to) || to.Sub(from) > maxRange {
 		return nil, invalid("from", "must be before to, at most 10 years apart")
 	}
-	n, first, resolution, err := s.store.TicketStats(ctx, from, to)
+	n, first, resolution, err := s.app.TicketStats(ctx, from, to)
 	if err != nil {
 		return nil, s.errStatus(ctx, err)
 	}
@@ -374,7 +288,7 @@ func limit(n int32) int {
 
 // ListRecoveryQueue lists open cases, the most valuable customers first.
 func (s *Server) ListRecoveryQueue(ctx context.Context, req *feedbackv1.ListRecoveryQueueRequest) (*feedbackv1.ListRecoveryQueueResponse, error) {
-	cs, err := s.store.Queue(ctx, limit(req.GetLimit()))
+	cs, err := s.app.RecoveryQueue(ctx, limit(req.GetLimit()))
 	if err != nil {
 		return nil, s.errStatus(ctx, err)
 	}
@@ -391,7 +305,7 @@ func (s *Server) ClaimRecovery(ctx context.Context, req *feedbackv1.ClaimRecover
 	if err := checked(req); err != nil {
 		return nil, err
 	}
-	c, err := s.store.Claim(ctx, req.GetCaseId(), req.GetAgent())
+	c, err := s.app.ClaimCase(ctx, req.GetCaseId(), req.GetAgent())
 	if err != nil {
 		return nil, s.errStatus(ctx, err)
 	}
@@ -404,7 +318,7 @@ func (s *Server) ResolveRecovery(ctx context.Context, req *feedbackv1.ResolveRec
 	if err := checked(req); err != nil {
 		return nil, err
 	}
-	c, err := s.store.Resolve(ctx, req.GetCaseId(), req.GetAgent(), feedback.Outcome(req.GetOutcome()), req.GetNote())
+	c, err := s.app.ResolveCase(ctx, req.GetCaseId(), req.GetAgent(), feedback.Outcome(req.GetOutcome()), req.GetNote())
 	if err != nil {
 		return nil, s.errStatus(ctx, err)
 	}
@@ -415,7 +329,7 @@ func (s *Server) ResolveRecovery(ctx context.Context, req *feedbackv1.ResolveRec
 // ListUnansweredReviews lists reviews still needing a response, negative
 // and oldest first.
 func (s *Server) ListUnansweredReviews(ctx context.Context, req *feedbackv1.ListUnansweredReviewsRequest) (*feedbackv1.ListUnansweredReviewsResponse, error) {
-	rs, err := s.store.UnansweredReviews(ctx, limit(req.GetLimit()))
+	rs, err := s.app.UnansweredReviews(ctx, limit(req.GetLimit()))
 	if err != nil {
 		return nil, s.errStatus(ctx, err)
 	}

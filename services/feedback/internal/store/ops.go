@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"sort"
@@ -67,12 +66,13 @@ func (s *Store) readCase(ctx context.Context, q queryer, id, lock string) (feedb
 	return cs[0], nil
 }
 
-// changeCase loads a case locked, lets fn change it and writes it back;
-// when fn returns feedback.ErrAlreadyDone it returns the case as stored.
-func (s *Store) changeCase(ctx context.Context, id string, fn func(tx *sql.Tx, c *feedback.Case, now time.Time) error) (feedback.Case, error) {
-	var c feedback.Case
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		var err error
+// UpdateCase runs fn over a recovery case in one transaction: it loads
+// the case and, once no other transaction may open or resolve a case of
+// its customer, how many other cases of the customer are open; then it
+// writes the case as fn left it, with fn's events in the outbox. When fn
+// fails nothing is written.
+func (s *Store) UpdateCase(ctx context.Context, id string, fn func(u *feedback.CaseUpdate) error) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		// PostgreSQL cannot lock the nullable side of an outer join: lock
 		// the case row alone first.
 		if s.db.Dialect.ForUpdate() != "" {
@@ -80,32 +80,8 @@ func (s *Store) changeCase(ctx context.Context, id string, fn func(tx *sql.Tx, c
 				return fmt.Errorf("lock case: %w", err)
 			}
 		}
-		if c, err = s.readCase(ctx, tx, id, ""); err != nil {
-			return err
-		}
-		now := s.now().UTC()
-		if err := fn(tx, &c, now); errors.Is(err, feedback.ErrAlreadyDone) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE cases SET claimed_by = $1, claimed_at = $2, resolved_at = $3, outcome = $4, note = $5
-			WHERE case_id = $6`, c.ClaimedBy, ms(c.ClaimedAt), ms(c.ResolvedAt), int(c.Outcome), c.Note, c.ID)
-		return err
-	})
-	return c, err
-}
-
-// Claim gives an open case to agent (see feedback.Case.Claim).
-func (s *Store) Claim(ctx context.Context, id, agent string) (feedback.Case, error) {
-	return s.changeCase(ctx, id, func(_ *sql.Tx, c *feedback.Case, now time.Time) error { return c.Claim(agent, now, s.claimTTL) })
-}
-
-// Resolve closes a case with its outcome, as agent (see
-// feedback.Case.Resolve), and publishes the resolution.
-func (s *Store) Resolve(ctx context.Context, id, agent string, o feedback.Outcome, note string) (feedback.Case, error) {
-	return s.changeCase(ctx, id, func(tx *sql.Tx, c *feedback.Case, now time.Time) error {
-		if err := c.Resolve(agent, o, note, now, s.claimTTL); err != nil {
+		c, err := s.readCase(ctx, tx, id, "")
+		if err != nil {
 			return err
 		}
 		// Whether other cases stay open is only known once no other
@@ -113,13 +89,20 @@ func (s *Store) Resolve(ctx context.Context, id, agent string, o feedback.Outcom
 		if err := s.lockCustomers(ctx, tx, []string{c.CustomerID}); err != nil {
 			return err
 		}
-		var open int
+		u := &feedback.CaseUpdate{Case: c}
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM cases WHERE customer_id = $1 AND resolved_at = 0 AND case_id <> $2`,
-			c.CustomerID, c.ID).Scan(&open); err != nil {
+			c.CustomerID, c.ID).Scan(&u.OtherOpen); err != nil {
 			return fmt.Errorf("open cases: %w", err)
 		}
-		ev := feedback.Event{ID: "resolved-" + c.ID, CustomerID: c.CustomerID, At: now, Case: *c, Resolved: true, StillInAgony: open > 0}
-		return s.addEvents(ctx, tx, now, []feedback.Raised{{Event: ev}}, nil)
+		if err := fn(u); err != nil {
+			return err
+		}
+		c = u.Case
+		if _, err := tx.ExecContext(ctx, `UPDATE cases SET claimed_by = $1, claimed_at = $2, resolved_at = $3, outcome = $4, note = $5
+			WHERE case_id = $6`, c.ClaimedBy, ms(c.ClaimedAt), ms(c.ResolvedAt), int(c.Outcome), c.Note, c.ID); err != nil {
+			return fmt.Errorf("update case: %w", err)
+		}
+		return s.addEvents(ctx, tx, u.Now, u.Events, nil)
 	})
 }
 
@@ -154,40 +137,13 @@ func (s *Store) ReviewExists(ctx context.Context, platform, reviewID string) (bo
 	return n > 0, err
 }
 
-// Bucket is the rollup of one stretch of time, segment and survey kind.
-type Bucket struct {
-	Start   time.Time
-	Segment int
-	Kind    feedback.Kind
-	// N responses; High: promoters (NPS) or 4-5 (CSAT); Low: detractors
-	// (NPS); Sum of the scores.
-	N, High, Low, Sum int64
-}
-
-// Tally adds the bucket to t.
-func (b Bucket) Tally(t *feedback.Tally) {
-	switch b.Kind {
-	case feedback.NPS:
-		t.NPS += b.N
-		t.Promoters += b.High
-		t.Detractors += b.Low
-	case feedback.CSAT:
-		t.CSAT += b.N
-		t.Satisfied += b.High
-		t.CSATSum += b.Sum
-	case feedback.CES:
-		t.CES += b.N
-		t.CESSum += b.Sum
-	}
-}
-
 // Scores returns the responses of [from, to) summed in stretches of
 // width, a multiple of feedback.BucketMS, counted from origin (at or before from,
 // on a quarter hour); segment 0 means every segment. Whole quarter hours
 // are read from the rollup; a part of one at either edge (from or to not
 // on a quarter hour) from the responses, so that nothing outside
 // [from, to) is counted.
-func (s *Store) Scores(ctx context.Context, from, to, origin time.Time, width time.Duration, segment int) ([]Bucket, error) {
+func (s *Store) Scores(ctx context.Context, from, to, origin time.Time, width time.Duration, segment int) ([]feedback.Bucket, error) {
 	div := max(int64(width/time.Millisecond)/feedback.BucketMS, 1)
 	base := ms(origin) / feedback.BucketMS
 	fromMS, toMS := max(ms(from), base*feedback.BucketMS), ms(to)
@@ -200,14 +156,14 @@ func (s *Store) Scores(ctx context.Context, from, to, origin time.Time, width ti
 		args = append(args, segment)
 	}
 	q += ` GROUP BY b, segment, kind HAVING SUM(responses) > 0 ORDER BY b, segment, kind`
-	var out []Bucket
+	var out []feedback.Bucket
 	if first < last {
 		rows, err := s.db.R.QueryContext(ctx, q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("scores: %w", err)
 		}
 		for rows.Next() {
-			var b Bucket
+			var b feedback.Bucket
 			var start int64
 			var kind int
 			if err := rows.Scan(&start, &b.Segment, &kind, &b.N, &b.High, &b.Low, &b.Sum); err != nil {
@@ -263,7 +219,7 @@ func (s *Store) Scores(ctx context.Context, from, to, origin time.Time, width ti
 	}
 	for k, v := range r.Rows {
 		start := base + (k.Bucket-base)/div*div
-		out = append(out, Bucket{Start: time.UnixMilli(start * feedback.BucketMS).UTC(), Segment: k.Segment, Kind: feedback.Kind(k.Kind),
+		out = append(out, feedback.Bucket{Start: time.UnixMilli(start * feedback.BucketMS).UTC(), Segment: k.Segment, Kind: feedback.Kind(k.Kind),
 			N: v.N, High: v.High, Low: v.Low, Sum: v.Sum})
 	}
 	return out, nil
@@ -272,7 +228,7 @@ func (s *Store) Scores(ctx context.Context, from, to, origin time.Time, width ti
 // ScoreDays returns the local-day rollup of zone (a reporting zone) for the
 // days from fromDay to toDay (exclusive), as feedback.DayNumber counts them; each
 // bucket starts at its local midnight. segment 0 means every segment.
-func (s *Store) ScoreDays(ctx context.Context, zone *time.Location, fromDay, toDay int64, segment int) ([]Bucket, error) {
+func (s *Store) ScoreDays(ctx context.Context, zone *time.Location, fromDay, toDay int64, segment int) ([]feedback.Bucket, error) {
 	q := `SELECT day, segment, kind, responses, high, low, score_sum FROM score_days
 		WHERE zone = $1 AND day >= $2 AND day < $3 AND responses <> 0`
 	args := []any{zone.String(), fromDay, toDay}
@@ -284,9 +240,9 @@ func (s *Store) ScoreDays(ctx context.Context, zone *time.Location, fromDay, toD
 	if err != nil {
 		return nil, fmt.Errorf("score days: %w", err)
 	}
-	var out []Bucket
+	var out []feedback.Bucket
 	for rows.Next() {
-		var b Bucket
+		var b feedback.Bucket
 		var day int64
 		var kind int
 		if err := rows.Scan(&day, &b.Segment, &kind, &b.N, &b.High, &b.Low, &b.Sum); err != nil {

@@ -36,8 +36,6 @@ type Store struct {
 	db     *sqldb.DB
 	encode Encoder
 	now    func() time.Time
-	// claimTTL: a recovery case's claim lapses when this old (0: never).
-	claimTTL time.Duration
 	// zones are the reporting time zones this replica is configured with;
 	// the rollups are kept for those in score_zones (see dayZones).
 	zones []*time.Location
@@ -54,10 +52,7 @@ type Options struct {
 	// their own (default UTC); scores in other zones are summed from
 	// quarter hours.
 	ScoreZones []string
-	// ClaimTTL: a recovery case claimed this long ago may be taken over
-	// by another agent; 0 means a claim never lapses.
-	ClaimTTL time.Duration
-	Log      *slog.Logger
+	Log        *slog.Logger
 }
 
 // Open migrates db and returns the store.
@@ -81,7 +76,7 @@ func Open(ctx context.Context, db *sqldb.DB, o Options) (*Store, error) {
 	if len(o.ScoreZones) == 0 {
 		o.ScoreZones = []string{"UTC"}
 	}
-	st := &Store{db: db, encode: o.Encode, now: o.Now, claimTTL: o.ClaimTTL}
+	st := &Store{db: db, encode: o.Encode, now: o.Now}
 	seen := map[string]bool{}
 	for _, name := range o.ScoreZones {
 		loc, err := time.LoadLocation(name)

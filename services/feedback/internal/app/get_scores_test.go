@@ -1,4 +1,4 @@
-package grpcapi
+package app
 
 import (
 	"testing"
