@@ -95,13 +95,20 @@ func New(ctx context.Context, st *store.Store, h hot.Store, o Options, log *slog
 	return s, nil
 }
 
-func (s *App) putHot(ctx context.Context, ups []store.Update) {
+// update is one customer a transaction changed.
+type update struct {
+	features *segment.Features
+	old      *segment.Score
+	new      segment.Score
+}
+
+func (s *App) putHot(ctx context.Context, ups []update) {
 	if len(ups) == 0 {
 		return
 	}
 	ps := make([]segment.Profile, len(ups))
 	for i := range ups {
-		ps[i] = ups[i].Profile()
+		ps[i] = ups[i].new.Profile(ups[i].features)
 	}
 	if err := s.hot.Put(ctx, ps); err != nil {
 		// SQL has the change; the hot store is rebuilt from it by the next
@@ -111,33 +118,42 @@ func (s *App) putHot(ctx context.Context, ups []store.Update) {
 	}
 }
 
-// rescorer scores customers with the current boundaries and model. The
-// predictions (a few hypergeometric series per customer, the bulk of the
-// work) are spread over the cores.
-func (s *App) rescorer(ctx context.Context, now time.Time, encErr *error) store.Rescorer {
-	return func(items []store.Rescore) ([]segment.Score, []outbox.Message) {
-		today := segment.DayNumber(now)
-		preds := make([]*segment.Prediction, len(items))
-		if s.model != nil {
-			parallel(len(items), func(i int) {
-				preds[i], _ = s.predict(s.model, items[i].Features, today)
-			})
-		}
-		scores := make([]segment.Score, len(items))
-		var msgs []outbox.Message
-		for i, it := range items {
-			vipValue := it.Features.TotalValue
-			if s.state.VIPByCLV {
-				vipValue = 0
-				if preds[i] != nil {
-					vipValue = preds[i].CLV
-				}
-			}
-			scores[i] = s.score(it.Features, it.Agony, preds[i], vipValue, s.state, now)
-			msgs = append(msgs, s.changed(ctx, it.Old, scores[i], encErr)...)
-		}
-		return scores, msgs
+// rescore scores customers (ids, of cs) with the current boundaries and
+// model, gives each their new score, and returns the changes with the
+// segment-changed events they call for. The predictions (a few
+// hypergeometric series per customer, the bulk of the work) are spread
+// over the cores.
+func (s *App) rescore(ctx context.Context, cs map[string]*segment.Customer, ids []string, now time.Time) ([]update, []outbox.Message, error) {
+	if len(ids) == 0 {
+		return nil, nil, nil
 	}
+	today := segment.DayNumber(now)
+	preds := make([]*segment.Prediction, len(ids))
+	if s.model != nil {
+		parallel(len(ids), func(i int) {
+			preds[i], _ = s.predict(s.model, cs[ids[i]].Features, today)
+		})
+	}
+	ups := make([]update, len(ids))
+	var msgs []outbox.Message
+	var encErr error
+	for i, id := range ids {
+		c := cs[id]
+		vipValue := c.Features.TotalValue
+		if s.state.VIPByCLV {
+			vipValue = 0
+			if preds[i] != nil {
+				vipValue = preds[i].CLV
+			}
+		}
+		ups[i] = update{features: c.Features, old: c.Score, new: s.score(c.Features, c.Agony, preds[i], vipValue, s.state, now)}
+		c.Score = &ups[i].new
+		msgs = append(msgs, s.changed(ctx, ups[i].old, ups[i].new, &encErr)...)
+	}
+	if encErr != nil {
+		return nil, nil, encErr
+	}
+	return ups, msgs, nil
 }
 
 // parallel calls fn(0..n-1) on every core; small n stays on this one.

@@ -6,25 +6,37 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
-	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/store"
 )
 
 // MarkAgony applies a batch of the feedback service's agony marks, with
-// the dead letters of the batch, and updates the hot store. It returns the
-// number of marks that took effect (redelivered and older ones do not). A
-// zero now is the scorer's clock.
+// the dead letters of the batch, in one transaction and updates the hot
+// store: each customer's agony moves only forward in time (see
+// segment.AgonyBatch.Apply), and a customer with features whose agony
+// flipped is rescored. It returns the number of marks that took effect
+// (redelivered and older ones do not). A zero now is the app's clock.
 func (s *App) MarkAgony(ctx context.Context, marks []segment.AgonyMark, dead []outbox.Message, now time.Time) (int, error) {
-	b := store.AgonyBatch{Marks: marks, Extra: dead, Now: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b.Now.IsZero() {
-		b.Now = s.opts.Now().UTC()
+	if now.IsZero() {
+		now = s.opts.Now().UTC()
 	}
-	var encErr error
-	ups, applied, err := s.st.MarkAgony(ctx, b, s.rescorer(ctx, b.Now, &encErr))
-	if err == nil {
-		err = encErr
+	ids := make([]string, len(marks))
+	for i, m := range marks {
+		ids[i] = m.CustomerID
 	}
+	var (
+		ups     []update
+		applied int
+	)
+	err := s.st.UpdateAgony(ctx, ids, now, func(b *segment.AgonyBatch) ([]outbox.Message, error) {
+		applied = b.Apply(marks)
+		var msgs []outbox.Message
+		var err error
+		if ups, msgs, err = s.rescore(ctx, b.Customers, b.Flipped, now); err != nil {
+			return nil, err
+		}
+		return append(msgs, dead...), nil
+	})
 	if err != nil {
 		return 0, err
 	}

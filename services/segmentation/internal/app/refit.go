@@ -27,7 +27,7 @@ type predicted struct {
 }
 
 // predictAll values every customer on all cores.
-func (s *App) predictAll(m *clv.Model, cs []store.Customer, today int32) (map[string]predicted, int) {
+func (s *App) predictAll(m *clv.Model, cs []segment.Customer, today int32) (map[string]predicted, int) {
 	out := make([]predicted, len(cs))
 	failed := make([]bool, len(cs))
 	parallel(len(cs), func(i int) {
@@ -170,7 +170,7 @@ func (s *App) Refit(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
-func fit(ctx context.Context, cs []store.Customer, today int32, now time.Time) (*clv.Model, error) {
+func fit(ctx context.Context, cs []segment.Customer, today int32, now time.Time) (*clv.Model, error) {
 	sums := make([]clv.Customer, 0, len(cs))
 	for _, c := range cs {
 		if c.Features.Orders <= 0 {

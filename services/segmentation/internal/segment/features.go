@@ -40,7 +40,7 @@ type Event struct {
 	// Test orders are carried on the bus but count for nothing.
 	Test bool
 	// Seq numbers the event within its order (order_sequence, from 1; 0
-	// for an unnumbered event): the store applies an order's events in
+	// for an unnumbered event): OrderBatch.Apply applies an order's events in
 	// this order (see ordergate).
 	Seq int32
 }
@@ -167,7 +167,7 @@ func DayNumber(t time.Time) int32 {
 // Apply adds one event to a customer's features. o is the event's order as
 // known before it (nil when unknown); Apply returns the order as it stands
 // after, or nil when the event leaves no order to remember, and reports
-// whether the features changed. The store applies an order's events in the
+// whether the features changed. OrderBatch.Apply applies an order's events in the
 // order order-ingest numbered them, which is the order it saw them in, not
 // always the shop's: a payment may come after the cancellation, a refund
 // after the cancellation. The figures are those of the shop's order

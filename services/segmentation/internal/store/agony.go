@@ -10,119 +10,87 @@ import (
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
 )
 
-// AgonyBatch is the work of one transaction of agony marks.
-type AgonyBatch struct {
-	// Marks in the order they were delivered.
-	Marks []segment.AgonyMark
-	// Extra outbox messages (dead letters), written in the same
-	// transaction.
-	Extra []outbox.Message
-	Now   time.Time
-}
-
-// MarkAgony applies agony marks in one transaction: each customer's state
-// in seg_agony moves only forward in time (see segment.AgonyState.Apply),
-// a customer whose agony changed and who has features gets it copied
-// there and is rescored, and states, scores and outbox messages are
-// written together. A customer without features yet keeps the state for
-// their first order (see load). It returns the changed customers and the
-// number of marks that took effect; a redelivered or older mark does not.
-func (s *Store) MarkAgony(ctx context.Context, b AgonyBatch, rescore Rescorer) ([]Update, int, error) {
-	var (
-		updates []Update
-		applied int
-	)
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		updates, applied = nil, 0
+// UpdateAgony runs one transaction over the agony of customers: it loads
+// their agony states and those of them who have features (locking both
+// rows), calls fn, which applies marks and rescores, then writes the
+// states the batch lists as Marked, the agony of the Flipped customers'
+// features with their new scores, and the outbox messages fn returns. A
+// customer without features yet keeps the state for their first order
+// (see load). An error from fn or SQL writes nothing; fn runs again, on a
+// fresh batch, when the transaction is retried.
+func (s *Store) UpdateAgony(ctx context.Context, customerIDs []string, now time.Time, fn func(b *segment.AgonyBatch) ([]outbox.Message, error)) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var customers []any
 		seen := map[string]bool{}
-		for _, m := range b.Marks {
-			if !seen[m.CustomerID] {
-				seen[m.CustomerID] = true
-				customers = append(customers, m.CustomerID)
+		for _, id := range customerIDs {
+			if !seen[id] {
+				seen[id] = true
+				customers = append(customers, id)
 			}
 		}
-		before, err := s.loadAgony(ctx, tx, customers, true)
+		states, err := s.loadAgony(ctx, tx, customers, true)
 		if err != nil {
 			return err
 		}
-		after := make(map[string]segment.AgonyState, len(before))
-		for c, st := range before {
-			after[c] = st
+		cs, err := s.loadCustomers(ctx, tx, customers)
+		if err != nil {
+			return err
 		}
-		eventOf := map[string]string{}
-		for _, m := range b.Marks {
-			// The stored time has microseconds: a redelivery must compare
-			// equal to it.
-			m.At = m.At.Truncate(time.Microsecond)
-			st, ok := after[m.CustomerID].Apply(m)
-			if !ok {
-				continue
-			}
-			applied++
-			after[m.CustomerID], eventOf[m.CustomerID] = st, m.EventID
+		b := &segment.AgonyBatch{States: states, Customers: make(map[string]*segment.Customer, len(cs))}
+		for i := range cs {
+			b.Customers[cs[i].Features.CustomerID] = &cs[i]
+		}
+		known := make(map[string]bool, len(states))
+		for id := range states {
+			known[id] = true
+		}
+		msgs, err := fn(b)
+		if err != nil {
+			return err
 		}
 		var fresh, rows [][]any
-		var flipped []any
-		for _, c := range customers {
-			id := c.(string)
-			old, known := before[id]
-			st := after[id]
-			if known && old.On == st.On && old.AsOf.Equal(st.AsOf) {
-				continue
-			}
-			row := []any{id, boolInt(st.On), st.AsOf.UnixMicro(), eventOf[id], b.Now.UnixMicro()}
-			if known {
+		for _, id := range b.Marked {
+			st := b.States[id]
+			row := []any{id, boolInt(st.On), st.AsOf.UnixMicro(), b.EventOf[id], now.UnixMicro()}
+			if known[id] {
 				rows = append(rows, row)
 			} else {
 				fresh = append(fresh, row)
-			}
-			if old.On != st.On {
-				flipped = append(flipped, id)
 			}
 		}
 		if err := s.writeAgony(ctx, tx, fresh, rows); err != nil {
 			return err
 		}
-		var msgs []outbox.Message
-		if len(flipped) > 0 {
-			if updates, msgs, err = s.rescoreAgony(ctx, tx, flipped, after, b.Now, rescore); err != nil {
-				return err
-			}
+		if err := s.writeFlipped(ctx, tx, b, now); err != nil {
+			return err
 		}
-		msgs = append(msgs, b.Extra...)
 		if len(msgs) > 0 {
-			return outbox.Add(ctx, tx, s.db.Dialect, b.Now, msgs...)
+			return outbox.Add(ctx, tx, s.db.Dialect, now, msgs...)
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, 0, err
-	}
-	return updates, applied, nil
 }
 
-// rescoreAgony copies the new agony of customers into their features and
-// rescores them; customers without features are left for their first
-// order.
-func (s *Store) rescoreAgony(ctx context.Context, tx *sql.Tx, customers []any, agony map[string]segment.AgonyState, now time.Time, rescore Rescorer) ([]Update, []outbox.Message, error) {
+// writeFlipped writes the agony and the new score of the customers whose
+// agony flipped.
+func (s *Store) writeFlipped(ctx context.Context, tx *sql.Tx, b *segment.AgonyBatch, now time.Time) error {
+	if len(b.Flipped) == 0 {
+		return nil
+	}
 	d := s.db.Dialect
-	cs, err := s.loadCustomers(ctx, tx, customers)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(cs) == 0 {
-		return nil, nil, nil
-	}
-	items := make([]Rescore, len(cs))
 	var on, off []any
-	for i, c := range cs {
-		items[i] = Rescore{Features: c.Features, Agony: agony[c.Features.CustomerID].On, Old: c.Score}
-		if items[i].Agony {
-			on = append(on, c.Features.CustomerID)
-		} else {
-			off = append(off, c.Features.CustomerID)
+	scores := make([]segment.Score, 0, len(b.Flipped))
+	for _, id := range b.Flipped {
+		c := b.Customers[id]
+		if c.Score == nil {
+			return fmt.Errorf("customer %s flipped without a score", id)
 		}
+		if c.Agony {
+			on = append(on, id)
+		} else {
+			off = append(off, id)
+		}
+		scores = append(scores, *c.Score)
 	}
 	for a, group := range [][]any{off, on} {
 		err := keysIn(d, 3, group, func(cond string, args []any) error {
@@ -131,21 +99,10 @@ func (s *Store) rescoreAgony(ctx context.Context, tx *sql.Tx, customers []any, a
 			return err
 		})
 		if err != nil {
-			return nil, nil, fmt.Errorf("set agony: %w", err)
+			return fmt.Errorf("set agony: %w", err)
 		}
 	}
-	scores, msgs := rescore(items)
-	if len(scores) != len(items) {
-		return nil, nil, fmt.Errorf("rescore: %d scores for %d customers", len(scores), len(items))
-	}
-	if err := writeScores(ctx, tx, d, scores); err != nil {
-		return nil, nil, err
-	}
-	updates := make([]Update, len(items))
-	for i, it := range items {
-		updates[i] = Update{Features: it.Features, Old: it.Old, New: scores[i]}
-	}
-	return updates, msgs, nil
+	return writeScores(ctx, tx, d, scores)
 }
 
 // loadAgony reads the agony states of customers; lock takes their rows

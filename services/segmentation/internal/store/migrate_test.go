@@ -91,7 +91,7 @@ func TestUpgradeKeepsData(t *testing.T) {
 				}
 				return out, nil
 			}
-			_, applied, err := st.Apply(ctx, Batch{Now: at, Events: []segment.Event{
+			_, applied, err := ApplyWith(ctx, st, Batch{Now: at, Events: []segment.Event{
 				{ID: "e1", Kind: segment.Paid, CustomerID: "alice", Source: "shop", OrderID: "o1", OccurredAt: at, BaseTotal: 5000, Currency: "EUR"},
 				{ID: "e2", Kind: segment.Refunded, CustomerID: "alice", Source: "shop", OrderID: "o1", RefundedTotal: 1000},
 			}}, rescore)

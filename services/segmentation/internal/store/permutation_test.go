@@ -86,7 +86,7 @@ func applyAll(tb testing.TB, st *store.Store, batches [][]*ordersv1.OrderEvent) 
 		}
 		var later []*ordersv1.OrderEvent
 		b := store.Batch{Now: t0, Events: evs, Later: func(i int) { later = append(later, batch[i]) }}
-		if _, _, err := st.Apply(context.Background(), b, rescore); err != nil {
+		if _, _, err := store.ApplyWith(context.Background(), st, b, rescore); err != nil {
 			tb.Fatal(err)
 		}
 		if len(later) > 0 {

@@ -12,24 +12,16 @@ import (
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
 )
 
-// Customer is one customer as the scoring job reads them.
-type Customer struct {
-	Features *segment.Features
-	Agony    bool
-	// Score is nil for a customer never scored.
-	Score *segment.Score
-}
-
 // Customers reads every customer with their score, in customer id order.
 // The scoring job works on the whole base at once (quintiles and the model
 // fit need it), so it is read in one pass.
-func (s *Store) Customers(ctx context.Context) ([]Customer, error) {
+func (s *Store) Customers(ctx context.Context) ([]segment.Customer, error) {
 	rows, err := s.db.R.QueryContext(ctx, "SELECT "+customerColumns+" FROM seg_features ORDER BY customer_id")
 	if err != nil {
 		return nil, fmt.Errorf("read customers: %w", err)
 	}
 	defer rows.Close()
-	var out []Customer
+	var out []segment.Customer
 	for rows.Next() {
 		c, err := scanCustomer(rows)
 		if err != nil {
@@ -135,49 +127,4 @@ func (s *Store) LatestModel(ctx context.Context) (ModelRecord, error) {
 	}
 	m.FittedAt, m.Model = time.UnixMicro(at).UTC(), json.RawMessage(raw)
 	return m, nil
-}
-
-// SetAgony marks or clears a customer's agony now, by hand, and rescores
-// them in the same transaction (the feedback service's events go through
-// MarkAgony). A customer segmentation has not seen yet returns
-// ErrNotFound.
-func (s *Store) SetAgony(ctx context.Context, customerID string, on bool, now time.Time, rescore Rescorer) (*Update, error) {
-	var u *Update
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		u = nil
-		cs, err := s.loadCustomers(ctx, tx, []any{customerID})
-		if err != nil {
-			return err
-		}
-		if len(cs) == 0 {
-			return ErrNotFound
-		}
-		f, old := cs[0].Features, cs[0].Score
-		a := 0
-		if on {
-			a = 1
-		}
-		if _, err := tx.ExecContext(ctx, "UPDATE seg_features SET agony = $1, updated_at = $2 WHERE customer_id = $3", a, now.UnixMicro(), customerID); err != nil {
-			return fmt.Errorf("set agony: %w", err)
-		}
-		// The mark is now: a feedback event older than it changes nothing.
-		if _, err := tx.ExecContext(ctx, `INSERT INTO seg_agony (customer_id, agony, as_of, event_id, updated_at) VALUES ($1, $2, $3, '', $3)
-			ON CONFLICT (customer_id) DO UPDATE SET agony = excluded.agony, as_of = excluded.as_of, event_id = excluded.event_id,
-			updated_at = excluded.updated_at`, customerID, a, now.UnixMicro()); err != nil {
-			return fmt.Errorf("set agony: %w", err)
-		}
-		scores, msgs := rescore([]Rescore{{Features: f, Agony: on, Old: old}})
-		if len(scores) != 1 {
-			return fmt.Errorf("rescore: %d scores for 1 customer", len(scores))
-		}
-		if err := writeScores(ctx, tx, s.db.Dialect, scores); err != nil {
-			return err
-		}
-		u = &Update{Features: f, Old: old, New: scores[0]}
-		if len(msgs) > 0 {
-			return outbox.Add(ctx, tx, s.db.Dialect, now, msgs...)
-		}
-		return nil
-	})
-	return u, err
 }

@@ -1,8 +1,10 @@
 // Package store keeps segmentation's facts in SQL (PostgreSQL or SQLite):
 // per-customer features and the orders behind them, the events already
 // applied, the latest score of each customer, the model fits and the
-// scoring state, and the outbox of segment-changed events. A batch of order
-// events is applied in one transaction.
+// scoring state, and the outbox of segment-changed events. It holds no
+// rules: UpdateOrders and UpdateAgony load what a batch needs, hand it to
+// a function (the use case, applying the domain's rules) and write what
+// that function changed, with its outbox messages, in one transaction.
 package store
 
 import (
@@ -18,7 +20,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/boomerang-loyalty/boomerang/pkg/ordergate"
 	"github.com/boomerang-loyalty/boomerang/pkg/outbox"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
@@ -54,178 +55,44 @@ func Open(ctx context.Context, db *sqldb.DB, log *slog.Logger) (*Store, error) {
 // DB returns the underlying database.
 func (s *Store) DB() *sqldb.DB { return s.db }
 
-// Rescore is a customer whose features changed: their features, agony
-// mark and previous score (nil for a customer never scored).
-type Rescore struct {
-	Features *segment.Features
-	Agony    bool
-	Old      *segment.Score
-}
-
-// Rescorer scores the customers a transaction changed, inside it, and
-// returns one score per customer, in order, with the outbox messages the
-// changes call for. It gets them all at once so that it can spread the
-// work over cores.
-type Rescorer func(items []Rescore) ([]segment.Score, []outbox.Message)
-
-// Update is one customer changed by a transaction.
-type Update struct {
-	Features *segment.Features
-	Old      *segment.Score
-	New      segment.Score
-}
-
-// Profile is the customer's new profile.
-func (u *Update) Profile() segment.Profile { return u.New.Profile(u.Features) }
-
-// Batch is the work of one transaction.
-type Batch struct {
-	// Events in the order they were delivered.
-	Events []segment.Event
-	// Extra outbox messages (dead letters of input that could not be
-	// decoded), written in the same transaction.
-	Extra []outbox.Message
-	Now   time.Time
-	// Later, when set, is told after the commit the index (in Events) of
-	// each event put off because an earlier event of its order has not
-	// been applied yet (see ordergate); the consumer hands its message
-	// back for redelivery.
-	Later func(i int)
-	// Force applies the events whose predecessor never came (the consumer
-	// gave up waiting for it) instead of putting them off again.
-	Force bool
-}
-
-// Apply applies the batch's events in one transaction: events already
-// applied (by id) are skipped, the others update their customer's features
-// in order, every changed customer is rescored, and features, orders,
-// scores and outbox messages are written together. It returns the changed
-// customers and the number of events applied; an error means nothing was
-// written.
-func (s *Store) Apply(ctx context.Context, b Batch, rescore Rescorer) ([]Update, int, error) {
-	var (
-		updates []Update
-		applied int
-	)
-	var later []int
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		updates, applied, later = nil, 0, nil
-		w, err := s.load(ctx, tx, b.Events)
+// UpdateOrders runs one transaction over the customers and orders that
+// events name: it loads them (locking the customers' rows), records as
+// applied the ids of the events recognised by id (segment.ByID) and marks
+// those not applied before as Fresh, calls fn, which applies the events
+// and rescores, then writes the orders and customers (features, agony and
+// score) the batch lists as changed and the outbox messages fn returns.
+// An error from fn or SQL writes nothing; fn runs again, on a fresh
+// batch, when the transaction is retried.
+func (s *Store) UpdateOrders(ctx context.Context, evs []segment.Event, now time.Time, fn func(b *segment.OrderBatch) ([]outbox.Message, error)) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		w, err := s.load(ctx, tx, evs)
 		if err != nil {
 			return err
 		}
-		// An order's numbered events go through the gate; an unnumbered
-		// event, or one of an order stored before events were numbered,
-		// is recognised by its id in seg_processed.
-		gate := ordergate.New()
-		byID := make([]bool, len(b.Events))
 		var claims []segment.Event
-		for i, ev := range b.Events {
-			k := orderKey{ev.Source, ev.OrderID}
-			if o := w.orders[k]; ev.Seq <= 0 || (o != nil && o.LastSeq < 0) {
-				byID[i] = true
+		for _, ev := range evs {
+			if segment.ByID(ev, w.batch.Orders[segment.OrderKey{Source: ev.Source, OrderID: ev.OrderID}]) {
 				claims = append(claims, ev)
-			} else if o != nil {
-				gate.Load(ordergate.Key{Source: k.source, OrderID: k.orderID}, o.LastSeq)
 			}
 		}
-		fresh, err := s.claim(ctx, tx, claims, b.Now)
-		if err != nil {
+		if w.batch.Fresh, err = s.claim(ctx, tx, claims, now); err != nil {
 			return err
 		}
-		var evs []segment.Event
-		for _, i := range ordergate.Sequence(gateEvents(b.Events)) {
-			ev := b.Events[i]
-			if byID[i] {
-				// Deleting the id skips a duplicate later in the batch.
-				if fresh[ev.ID] {
-					delete(fresh, ev.ID)
-					evs = append(evs, ev)
-				}
-				continue
-			}
-			switch gate.Decide(ordergate.Key{Source: ev.Source, OrderID: ev.OrderID}, ev.Seq) {
-			case ordergate.Apply:
-				evs = append(evs, ev)
-			case ordergate.Later:
-				if b.Force {
-					evs = append(evs, ev)
-				} else {
-					later = append(later, i)
-				}
-			}
-		}
-		applied = len(evs)
-		changed := map[string]bool{}
-		var order []string
-		for _, ev := range evs {
-			f := w.features[ev.CustomerID]
-			if f == nil {
-				f = &segment.Features{CustomerID: ev.CustomerID}
-				w.features[ev.CustomerID] = f
-			}
-			k := orderKey{ev.Source, ev.OrderID}
-			next, ch := segment.Apply(f, w.orders[k], ev)
-			if next == nil {
-				// Kept though it counts for nothing yet (placed, a test
-				// order), so that its next event finds its predecessor.
-				next = &segment.Order{CustomerID: ev.CustomerID, Source: ev.Source, OrderID: ev.OrderID, Status: segment.OrderPlaced}
-			}
-			if next != w.orders[k] || ev.Seq > next.LastSeq {
-				next.LastSeq = max(next.LastSeq, ev.Seq)
-				w.orders[k] = next
-				w.dirtyOrders[k] = true
-			}
-			if ch && !changed[ev.CustomerID] {
-				changed[ev.CustomerID] = true
-				order = append(order, ev.CustomerID)
-			}
-		}
-		items := make([]Rescore, len(order))
-		for i, c := range order {
-			items[i] = Rescore{Features: w.features[c], Agony: w.agony[c], Old: w.scores[c]}
-		}
-		var msgs []outbox.Message
-		if len(items) > 0 {
-			var scores []segment.Score
-			scores, msgs = rescore(items)
-			if len(scores) != len(items) {
-				return fmt.Errorf("rescore: %d scores for %d customers", len(scores), len(items))
-			}
-			for i, it := range items {
-				updates = append(updates, Update{Features: it.Features, Old: it.Old, New: scores[i]})
-			}
+		msgs, err := fn(w.batch)
+		if err != nil {
+			return err
 		}
 		if err := s.writeOrders(ctx, tx, w); err != nil {
 			return err
 		}
-		if err := s.writeCustomers(ctx, tx, updates, w.agony, w.knownCustomers, b.Now); err != nil {
+		if err := s.writeCustomers(ctx, tx, w, now); err != nil {
 			return err
 		}
-		msgs = append(msgs, b.Extra...)
 		if len(msgs) > 0 {
-			return outbox.Add(ctx, tx, s.db.Dialect, b.Now, msgs...)
+			return outbox.Add(ctx, tx, s.db.Dialect, now, msgs...)
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, 0, err
-	}
-	if b.Later != nil {
-		for _, i := range later {
-			b.Later(i)
-		}
-	}
-	return updates, applied, nil
-}
-
-// gateEvents is what ordergate.Sequence needs of a batch.
-func gateEvents(evs []segment.Event) []ordergate.Event {
-	out := make([]ordergate.Event, len(evs))
-	for i, ev := range evs {
-		out[i] = ordergate.Event{Key: ordergate.Key{Source: ev.Source, OrderID: ev.OrderID}, Seq: ev.Seq}
-	}
-	return out
 }
 
 // claim records the batch's event ids as applied and returns those that
@@ -269,39 +136,32 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, evs []segment.Event, now 
 	return fresh, nil
 }
 
-type orderKey struct{ source, orderID string }
-
-// work is one batch's state, read in a few statements.
+// work is one batch as loaded.
 type work struct {
-	features    map[string]*segment.Features
-	agony       map[string]bool
-	scores      map[string]*segment.Score
-	orders      map[orderKey]*segment.Order
-	dirtyOrders map[orderKey]bool
+	batch *segment.OrderBatch
 	// knownCustomers and knownOrders were in the database before the
 	// batch: they are updated, the others inserted.
 	knownCustomers map[string]bool
-	knownOrders    map[orderKey]bool
+	knownOrders    map[segment.OrderKey]bool
 }
 
 // load reads the customers and orders of the events, locking the
-// customers' rows.
+// customers' rows, and the agony of customers without features.
 func (s *Store) load(ctx context.Context, tx *sql.Tx, evs []segment.Event) (*work, error) {
 	w := &work{
-		features: map[string]*segment.Features{}, agony: map[string]bool{},
-		scores: map[string]*segment.Score{}, orders: map[orderKey]*segment.Order{}, dirtyOrders: map[orderKey]bool{},
-		knownCustomers: map[string]bool{}, knownOrders: map[orderKey]bool{},
+		batch:          &segment.OrderBatch{Customers: map[string]*segment.Customer{}, Orders: map[segment.OrderKey]*segment.Order{}},
+		knownCustomers: map[string]bool{}, knownOrders: map[segment.OrderKey]bool{},
 	}
 	var customers []any
 	var orders [][]any
 	seenC := map[string]bool{}
-	seenO := map[orderKey]bool{}
+	seenO := map[segment.OrderKey]bool{}
 	for _, ev := range evs {
 		if !seenC[ev.CustomerID] {
 			seenC[ev.CustomerID] = true
 			customers = append(customers, ev.CustomerID)
 		}
-		if k := (orderKey{ev.Source, ev.OrderID}); !seenO[k] {
+		if k := (segment.OrderKey{Source: ev.Source, OrderID: ev.OrderID}); !seenO[k] {
 			seenO[k] = true
 			orders = append(orders, []any{ev.Source, ev.OrderID})
 		}
@@ -310,13 +170,11 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, evs []segment.Event) (*wor
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range cs {
-		id := c.Features.CustomerID
-		w.features[id], w.agony[id], w.scores[id] = c.Features, c.Agony, c.Score
+	for i := range cs {
+		id := cs[i].Features.CustomerID
+		w.batch.Customers[id] = &cs[i]
 		w.knownCustomers[id] = true
 	}
-	// A customer's first order takes the agony the feedback service
-	// reported before it.
 	var unknown []any
 	for _, c := range customers {
 		if !w.knownCustomers[c.(string)] {
@@ -329,7 +187,7 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, evs []segment.Event) (*wor
 			return nil, err
 		}
 		for c, st := range states {
-			w.agony[c] = st.On
+			w.batch.Customers[c] = &segment.Customer{Agony: st.On}
 		}
 	}
 	err = rowSource(s.db.Dialect, orderKeyColumns, orders, func(src string, args []any) error {
@@ -345,8 +203,8 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, evs []segment.Event) (*wor
 				if paidAt > 0 { // 0, or the zero time of older rows: never paid
 					o.PaidAt = time.UnixMicro(paidAt).UTC()
 				}
-				w.orders[orderKey{o.Source, o.OrderID}] = o
-				w.knownOrders[orderKey{o.Source, o.OrderID}] = true
+				k := segment.OrderKey{Source: o.Source, OrderID: o.OrderID}
+				w.batch.Orders[k], w.knownOrders[k] = o, true
 				return nil
 			})
 	})
@@ -358,9 +216,9 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, evs []segment.Event) (*wor
 
 // loadCustomers reads customers with their scores and locks their rows
 // for the transaction.
-func (s *Store) loadCustomers(ctx context.Context, tx *sql.Tx, ids []any) ([]Customer, error) {
+func (s *Store) loadCustomers(ctx context.Context, tx *sql.Tx, ids []any) ([]segment.Customer, error) {
 	d := s.db.Dialect
-	var out []Customer
+	var out []segment.Customer
 	err := keysIn(d, 1, ids, func(cond string, args []any) error {
 		return query(ctx, tx, "SELECT "+customerColumns+" FROM seg_features WHERE customer_id "+cond+d.ForUpdate(), args,
 			func(rows *sql.Rows) error {
@@ -398,8 +256,8 @@ func query(ctx context.Context, tx *sql.Tx, q string, args []any, each func(*sql
 // instead of overwriting its work.
 func (s *Store) writeOrders(ctx context.Context, tx *sql.Tx, w *work) error {
 	var rows, fresh [][]any
-	for k := range w.dirtyOrders {
-		o := w.orders[k]
+	for _, k := range w.batch.ChangedOrders {
+		o := w.batch.Orders[k]
 		var paidAt int64
 		if !o.PaidAt.IsZero() {
 			paidAt = o.PaidAt.UnixMicro()
@@ -448,7 +306,7 @@ const (
 )
 
 // scanCustomer reads customerColumns.
-func scanCustomer(rows *sql.Rows) (Customer, error) {
+func scanCustomer(rows *sql.Rows) (segment.Customer, error) {
 	f := &segment.Features{}
 	sc := &segment.Score{}
 	var (
@@ -462,16 +320,16 @@ func scanCustomer(rows *sql.Rows) (Customer, error) {
 	if err := rows.Scan(&f.CustomerID, &f.Currency, &f.Orders, &f.TotalValue, &f.DiscountedOrders, &f.Refunds, &f.RefundedValue,
 		&channels, &days, &agony, &sc.RFM.R, &sc.RFM.F, &sc.RFM.M, &seg, &flags, &predicted, &p.ExpectedPurchases,
 		&p.HorizonDays, &p.PAlive, &p.ExpectedOrderValue, &p.CLV, &at); err != nil {
-		return Customer{}, err
+		return segment.Customer{}, err
 	}
 	var err error
 	if f.Channels, err = decodeChannels(channels); err != nil {
-		return Customer{}, fmt.Errorf("customer %s channels: %w", f.CustomerID, err)
+		return segment.Customer{}, fmt.Errorf("customer %s channels: %w", f.CustomerID, err)
 	}
 	if f.Days, err = decodeDays(days); err != nil {
-		return Customer{}, fmt.Errorf("customer %s days: %w", f.CustomerID, err)
+		return segment.Customer{}, fmt.Errorf("customer %s days: %w", f.CustomerID, err)
 	}
-	c := Customer{Features: f, Agony: agony != 0}
+	c := segment.Customer{Features: f, Agony: agony != 0}
 	if at.Valid {
 		sc.CustomerID, sc.Segment, sc.Flags, sc.ScoredAt = f.CustomerID, segment.Segment(seg), segment.Flags(flags), time.UnixMicro(at.Int64).UTC()
 		if predicted != 0 {
@@ -482,18 +340,22 @@ func scanCustomer(rows *sql.Rows) (Customer, error) {
 	return c, nil
 }
 
-// writeCustomers writes the features and new scores of updated customers.
-// New customers are inserted and known ones updated; like orders, a new
-// customer another transaction created meanwhile is a key conflict that
-// runs the batch again.
-func (s *Store) writeCustomers(ctx context.Context, tx *sql.Tx, ups []Update, agony, known map[string]bool, now time.Time) error {
+// writeCustomers writes the features, agony and score of the customers
+// the batch changed. New customers are inserted and known ones updated;
+// like orders, a new customer another transaction created meanwhile is a
+// key conflict that runs the batch again.
+func (s *Store) writeCustomers(ctx context.Context, tx *sql.Tx, w *work, now time.Time) error {
 	var rows, fresh [][]any
-	for i := range ups {
-		f := ups[i].Features
+	for _, id := range w.batch.ChangedCustomers {
+		c := w.batch.Customers[id]
+		if c.Score == nil {
+			return fmt.Errorf("customer %s changed without a score", id)
+		}
+		f := c.Features
 		row := append(make([]any, 0, len(featureWrites)), f.CustomerID, f.Currency, f.Orders, f.TotalValue, f.DiscountedOrders, f.Refunds,
-			f.RefundedValue, encodeChannels(f.Channels), encodeDays(f.Days), boolInt(agony[f.CustomerID]), now.UnixMicro())
-		row = appendScore(row, &ups[i].New)
-		if known[f.CustomerID] {
+			f.RefundedValue, encodeChannels(f.Channels), encodeDays(f.Days), boolInt(c.Agony), now.UnixMicro())
+		row = appendScore(row, c.Score)
+		if w.knownCustomers[id] {
 			rows = append(rows, row)
 		} else {
 			fresh = append(fresh, row)

@@ -121,7 +121,7 @@ func testApply(t *testing.T, st *store.Store) {
 		// In order within the batch: the refund sees the order paid above.
 		{ID: "e4", Kind: segment.Refunded, CustomerID: "alice", Source: "shop", OrderID: "o3", RefundedTotal: 1000},
 	}}
-	ups, applied, err := st.Apply(ctx, b1, countingRescorer(&calls))
+	ups, applied, err := store.ApplyWith(ctx, st, b1, countingRescorer(&calls))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func testApply(t *testing.T, st *store.Store) {
 	// A later batch sees the orders and scores of the first: a cancellation
 	// takes back exactly the order, and the rescorer gets the old score.
 	var old *segment.Score
-	_, _, err = st.Apply(ctx, store.Batch{Now: t0, Events: []segment.Event{
+	_, _, err = store.ApplyWith(ctx, st, store.Batch{Now: t0, Events: []segment.Event{
 		{ID: "e5", Kind: segment.Cancelled, CustomerID: "alice", Source: "shop", OrderID: "o1"},
 	}}, perCustomer(func(f *segment.Features, agony bool, o *segment.Score) (segment.Score, []outbox.Message) {
 		old = o
@@ -174,11 +174,11 @@ func testIdempotent(t *testing.T, st *store.Store) {
 		paid("e1", "alice", "o1", t0, 5000), // duplicate publish inside the batch
 		paid("e2", "alice", "o2", t0.AddDate(0, 0, 1), 1000),
 	}}
-	if _, applied, err := st.Apply(ctx, b, countingRescorer(&calls)); err != nil || applied != 2 {
+	if _, applied, err := store.ApplyWith(ctx, st, b, countingRescorer(&calls)); err != nil || applied != 2 {
 		t.Fatalf("applied %d, %v", applied, err)
 	}
 	before, _ := st.Customers(ctx)
-	ups, applied, err := st.Apply(ctx, b, countingRescorer(&calls))
+	ups, applied, err := store.ApplyWith(ctx, st, b, countingRescorer(&calls))
 	if err != nil || applied != 0 || len(ups) != 0 {
 		t.Fatalf("redelivery applied %d, updated %d, %v", applied, len(ups), err)
 	}
@@ -192,7 +192,7 @@ func testIdempotent(t *testing.T, st *store.Store) {
 	// A failed transaction leaves nothing behind.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, _, err := st.Apply(cctx, store.Batch{Now: t0, Events: []segment.Event{paid("e9", "carol", "o9", t0, 1)}}, countingRescorer(&calls)); err == nil {
+	if _, _, err := store.ApplyWith(cctx, st, store.Batch{Now: t0, Events: []segment.Event{paid("e9", "carol", "o9", t0, 1)}}, countingRescorer(&calls)); err == nil {
 		t.Fatal("apply with a cancelled context succeeded")
 	}
 	if cs, _ := st.Customers(ctx); len(cs) != 1 {
@@ -209,7 +209,7 @@ func testRun(t *testing.T, st *store.Store) {
 		t.Fatalf("model before any fit: %v", err)
 	}
 	var calls []string
-	if _, _, err := st.Apply(ctx, store.Batch{Now: t0, Events: []segment.Event{paid("e1", "alice", "o1", t0, 5000)}}, countingRescorer(&calls)); err != nil {
+	if _, _, err := store.ApplyWith(ctx, st, store.Batch{Now: t0, Events: []segment.Event{paid("e1", "alice", "o1", t0, 5000)}}, countingRescorer(&calls)); err != nil {
 		t.Fatal(err)
 	}
 	state := store.State{ScoredAt: t0, VIPThreshold: 99, VIPByCLV: true,
@@ -247,18 +247,18 @@ func testRun(t *testing.T, st *store.Store) {
 func testAgony(t *testing.T, st *store.Store) {
 	ctx := context.Background()
 	var calls []string
-	if _, err := st.SetAgony(ctx, "nobody", true, t0, countingRescorer(&calls)); !errors.Is(err, store.ErrNotFound) {
+	if _, err := store.SetAgonyWith(ctx, st, "nobody", true, t0, countingRescorer(&calls)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("agony of an unknown customer: %v", err)
 	}
-	if _, _, err := st.Apply(ctx, store.Batch{Now: t0, Events: []segment.Event{paid("e1", "alice", "o1", t0, 5000)}}, countingRescorer(&calls)); err != nil {
+	if _, _, err := store.ApplyWith(ctx, st, store.Batch{Now: t0, Events: []segment.Event{paid("e1", "alice", "o1", t0, 5000)}}, countingRescorer(&calls)); err != nil {
 		t.Fatal(err)
 	}
-	u, err := st.SetAgony(ctx, "alice", true, t0, countingRescorer(&calls))
+	u, err := store.SetAgonyWith(ctx, st, "alice", true, t0, countingRescorer(&calls))
 	if err != nil || u.New.Flags&segment.Agony == 0 || u.Old == nil || u.Old.Flags&segment.Agony != 0 {
 		t.Fatalf("set agony: %+v, %v", u, err)
 	}
 	// Agony survives later order events.
-	if _, _, err := st.Apply(ctx, store.Batch{Now: t0, Events: []segment.Event{paid("e2", "alice", "o2", t0, 100)}}, countingRescorer(&calls)); err != nil {
+	if _, _, err := store.ApplyWith(ctx, st, store.Batch{Now: t0, Events: []segment.Event{paid("e2", "alice", "o2", t0, 100)}}, countingRescorer(&calls)); err != nil {
 		t.Fatal(err)
 	}
 	cs, _ := st.Customers(ctx)
@@ -273,7 +273,7 @@ func testAgony(t *testing.T, st *store.Store) {
 func testAgonyMarks(t *testing.T, st *store.Store) {
 	ctx := context.Background()
 	var calls []string
-	if _, _, err := st.Apply(ctx, store.Batch{Now: t0, Events: []segment.Event{paid("e1", "alice", "o1", t0, 5000)}}, countingRescorer(&calls)); err != nil {
+	if _, _, err := store.ApplyWith(ctx, st, store.Batch{Now: t0, Events: []segment.Event{paid("e1", "alice", "o1", t0, 5000)}}, countingRescorer(&calls)); err != nil {
 		t.Fatal(err)
 	}
 	mark := func(id, c string, on bool, at time.Time) segment.AgonyMark {
@@ -311,7 +311,7 @@ func testAgonyMarks(t *testing.T, st *store.Store) {
 	}
 	for _, tt := range tests {
 		calls = nil
-		ups, applied, err := st.MarkAgony(ctx, store.AgonyBatch{Now: t0, Marks: tt.marks}, countingRescorer(&calls))
+		ups, applied, err := store.MarkAgonyWith(ctx, st, store.AgonyBatch{Now: t0, Marks: tt.marks}, countingRescorer(&calls))
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
@@ -321,14 +321,14 @@ func testAgonyMarks(t *testing.T, st *store.Store) {
 	}
 	before := outboxCount(t, st)
 	dead := outbox.Message{ID: "dlq-1", Subject: "boomerang.deadletter.segmentation.feedback_agony", Data: []byte("x")}
-	if _, _, err := st.MarkAgony(ctx, store.AgonyBatch{Now: t0, Extra: []outbox.Message{dead}}, countingRescorer(&calls)); err != nil {
+	if _, _, err := store.MarkAgonyWith(ctx, st, store.AgonyBatch{Now: t0, Extra: []outbox.Message{dead}}, countingRescorer(&calls)); err != nil {
 		t.Fatal(err)
 	}
 	if n := outboxCount(t, st); n != before+1 {
 		t.Errorf("outbox %d, want %d", n, before+1)
 	}
 	// Bob had no orders when his agony came; his first order carries it.
-	if _, _, err := st.Apply(ctx, store.Batch{Now: t0, Events: []segment.Event{paid("e2", "bob", "o2", t0, 100)}}, countingRescorer(&calls)); err != nil {
+	if _, _, err := store.ApplyWith(ctx, st, store.Batch{Now: t0, Events: []segment.Event{paid("e2", "bob", "o2", t0, 100)}}, countingRescorer(&calls)); err != nil {
 		t.Fatal(err)
 	}
 	if !agonyOf("bob") {
@@ -344,7 +344,7 @@ func testLargeBatch(t *testing.T, st *store.Store) {
 		evs = append(evs, paid(fmt.Sprintf("e%d", i), c, fmt.Sprintf("o%d", i), t0.AddDate(0, 0, i%40), int64(100+i)))
 	}
 	var calls []string
-	ups, applied, err := st.Apply(ctx, store.Batch{Now: t0, Events: evs}, countingRescorer(&calls))
+	ups, applied, err := store.ApplyWith(ctx, st, store.Batch{Now: t0, Events: evs}, countingRescorer(&calls))
 	if err != nil || applied != 3000 || len(ups) != 700 {
 		t.Fatalf("applied %d, updates %d, %v", applied, len(ups), err)
 	}
@@ -389,7 +389,7 @@ func testConcurrent(t *testing.T, a, b *store.Store) {
 				if w == 1 {
 					j = events/40 - 1 - k
 				}
-				if _, _, err := st.Apply(ctx, store.Batch{Now: t0, Events: all[j*40 : (j+1)*40]}, countingRescorer(&calls)); err != nil {
+				if _, _, err := store.ApplyWith(ctx, st, store.Batch{Now: t0, Events: all[j*40 : (j+1)*40]}, countingRescorer(&calls)); err != nil {
 					errs <- err
 					return
 				}
@@ -429,11 +429,11 @@ func testAwkwardText(t *testing.T, st *store.Store) {
 		evs = append(evs, ev)
 	}
 	var calls []string
-	if _, applied, err := st.Apply(ctx, store.Batch{Now: t0, Events: evs}, countingRescorer(&calls)); err != nil || applied != len(ids) {
+	if _, applied, err := store.ApplyWith(ctx, st, store.Batch{Now: t0, Events: evs}, countingRescorer(&calls)); err != nil || applied != len(ids) {
 		t.Fatalf("applied %d, %v", applied, err)
 	}
 	// Redelivered: every id is found again.
-	if _, applied, err := st.Apply(ctx, store.Batch{Now: t0, Events: evs}, countingRescorer(&calls)); err != nil || applied != 0 {
+	if _, applied, err := store.ApplyWith(ctx, st, store.Batch{Now: t0, Events: evs}, countingRescorer(&calls)); err != nil || applied != 0 {
 		t.Fatalf("redelivery applied %d, %v", applied, err)
 	}
 	scores := make([]segment.Score, len(ids))
@@ -443,7 +443,7 @@ func testAwkwardText(t *testing.T, st *store.Store) {
 	if err := st.SaveRun(ctx, store.Run{Now: t0, Scores: scores}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := st.MarkAgony(ctx, store.AgonyBatch{Now: t0, Marks: []segment.AgonyMark{{EventID: "a", CustomerID: ids[0], On: true, At: t0}}},
+	if _, _, err := store.MarkAgonyWith(ctx, st, store.AgonyBatch{Now: t0, Marks: []segment.AgonyMark{{EventID: "a", CustomerID: ids[0], On: true, At: t0}}},
 		countingRescorer(&calls)); err != nil {
 		t.Fatal(err)
 	}
@@ -451,7 +451,7 @@ func testAwkwardText(t *testing.T, st *store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]store.Customer{}
+	got := map[string]segment.Customer{}
 	for _, c := range cs {
 		got[c.Features.CustomerID] = c
 	}
