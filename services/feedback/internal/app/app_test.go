@@ -25,7 +25,7 @@ import (
 
 func TestMain(m *testing.M) { testkit.Main(m) }
 
-// backends runs the contract suite against every database.
+// backends are the databases the use cases run on.
 var backends = testkit.Databases("feedback.db")
 
 // clock is a settable test clock.
@@ -113,7 +113,8 @@ func tally(tb testing.TB, st *fixture, from, to time.Time, segment int) feedback
 	return t
 }
 
-func TestStoreContract(t *testing.T) {
+// TestUseCases runs the use cases over the store on every database.
+func TestUseCases(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.Name, func(t *testing.T) {
 			t.Run("responses are stored once and counted in the rollup", func(t *testing.T) {
