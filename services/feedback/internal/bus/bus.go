@@ -32,9 +32,11 @@ const (
 	// survey tool or help desk whose ids the message carries (ids are
 	// scoped by it) and labels dead letters.
 	InPrefix = streams.FeedbackInPrefix
-	// ConsumerName is the durable consumer of FEEDBACK_IN, and its
-	// route's name in the consumer metrics.
+	// ConsumerName is the durable consumer of FEEDBACK_IN.
 	ConsumerName = "feedback-intake"
+	// RouteName names that consumer in the consumer metrics, logs and
+	// spans, as <service>.<what it reads> like every service's routes.
+	RouteName = "feedback.in"
 )
 
 // Event tokens of the subjects.

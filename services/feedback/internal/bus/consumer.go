@@ -54,7 +54,7 @@ type Options struct {
 // logged.
 func Route(rec Recorder, v *grpcx.Validator, o Options) busrouter.Route[feedback.Input] {
 	return busrouter.Route[feedback.Input]{
-		Name: ConsumerName,
+		Name: RouteName,
 		Decode: func(_ context.Context, m jetstream.Msg) (feedback.Input, error) {
 			x, reason, err := Decode(v, m.Subject(), m.Data())
 			if err != nil {
