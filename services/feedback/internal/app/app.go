@@ -33,7 +33,8 @@ type Profiles interface {
 // segmentation does not know (yet).
 var ErrUnknownCustomer = errors.New("customer unknown to segmentation")
 
-// Options tune the look-ups and the background jobs.
+// Options tune the use cases: the look-ups, the rules' thresholds and the
+// background jobs.
 type Options struct {
 	// Timeout bounds the look-ups of one batch.
 	Timeout time.Duration
