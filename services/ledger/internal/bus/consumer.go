@@ -30,6 +30,8 @@ type Orders interface {
 	ApplyOrders(ctx context.Context, p *ledger.Programme, in []app.Input, dead []outbox.Message) ([]ledger.Outcome, error)
 }
 
+var _ Orders = (*app.App)(nil)
+
 // Programme returns the programme in force (it may be reloaded).
 type Programme func() *ledger.Programme
 
