@@ -57,7 +57,7 @@ fuzz:
 	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzDecode$$' -fuzztime $(call fuzzx,150000) ./services/ingest/internal/orderjson
 	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzDecodeMessage$$' -fuzztime $(call fuzzx,40000) ./services/ingest/internal/bus
 	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParseTransactions$$' -fuzztime $(call fuzzx,400000) ./services/segmentation/clv
-	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzDecode$$' -fuzztime $(call fuzzx,15000) ./services/feedback/internal/events
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzDecode$$' -fuzztime $(call fuzzx,15000) ./services/feedback/internal/bus
 
 ## bench: end-to-end load benchmark (orders/s, latency percentiles) and the Go benchmarks
 bench: bench-e2e bench-go

@@ -19,7 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// memoryTargetMB is the single process's steady resident size the memory
+// memoryTargetMB (MiB) is the single process's steady resident size the memory
 // run holds it to.
 const memoryTargetMB = 300
 
@@ -122,7 +122,7 @@ func (s *memorySampler) Stop() uint64 {
 	return s.peakHeap
 }
 
-func mb(b uint64) string { return fmt.Sprintf("%.0f MB", float64(b)/(1<<20)) }
+func mb(b uint64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 
 // memoryRun publishes o.orders orders from o.customers customers through
 // the single process as fast as it takes them, waits until every consumer
@@ -238,7 +238,7 @@ func memoryRun(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, o opt
 	outside := func(pm procMemory, ms runtime.MemStats) string {
 		goRes := ms.Sys - ms.HeapReleased
 		if pm.rss < goRes+pm.files {
-			return "0 MB"
+			return "0 MiB"
 		}
 		return mb(pm.rss - goRes - pm.files)
 	}
@@ -267,7 +267,7 @@ func memoryRun(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, o opt
 	}
 	sort.Strings(subjects)
 	fmt.Fprintf(out, "\nsubjects per stream: %s\n", strings.Join(subjects, ", "))
-	fmt.Fprintf(out, "steady RSS = %s (target < %d MB: %s)\n", mb(steady.rss), memoryTargetMB,
+	fmt.Fprintf(out, "steady RSS = %s (target < %d MiB: %s)\n", mb(steady.rss), memoryTargetMB,
 		map[bool]string{true: "meets", false: "MISSES"}[steady.rss < memoryTargetMB<<20])
 	return nil
 }

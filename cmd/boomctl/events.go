@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
+	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
 	// Imported for their registration: follow decodes payloads by the
 	// message type named in the Boomerang-Type header.
 	_ "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ingest/v1"
@@ -50,15 +51,13 @@ type followOptions struct {
 
 // headersOfInterest are the headers shown by default: the message id that
 // deduplicates, what the payload is, and why a dead letter was rejected.
-// The Boomerang-* names are order-ingest's (services/ingest/internal/events),
-// repeated here because that package is internal to its module.
 func headersOfInterest() []string {
 	return []string{
 		jetstream.MsgIDHeader,
 		natsx.HeaderEventType,
-		"Boomerang-Reason",
-		"Boomerang-Error",
-		"Boomerang-Original-Subject",
+		orderbus.HeaderReason,
+		orderbus.HeaderError,
+		orderbus.HeaderOriginalSubject,
 	}
 }
 
