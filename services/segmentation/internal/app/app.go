@@ -34,8 +34,8 @@ type Options struct {
 	// AnnualDiscountRate discounts future purchases in the CLV.
 	AnnualDiscountRate float64
 	// MinInterval is the least time between two runs started because the
-	// base grew (see Apply), so that a stream of new customers does not
-	// keep the scorer refitting.
+	// base grew (see ApplyOrders), so that a stream of new customers does not
+	// keep the app refitting.
 	MinInterval time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -231,11 +231,6 @@ func (s *App) predict(m *clv.Model, f *segment.Features, today int32) (*segment.
 	}, nil
 }
 
-// fingerprint tells whether a customer's features changed between the
-// snapshot a fit was computed on and the one scored.
-
 func (s *App) summary() hot.Summary {
 	return hot.Summary{ScoredAt: s.state.ScoredAt, Customers: s.state.Boundaries.Customers, Model: s.model, CLV: s.state.CLV}
 }
-
-// fit fits both models on the customers with an order.

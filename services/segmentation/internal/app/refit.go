@@ -11,6 +11,8 @@ import (
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/store"
 )
 
+// fingerprint tells whether a customer's features changed between the
+// snapshot a fit was computed on and the one scored.
 type fingerprint struct {
 	orders, value int64
 	days          int
@@ -170,6 +172,7 @@ func (s *App) Refit(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
+// fit fits both models on the customers with an order.
 func fit(ctx context.Context, cs []segment.Customer, today int32, now time.Time) (*clv.Model, error) {
 	sums := make([]clv.Customer, 0, len(cs))
 	for _, c := range cs {

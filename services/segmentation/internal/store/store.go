@@ -286,7 +286,7 @@ var (
 	orderKeyColumns  = columns{{"source", text}, {"order_id", text}}
 	orderColumns     = columns{{"source", text}, {"order_id", text}, {"customer_id", text}, {"status", bigint}, {"paid_at", bigint},
 		{"value", bigint}, {"refunded", bigint}, {"discounted", bigint}, {"channel", text}, {"last_seq", bigint}}
-	// featureWrites are the columns Apply writes: features, agony, the
+	// featureWrites are the columns writeCustomers writes: features, agony, the
 	// time of the write, and the score.
 	featureWrites = append(columns{{"customer_id", text}, {"currency", text}, {"orders", bigint}, {"total_value", bigint},
 		{"discounted_orders", bigint}, {"refunds", bigint}, {"refunded_value", bigint}, {"channels", text}, {"days", bytea},
