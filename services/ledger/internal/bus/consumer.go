@@ -47,7 +47,8 @@ type Options struct {
 	Healthy     func(context.Context) error
 	// OnCommit is called after each committed batch (the relay's Notify).
 	OnCommit func()
-	Log      *slog.Logger
+	// Log receives the gap warnings (default: slog.Default()).
+	Log *slog.Logger
 }
 
 // Route is the consumer of the canonical order events: each batch is
@@ -61,6 +62,9 @@ func Route(orders Orders, programme Programme, o Options) busrouter.Route[*order
 	}
 	if o.WaitForOrder <= 0 {
 		o.WaitForOrder = 10 * time.Minute
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
 	}
 	c := &consumer{orders: orders, programme: programme, opts: o}
 	return busrouter.Route[*ordersv1.OrderEvent]{
