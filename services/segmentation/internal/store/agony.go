@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -83,7 +84,8 @@ func (s *Store) writeFlipped(ctx context.Context, tx *sql.Tx, b *segment.AgonyBa
 	for _, id := range b.Flipped {
 		c := b.Customers[id]
 		if c.Score == nil {
-			return fmt.Errorf("customer %s flipped without a score", id)
+			// Not named: errors reach the logs, and ids are customers'.
+			return errors.New("a customer whose agony flipped was not rescored")
 		}
 		if c.Agony {
 			on = append(on, id)

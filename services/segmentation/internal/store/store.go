@@ -349,7 +349,8 @@ func (s *Store) writeCustomers(ctx context.Context, tx *sql.Tx, w *work, now tim
 	for _, id := range w.batch.ChangedCustomers {
 		c := w.batch.Customers[id]
 		if c.Score == nil {
-			return fmt.Errorf("customer %s changed without a score", id)
+			// Not named: errors reach the logs, and ids are customers'.
+			return errors.New("a changed customer was not rescored")
 		}
 		f := c.Features
 		row := append(make([]any, 0, len(featureWrites)), f.CustomerID, f.Currency, f.Orders, f.TotalValue, f.DiscountedOrders, f.Refunds,
