@@ -18,14 +18,9 @@ func (s *App) SetAgony(ctx context.Context, customerID string, on bool) error {
 	now := s.opts.Now().UTC()
 	var ups []update
 	err := s.st.UpdateAgony(ctx, []string{customerID}, now, func(b *segment.AgonyBatch) ([]outbox.Message, error) {
-		c := b.Customers[customerID]
-		if c == nil {
+		if !b.Set(customerID, on, now) {
 			return nil, store.ErrNotFound
 		}
-		c.Agony = on
-		b.States[customerID] = segment.AgonyState{On: on, AsOf: now}
-		b.Marked, b.Flipped = []string{customerID}, []string{customerID}
-		b.EventOf = map[string]string{customerID: ""}
 		var msgs []outbox.Message
 		var err error
 		ups, msgs, err = s.rescore(ctx, b.Customers, b.Flipped, now)

@@ -150,6 +150,21 @@ type AgonyBatch struct {
 	Flipped []string
 }
 
+// Set marks or clears a customer's agony by hand as of now, whatever the
+// stored state: the customer is marked and rescored. It reports false for
+// a customer without features (not seen yet).
+func (b *AgonyBatch) Set(customerID string, on bool, now time.Time) bool {
+	c := b.Customers[customerID]
+	if c == nil {
+		return false
+	}
+	c.Agony = on
+	b.States[customerID] = AgonyState{On: on, AsOf: now}
+	b.Marked, b.Flipped = []string{customerID}, []string{customerID}
+	b.EventOf = map[string]string{customerID: ""}
+	return true
+}
+
 // Apply applies marks in the order they were delivered and returns the
 // number that took effect: each customer's state moves only forward in
 // time (see AgonyState.Apply), so a redelivered or older mark does not.

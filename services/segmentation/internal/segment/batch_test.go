@@ -99,3 +99,24 @@ func TestAgonyBatchApply(t *testing.T) {
 		t.Errorf("event of new %q, want e2", b.EventOf["new"])
 	}
 }
+
+func TestAgonyBatchSet(t *testing.T) {
+	now := day0.Add(time.Hour)
+	b := &AgonyBatch{
+		States:    map[string]AgonyState{"known": {On: true, AsOf: now.Add(time.Hour)}},
+		Customers: map[string]*Customer{"known": {Features: &Features{CustomerID: "known"}, Agony: true}},
+	}
+	if b.Set("nobody", true, now) {
+		t.Error("set a customer without features")
+	}
+	// By hand the mark holds whatever the stored state says.
+	if !b.Set("known", false, now) {
+		t.Fatal("could not clear a known customer")
+	}
+	if b.Customers["known"].Agony || b.States["known"] != (AgonyState{On: false, AsOf: now}) {
+		t.Errorf("agony %v, state %+v; want cleared as of %v", b.Customers["known"].Agony, b.States["known"], now)
+	}
+	if !slices.Equal(b.Marked, []string{"known"}) || !slices.Equal(b.Flipped, []string{"known"}) || b.EventOf["known"] != "" {
+		t.Errorf("marked %v, flipped %v, event %q; want known, known, none", b.Marked, b.Flipped, b.EventOf["known"])
+	}
+}

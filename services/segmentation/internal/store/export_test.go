@@ -110,14 +110,9 @@ func MarkAgonyWith(ctx context.Context, s *Store, b AgonyBatch, rescore Rescorer
 func SetAgonyWith(ctx context.Context, s *Store, customerID string, on bool, now time.Time, rescore Rescorer) (*Update, error) {
 	var ups []Update
 	err := s.UpdateAgony(ctx, []string{customerID}, now, func(ab *segment.AgonyBatch) ([]outbox.Message, error) {
-		c := ab.Customers[customerID]
-		if c == nil {
+		if !ab.Set(customerID, on, now) {
 			return nil, ErrNotFound
 		}
-		c.Agony = on
-		ab.States[customerID] = segment.AgonyState{On: on, AsOf: now}
-		ab.Marked, ab.Flipped = []string{customerID}, []string{customerID}
-		ab.EventOf = map[string]string{customerID: ""}
 		var msgs []outbox.Message
 		var err error
 		ups, msgs, err = rescoreWith(ab.Customers, ab.Flipped, rescore)
