@@ -6,7 +6,6 @@ require (
 	github.com/boomerang-loyalty/boomerang/pkg v0.0.0
 	github.com/boomerang-loyalty/boomerang/proto v0.0.0
 	github.com/nats-io/nats.go v1.55.0
-	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0
 	go.opentelemetry.io/otel/trace v1.47.0
 	golang.org/x/sync v0.24.0
@@ -16,6 +15,7 @@ require (
 
 require (
 	github.com/redis/go-redis/v9 v9.23.0 // indirect
+	go.opentelemetry.io/otel v1.47.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 )
 
