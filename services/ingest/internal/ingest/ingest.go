@@ -40,7 +40,6 @@ const (
 	ReasonNoRate         = orderevent.ReasonNoRate          // no rate on or before the order's date
 	ReasonUnknownOrder   = "unknown_order"                  // refund or cancellation of an order never ingested
 	ReasonNotPaid        = "order_not_paid"                 // refund of an order that was not paid
-	ReasonCancelled      = "order_cancelled"                // event for a cancelled order
 	ReasonRefundExceeds  = "refund_exceeds_remaining"
 	ReasonCurrency       = "currency_mismatch" // refund in another currency than its order
 	ReasonFailed         = "processing_failed" // failed again and again; see the error header

@@ -91,9 +91,6 @@ func (s *Store) query(ctx context.Context, tx *sql.Tx, q string, args ...any) (*
 	return s.r.query(ctx, nil, q, args...)
 }
 
-// DB returns the underlying database.
-func (s *Store) DB() *sqldb.DB { return s.db }
-
 func ms(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
