@@ -6,7 +6,8 @@
 // them).
 //
 // A shop may only publish to the intake subjects. A service may publish
-// only its own events and dead letters, and reach JetStream's API only
+// only its own events and dead letters (and order-ingest, which captures
+// webhooks, the order intake), and reach JetStream's API only
 // for the streams and the durable consumers it uses: it may create the
 // streams it ensures at start-up, read their information, and
 // create, read, pull from and acknowledge its own consumers; it may not
@@ -64,7 +65,8 @@ type service struct {
 func services() map[string]service {
 	return map[string]service{
 		Ingest: {
-			publish:   []string{orderbus.Prefix + ">", orderbus.DeadLetterRoot + "ingest.>"},
+			// The intake too: the HTTP intake captures webhooks there.
+			publish:   []string{orderbus.Prefix + ">", orderbus.DeadLetterRoot + "ingest.>", streams.IngestPrefix + ">"},
 			consumers: []consumer{{streams.Ingest, "order-ingest"}},
 		},
 		Ledger: {
