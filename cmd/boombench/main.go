@@ -106,6 +106,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		"BOOMERANG_DATA_DIR":           dir,
 		"BOOMERANG_GRPC_ADDR":          "127.0.0.1:0",
 		"BOOMERANG_HTTP_ADDR":          "127.0.0.1:0",
+		"INGEST_WEBHOOK_ADDR":          "127.0.0.1:0",
 		"BOOMERANG_EMBEDDED_NATS_ADDR": "127.0.0.1:-1",
 		"BOOMERANG_BASE_CURRENCY":      "EUR",
 		"BOOMERANG_FX_RATES_FILE":      rates,

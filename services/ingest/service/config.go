@@ -8,6 +8,8 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/config"
 	"github.com/boomerang-loyalty/boomerang/pkg/host"
 	"github.com/boomerang-loyalty/boomerang/pkg/money"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/bus"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/httpapi"
 )
 
 // Vars are order-ingest's own variables; it reads some of host.ServiceVars
@@ -29,7 +31,54 @@ var (
 		"The consumer's lease on a message; after a crash, messages in flight come back when it runs out.")
 	inputMaxAge = Vars.Duration("INGEST_INPUT_MAX_AGE", 7*24*time.Hour, 0, config.Forever,
 		"Retention of the INGEST stream (the raw input; `0` keeps all).")
+	webhookAddr = Vars.String("INGEST_WEBHOOK_ADDR", "127.0.0.1:7490",
+		"Address of the HTTP intake (`POST /webhooks/<platform>/<source>`); empty turns it off.")
+	webhookSources = Vars.String("INGEST_WEBHOOK_SOURCES", "",
+		"The sources that may send webhooks, a comma list of `source:platform` (`shop-eu:generic`); the platform is `generic` for now.")
+	webhookSecret = Vars.Family("INGEST_WEBHOOK_SECRET_<SOURCE>", "<SOURCE>",
+		"The secret that signs one webhook source's deliveries, at least 16 bytes, used as given; `<SOURCE>` is the source in upper case with `-` as `_` (`INGEST_WEBHOOK_SECRET_SHOP_EU`).")
+	webhookTolerance = Vars.Duration("INGEST_WEBHOOK_TOLERANCE", 5*time.Minute, time.Second, 24*time.Hour,
+		"How far a signed webhook's timestamp may be from now before it is refused as a replay.")
 )
+
+// minWebhookSecret is the shortest secret a webhook source may have.
+const minWebhookSecret = 16
+
+// WebhookSource is a shop that sends webhooks, from INGEST_WEBHOOK_SOURCES.
+type WebhookSource struct {
+	Name     string
+	Platform string
+	// Secret is never logged.
+	Secret []byte
+}
+
+// webhookSecretVar is the variable of a source's secret.
+func webhookSecretVar(source string) string {
+	return webhookSecret.For(strings.ReplaceAll(source, "-", "_"))
+}
+
+// readWebhookSources reads INGEST_WEBHOOK_SOURCES and each source's
+// secret; check validates them.
+func readWebhookSources(r *config.Reader) []WebhookSource {
+	var out []WebhookSource
+	for entry := range strings.SplitSeq(webhookSources.Read(r), ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		name, platform, ok := strings.Cut(entry, ":")
+		if !ok {
+			r.Fail(webhookSources.Name, "%q is not source:platform", entry)
+			continue
+		}
+		s := WebhookSource{Name: name, Platform: platform}
+		if bus.ValidSource(name) {
+			s.Secret = []byte(webhookSecret.Read(r, strings.ReplaceAll(name, "-", "_")))
+		}
+		out = append(out, s)
+	}
+	return out
+}
 
 // LoadConfig reads the service's variables and reports every problem at
 // once.
@@ -49,6 +98,9 @@ func LoadConfig(src config.Source) (Config, error) {
 		OrdersMaxAge:     host.OrdersMaxAge.Read(r),
 		DeadLetterMaxAge: host.DeadLetterMaxAge.Read(r),
 		StreamReplicas:   host.StreamReplicas.Read(r),
+		WebhookAddr:      webhookAddr.Read(r),
+		WebhookSources:   readWebhookSources(r),
+		WebhookTolerance: webhookTolerance.Read(r),
 	}
 	if s := host.IdentitySecret.Read(r); s != "" {
 		c.IdentitySecret = decodeSecret(s)
@@ -79,5 +131,22 @@ func (c Config) check(r *config.Reader) {
 	}
 	if len(c.IdentitySecret) < 32 {
 		r.Fail(host.IdentitySecret.Name, "required, at least 32 bytes (e.g. `openssl rand -hex 32`)")
+	}
+	seen := map[string]bool{}
+	for _, s := range c.WebhookSources {
+		switch {
+		case !bus.ValidSource(s.Name):
+			r.Fail(webhookSources.Name, "source %q: want lower-case letters, digits, - and _, at most 64", s.Name)
+			continue
+		case seen[webhookSecretVar(s.Name)]:
+			r.Fail(webhookSources.Name, "source %q: listed twice (or as another source with _ for -)", s.Name)
+		}
+		seen[webhookSecretVar(s.Name)] = true
+		if _, ok := httpapi.Lookup(s.Platform); !ok {
+			r.Fail(webhookSources.Name, "source %q: unknown platform %q (want generic)", s.Name, s.Platform)
+		}
+		if len(s.Secret) < minWebhookSecret {
+			r.Fail(webhookSecretVar(s.Name), "required for webhook source %q, at least %d bytes (e.g. `openssl rand -hex 32`)", s.Name, minWebhookSecret)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/bus"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/grpcapi"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/httpapi"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/ingest"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/store"
 )
@@ -68,6 +70,12 @@ type Config struct {
 	OrdersMaxAge     time.Duration
 	DeadLetterMaxAge time.Duration
 	StreamReplicas   int
+	// WebhookAddr is the HTTP intake's address; "" turns it off.
+	WebhookAddr string
+	// WebhookSources are the shops that may send webhooks.
+	WebhookSources []WebhookSource
+	// WebhookTolerance is how far a signed timestamp may be from now.
+	WebhookTolerance time.Duration
 }
 
 // Deps are what the service is given.
@@ -92,7 +100,17 @@ type Service struct {
 	orders busrouter.Route[app.Item]
 	cons   jetstream.Consumer
 	api    *grpcapi.Server
+	// hooks is the HTTP intake's listener and handler; nil when it is off.
+	hooks    net.Listener
+	webhooks *httpapi.Handler
 }
+
+// webhookPublishTimeout bounds the wait for JetStream's acknowledgement of
+// a webhook delivery: past it the shop is told to retry (503).
+const webhookPublishTimeout = 10 * time.Second
+
+// webhookGrace is how long requests in flight may finish at shutdown.
+const webhookGrace = 10 * time.Second
 
 // New migrates the database, ensures the streams and the durable consumer,
 // and wires the service. Run starts its work.
@@ -158,6 +176,25 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	var webhooks *httpapi.Handler
+	var hooks net.Listener
+	if cfg.WebhookAddr != "" {
+		sources := make([]httpapi.Source, 0, len(cfg.WebhookSources))
+		for _, ws := range cfg.WebhookSources {
+			p, _ := httpapi.Lookup(ws.Platform) // Validate checked it
+			sources = append(sources, httpapi.Source{Name: ws.Name, Platform: p, Secret: ws.Secret})
+		}
+		webhooks, err = httpapi.New(d.JetStream, log, d.Tracer, meter, httpapi.Options{Sources: sources, MaxBody: cfg.MaxPayload,
+			Tolerance: cfg.WebhookTolerance, PublishTimeout: webhookPublishTimeout, Now: d.Now})
+		if err != nil {
+			return nil, err
+		}
+		// Bound here, so a port in use fails the start rather than Run.
+		if hooks, err = net.Listen("tcp", cfg.WebhookAddr); err != nil {
+			return nil, fmt.Errorf("INGEST_WEBHOOK_ADDR: %w", err)
+		}
+		log.InfoContext(ctx, "webhook intake listening", "addr", hooks.Addr().String(), "sources", len(sources))
+	}
 	log.InfoContext(ctx, "order-ingest ready", "base_currency", cfg.BaseCurrency, "fx_currencies", rates.Currencies(),
 		"database", d.DB.Dialect.String())
 	return &Service{
@@ -167,7 +204,8 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 			MaxPayload: cfg.MaxPayload, MaxAttempts: cfg.MaxAttempts, WaitForOrder: cfg.WaitForOrder,
 			LaterDelay: cfg.LaterDelay, Ping: d.DB.W.PingContext,
 		}),
-		api: grpcapi.New(in, log),
+		api:   grpcapi.New(in, log),
+		hooks: hooks, webhooks: webhooks,
 	}, nil
 }
 
@@ -215,6 +253,11 @@ func (s *Service) Run(ctx context.Context) error {
 			s.deps.Log.With("service", Name))
 		return busrouter.Run(ctx, s.router, bc, s.orders)
 	})
+	if s.hooks != nil {
+		g.Go(func() error {
+			return httpapi.Serve(ctx, s.hooks, s.webhooks, s.deps.Log.With("service", Name), webhookGrace)
+		})
+	}
 	return g.Wait()
 }
 

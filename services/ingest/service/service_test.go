@@ -56,6 +56,7 @@ func start(t *testing.T, dbURL string, env map[string]string) *harness {
 		"INGEST_MAX_ATTEMPTS":       "2",
 		"INGEST_LATER_DELAY":        "50ms",
 		"INGEST_WAIT_FOR_ORDER":     "300ms",
+		"INGEST_WEBHOOK_ADDR":       "",
 	}
 	for k, v := range env {
 		vars[k] = v

@@ -34,6 +34,7 @@ func Start(tb testing.TB, dataDir string, env map[string]string) *platform.Main 
 		"BOOMERANG_DATA_DIR":           dataDir,
 		"BOOMERANG_GRPC_ADDR":          "127.0.0.1:0",
 		"BOOMERANG_HTTP_ADDR":          "127.0.0.1:0",
+		"INGEST_WEBHOOK_ADDR":          "127.0.0.1:0",
 		"BOOMERANG_EMBEDDED_NATS_ADDR": "127.0.0.1:-1",
 		"BOOMERANG_BASE_CURRENCY":      "EUR",
 		"BOOMERANG_FX_RATES_FILE":      rates,

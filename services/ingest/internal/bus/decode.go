@@ -23,6 +23,9 @@ import (
 
 var sourcePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
+// ValidSource reports whether s may name a source in an input subject.
+func ValidSource(s string) bool { return sourcePattern.MatchString(s) }
+
 // sourceOf returns the source an input subject names.
 func sourceOf(subject string) (string, bool) {
 	s, ok := strings.CutPrefix(subject, InputPrefix)
