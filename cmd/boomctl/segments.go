@@ -8,6 +8,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	commonv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/common/v1"
 	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
@@ -99,7 +101,7 @@ func printProfile(w io.Writer, p *segmentationv1.GetProfileResponse) error {
 		fmt.Fprintf(tw, "Expected order value:\t%s\n", formatMoney(pr.GetExpectedOrderValue()))
 		fmt.Fprintf(tw, "CLV:\t%s over %d days\n", formatMoney(pr.GetClv()), pr.GetHorizonDays())
 	} else {
-		fmt.Fprintf(tw, "Prediction:\tnone yet (no model fitted)\n")
+		fmt.Fprintf(tw, "Prediction:\tnone yet (withheld until a model is fitted on enough history: boomctl segments model)\n")
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -311,20 +313,37 @@ func (a *app) segmentsModelCommand() *cobra.Command {
 	}
 }
 
+// warningTrailer carries the warning of a call that succeeded with a
+// caveat (segmentation's grpcapi.WarningTrailer; the platform test checks
+// the two agree).
+const warningTrailer = "boomerang-warning"
+
 func (a *app) segmentsRefitCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "refit",
 		Short: "Score every customer now: RFM boundaries, model fit, predictions, segments and flags (admin)",
-		Args:  cobra.NoArgs,
+		Long: `Score every customer now. When the customers are rescored but the models cannot be
+fitted (too little history, or a fit that does not converge), the previous model stays in
+use, or predictions stay withheld if there is none: boomctl prints a warning on stderr and
+exits 0.`,
+		Args: cobra.NoArgs,
 		RunE: a.runE(func(cmd *cobra.Command, _ []string) error {
+			var trailer metadata.MD
 			resp, err := segmentationCall(a, cmd, "Refit", func(c segmentationv1.SegmentationServiceClient) (*segmentationv1.RefitResponse, error) {
-				return c.Refit(cmd.Context(), &segmentationv1.RefitRequest{})
+				return c.Refit(cmd.Context(), &segmentationv1.RefitRequest{}, grpc.Trailer(&trailer))
 			})
 			if err != nil {
 				return err
 			}
+			for _, w := range trailer.Get(warningTrailer) {
+				fmt.Fprintf(a.stderr, "boomctl: warning: %s\n", w)
+			}
 			if a.jsonOutput() {
 				return a.printJSON(resp)
+			}
+			if resp.GetModel() == nil {
+				_, err := fmt.Fprintln(a.stdout, "Customers rescored; no model fitted yet (predictions withheld).")
+				return err
 			}
 			return printModel(a.stdout, resp.GetModel())
 		}),

@@ -119,9 +119,17 @@ func TestSegmentsAgainstPlatform(t *testing.T) {
 	if r.code != exitOK || !strings.Contains(r.stdout, "50.0%") {
 		t.Errorf("curve (one of two customers ordered twice):\n%s%s", r.stdout, r.stderr)
 	}
-	// Two customers, one repeat purchase: no model can be fitted yet.
+	// Two customers, Ann's second order on the day of her first: no
+	// repeat customer for the fit, and no model can be fitted yet. A
+	// refit rescores them and warns, and the model says how much history
+	// is missing.
+	r = cli("segments", "refit")
+	if r.code != exitOK || !strings.Contains(r.stderr, "warning: customers rescored, but the models could not be fitted") ||
+		!strings.Contains(r.stderr, "not enough history: 0 repeat customers, need 50") || !strings.Contains(r.stdout, "predictions withheld") {
+		t.Errorf("refit: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	r = cli("segments", "model")
-	if r.code != exitFailure || !strings.Contains(r.stderr, "FailedPrecondition") {
+	if r.code != exitFailure || !strings.Contains(r.stderr, "FailedPrecondition") || !strings.Contains(r.stderr, "not enough history: 1 customers with more than one order") {
 		t.Errorf("model: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = cli("segments", "rebuild-hot")

@@ -32,10 +32,17 @@ type Model struct {
 
 // Fit fits both models to the customers, summarised in unit. fittedAt is
 // recorded as given (the caller's clock, so tests and replays are
-// reproducible).
+// reproducible). Below MinRepeatCustomers or MinHistoryDays it fits
+// nothing and returns ErrNotEnoughHistory.
 func Fit(ctx context.Context, cs []Customer, unit Unit, fittedAt time.Time) (*Model, error) {
 	if !unit.valid() {
 		return nil, ErrBadUnit
+	}
+	if len(cs) == 0 {
+		return nil, ErrNoCustomers
+	}
+	if err := checkEvidence(cs, unit); err != nil {
+		return nil, err
 	}
 	bg, err := FitBGNBD(ctx, cs)
 	if err != nil {

@@ -80,7 +80,7 @@ func (s *App) Refit(ctx context.Context) (Result, error) {
 			return Result{}, ctx.Err()
 		}
 		res.FitErr = fitErr
-		s.log.InfoContext(ctx, "model not fitted; keeping the previous one", "error", fitErr)
+		s.log.WarnContext(ctx, "model not fitted; keeping the previous one", "error", fitErr)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

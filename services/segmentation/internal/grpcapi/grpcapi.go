@@ -9,9 +9,12 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -212,14 +215,28 @@ func (s *Server) GetRepeatPurchaseCurve(ctx context.Context, req *segmentationv1
 // errNoModel is returned while no model has been fitted.
 var errNoModel = errors.New("no model fitted yet")
 
-// GetModel returns the model in use.
+// GetModel returns the model in use. Without one it says how far the base
+// is from the evidence a fit needs, counted as customers with more than
+// one order: the fit counts only orders on a later day, worth something,
+// so it may find fewer.
 func (s *Server) GetModel(ctx context.Context, _ *segmentationv1.GetModelRequest) (*segmentationv1.GetModelResponse, error) {
 	sum, err := s.app.Summary(ctx)
 	if err != nil {
 		return nil, s.status(ctx, "get model", err)
 	}
 	if sum.Model == nil {
-		return nil, s.status(ctx, "get model", errNoModel)
+		pop, err := s.app.Population(ctx)
+		if err != nil {
+			return nil, s.status(ctx, "get model", err)
+		}
+		var repeat int64
+		for orders, n := range pop.Orders {
+			if orders > 1 {
+				repeat += n
+			}
+		}
+		return nil, s.status(ctx, "get model", fmt.Errorf("%w: %w: %d customers with more than one order; a fit needs %d repeat customers (an order on a later day) over %d days, predictions are withheld until then",
+			errNoModel, clv.ErrNotEnoughHistory, repeat, clv.MinRepeatCustomers, clv.MinHistoryDays))
 	}
 	return modelResponse(sum.Model), nil
 }
@@ -235,20 +252,33 @@ func modelResponse(m *clv.Model) *segmentationv1.GetModelResponse {
 	}
 }
 
-// Refit scores the base now and returns the model in use.
+// WarningTrailer is the trailer in which Refit says that it rescored the
+// customers but could not fit the models: the call succeeded, with the
+// previous model (or none, predictions withheld).
+const WarningTrailer = "boomerang-warning"
+
+// Refit scores the base now and returns the model in use, none when no fit
+// has succeeded yet.
 func (s *Server) Refit(ctx context.Context, _ *segmentationv1.RefitRequest) (*segmentationv1.RefitResponse, error) {
 	res, err := s.app.Refit(ctx)
 	if err != nil {
 		return nil, s.status(ctx, "refit", err)
 	}
-	if res.Model == nil {
-		return nil, s.status(ctx, "refit", res.FitErr)
+	resp := &segmentationv1.RefitResponse{}
+	if res.Model != nil {
+		resp.Model = modelResponse(res.Model)
 	}
 	if res.FitErr != nil {
-		// Scores were refreshed with the previous model; say so.
-		return nil, status.Errorf(codes.FailedPrecondition, "customers rescored, but the models could not be fitted (previous fit kept): %v", res.FitErr)
+		kept := "previous model kept"
+		if res.Model == nil {
+			kept = "no model yet, predictions withheld"
+		}
+		msg := fmt.Sprintf("customers rescored, but the models could not be fitted (%s): %v", kept, res.FitErr)
+		if err := grpc.SetTrailer(ctx, metadata.Pairs(WarningTrailer, msg)); err != nil {
+			s.log.WarnContext(ctx, "refit warning not sent", "error", err)
+		}
 	}
-	return &segmentationv1.RefitResponse{Model: modelResponse(res.Model)}, nil
+	return resp, nil
 }
 
 // RebuildHotStore restores the hot store from SQL.
@@ -266,9 +296,7 @@ func (s *Server) status(ctx context.Context, what string, err error) error {
 	case errors.Is(err, hot.ErrNotFound):
 		return status.Error(codes.NotFound, "customer not found: segmentation has seen no order of theirs")
 	case errors.Is(err, errNoModel):
-		return status.Error(codes.FailedPrecondition, "no model fitted yet: it needs customers with repeat purchases (Refit after they come)")
-	case errors.Is(err, clv.ErrNoCustomers), errors.Is(err, clv.ErrNoRepeatCustomers), errors.Is(err, clv.ErrNotConverged):
-		return status.Errorf(codes.FailedPrecondition, "customers rescored, but the models could not be fitted: %v", err)
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return status.FromContextError(err).Err()
 	}

@@ -9,11 +9,14 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"gonum.org/v1/gonum/stat/distuv"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -264,5 +267,46 @@ func TestScopesCoverEveryMethod(t *testing.T) {
 		if grpcapi.Scopes[full] == "" {
 			t.Errorf("%s has no scope", full)
 		}
+	}
+}
+
+// TestRefitSmallShop is the new shop: five customers, one of them
+// with a single 60 EUR order. Refit rescores them and succeeds with a
+// warning; no prediction is shown and the model says how much history is
+// missing, instead of a CLV extrapolated from nothing.
+func TestRefitSmallShop(t *testing.T) {
+	ctx := context.Background()
+	reader, admin, sc := setup(t)
+	var evs []segment.Event
+	for i, orders := range []int{1, 1, 2, 3, 1} {
+		for k := range orders {
+			evs = append(evs, segment.Event{
+				ID: fmt.Sprintf("e%d-%d", i, k), Kind: segment.Paid, CustomerID: fmt.Sprintf("c%d", i), Source: "shop",
+				OrderID: fmt.Sprintf("o%d-%d", i, k), Channel: "web", Currency: "EUR",
+				OccurredAt: now.AddDate(0, 0, -40+10*k), BaseTotal: 6000,
+			})
+		}
+	}
+	if _, _, err := sc.ApplyOrders(ctx, evs, nil, time.Time{}, false); err != nil {
+		t.Fatal(err)
+	}
+	var trailer metadata.MD
+	rr, err := admin.Refit(ctx, &segmentationv1.RefitRequest{}, grpc.Trailer(&trailer))
+	if err != nil || rr.GetModel() != nil {
+		t.Fatalf("refit: %v, %v", rr, err)
+	}
+	warn := trailer.Get(grpcapi.WarningTrailer)
+	if len(warn) != 1 || !strings.Contains(warn[0], "not enough history: 2 repeat customers, need 50") {
+		t.Errorf("warning %q", warn)
+	}
+	for i := range 5 {
+		p, err := reader.GetProfile(ctx, &segmentationv1.GetProfileRequest{CustomerId: fmt.Sprintf("c%d", i)})
+		if err != nil || p.GetPrediction() != nil {
+			t.Errorf("c%d: prediction %v, %v; want none", i, p.GetPrediction(), err)
+		}
+	}
+	_, err = reader.GetModel(ctx, &segmentationv1.GetModelRequest{})
+	if code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "not enough history: 2 customers with more than one order") {
+		t.Errorf("model: %v", err)
 	}
 }
