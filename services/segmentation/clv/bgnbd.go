@@ -258,6 +258,14 @@ func (p BGNBD) theta() []float64 {
 // The parameters are optimised on the log scale, so they stay positive
 // without constraints, with BFGS and the analytic gradient.
 func FitBGNBD(ctx context.Context, cs []Customer) (BGNBDFit, error) {
+	return FitBGNBDPenalized(ctx, cs, 0)
+}
+
+// FitBGNBDPenalized is FitBGNBD with an L2 penalty on the log parameters
+// (see penalize), pulling them toward the starting point r = 1, α = the
+// observed time per repeat purchase, a = 1, b = 2. LogLikelihood is the
+// likelihood's own, without the penalty.
+func FitBGNBDPenalized(ctx context.Context, cs []Customer, penalty float64) (BGNBDFit, error) {
 	d, err := newBGData(cs)
 	if err != nil {
 		return BGNBDFit{}, err
@@ -269,7 +277,11 @@ func FitBGNBD(ctx context.Context, cs []Customer) (BGNBDFit, error) {
 	// repeat rate, and a dropout probability of a third: the optimiser
 	// then starts on the right scale whatever the time unit.
 	start := BGNBD{R: 1, Alpha: max(d.sumT, 1e-9) / d.sumX, A: 1, B: 2}
-	theta, conv, err := maximize(ctx, d.eval, start.theta())
+	obj, err := penalize(d.eval, start.theta(), penalty)
+	if err != nil {
+		return BGNBDFit{}, fmt.Errorf("BG/NBD: %w", err)
+	}
+	theta, conv, err := maximize(ctx, obj, start.theta())
 	if err != nil {
 		return BGNBDFit{Convergence: conv}, fmt.Errorf("BG/NBD: %w", err)
 	}

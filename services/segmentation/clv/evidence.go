@@ -26,9 +26,10 @@ const (
 // fit the models on: predictions are withheld rather than extrapolated.
 var ErrNotEnoughHistory = errors.New("not enough history")
 
-// checkEvidence returns ErrNotEnoughHistory, saying how much there is and
-// how much is needed, when cs (summarised in unit) falls short.
-func checkEvidence(cs []Customer, unit Unit) error {
+// checkEvidence counts the repeat customers of cs (summarised in unit) and
+// returns ErrNotEnoughHistory, saying how much there is and how much is
+// needed, when they or the history fall short.
+func checkEvidence(cs []Customer, unit Unit) (int, error) {
 	repeat := 0
 	var span float64
 	for _, c := range cs {
@@ -38,13 +39,27 @@ func checkEvidence(cs []Customer, unit Unit) error {
 		span = max(span, c.T)
 	}
 	if repeat == 0 {
-		return fmt.Errorf("%w: 0 repeat customers, need %d: %w", ErrNotEnoughHistory, MinRepeatCustomers, ErrNoRepeatCustomers)
+		return 0, fmt.Errorf("%w: 0 repeat customers, need %d: %w", ErrNotEnoughHistory, MinRepeatCustomers, ErrNoRepeatCustomers)
 	}
 	if repeat < MinRepeatCustomers {
-		return fmt.Errorf("%w: %d repeat customers, need %d", ErrNotEnoughHistory, repeat, MinRepeatCustomers)
+		return repeat, fmt.Errorf("%w: %d repeat customers, need %d", ErrNotEnoughHistory, repeat, MinRepeatCustomers)
 	}
 	if days := span * unit.Days(); days < MinHistoryDays {
-		return fmt.Errorf("%w: %.0f days of history, need %d", ErrNotEnoughHistory, days, MinHistoryDays)
+		return repeat, fmt.Errorf("%w: %.0f days of history, need %d", ErrNotEnoughHistory, days, MinHistoryDays)
 	}
-	return nil
+	return repeat, nil
 }
+
+// PenalizedBelowRepeatCustomers is the size under which Fit penalises the
+// log parameters (penalize), with a prior as heavy as one customer: a
+// coefficient of 1/n for a fit on n customers. On shops simulated from
+// known parameters (20 seeds per size, CLV of three probe customers over
+// a year) it cut the root-mean-square log error of the CLV from 0.36 to
+// 0.23 at 100 customers (about 45 repeat), 0.21 to 0.17 at 200, 0.14 to
+// 0.12 at 500 and 0.087 to 0.076 at 1,000, and the worst case from 3.8
+// to 1.6 times the truth at 100; priors of 0.3 or 3 customers did less
+// well, 10 worse than none. Above this size the penalty is not applied:
+// the gain is small and the fits on large bases (CDNOW's 946 repeat
+// customers among them) stay the unpenalised maximum likelihood the
+// reference implementations publish.
+const PenalizedBelowRepeatCustomers = 500

@@ -64,16 +64,28 @@ func TestFitDegenerate(t *testing.T) {
 			oneSpend[i].Monetary = 60
 		}
 	}
+	twoSpends := simulate(1, 500, testPopulation)
+	for i := range twoSpends {
+		if twoSpends[i].X > 0 {
+			twoSpends[i].Monetary = float64(40 + 40*(i%2))
+		}
+	}
 	tests := []struct {
 		name string
 		cs   []Customer
-		want error // nil: a finite fit, or a fit that says it failed
+		want error // nil: a finite fit
 	}{
 		{"no repeat buyers", oneTime, ErrNoRepeatCustomers},
 		{"a single one-time buyer", []Customer{{T: 2}}, ErrNotEnoughHistory},
 		{"few repeat buyers", repeat(10, 30, func(i int) float64 { return float64(20 + i) }), ErrNotEnoughHistory},
 		{"history too short", repeat(200, 10, func(i int) float64 { return float64(20 + i%50) }), ErrNotEnoughHistory},
-		{"one spend value", oneSpend, nil},
+		// Every order worth the same: the Gamma-Gamma likelihood grows
+		// without bound as p and q do (no spread at all), faster than a
+		// prior worth one customer holds it (it takes about ten times
+		// that): the fit must say it failed, and Refit keeps the previous
+		// model with a warning.
+		{"one spend value", oneSpend, ErrNotConverged},
+		{"two spend values", twoSpends, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,14 +97,55 @@ func TestFitDegenerate(t *testing.T) {
 				return
 			}
 			if err != nil {
-				t.Logf("refused: %v", err)
-				return
+				t.Fatal(err)
 			}
 			v, err := m.CLV(Customer{X: 0, T: 10}, CLVOptions{Horizon: 52})
-			if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			if err != nil || !(v > 0) || math.IsInf(v, 0) {
 				t.Errorf("CLV of a newcomer %v, %v", v, err)
+			}
+			spend, err := m.GammaGamma.ExpectedSpend(Customer{X: 3, TX: 20, T: 30, Monetary: 60})
+			if err != nil || !(spend > 40 && spend < 80) {
+				t.Errorf("expected spend of a 60 EUR repeat customer %v, %v; want between the two values", spend, err)
 			}
 			t.Logf("BG/NBD %+v, Gamma-Gamma %+v", m.BGNBD, m.GammaGamma)
 		})
+	}
+}
+
+// TestPenalty checks the rule: small fits penalised, large ones plain
+// maximum likelihood, and the penalty pulls toward the starting point.
+func TestPenalty(t *testing.T) {
+	ctx := context.Background()
+	small, err := Fit(ctx, simulate(1, 200, testPopulation), Week, testTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if small.BGNBDPenalty != 1.0/200 || small.GammaGammaPenalty != 1/float64(small.RepeatCustomers) {
+		t.Errorf("200 customers: penalties %g, %g; want 1/200, 1/%d", small.BGNBDPenalty, small.GammaGammaPenalty, small.RepeatCustomers)
+	}
+	large, err := Fit(ctx, simulate(1, 2000, testPopulation), Week, testTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if large.BGNBDPenalty != 0 || large.GammaGammaPenalty != 0 {
+		t.Errorf("2000 customers (%d repeat): penalties %g, %g; want none", large.RepeatCustomers, large.BGNBDPenalty, large.GammaGammaPenalty)
+	}
+	cs := simulate(2, 100, testPopulation)
+	plain, err := FitBGNBD(ctx, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heavy, err := FitBGNBDPenalized(ctx, cs, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A penalty a hundred times the likelihood leaves r near its centre, 1.
+	if math.Abs(math.Log(heavy.Params.R)) > 0.05 || heavy.LogLikelihood > plain.LogLikelihood {
+		t.Errorf("heavy penalty: r %g (plain %g), log-likelihood %g (plain %g)", heavy.Params.R, plain.Params.R, heavy.LogLikelihood, plain.LogLikelihood)
+	}
+	for _, bad := range []float64{-1, math.Inf(1), math.NaN()} {
+		if _, err := FitGammaGammaPenalized(ctx, cs, bad); !errors.Is(err, ErrBadPenalty) {
+			t.Errorf("penalty %v: %v", bad, err)
+		}
 	}
 }

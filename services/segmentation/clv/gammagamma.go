@@ -176,6 +176,14 @@ func (g GammaGamma) LogLikelihood(cs []Customer) (float64, error) {
 // FitBGNBD it optimises the log parameters with BFGS and the analytic
 // gradient. Without any repeat customer it returns ErrNoRepeatCustomers.
 func FitGammaGamma(ctx context.Context, cs []Customer) (GammaGammaFit, error) {
+	return FitGammaGammaPenalized(ctx, cs, 0)
+}
+
+// FitGammaGammaPenalized is FitGammaGamma with an L2 penalty on the log
+// parameters (see penalize), pulling them toward the starting point p = 1,
+// q = 2, γ = the observed mean repeat value. LogLikelihood is the
+// likelihood's own, without the penalty.
+func FitGammaGammaPenalized(ctx context.Context, cs []Customer, penalty float64) (GammaGammaFit, error) {
 	d, err := newGGData(cs)
 	if err != nil {
 		return GammaGammaFit{}, err
@@ -183,7 +191,11 @@ func FitGammaGamma(ctx context.Context, cs []Customer) (GammaGammaFit, error) {
 	// p = 1, q = 2 makes the population mean γ: start γ at the observed
 	// mean so the optimiser starts in the data's currency scale.
 	start := GammaGamma{P: 1, Q: 2, Gamma: d.sumM / d.total}
-	theta, conv, err := maximize(ctx, d.eval, start.theta())
+	obj, err := penalize(d.eval, start.theta(), penalty)
+	if err != nil {
+		return GammaGammaFit{}, fmt.Errorf("Gamma-Gamma: %w", err)
+	}
+	theta, conv, err := maximize(ctx, obj, start.theta())
 	if err != nil {
 		return GammaGammaFit{Convergence: conv}, fmt.Errorf("Gamma-Gamma: %w", err)
 	}

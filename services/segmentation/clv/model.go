@@ -28,12 +28,19 @@ type Model struct {
 	Customers                int `json:"customers"`
 	RepeatCustomers          int `json:"repeat_customers"`
 	ZeroValueRepeatCustomers int `json:"zero_value_repeat_customers"`
+
+	// BGNBDPenalty and GammaGammaPenalty are the L2 penalty coefficients
+	// the fits used (0: plain maximum likelihood); see
+	// PenalizedBelowRepeatCustomers.
+	BGNBDPenalty      float64 `json:"bgnbd_penalty,omitempty"`
+	GammaGammaPenalty float64 `json:"gamma_gamma_penalty,omitempty"`
 }
 
 // Fit fits both models to the customers, summarised in unit. fittedAt is
 // recorded as given (the caller's clock, so tests and replays are
 // reproducible). Below MinRepeatCustomers or MinHistoryDays it fits
-// nothing and returns ErrNotEnoughHistory.
+// nothing and returns ErrNotEnoughHistory; below
+// PenalizedBelowRepeatCustomers it penalises both fits.
 func Fit(ctx context.Context, cs []Customer, unit Unit, fittedAt time.Time) (*Model, error) {
 	if !unit.valid() {
 		return nil, ErrBadUnit
@@ -41,14 +48,19 @@ func Fit(ctx context.Context, cs []Customer, unit Unit, fittedAt time.Time) (*Mo
 	if len(cs) == 0 {
 		return nil, ErrNoCustomers
 	}
-	if err := checkEvidence(cs, unit); err != nil {
-		return nil, err
-	}
-	bg, err := FitBGNBD(ctx, cs)
+	repeat, err := checkEvidence(cs, unit)
 	if err != nil {
 		return nil, err
 	}
-	gg, err := FitGammaGamma(ctx, cs)
+	var bgPenalty, ggPenalty float64
+	if repeat < PenalizedBelowRepeatCustomers {
+		bgPenalty, ggPenalty = 1/float64(len(cs)), 1/float64(repeat)
+	}
+	bg, err := FitBGNBDPenalized(ctx, cs, bgPenalty)
+	if err != nil {
+		return nil, err
+	}
+	gg, err := FitGammaGammaPenalized(ctx, cs, ggPenalty)
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +76,8 @@ func Fit(ctx context.Context, cs []Customer, unit Unit, fittedAt time.Time) (*Mo
 		Customers:                bg.Customers,
 		RepeatCustomers:          gg.Customers,
 		ZeroValueRepeatCustomers: gg.Skipped,
+		BGNBDPenalty:             bgPenalty,
+		GammaGammaPenalty:        ggPenalty,
 	}, nil
 }
 

@@ -46,6 +46,36 @@ type Convergence struct {
 // returns the value and, when grad is not nil, fills the gradient.
 type objective func(theta, grad []float64) float64
 
+// ErrBadPenalty reports a penalty coefficient that is negative or not
+// finite.
+var ErrBadPenalty = errors.New("penalty must be finite and non-negative")
+
+// penalize adds coef·Σ(θᵢ − centerᵢ)² to obj, the L2 penalty on the log
+// parameters that lifetimes' penalizer_coef puts on the parameters: a
+// Gaussian prior on each log parameter, centred on the data-scaled
+// starting point rather than on 1, so it does not pull α or γ toward a
+// time unit or a currency. obj is a mean over customers, so the penalty
+// weighs as much as the likelihood of 1/coef customers would.
+func penalize(obj objective, center []float64, coef float64) (objective, error) {
+	if !(coef >= 0) || math.IsInf(coef, 0) {
+		return nil, fmt.Errorf("%w: %v", ErrBadPenalty, coef)
+	}
+	if coef == 0 {
+		return obj, nil
+	}
+	return func(theta, grad []float64) float64 {
+		f := obj(theta, grad)
+		for i, t := range theta {
+			d := t - center[i]
+			f += coef * d * d
+			if grad != nil {
+				grad[i] += 2 * coef * d
+			}
+		}
+		return f
+	}, nil
+}
+
 // gradientTolerance is the largest gradient norm (of the mean
 // log-likelihood, per log parameter) accepted as a maximum when the line
 // search stops before the optimiser's own test passes: at 1e-5 the

@@ -303,7 +303,9 @@ func snapshot(tb testing.TB, h hot.Store) state {
 // TestAlmostNoDropoutSpread values a base whose customers drop out with
 // much the same probability: the fit's a and b run off to millions, and
 // every customer must still be valued with those parameters as fitted,
-// with finite predictions.
+// with finite predictions. The base has over 500 repeat customers, so the
+// fit is plain maximum likelihood: the small-fit penalty would hold a and
+// b near their start.
 func TestAlmostNoDropoutSpread(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, hot.NewMemory())
@@ -311,11 +313,11 @@ func TestAlmostNoDropoutSpread(t *testing.T) {
 	var evs []segment.Event
 	from := f.now.AddDate(0, 0, -200)
 	n := 0
-	for c := range 150 {
+	for c := range 1100 {
 		rate, drop, day := 0.005+src.ExpFloat64()*0.03, 0.1+src.Float64()*0.5, src.IntN(100)
 		for day < 199 {
 			n++
-			evs = append(evs, segment.Event{ID: fmt.Sprint("e", n), Kind: segment.Paid, CustomerID: fmt.Sprintf("c%03d", c), Source: "shop",
+			evs = append(evs, segment.Event{ID: fmt.Sprint("e", n), Kind: segment.Paid, CustomerID: fmt.Sprintf("c%04d", c), Source: "shop",
 				OrderID: fmt.Sprint("o", n), OccurredAt: from.AddDate(0, 0, day), BaseTotal: int64(2000 + src.IntN(6000)), Currency: "EUR"})
 			if src.Float64() < drop {
 				break
@@ -341,5 +343,53 @@ func TestAlmostNoDropoutSpread(t *testing.T) {
 		if p == nil || !(p.PAlive > 0 && p.PAlive <= 1) || !(p.ExpectedPurchases > 0) || math.IsInf(p.ExpectedPurchases, 0) || p.CLV <= 0 {
 			t.Fatalf("%s: %+v", c.Features.CustomerID, p)
 		}
+	}
+}
+
+// TestRefitDegenerate runs Refit on bases no model can be fitted to: the
+// customers are rescored, the fit's failure is in FitErr, no customer gets
+// a prediction (none extrapolated, none NaN).
+func TestRefitDegenerate(t *testing.T) {
+	shop := func(customers int, orders func(c int) int, value func(c, k int) int64) func(now time.Time) []segment.Event {
+		return func(now time.Time) []segment.Event {
+			var evs []segment.Event
+			for c := range customers {
+				for k := range orders(c) {
+					evs = append(evs, segment.Event{ID: fmt.Sprintf("e%d-%d", c, k), Kind: segment.Paid, CustomerID: fmt.Sprintf("c%03d", c),
+						Source: "shop", OrderID: fmt.Sprintf("o%d-%d", c, k), OccurredAt: now.AddDate(0, 0, -150+c%30+20*k),
+						BaseTotal: value(c, k), Currency: "EUR"})
+				}
+			}
+			return evs
+		}
+	}
+	tests := []struct {
+		name   string
+		events func(now time.Time) []segment.Event
+	}{
+		{"five customers, one with a single 60 EUR order", shop(5, func(c int) int { return 1 + c%3 }, func(c, _ int) int64 { return int64(6000 + 1000*c) })},
+		{"all one-time buyers", shop(200, func(int) int { return 1 }, func(c, _ int) int64 { return int64(1000 + 37*c) })},
+		{"one spend value", shop(300, func(c int) int { return 1 + c%4 }, func(int, int) int64 { return 6000 })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, hot.NewMemory())
+			f.apply(t, tt.events(f.now), 100)
+			res, err := f.scorer.Refit(ctx)
+			if err != nil || res.FitErr == nil || res.Model != nil || res.Customers == 0 {
+				t.Fatalf("refit %+v, %v; want rescored customers, a fit error and no model", res, err)
+			}
+			t.Logf("fit: %v", res.FitErr)
+			cs, err := f.st.Customers(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range cs {
+				if c.Score.Prediction != nil {
+					t.Errorf("%s: prediction %+v; want none", c.Features.CustomerID, c.Score.Prediction)
+				}
+			}
+		})
 	}
 }
