@@ -90,6 +90,14 @@ func New(ctx context.Context, st *store.Store, h hot.Store, o Options, log *slog
 		if err := json.Unmarshal(rec.Model, m); err != nil {
 			return nil, fmt.Errorf("stored model: %w", err)
 		}
+		// A model fitted before fits asked for enough history would keep
+		// extrapolating from a handful of customers until a fit succeeds:
+		// leave it out, and the next run withholds the predictions.
+		if m.RepeatCustomers < clv.MinRepeatCustomers {
+			log.WarnContext(ctx, "stored model fitted on too little history; not used",
+				"repeat_customers", m.RepeatCustomers, "need", clv.MinRepeatCustomers)
+			break
+		}
 		s.model = m
 	}
 	return s, nil

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/clv"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/hot"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/segment"
@@ -391,5 +393,34 @@ func TestRefitDegenerate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStoredSmallModelNotUsed: a model saved before fits asked for enough
+// history, fitted on a handful of customers, is not loaded.
+func TestStoredSmallModelNotUsed(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, hot.NewMemory())
+	for _, tt := range []struct {
+		repeat int
+		loaded bool
+	}{{3, false}, {clv.MinRepeatCustomers, true}} {
+		m := clv.Model{Unit: clv.Day, FittedAt: f.now, BGNBD: clv.BGNBD{R: 1, Alpha: 1, A: 1, B: 1},
+			GammaGamma: clv.GammaGamma{P: 1, Q: 2, Gamma: 10}, Customers: 5 + tt.repeat, RepeatCustomers: tt.repeat}
+		raw, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.SaveRun(ctx, store.Run{Now: f.now, Model: &store.ModelRecord{FittedAt: f.now, Customers: int64(m.Customers), Model: raw}}); err != nil {
+			t.Fatal(err)
+		}
+		a, err := app.New(ctx, f.st, hot.NewMemory(), app.Options{Rules: segment.DefaultFlagRules, Now: func() time.Time { return f.now }},
+			slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := a.Model(); (got != nil) != tt.loaded {
+			t.Errorf("%d repeat customers: model loaded %v, want %v", tt.repeat, got != nil, tt.loaded)
+		}
 	}
 }
