@@ -214,6 +214,9 @@ func TestEmbeddedNATSOnEveryInterface(t *testing.T) {
 	if !strings.Contains(banner.String(), "NATS_SHOP_PASSWORD") || !strings.Contains(banner.String(), filepath.Join(dir, "nats-admin.password")) {
 		t.Errorf("banner does not tell where the NATS passwords are:\n%s", banner.String())
 	}
+	if want := "http://" + p.Ingest.WebhookAddr() + "/webhooks/"; p.Ingest.WebhookAddr() == "" || !strings.Contains(banner.String(), want) {
+		t.Errorf("banner does not tell where webhooks go (%s):\n%s", want, banner.String())
+	}
 }
 
 // TestExternalNATS: a platform on another platform's NATS signs each of

@@ -141,6 +141,8 @@ type Main struct {
 	Segmentation *segmentation.Service
 	// Feedback is the feedback service (tests sweep it).
 	Feedback *feedback.Service
+	// Ingest is the order-ingest service (its webhook address).
+	Ingest *ingest.Service
 	// Each is nil when BOOMERANG_SERVICES leaves it out.
 
 	log       *slog.Logger
@@ -219,6 +221,8 @@ func (m *Main) Open(ctx context.Context, env config.Source) (err error) {
 		}
 		services = append(services, svc)
 		switch svc := svc.(type) {
+		case *ingest.Service:
+			m.Ingest = svc
 		case *ledger.Service:
 			m.Ledger = svc
 		case *segmentation.Service:
@@ -358,6 +362,9 @@ func (m *Main) PrintAddresses(w io.Writer) {
 	fmt.Fprintf(w, "  gRPC (all services, health, reflection): %s\n", m.GRPCAddr())
 	fmt.Fprintf(w, "  HTTP /metrics and /healthz:              http://%s\n", m.HTTPAddr())
 	fmt.Fprintf(w, "  NATS (publish orders to boomerang.ingest.orders.<source>): %s\n", m.NATSURL())
+	if m.Ingest != nil && m.Ingest.WebhookAddr() != "" {
+		fmt.Fprintf(w, "  Webhooks (signed, INGEST_WEBHOOK_*):     http://%s/webhooks/<platform>/<source>\n", m.Ingest.WebhookAddr())
+	}
 	if m.tokenFile != "" {
 		fmt.Fprintf(w, "  API token (admin):                       %s\n", m.tokenFile)
 	}

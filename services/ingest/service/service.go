@@ -228,6 +228,14 @@ func (s *Service) Scopes() grpcx.MethodScopes { return grpcapi.Scopes }
 // HealthName is the name under which the service reports its health.
 func (s *Service) HealthName() string { return ingestv1.IngestService_ServiceDesc.ServiceName }
 
+// WebhookAddr is the address of the HTTP intake, "" when it is off.
+func (s *Service) WebhookAddr() string {
+	if s.hooks == nil {
+		return ""
+	}
+	return s.hooks.Addr().String()
+}
+
 // Relay returns the outbox relay (tests flush it).
 func (s *Service) Relay() *outbox.Relay { return s.relay }
 
