@@ -83,16 +83,11 @@ func (p *profiles) Profile(_ context.Context, id string) (segmentationv1.Segment
 	return segmentationv1.Segment_SEGMENT_CHAMPIONS, clv, nil
 }
 
-type clock struct{ ns atomic.Int64 }
-
-func (c *clock) now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) add(d time.Duration) { c.ns.Add(int64(d)) }
-
 type harness struct {
 	svc    *service.Service
 	js     jetstream.JetStream
 	client feedbackv1.FeedbackServiceClient
-	clock  *clock
+	clock  *testkit.Clock
 	logs   *strings.Builder
 	reader *sdkmetric.ManualReader
 }
@@ -118,8 +113,7 @@ func start(t *testing.T, p service.Profiles, env map[string]string) *harness {
 		t.Fatal(err)
 	}
 	reader := sdkmetric.NewManualReader()
-	c := &clock{}
-	c.ns.Store(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC).UnixNano())
+	c := testkit.NewClock(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
 	logs := &strings.Builder{}
 	var mu sync.Mutex
 	log := slog.New(slog.NewJSONHandler(writerFunc(func(b []byte) (int, error) {
@@ -128,7 +122,7 @@ func start(t *testing.T, p service.Profiles, env map[string]string) *harness {
 		return logs.Write(b)
 	}), nil))
 	svc, err := service.New(ctx, cfg, service.Deps{DB: db, JetStream: js, Log: log, Tracer: tracenoop.NewTracerProvider(),
-		Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), Profiles: p, Now: c.now})
+		Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), Profiles: p, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +210,7 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 func TestBusIntake(t *testing.T) {
 	seg := &profiles{known: map[string]money.Money{"cus_a": {Minor: 120_00, Currency: "EUR"}}}
 	h := start(t, seg, nil)
-	at := timestamppb.New(h.clock.now())
+	at := timestamppb.New(h.clock.Now())
 	h.publish(t, "boomerang.feedback.in.survey.typeform", &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "r1", CustomerId: "cus_a",
 		Kind: feedbackv1.SurveyKind_SURVEY_KIND_NPS, Score: 3, Comment: "secret complaint text", RespondedAt: at})
 	h.publish(t, "boomerang.feedback.in.survey.typeform", &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "r2", CustomerId: "cus_a",
@@ -272,7 +266,7 @@ func TestSweepAndFill(t *testing.T) {
 	seg := &profiles{down: true, known: map[string]money.Money{"cus_b": {Minor: 50_00, Currency: "EUR"}}}
 	h := start(t, seg, nil)
 	ctx := context.Background()
-	opened := h.clock.now()
+	opened := h.clock.Now()
 	if _, err := h.client.RecordTicketEvent(ctx, &feedbackv1.RecordTicketEventRequest{EventId: "e1", TicketId: "T1", Source: "zendesk", CustomerId: "cus_b",
 		Kind: feedbackv1.TicketEventKind_TICKET_EVENT_KIND_OPENED, Channel: "chat", OccurredAt: timestamppb.New(opened)}); err != nil {
 		t.Fatalf("intake while segmentation is down: %v", err)
@@ -286,11 +280,11 @@ func TestSweepAndFill(t *testing.T) {
 	if status.Code(err) != codes.InvalidArgument {
 		t.Errorf("CES 8: %v, want InvalidArgument", err)
 	}
-	h.clock.add(5 * time.Hour)
+	h.clock.Add(5 * time.Hour)
 	if n, err := h.svc.Sweep(ctx); err != nil || n != 0 {
 		t.Fatalf("sweep at 5h: %d %v", n, err)
 	}
-	h.clock.add(90 * time.Minute)
+	h.clock.Add(90 * time.Minute)
 	if n, err := h.svc.Sweep(ctx); err != nil || n != 1 {
 		t.Fatalf("sweep at 6h30: %d %v", n, err)
 	}
@@ -339,7 +333,7 @@ func TestSweepAndFill(t *testing.T) {
 func TestReviews(t *testing.T) {
 	h := start(t, nil, nil)
 	ctx := context.Background()
-	at := h.clock.now()
+	at := h.clock.Now()
 	for i, r := range []struct {
 		id     string
 		rating int32
@@ -408,7 +402,7 @@ BEGIN IF NEW.comment = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN 
 CREATE TRIGGER poison BEFORE INSERT ON responses FOR EACH ROW EXECUTE FUNCTION poison()`); err != nil {
 		t.Fatal(err)
 	}
-	at := timestamppb.New(h.clock.now())
+	at := timestamppb.New(h.clock.Now())
 	survey := func(id, comment string) *feedbackv1.SubmitSurveyResponseRequest {
 		return &feedbackv1.SubmitSurveyResponseRequest{ResponseId: id, CustomerId: "cus_a",
 			Kind: feedbackv1.SurveyKind_SURVEY_KIND_NPS, Score: 10, Comment: comment, RespondedAt: at}
@@ -476,7 +470,7 @@ func TestRecoveryWork(t *testing.T) {
 	seg := &profiles{known: map[string]money.Money{"cus_a": {Minor: 100_00, Currency: "EUR"}, "cus_b": {Minor: 300_00, Currency: "EUR"}}}
 	h := start(t, seg, map[string]string{"FEEDBACK_CLAIM_TTL": "2h"})
 	ctx := context.Background()
-	at := timestamppb.New(h.clock.now())
+	at := timestamppb.New(h.clock.Now())
 	detractor := func(source, customer string) *feedbackv1.SubmitSurveyResponseRequest {
 		return &feedbackv1.SubmitSurveyResponseRequest{ResponseId: "1", Source: source, CustomerId: customer,
 			Kind: feedbackv1.SurveyKind_SURVEY_KIND_NPS, Score: 2, RespondedAt: at}
@@ -502,7 +496,7 @@ func TestRecoveryWork(t *testing.T) {
 	}
 	q := queue()
 	if len(q) != 2 || q[0].GetCaseId() != "nps:delighted/1" || q[1].GetCaseId() != "nps:typeform/1" ||
-		!q[0].GetClvAsOf().AsTime().Equal(h.clock.now()) {
+		!q[0].GetClvAsOf().AsTime().Equal(h.clock.Now()) {
 		t.Fatalf("queue %v: want cus_b (300) before cus_a (100), valued now", q)
 	}
 
@@ -525,7 +519,7 @@ func TestRecoveryWork(t *testing.T) {
 		t.Errorf("resolution without an agent: %v, want InvalidArgument", err)
 	}
 	// Two hours on, ann's claim has lapsed and bob closes the case.
-	h.clock.add(2 * time.Hour)
+	h.clock.Add(2 * time.Hour)
 	res, err := resolve("nps:delighted/1", "bob")
 	if err != nil || res.GetCase().GetClaimedBy() != "bob" || res.GetCase().GetCaseId() != "nps:delighted/1" {
 		t.Fatalf("resolution after the claim lapsed: %v %v", res, err)
@@ -540,7 +534,7 @@ func TestRecoveryWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	q = queue()
-	if len(q) != 1 || q[0].GetClvValue().GetMinorUnits() != 5000_00 || !q[0].GetClvAsOf().AsTime().Equal(h.clock.now()) {
+	if len(q) != 1 || q[0].GetClvValue().GetMinorUnits() != 5000_00 || !q[0].GetClvAsOf().AsTime().Equal(h.clock.Now()) {
 		t.Errorf("queue after the value refresh: %v", q)
 	}
 	// An unclaimed case is claimed by whoever resolves it.

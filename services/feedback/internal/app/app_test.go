@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,13 +27,6 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 // backends are the databases the use cases run on.
 var backends = testkit.Databases("feedback.db")
 
-// clock is a settable test clock.
-type clock struct{ ns atomic.Int64 }
-
-func (c *clock) now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) add(d time.Duration) { c.ns.Add(int64(d)) }
-func newClock(t time.Time) *clock    { c := &clock{}; c.ns.Store(t.UnixNano()); return c }
-
 var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 
 const threshold = 6 * time.Hour
@@ -45,7 +37,7 @@ type fixture struct {
 	app *app.App
 }
 
-func openStore(tb testing.TB, url string, c *clock, zones ...string) *fixture {
+func openStore(tb testing.TB, url string, c *testkit.Clock, zones ...string) *fixture {
 	tb.Helper()
 	ctx := context.Background()
 	db, err := sqldb.Open(ctx, url)
@@ -54,11 +46,11 @@ func openStore(tb testing.TB, url string, c *clock, zones ...string) *fixture {
 	}
 	tb.Cleanup(func() { db.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := store.Open(ctx, db, store.Options{Encode: bus.Encode, Now: c.now, ScoreZones: zones, Log: log})
+	st, err := store.Open(ctx, db, store.Options{Encode: bus.Encode, Now: c.Now, ScoreZones: zones, Log: log})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &fixture{Store: st, app: app.New(st, nil, app.Options{Now: c.now, FirstResponseThreshold: threshold}, log)}
+	return &fixture{Store: st, app: app.New(st, nil, app.Options{Now: c.Now, FirstResponseThreshold: threshold}, log)}
 }
 
 func survey(id, customer string, k feedback.Kind, score int, at time.Time) feedback.Input {
@@ -118,7 +110,7 @@ func TestUseCases(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.Name, func(t *testing.T) {
 			t.Run("responses are stored once and counted in the rollup", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				st := openStore(t, b.URL(t), c)
 				profiles := map[string]feedback.Profile{"ann": {Segment: 1, CLV: 500_00, Currency: "EUR"}, "bob": {Segment: 6, CLV: 20_00, Currency: "EUR"}}
 				batch := []feedback.Input{
@@ -165,7 +157,7 @@ func TestUseCases(t *testing.T) {
 			})
 
 			t.Run("a segment segmentation could not tell is filled in later", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				st := openStore(t, b.URL(t), c)
 				intake(t, st, nil, survey("r1", "cat", feedback.NPS, 9, t0), survey("r2", "cat", feedback.CSAT, 4, t0))
 				pend, err := st.PendingCustomers(context.Background(), 10)
@@ -201,7 +193,7 @@ func TestUseCases(t *testing.T) {
 			})
 
 			t.Run("the day rollup of a reporting zone agrees with the quarter hours, rebuilt or kept", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				url := b.URL(t)
 				tokyo, _ := time.LoadLocation("Asia/Tokyo")
 				st := openStore(t, url, c, "Asia/Tokyo")
@@ -259,7 +251,7 @@ func TestUseCases(t *testing.T) {
 			})
 
 			t.Run("replicas configured apart keep the day rollup whole", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				url := b.URL(t)
 				ctx := context.Background()
 				berlin, _ := time.LoadLocation("Europe/Berlin")
@@ -287,7 +279,7 @@ func TestUseCases(t *testing.T) {
 			})
 
 			t.Run("reviews: negative ones open cases; the response queue puts negative and old first", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				st := openStore(t, b.URL(t), c)
 				res := intake(t, st, nil,
 					review("amazon", "A1", "ann", 5, t0.Add(-72*time.Hour)),
@@ -332,7 +324,7 @@ func TestUseCases(t *testing.T) {
 			})
 
 			t.Run("tickets: late first response and the sweep raise agony once", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				st := openStore(t, b.URL(t), c)
 				ctx := context.Background()
 				intake(t, st, nil,
@@ -340,13 +332,13 @@ func TestUseCases(t *testing.T) {
 					ticket("e2", "T2", "bob", feedback.TicketOpened, t0),
 					ticket("e3", "T3", "cat", feedback.TicketOpened, t0),
 				)
-				c.add(time.Hour)
+				c.Add(time.Hour)
 				intake(t, st, nil, ticket("e4", "T1", "ann", feedback.TicketFirstResponse, t0.Add(time.Hour)))
-				c.add(4 * time.Hour)
+				c.Add(4 * time.Hour)
 				if cs, err := st.app.Sweep(ctx, 1); err != nil || len(cs) != 0 {
 					t.Fatalf("sweep within the threshold: %v %v", cs, err)
 				}
-				c.add(2 * time.Hour) // 7h after opening
+				c.Add(2 * time.Hour) // 7h after opening
 				// T3's first response comes late: agony at intake.
 				res := intake(t, st, nil, ticket("e5", "T3", "cat", feedback.TicketFirstResponse, t0.Add(7*time.Hour)))
 				if len(res.Cases) != 1 || res.Cases[0].ID != "slow:T3" {
@@ -357,7 +349,7 @@ func TestUseCases(t *testing.T) {
 				if err != nil || len(cs) != 1 || cs[0].ID != "slow:T2" || cs[0].CustomerID != "bob" {
 					t.Fatalf("sweep: %+v %v", cs, err)
 				}
-				c.add(time.Hour)
+				c.Add(time.Hour)
 				if cs, err := st.app.Sweep(ctx, 10); err != nil || len(cs) != 0 {
 					t.Errorf("second sweep: %+v %v", cs, err)
 				}
@@ -386,7 +378,7 @@ func TestUseCases(t *testing.T) {
 			})
 
 			t.Run("the last of a customer's cases resolved at once with another ends the agony", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				st := openStore(t, b.URL(t), c)
 				ctx := context.Background()
 				for i := range 20 {
@@ -443,7 +435,7 @@ func TestUseCases(t *testing.T) {
 			})
 
 			t.Run("two transactions creating one ticket at once both count", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				st := openStore(t, b.URL(t), c)
 				ctx := context.Background()
 				both := func(a, b func() error) {
@@ -479,7 +471,7 @@ func TestUseCases(t *testing.T) {
 			})
 
 			t.Run("a customer stored as known while a pending response of it commits keeps the response to be filled in", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				st := openStore(t, b.URL(t), c)
 				ctx := context.Background()
 				// The first transaction (an intake while segmentation could not
@@ -526,7 +518,7 @@ func TestUseCases(t *testing.T) {
 			})
 
 			t.Run("scores count only [from, to) when the edges are not on a quarter hour", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				st := openStore(t, b.URL(t), c)
 				// Scores 1..5 at 09:00, 09:05, 09:20, 09:40, 09:55 (CSAT, the sum tells which).
 				for i, m := range []int{0, 5, 20, 40, 55} {
@@ -552,15 +544,15 @@ func TestUseCases(t *testing.T) {
 			})
 
 			t.Run("tickets: a reopened ticket stays answered", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				st := openStore(t, b.URL(t), c)
 				ctx := context.Background()
 				intake(t, st, nil, ticket("e1", "T1", "ann", feedback.TicketOpened, t0))
-				c.add(10 * time.Minute)
+				c.Add(10 * time.Minute)
 				intake(t, st, nil, ticket("e2", "T1", "ann", feedback.TicketResolved, t0.Add(10*time.Minute)))
-				c.add(time.Hour)
+				c.Add(time.Hour)
 				intake(t, st, nil, ticket("e3", "T1", "ann", feedback.TicketReopened, t0.Add(70*time.Minute)))
-				c.add(7 * time.Hour)
+				c.Add(7 * time.Hour)
 				if cs, err := st.app.Sweep(ctx, 10); err != nil || len(cs) != 0 {
 					t.Errorf("sweep: %+v %v, want no case for a ticket answered in 10 minutes", cs, err)
 				}
@@ -578,13 +570,13 @@ func TestUseCases(t *testing.T) {
 			})
 
 			t.Run("pending customers: the least recently asked first", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				st := openStore(t, b.URL(t), c)
 				ctx := context.Background()
 				intake(t, st, nil, survey("r1", "p1", feedback.CSAT, 5, t0))
-				c.add(time.Minute)
+				c.Add(time.Minute)
 				intake(t, st, nil, survey("r2", "p2", feedback.CSAT, 5, t0))
-				c.add(time.Minute)
+				c.Add(time.Minute)
 				intake(t, st, nil, survey("r3", "p3", feedback.CSAT, 5, t0))
 				pending := func() []string {
 					ps, err := st.PendingCustomers(ctx, 2)
@@ -601,7 +593,7 @@ func TestUseCases(t *testing.T) {
 					t.Fatalf("pending %v, want p1, p2", got)
 				}
 				// Segmentation did not know p1 and p2: p3 is asked next.
-				c.add(time.Minute)
+				c.Add(time.Minute)
 				if err := st.MarkAsked(ctx, []string{"p1", "p2"}); err != nil {
 					t.Fatal(err)
 				}
@@ -615,7 +607,7 @@ func TestUseCases(t *testing.T) {
 			})
 
 			t.Run("tickets: events out of order", func(t *testing.T) {
-				c := newClock(t0.Add(12 * time.Hour))
+				c := testkit.NewClock(t0.Add(12 * time.Hour))
 				st := openStore(t, b.URL(t), c)
 				ctx := context.Background()
 				intake(t, st, nil, ticket("e1", "T1", "ann", feedback.TicketOpened, t0))
@@ -631,7 +623,7 @@ func TestUseCases(t *testing.T) {
 			})
 
 			t.Run("values of customers with open cases go stale", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				st := openStore(t, b.URL(t), c)
 				ctx := context.Background()
 				intake(t, st, map[string]feedback.Profile{"low": {Segment: 4, CLV: 10_00, Currency: "EUR"}},
@@ -640,8 +632,8 @@ func TestUseCases(t *testing.T) {
 				if q, _ := st.Queue(ctx, 10); len(q) != 2 || q[0].CustomerID != "low" || !q[0].CLVAsOf.Equal(t0) || !q[1].CLVAsOf.IsZero() {
 					t.Fatalf("queue %+v: want low valued at %v, then pend never valued", q, t0)
 				}
-				c.add(2 * time.Hour)
-				stale, err := st.StaleValues(ctx, c.now().Add(-time.Hour), 10)
+				c.Add(2 * time.Hour)
+				stale, err := st.StaleValues(ctx, c.Now().Add(-time.Hour), 10)
 				if err != nil || !slices.Equal(stale, []string{"low"}) {
 					t.Fatalf("stale values %v %v, want [low] (calm has no open case, pend waits for a first answer)", stale, err)
 				}
@@ -649,30 +641,30 @@ func TestUseCases(t *testing.T) {
 					t.Fatal(err)
 				}
 				q, _ := st.Queue(ctx, 10)
-				if q[0].CustomerID != "low" || q[0].CLV != 5000_00 || !q[0].CLVAsOf.Equal(c.now()) {
+				if q[0].CustomerID != "low" || q[0].CLV != 5000_00 || !q[0].CLVAsOf.Equal(c.Now()) {
 					t.Errorf("queue after the refresh: %+v", q[0])
 				}
-				if stale, _ := st.StaleValues(ctx, c.now().Add(-time.Hour), 10); len(stale) != 0 {
+				if stale, _ := st.StaleValues(ctx, c.Now().Add(-time.Hour), 10); len(stale) != 0 {
 					t.Errorf("stale values right after the refresh: %v", stale)
 				}
 				if _, err := st.app.ResolveCase(ctx, q[0].ID, "ann", feedback.Recovered, ""); err != nil {
 					t.Fatal(err)
 				}
-				c.add(2 * time.Hour)
-				if stale, _ := st.StaleValues(ctx, c.now().Add(-time.Hour), 10); len(stale) != 0 {
+				c.Add(2 * time.Hour)
+				if stale, _ := st.StaleValues(ctx, c.Now().Add(-time.Hour), 10); len(stale) != 0 {
 					t.Errorf("stale values with no open case: %v", stale)
 				}
 			})
 
 			t.Run("recovery queue by value; claim and resolve", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				st := openStore(t, b.URL(t), c)
 				ctx := context.Background()
 				profiles := map[string]feedback.Profile{
 					"low": {Segment: 4, CLV: 10_00, Currency: "EUR"}, "high": {Segment: 1, CLV: 900_00, Currency: "EUR"},
 				}
 				intake(t, st, profiles, survey("r1", "low", feedback.NPS, 1, t0))
-				c.add(time.Minute)
+				c.Add(time.Minute)
 				intake(t, st, profiles, survey("r2", "high", feedback.NPS, 2, t0), review("amazon", "X", "unknown", 1, t0))
 				q, err := st.Queue(ctx, 10)
 				if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 	"github.com/boomerang-loyalty/boomerang/services/feedback/internal/feedback"
 )
 
@@ -18,7 +19,7 @@ func BenchmarkIntake(b *testing.B) {
 	const batch = 256
 	for _, be := range backends {
 		b.Run(be.Name, func(b *testing.B) {
-			c := newClock(t0)
+			c := testkit.NewClock(t0)
 			st := openStore(b, be.URL(b), c)
 			ctx := context.Background()
 			n := 0

@@ -29,15 +29,7 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 // backends runs the contract suite against every database.
 var backends = testkit.Databases("ledger.db")
 
-// clock is a settable test clock.
-type clock struct{ ns atomic.Int64 }
-
-func (c *clock) now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) set(t time.Time)     { c.ns.Store(t.UnixNano()) }
-func newClock(t time.Time) *clock    { c := &clock{}; c.set(t); return c }
-func (c *clock) add(d time.Duration) { c.ns.Add(int64(d)) }
-
-func openStore(tb testing.TB, url string, c *clock) *rig {
+func openStore(tb testing.TB, url string, c *testkit.Clock) *rig {
 	tb.Helper()
 	ctx := context.Background()
 	db, err := sqldb.Open(ctx, url)
@@ -49,7 +41,7 @@ func openStore(tb testing.TB, url string, c *clock) *rig {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &rig{App: app.New(st, c.now), st: st}
+	return &rig{App: app.New(st, c.Now), st: st}
 }
 
 // rig is the use cases over a store at a test clock, with the store's
@@ -127,7 +119,7 @@ func TestStoreContract(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.Name, func(t *testing.T) {
 			t.Run("orders earn once, refunds claw back, redelivery changes nothing", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				st, p := openStore(t, b.URL(t), c), mustProgramme(t)
 				ctx := context.Background()
 				batch := inputs(
@@ -175,7 +167,7 @@ func TestStoreContract(t *testing.T) {
 			})
 
 			t.Run("an order's events wait for the ones before them", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				st, p := openStore(t, b.URL(t), c), mustProgramme(t)
 				ctx := context.Background()
 				pd := paidEvent("e1", "c", "o1", 100_00, t0)
@@ -197,20 +189,20 @@ func TestStoreContract(t *testing.T) {
 			})
 
 			t.Run("a refund after expiry takes back only what had not expired", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				st, p := openStore(t, b.URL(t), c), mustProgramme(t)
 				ctx := context.Background()
 				if _, err := st.ApplyOrders(ctx, p, inputs(paidEvent("e1", "c", "o1", 100_00, t0)), nil); err != nil {
 					t.Fatal(err)
 				}
-				c.add(101 * 24 * time.Hour) // o1's 110 points expire
-				if _, err := st.Sweep(ctx, p, c.now(), 10); err != nil {
+				c.Add(101 * 24 * time.Hour) // o1's 110 points expire
+				if _, err := st.Sweep(ctx, p, c.Now(), 10); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := st.ApplyOrders(ctx, p, inputs(paidEvent("e2", "c", "o2", 40_00, c.now())), nil); err != nil {
+				if _, err := st.ApplyOrders(ctx, p, inputs(paidEvent("e2", "c", "o2", 40_00, c.Now())), nil); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := st.ApplyOrders(ctx, p, inputs(refundEvent("e3", "c", "o1", 50_00, 50_00, c.now())), nil); err != nil {
+				if _, err := st.ApplyOrders(ctx, p, inputs(refundEvent("e3", "c", "o1", 50_00, 50_00, c.Now())), nil); err != nil {
 					t.Fatal(err)
 				}
 				if got := balance(t, st, p, "c"); got != 40 {
@@ -220,7 +212,7 @@ func TestStoreContract(t *testing.T) {
 			})
 
 			t.Run("tier upgrade doubles later earning", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				st, p := openStore(t, b.URL(t), c), mustProgramme(t)
 				ctx := context.Background()
 				if _, err := st.ApplyOrders(ctx, p, inputs(paidEvent("e1", "c", "o1", 500_00, t0)), nil); err != nil {
@@ -229,7 +221,7 @@ func TestStoreContract(t *testing.T) {
 				if _, err := st.ApplyOrders(ctx, p, inputs(paidEvent("e2", "c", "o2", 10_00, t0.Add(time.Hour))), nil); err != nil {
 					t.Fatal(err)
 				}
-				c.add(2 * time.Hour)
+				c.Add(2 * time.Hour)
 				v, err := st.Account(ctx, p, "c", 0)
 				if err != nil {
 					t.Fatal(err)
@@ -240,7 +232,7 @@ func TestStoreContract(t *testing.T) {
 			})
 
 			t.Run("referral bonus goes to the referrer once", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				st, p := openStore(t, b.URL(t), c), mustProgramme(t)
 				ctx := context.Background()
 				if _, err := st.ApplyOrders(ctx, p, inputs(paidEvent("e1", "ann", "o1", 5_00, t0)), nil); err != nil {
@@ -261,7 +253,7 @@ func TestStoreContract(t *testing.T) {
 			})
 
 			t.Run("redeem is idempotent and never overdraws", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				st, p := openStore(t, b.URL(t), c), mustProgramme(t)
 				ctx := context.Background()
 				if _, err := st.ApplyOrders(ctx, p, inputs(paidEvent("e1", "c", "o1", 90_00, t0)), nil); err != nil {
@@ -305,25 +297,25 @@ func TestStoreContract(t *testing.T) {
 			})
 
 			t.Run("sweep expires and warns once", func(t *testing.T) {
-				c := newClock(t0)
+				c := testkit.NewClock(t0)
 				st, p := openStore(t, b.URL(t), c), mustProgramme(t)
 				ctx := context.Background()
 				if _, err := st.ApplyOrders(ctx, p, inputs(paidEvent("e1", "c", "o1", 40_00, t0)), nil); err != nil {
 					t.Fatal(err)
 				}
-				c.add(95 * 24 * time.Hour)
+				c.Add(95 * 24 * time.Hour)
 				v, err := st.Account(ctx, p, "c", 10*24*time.Hour)
 				if err != nil || v.Expiring != 50 {
 					t.Fatalf("expiring %v %v, want 50", v, err)
 				}
 				for range 2 {
-					if _, err := st.Sweep(ctx, p, c.now(), 10); err != nil {
+					if _, err := st.Sweep(ctx, p, c.Now(), 10); err != nil {
 						t.Fatal(err)
 					}
 				}
-				c.add(10 * 24 * time.Hour)
+				c.Add(10 * 24 * time.Hour)
 				for range 2 {
-					if _, err := st.Sweep(ctx, p, c.now(), 10); err != nil {
+					if _, err := st.Sweep(ctx, p, c.Now(), 10); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -334,7 +326,7 @@ func TestStoreContract(t *testing.T) {
 				if len(es) != 4 || es[0].Kind != ledger.KindExpiry || es[1].Kind != ledger.KindExpiry {
 					t.Errorf("entries %+v, want two expiries over two earns", es)
 				}
-				days, before, err := st.Stats(ctx, t0.Add(-24*time.Hour), c.now())
+				days, before, err := st.Stats(ctx, t0.Add(-24*time.Hour), c.Now())
 				if err != nil || before != 0 || len(days) != 2 || days[0].ByKind[ledger.KindEarn] != 40 || days[1].ByKind[ledger.KindExpiry] != -50 {
 					t.Errorf("stats %+v %d %v", days, before, err)
 				}
@@ -349,7 +341,7 @@ func TestStoreContract(t *testing.T) {
 // exactly as many succeed as the balance allows.
 func TestConcurrentRedemptions(t *testing.T) {
 	url := testkit.Postgres(t)
-	c := newClock(t0)
+	c := testkit.NewClock(t0)
 	a, b := openStore(t, url, c), openStore(t, url, c)
 	p := mustProgramme(t)
 	ctx := context.Background()
@@ -394,7 +386,7 @@ func TestConcurrentRedemptions(t *testing.T) {
 // bonus, whichever transaction created the account.
 func TestConcurrentFirstOrders(t *testing.T) {
 	url := testkit.Postgres(t)
-	c := newClock(t0)
+	c := testkit.NewClock(t0)
 	a, b := openStore(t, url, c), openStore(t, url, c)
 	p := mustProgramme(t)
 	ctx := context.Background()

@@ -16,7 +16,7 @@ import (
 func BenchmarkApplyOrders(b *testing.B) {
 	for _, be := range backends {
 		b.Run(be.Name, func(b *testing.B) {
-			c := newClock(t0)
+			c := testkit.NewClock(t0)
 			st, p := openStore(b, be.URL(b), c), mustProgramme(b)
 			ctx := context.Background()
 			batch := *benchBatch
@@ -43,7 +43,7 @@ func BenchmarkApplyOrders(b *testing.B) {
 func BenchmarkAccount(b *testing.B) {
 	for _, be := range backends {
 		b.Run(be.Name, func(b *testing.B) {
-			c := newClock(t0)
+			c := testkit.NewClock(t0)
 			st, p := openStore(b, be.URL(b), c), mustProgramme(b)
 			ctx := context.Background()
 			const customers = 2000
@@ -57,7 +57,7 @@ func BenchmarkAccount(b *testing.B) {
 					evs = evs[:0]
 				}
 			}
-			c.add(time.Hour)
+			c.Add(time.Hour)
 			testkit.TimeCalls(b, func(i int) error {
 				_, err := st.Account(ctx, p, fmt.Sprint("c", i%customers), 30*24*time.Hour)
 				return err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
+	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/bus"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
@@ -70,12 +71,12 @@ func TestMigrateFoldsLotsAndSpend(t *testing.T) {
 				}
 			}
 
-			c := newClock(t0.Add(time.Hour))
+			c := testkit.NewClock(t0.Add(time.Hour))
 			sst, err := store.Open(ctx, db, bus.Encode, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err != nil {
 				t.Fatal(err)
 			}
-			st := &rig{App: app.New(sst, c.now), st: sst}
+			st := &rig{App: app.New(sst, c.Now), st: sst}
 			p := mustProgramme(t)
 			verify(t, st)
 			v, err := st.Account(ctx, p, "alice", 200*24*time.Hour)
@@ -93,7 +94,7 @@ func TestMigrateFoldsLotsAndSpend(t *testing.T) {
 			}
 			// Refunded in full: the order's own lot first, then the bonus;
 			// 20 points had been spent.
-			if _, err := st.ApplyOrders(ctx, p, inputs(refundEvent("e2", "alice", "o1", 100_00, 100_00, c.now())), nil); err != nil {
+			if _, err := st.ApplyOrders(ctx, p, inputs(refundEvent("e2", "alice", "o1", 100_00, 100_00, c.Now())), nil); err != nil {
 				t.Fatal(err)
 			}
 			verify(t, st)

@@ -8,6 +8,7 @@ import (
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/ordergate/ordertest"
+	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 	"github.com/boomerang-loyalty/boomerang/services/ledger/internal/ledger"
 )
 
@@ -43,11 +44,11 @@ func TestOrderEventsInAnyOrder(t *testing.T) {
 				}
 				want := expectedBalances(orders)
 
-				ref := openStore(t, b.URL(t), newClock(t0))
+				ref := openStore(t, b.URL(t), testkit.NewClock(t0))
 				if _, err := ref.ApplyOrders(ctx, p, inputs(inOrder...), nil); err != nil {
 					t.Fatal(err)
 				}
-				st := openStore(t, b.URL(t), newClock(t0))
+				st := openStore(t, b.URL(t), testkit.NewClock(t0))
 				deliver(t, st, p, rng, reordered)
 				for c, w := range want {
 					if got := balance(t, ref, p, c); got != w {
