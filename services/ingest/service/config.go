@@ -9,7 +9,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/host"
 	"github.com/boomerang-loyalty/boomerang/pkg/money"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/bus"
-	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/httpapi"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/webhook"
 )
 
 // Vars are order-ingest's own variables; it reads some of host.ServiceVars
@@ -142,8 +142,8 @@ func (c Config) check(r *config.Reader) {
 			r.Fail(webhookSources.Name, "source %q: listed twice (or as another source with _ for -)", s.Name)
 		}
 		seen[webhookSecretVar(s.Name)] = true
-		if _, ok := httpapi.Lookup(s.Platform); !ok {
-			r.Fail(webhookSources.Name, "source %q: unknown platform %q (want generic)", s.Name, s.Platform)
+		if _, ok := webhook.Lookup(s.Platform); !ok {
+			r.Fail(webhookSources.Name, "source %q: unknown platform %q (want %s)", s.Name, s.Platform, strings.Join(webhook.Names(), ", "))
 		}
 		if len(s.Secret) < minWebhookSecret {
 			r.Fail(webhookSecretVar(s.Name), "required for webhook source %q, at least %d bytes (e.g. `openssl rand -hex 32`)", s.Name, minWebhookSecret)

@@ -35,6 +35,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/httpapi"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/ingest"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/store"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/webhook"
 )
 
 // Name is the service's name in health checks, traces and metrics.
@@ -97,7 +98,7 @@ type Service struct {
 	app    *app.App
 	relay  *outbox.Relay
 	router *busrouter.Router
-	orders busrouter.Route[app.Item]
+	orders busrouter.Route[[]app.Item]
 	cons   jetstream.Consumer
 	api    *grpcapi.Server
 	// hooks is the HTTP intake's listener and handler; nil when it is off.
@@ -181,7 +182,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if cfg.WebhookAddr != "" {
 		sources := make([]httpapi.Source, 0, len(cfg.WebhookSources))
 		for _, ws := range cfg.WebhookSources {
-			p, _ := httpapi.Lookup(ws.Platform) // Validate checked it
+			p, _ := webhook.Lookup(ws.Platform) // Validate checked it
 			sources = append(sources, httpapi.Source{Name: ws.Name, Platform: p, Secret: ws.Secret})
 		}
 		webhooks, err = httpapi.New(d.JetStream, log, d.Tracer, meter, httpapi.Options{Sources: sources, MaxBody: cfg.MaxPayload,

@@ -8,6 +8,8 @@
 package bus
 
 import (
+	"strings"
+
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/orderbus"
@@ -31,7 +33,15 @@ const (
 )
 
 // DeadLetter is the outbox message that parks an input message with the
-// reason it was not accepted.
+// reason it was not accepted. It keeps the input's own headers (a webhook
+// delivery's platform and topic), so that the body can be read again as
+// it was captured.
 func DeadLetter(m jetstream.Msg, source, reason, message string) outbox.Message {
-	return orderbus.DeadLetter(m, "ingest", source, reason, message)
+	dl := orderbus.DeadLetter(m, "ingest", source, reason, message)
+	for k, vs := range m.Headers() {
+		if _, set := dl.Header[k]; !set && !strings.HasPrefix(k, "Nats-") {
+			dl.Header[k] = vs
+		}
+	}
+	return dl
 }

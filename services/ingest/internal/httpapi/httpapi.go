@@ -6,6 +6,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -29,13 +30,14 @@ import (
 
 	"github.com/boomerang-loyalty/boomerang/pkg/natsx"
 	"github.com/boomerang-loyalty/boomerang/pkg/streams"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/webhook"
 )
 
 // Source is one shop sending webhooks.
 type Source struct {
 	// Name is the source of the intake subject (boomerang.ingest.orders.<name>).
 	Name     string
-	Platform Platform
+	Platform webhook.Platform
 	// Secret signs its deliveries; it is never logged.
 	Secret []byte
 }
@@ -53,6 +55,10 @@ type Options struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
+
+// maxPing bounds what is read of a delivery to ask the platform whether
+// it is a ping.
+const maxPing = 256
 
 // Handler serves POST /webhooks/<platform>/<source>.
 type Handler struct {
@@ -136,6 +142,14 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if !known {
 		return "", reply{http.StatusNotFound, "unknown source", nil}
 	}
+	if ping := src.Platform.Ping; ping != nil {
+		// A ping is small and unsigned: read a little of it, keep nothing.
+		head, err := io.ReadAll(io.LimitReader(r.Body, maxPing+1))
+		if err == nil && len(head) <= maxPing && ping(r.Header, head) {
+			return "", reply{http.StatusOK, "pong", nil}
+		}
+		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(head), r.Body))
+	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return "", reply{http.StatusUnsupportedMediaType, "content type must be application/json", nil}
 	}
@@ -148,7 +162,7 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	}
 	id, err := src.Platform.Verify(r.Header, body, src.Secret, h.opts.Now(), h.opts.Tolerance)
 	switch {
-	case errors.Is(err, ErrDeliveryID):
+	case errors.Is(err, webhook.ErrDeliveryID):
 		return "", reply{http.StatusBadRequest, "missing or invalid delivery id", err}
 	case err != nil:
 		return "", reply{http.StatusUnauthorized, "bad signature", err}
@@ -160,6 +174,9 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		}
 	}
 	msg.Header.Set(natsx.HeaderContentType, "application/json")
+	if src.Platform.Map != nil {
+		msg.Header.Set(webhook.HeaderPlatform, src.Platform.Name)
+	}
 	msg.Header.Set(jetstream.MsgIDHeader, src.Platform.Name+":"+src.Name+":"+id)
 	natsx.InjectTrace(ctx, msg.Header)
 	pctx, cancel := context.WithTimeout(ctx, h.opts.PublishTimeout)

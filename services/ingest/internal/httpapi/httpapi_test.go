@@ -23,6 +23,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/streams"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/httpapi"
+	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/webhook"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
@@ -56,15 +57,11 @@ func start(t *testing.T, noStream bool) *harness {
 			t.Fatal(err)
 		}
 	}
-	generic, ok := httpapi.Lookup("generic")
-	if !ok {
-		t.Fatal("no generic platform")
-	}
 	reader := sdkmetric.NewManualReader()
 	h, err := httpapi.New(js, slog.New(slog.NewTextHandler(io.Discard, nil)), tracenoop.NewTracerProvider(),
 		sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test"),
 		httpapi.Options{
-			Sources:   []httpapi.Source{{Name: source, Platform: generic, Secret: []byte(secret)}},
+			Sources:   []httpapi.Source{{Name: source, Platform: webhook.Generic, Secret: []byte(secret)}},
 			MaxBody:   maxBody,
 			Tolerance: 5 * time.Minute, PublishTimeout: 2 * time.Second,
 			Now: func() time.Time { return now },
@@ -103,10 +100,10 @@ func (h *harness) post(t *testing.T, d delivery) (int, string) {
 		r.Header.Set("Content-Type", d.contentType)
 	}
 	if d.id != "" {
-		r.Header.Set(httpapi.HeaderDeliveryID, d.id)
+		r.Header.Set(webhook.HeaderDeliveryID, d.id)
 	}
 	if d.signature != "" {
-		r.Header.Set(httpapi.HeaderSignature, d.signature)
+		r.Header.Set(webhook.HeaderSignature, d.signature)
 	}
 	w := httptest.NewRecorder()
 	h.handler.ServeHTTP(w, r)
@@ -287,8 +284,8 @@ func TestServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", d.contentType)
-	req.Header.Set(httpapi.HeaderDeliveryID, d.id)
-	req.Header.Set(httpapi.HeaderSignature, d.signature)
+	req.Header.Set(webhook.HeaderDeliveryID, d.id)
+	req.Header.Set(webhook.HeaderSignature, d.signature)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

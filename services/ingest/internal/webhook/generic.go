@@ -1,10 +1,9 @@
-package httpapi
+package webhook
 
 import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -12,42 +11,10 @@ import (
 	"time"
 )
 
-// Errors a platform's Verify returns; ServeHTTP maps them to statuses.
-var (
-	// ErrSignature: the signature is missing, malformed, wrong or out of
-	// the replay window (401).
-	ErrSignature = errors.New("bad signature")
-	// ErrDeliveryID: the delivery carries no usable id (400).
-	ErrDeliveryID = errors.New("missing or invalid delivery id")
-)
-
-// Platform is what differs between the shops' webhook formats: how a
-// delivery is authenticated and identified. The listener does the rest
-// (routing, limits, capture on the INGEST stream).
-type Platform struct {
-	// Name is the platform's name in the path (/webhooks/<name>/<source>),
-	// in INGEST_WEBHOOK_SOURCES and in the captured message's Nats-Msg-Id.
-	Name string
-	// Verify authenticates a delivery of body with the source's secret
-	// and returns its delivery id, by which retries are deduplicated; it
-	// returns ErrSignature or ErrDeliveryID (wrapped) when it refuses it.
-	Verify func(h http.Header, body, secret []byte, now time.Time, tolerance time.Duration) (string, error)
-	// Header, when set, returns the request headers kept on the captured
-	// message besides Content-Type and the trace context (a platform's
-	// topic, for one); generic keeps none.
-	Header func(h http.Header) http.Header
-}
-
-// Lookup returns the platform named name. "generic" is the canonical
-// order JSON signed by the sender: see the HTTP intake section of
+// Generic is the canonical order JSON over HTTP, for any other platform
+// or an in-house shop: see the HTTP intake section of
 // services/ingest/README.md.
-func Lookup(name string) (Platform, bool) {
-	switch name {
-	case "generic":
-		return Platform{Name: "generic", Verify: verifyGeneric}, true
-	}
-	return Platform{}, false
-}
+var Generic = Platform{Name: "generic", Verify: verifyGeneric}
 
 // Generic's headers.
 const (
@@ -86,7 +53,7 @@ func verifyGeneric(h http.Header, body, secret []byte, now time.Time, tolerance 
 		return "", fmt.Errorf("%w: no v1 matches", ErrSignature)
 	}
 	id := h.Get(HeaderDeliveryID)
-	if !validDeliveryID(id) {
+	if !ValidDeliveryID(id) {
 		return "", fmt.Errorf("%w: %s", ErrDeliveryID, HeaderDeliveryID)
 	}
 	return id, nil
@@ -118,8 +85,9 @@ func parseSignature(header string) (t string, sigs [][]byte, err error) {
 	return t, sigs, nil
 }
 
-// validDeliveryID: 1 to 128 printable ASCII characters, no space.
-func validDeliveryID(id string) bool {
+// ValidDeliveryID reports whether id may identify a delivery: 1 to 128
+// printable ASCII characters, no space.
+func ValidDeliveryID(id string) bool {
 	if id == "" || len(id) > maxDeliveryID {
 		return false
 	}
