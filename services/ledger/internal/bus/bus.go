@@ -57,7 +57,8 @@ func Encode(ctx context.Context, ev ledger.Event) (outbox.Message, error) {
 
 // Proto is the protobuf form of a ledger event and its subject token.
 func Proto(ev ledger.Event) (*ledgerv1.LedgerEvent, string) {
-	m := &ledgerv1.LedgerEvent{EventId: ev.ID, CustomerId: ev.CustomerID, OccurredAt: timestamppb.New(ev.At), Balance: ev.Balance}
+	m := &ledgerv1.LedgerEvent{EventId: ev.ID, CustomerId: ev.CustomerID, OccurredAt: timestamppb.New(ev.At), Balance: ev.Balance,
+		Historic: ev.Historic}
 	switch {
 	case ev.TierTo != "":
 		m.Event = &ledgerv1.LedgerEvent_TierChanged{TierChanged: &ledgerv1.TierChanged{FromTier: ev.TierFrom, ToTier: ev.TierTo, Reason: ev.TierReason}}

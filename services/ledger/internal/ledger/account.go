@@ -158,6 +158,11 @@ type Event struct {
 	// Expiring soon.
 	Expiring  int64
 	ExpiresAt time.Time
+	// Historic marks what a historic order event caused (its points, the
+	// expiry of those of them that had expired before it reached
+	// order-ingest, the tier change its spend made, its claw-back): the
+	// ledger records it now, but it is not news to the customer.
+	Historic bool
 }
 
 // NewAccount is an account that has never moved.
@@ -232,10 +237,23 @@ func NewOrder(customerID string, f OrderFacts) *Order {
 // time, counts its qualifying spend and upgrades the tier at once when the
 // spend reaches a higher one. o is the order's record when it was seen
 // before (placed), else nil. now is the clock for expiry.
+//
+// A historic order (Programme.Historic) earns what it would have earned
+// when it occurred and triggers nothing of today: its base and campaign
+// points (campaigns by the order's time) at the multiplier of the tier its
+// window's spend had reached then (TierAt), in lots dated at the order's
+// time, of which those that had expired by the time it reached
+// order-ingest are expired at once (dated at their expiry, never
+// announced); no first-order, birthday or referral bonus, though it counts
+// as a paid order; and its spend upgrades the tier as the spend in the
+// window ending when it reached order-ingest reaches, not as that of the
+// window ending at its own time.
 func (a *Account) ApplyPaid(p *Programme, eventID string, f OrderFacts, o *Order, now time.Time) PaidResult {
-	if f.Birthday.Month != 0 {
-		a.Birthday = f.Birthday
+	historic := p.Historic(f)
+	if f.Birthday.Month != 0 && (!historic || a.Birthday.Month == 0) {
+		a.Birthday = f.Birthday // an old order does not overwrite what a newer one said
 	}
+	tier := a.EarningTier(p, f)
 	first := a.PaidOrders == 0 && !f.Test
 	if !f.Test {
 		a.PaidOrders++ // a test order is not the customer's first order
@@ -250,11 +268,13 @@ func (a *Account) ApplyPaid(p *Programme, eventID string, f OrderFacts, o *Order
 		o.Qualifying = 0
 		return res
 	}
-	awards := p.Earn(f, p.TierIndex(a.Tier), first)
+	awards := p.Earn(f, tier, first && !historic)
 	var total int64
+	lots := map[string]bool{}
 	for _, aw := range awards {
 		e := a.earn(p, eventID+":"+aw.Rule, aw.Kind, aw.Points, aw.Rule, f.At, o.Key())
 		e.OrderSource, e.OrderID, e.SourceRef = f.Source, f.OrderID, eventID
+		lots[e.ID] = true
 		switch aw.Clawback {
 		case ClawbackProportional:
 			o.Proportional += aw.Points
@@ -265,16 +285,48 @@ func (a *Account) ApplyPaid(p *Programme, eventID string, f OrderFacts, o *Order
 	}
 	if total > 0 {
 		a.Events = append(a.Events, Event{ID: eventID + ":earned", CustomerID: a.CustomerID, At: f.At,
-			Balance: a.Balance, Entry: a.Entries[len(a.Entries)-1], Breakdown: awards})
+			Balance: a.Balance, Entry: a.Entries[len(a.Entries)-1], Breakdown: awards, Historic: historic})
 	}
 	res.Points = total
+	if historic {
+		// Points that had expired before the order reached order-ingest
+		// were never the customer's to spend: they go now, decided by the
+		// event's own times, so every replay writes the same entries.
+		a.expireWhere(func(l *Lot) bool { return lots[l.ID] && !l.ExpiresAt.After(f.IngestedAt) }, true)
+		a.addSpend(p, eventID, f.At, o.Qualifying, f.IngestedAt, true)
+		return res
+	}
 	a.birthdayBonus(p, f.At, now)
-	a.addSpend(p, eventID, f.At, o.Qualifying)
+	a.addSpend(p, eventID, f.At, o.Qualifying, f.At, false)
 	if first && f.Referral != "" && f.Referral != a.ReferralCode && a.ReferredBy == "" {
 		a.ReferredBy = f.Referral
 		res.ReferralCode = f.Referral
 	}
 	return res
+}
+
+// EarningTier is the tier (its index) whose multiplier an order of f earns
+// at: the account's tier for a live order, TierAt the order's time for a
+// historic one.
+func (a *Account) EarningTier(p *Programme, f OrderFacts) int {
+	if p.Historic(f) {
+		return a.TierAt(p, f.At)
+	}
+	return p.TierIndex(a.Tier)
+}
+
+// TierAt is the tier (its index) the qualifying spend in the window ending
+// at t reaches, as far as the spend is loaded (Account.Spend) and applied:
+// the tier of a customer at a past time. It ignores the one-step limit of
+// reviews, which the ledger cannot replay for a past it is told of late.
+func (a *Account) TierAt(p *Programme, t time.Time) int { return p.TierFor(a.SpendIn(p, t)) }
+
+// Quote is what an order of f would earn on the account, as ApplyPaid
+// would award it before account-level bonuses (birthday, referral): at
+// EarningTier, with the first-order bonus while the account has no paid
+// order and the order is live.
+func (a *Account) Quote(p *Programme, f OrderFacts) []Award {
+	return p.Earn(f, a.EarningTier(p, f), a.PaidOrders == 0 && !p.Historic(f))
 }
 
 // AwardReferral gives the referrer the referral bonus for the referred
@@ -415,7 +467,7 @@ func (a *Account) reverse(eventID string, o *Order, target, unqualify int64, at,
 		o.Unqualified = unqualify
 		// Dated when the order was paid: the refund takes the spend out of
 		// the windows the order counted in, not out of today's.
-		a.addSpend(nil, eventID, o.PaidAt, -d)
+		a.addSpend(nil, eventID, o.PaidAt, -d, time.Time{}, false)
 	}
 	due := target - o.Reversed
 	if due <= 0 {
@@ -445,9 +497,11 @@ func mulDiv(x, y, z int64) int64 {
 	return r.Quo(r, big.NewInt(z)).Int64()
 }
 
-// addSpend records qualifying spend; p non-nil upgrades the tier at once
-// when the spend reaches a higher tier.
-func (a *Account) addSpend(p *Programme, ref string, at time.Time, amount int64) {
+// addSpend records qualifying spend dated at; p non-nil upgrades the tier
+// at once when the spend in the window ending at upgradeAt reaches a
+// higher tier (the tier change dated upgradeAt and marked historic as
+// told).
+func (a *Account) addSpend(p *Programme, ref string, at time.Time, amount int64, upgradeAt time.Time, historic bool) {
 	if amount == 0 {
 		return
 	}
@@ -456,8 +510,9 @@ func (a *Account) addSpend(p *Programme, ref string, at time.Time, amount int64)
 	if p == nil {
 		return
 	}
-	if to := p.TierFor(a.SpendIn(p, at)); to > p.TierIndex(a.Tier) {
-		a.changeTier(p, to, "upgrade", at)
+	if to := a.TierAt(p, upgradeAt); to > p.TierIndex(a.Tier) {
+		a.changeTier(p, to, "upgrade", upgradeAt)
+		a.Events[len(a.Events)-1].Historic = historic
 	}
 }
 
@@ -518,8 +573,15 @@ func (a *Account) ExpireDue(now time.Time) { a.expire(now) }
 // expire writes off every open lot whose time has come, one expiry entry
 // per lot.
 func (a *Account) expire(now time.Time) {
+	a.expireWhere(func(l *Lot) bool { return !l.ExpiresAt.After(now) }, false)
+}
+
+// expireWhere writes off the open lots with an expiry that due chooses,
+// one expiry entry per lot dated at its expiry, their events marked
+// historic as told.
+func (a *Account) expireWhere(due func(*Lot) bool, historic bool) {
 	for _, l := range a.Lots {
-		if l.Remaining == 0 || l.ExpiresAt.IsZero() || l.ExpiresAt.After(now) {
+		if l.Remaining == 0 || l.ExpiresAt.IsZero() || !due(l) {
 			continue
 		}
 		n := l.Remaining
@@ -536,18 +598,21 @@ func (a *Account) expire(now time.Time) {
 		e := &Entry{ID: "expiry:" + l.ID, CustomerID: a.CustomerID, Kind: KindExpiry, Points: -n, Rule: "expiry",
 			SourceRef: l.ID, OccurredAt: l.ExpiresAt, Uses: []LotUse{{LotID: l.ID, Points: n}}}
 		a.record(e)
-		a.Events = append(a.Events, Event{ID: e.ID, CustomerID: a.CustomerID, At: l.ExpiresAt, Balance: a.Balance, Entry: e})
+		a.Events = append(a.Events, Event{ID: e.ID, CustomerID: a.CustomerID, At: l.ExpiresAt, Balance: a.Balance, Entry: e,
+			Historic: historic})
 	}
 }
 
 // warn announces, once per lot, points that expire within the warning
-// time.
+// time. A lot past its expiry is never announced, whether or not it has
+// been expired yet: a notice would come after the fact (a lot of a
+// historic order, or one the sweep reaches late).
 func (a *Account) warn(p *Programme, now time.Time) {
 	if p.WarnBefore == 0 {
 		return
 	}
 	for _, l := range a.Lots {
-		if l.Remaining == 0 || l.Warned || l.ExpiresAt.IsZero() || l.ExpiresAt.Sub(now) > p.WarnBefore {
+		if l.Remaining == 0 || l.Warned || l.ExpiresAt.IsZero() || !l.ExpiresAt.After(now) || l.ExpiresAt.Sub(now) > p.WarnBefore {
 			continue
 		}
 		l.Warned = true

@@ -112,17 +112,22 @@ const (
 // OrderNeeds is what applying evs reads, processed being the unnumbered
 // events applied before (nothing is loaded for them): the customers'
 // accounts, the lots only of those whose orders are refunded or cancelled
-// (earning appends a lot and needs none of the others), the spend only of
-// accounts that can still rise a tier, the orders, and the referrers of
-// paid orders.
+// (earning appends a lot and needs none of the others), the spend of
+// accounts that can still rise a tier and of those with a historic paid
+// order (its multiplier is the tier of its time, from the spend), the
+// orders, and the referrers of paid orders.
 func OrderNeeds(p *Programme, now time.Time, evs []*ordersv1.OrderEvent, processed map[string]bool) Needs {
-	n := Needs{Lots: map[string]bool{}, Spend: func(a *Account) bool { return p.CanRise(a.Tier) }}
+	historic := map[string]bool{}
+	n := Needs{Lots: map[string]bool{}, Spend: func(a *Account) bool { return p.CanRise(a.Tier) || historic[a.CustomerID] }}
 	spendFrom := now
 	for _, ev := range evs {
 		if processed[ev.GetEventId()] {
 			continue
 		}
 		n.Customers = append(n.Customers, ev.GetCustomerId())
+		if ev.GetKind() == ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID && p.HistoricEvent(ev) {
+			historic[ev.GetCustomerId()] = true
+		}
 		key := OrderKey{Source: ev.GetSource(), OrderID: ev.GetOrderId()}
 		if k := ev.GetKind(); k == ordersv1.OrderEventKind_ORDER_EVENT_KIND_REFUNDED || k == ordersv1.OrderEventKind_ORDER_EVENT_KIND_CANCELLED {
 			n.Lots[ev.GetCustomerId()] = true
@@ -211,7 +216,9 @@ func (b *Batch) ApplyOrderEvent(ctx context.Context, gate *ordergate.Gate, ev *o
 		if total == 0 {
 			total = o.Refunded + ev.GetRefund().GetAmount().GetBase().GetMinorUnits()
 		}
+		n := len(a.Events)
 		a.ApplyRefund(p, ev.GetEventId(), o, total, at, b.Now)
+		markReversal(p, ev, a, n)
 		b.collect(ctx, a)
 	case ordersv1.OrderEventKind_ORDER_EVENT_KIND_CANCELLED:
 		if o == nil {
@@ -224,11 +231,27 @@ func (b *Batch) ApplyOrderEvent(ctx context.Context, gate *ordergate.Gate, ev *o
 			return Applied
 		}
 		if a := b.Accounts[o.CustomerID]; a != nil {
+			n := len(a.Events)
 			a.ApplyCancel(p, ev.GetEventId(), o, at, b.Now)
+			markReversal(p, ev, a, n)
 			b.collect(ctx, a)
 		}
 	}
 	return Applied
+}
+
+// markReversal marks historic the claw-back of a historic refund or
+// cancellation ev among the events a produced from the nth on. The lots
+// that expired on the way are not its doing and stay as they are.
+func markReversal(p *Programme, ev *ordersv1.OrderEvent, a *Account, n int) {
+	if !p.HistoricEvent(ev) {
+		return
+	}
+	for i := n; i < len(a.Events); i++ {
+		if e := a.Events[i].Entry; e != nil && e.Kind == KindReversal {
+			a.Events[i].Historic = true
+		}
+	}
 }
 
 // Redeem spends a customer's points for a reward or a number of points.

@@ -12,17 +12,20 @@ import (
 // Order facts are the part of an order the earning rules look at, in base
 // currency minor units.
 type OrderFacts struct {
-	Source    string
-	OrderID   string
-	Channel   string
-	At        time.Time
-	BaseTotal int64
-	Shipping  int64
-	Tax       int64
-	Lines     []Line
-	Test      bool
-	Birthday  Birthday
-	Referral  string
+	Source  string
+	OrderID string
+	Channel string
+	At      time.Time
+	// IngestedAt is when order-ingest first accepted the event (zero when
+	// unknown); with At it tells whether the order is historic.
+	IngestedAt time.Time
+	BaseTotal  int64
+	Shipping   int64
+	Tax        int64
+	Lines      []Line
+	Test       bool
+	Birthday   Birthday
+	Referral   string
 }
 
 // Line is one line of an order; Value is unit price × quantity in base
@@ -45,6 +48,9 @@ func FactsOf(ev *ordersv1.OrderEvent) OrderFacts {
 		Shipping: ev.GetShipping().GetBase().GetMinorUnits(), Tax: ev.GetTax().GetBase().GetMinorUnits(),
 		Test: ev.GetTest(), Referral: strings.TrimSpace(ev.GetCustomer().GetReferralCode()),
 	}
+	if ev.GetIngestedAt() != nil {
+		f.IngestedAt = ev.GetIngestedAt().AsTime()
+	}
 	if b := ev.GetCustomer().GetBirthday(); b != nil && b.GetMonth() >= 1 && b.GetMonth() <= 12 {
 		f.Birthday = Birthday{Month: int(b.GetMonth()), Day: int(b.GetDay())}
 	}
@@ -55,6 +61,16 @@ func FactsOf(ev *ordersv1.OrderEvent) OrderFacts {
 		})
 	}
 	return f
+}
+
+// HistoricEvent is Programme.Historic for a canonical order event of any
+// kind.
+func (p *Programme) HistoricEvent(ev *ordersv1.OrderEvent) bool {
+	f := OrderFacts{At: ev.GetOccurredAt().AsTime()}
+	if ev.GetIngestedAt() != nil {
+		f.IngestedAt = ev.GetIngestedAt().AsTime()
+	}
+	return p.Historic(f)
 }
 
 // Eligible is the value that earns points: the base total less what the

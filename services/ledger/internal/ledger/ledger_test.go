@@ -66,6 +66,7 @@ func TestParseProgrammeErrorsNameTheField(t *testing.T) {
 		{"reward tier unknown", "base_currency: EUR\nrewards: [{id: r, name: R, cost: 5, required_tier: Gold}]\n", []string{"rewards[0].required_tier"}},
 		{"reward cost", "base_currency: EUR\nrewards: [{id: r, name: R, cost: 0}]\n", []string{"rewards[0].cost"}},
 		{"warn after expiry", "base_currency: EUR\nexpiry: {after_days: 10, warn_days: 10}\n", []string{"expiry.warn_days"}},
+		{"historic after", "base_currency: EUR\nhistory: {historic_after_days: -1}\n", []string{"history.historic_after_days"}},
 		{"money precision", "base_currency: JPY\ntiers: {levels: [{name: A, min_spend: '0'}, {name: B, min_spend: '1.5'}]}\n", []string{"tiers.levels[1].min_spend"}},
 	}
 	for _, tt := range tests {
@@ -400,7 +401,7 @@ func TestExampleProgrammeFileIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Tiers()) != 4 || len(p.Rewards()) != 4 || p.ExpireAfter != 365*24*time.Hour {
-		t.Errorf("tiers %d rewards %d expiry %v", len(p.Tiers()), len(p.Rewards()), p.ExpireAfter)
+	if len(p.Tiers()) != 4 || len(p.Rewards()) != 4 || p.ExpireAfter != 365*24*time.Hour || p.HistoricAfter() != 7*24*time.Hour {
+		t.Errorf("tiers %d rewards %d expiry %v historic after %v", len(p.Tiers()), len(p.Rewards()), p.ExpireAfter, p.HistoricAfter())
 	}
 }

@@ -41,6 +41,10 @@ type Programme struct {
 	ExpireAfter time.Duration // 0: never
 	WarnBefore  time.Duration
 
+	// historicAfter: an order event that reached order-ingest more than
+	// this long after it occurred is historic (backfilled history).
+	historicAfter time.Duration
+
 	rewards []Reward
 }
 
@@ -145,6 +149,9 @@ type programmeFile struct {
 		AfterDays int `yaml:"after_days"`
 		WarnDays  int `yaml:"warn_days"`
 	} `yaml:"expiry"`
+	History struct {
+		HistoricAfterDays int `yaml:"historic_after_days"`
+	} `yaml:"history"`
 	Rewards []struct {
 		ID           string `yaml:"id"`
 		Name         string `yaml:"name"`
@@ -284,6 +291,7 @@ func ParseProgramme(b []byte) (*Programme, error) {
 	}
 	p.ExpireAfter = time.Duration(f.Expiry.AfterDays) * 24 * time.Hour
 	p.WarnBefore = time.Duration(f.Expiry.WarnDays) * 24 * time.Hour
+	p.historicAfter = days(v, "history.historic_after_days", f.History.HistoricAfterDays, 7)
 
 	seenReward := map[string]bool{}
 	for i, r := range f.Rewards {
@@ -427,6 +435,20 @@ func (p *Programme) TierFor(spend int64) int {
 		}
 	}
 	return best
+}
+
+// HistoricAfter is how long after an order event occurred it may reach
+// order-ingest and still be live: one that arrives later is historic.
+func (p *Programme) HistoricAfter() time.Duration { return p.historicAfter }
+
+// Historic reports whether the order of f is historic: it reached
+// order-ingest (f.IngestedAt) more than HistoricAfter after it occurred
+// (f.At). Both times are in the stored event, so the answer is the same on
+// every redelivery and replay; an event without an ingestion time is live.
+// A historic order earns as it would have when it occurred and triggers
+// nothing of today (see Account.ApplyPaid).
+func (p *Programme) Historic(f OrderFacts) bool {
+	return !f.IngestedAt.IsZero() && f.IngestedAt.Sub(f.At) > p.historicAfter
 }
 
 // ExpiresAt is when points earned at t expire (zero: never).

@@ -32,6 +32,14 @@ type LedgerEvent struct {
 	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
 	// The balance after the change.
 	Balance int64 `protobuf:"varint,4,opt,name=balance,proto3" json:"balance,omitempty"`
+	// True when a historic order caused the event: one that reached
+	// order-ingest more than the programme's history.historic_after_days after
+	// it occurred (backfilled history). Its points (earned), the expiry of those
+	// that had expired before it arrived (expired), the tier change its spend
+	// made (tier_changed) and its claw-back (reversed) are recorded now, but
+	// they are not news to the customer: a consumer that tells customers of
+	// new points, expiries or tiers should not act on them as if new.
+	Historic bool `protobuf:"varint,5,opt,name=historic,proto3" json:"historic,omitempty"`
 	// Types that are valid to be assigned to Event:
 	//
 	//	*LedgerEvent_Earned
@@ -102,6 +110,13 @@ func (x *LedgerEvent) GetBalance() int64 {
 		return x.Balance
 	}
 	return 0
+}
+
+func (x *LedgerEvent) GetHistoric() bool {
+	if x != nil {
+		return x.Historic
+	}
+	return false
 }
 
 func (x *LedgerEvent) GetEvent() isLedgerEvent_Event {
@@ -651,14 +666,15 @@ var File_boomerang_ledger_v1_events_proto protoreflect.FileDescriptor
 
 const file_boomerang_ledger_v1_events_proto_rawDesc = "" +
 	"\n" +
-	" boomerang/ledger/v1/events.proto\x12\x13boomerang.ledger.v1\x1a boomerang/ledger/v1/ledger.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x05\n" +
+	" boomerang/ledger/v1/events.proto\x12\x13boomerang.ledger.v1\x1a boomerang/ledger/v1/ledger.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x05\n" +
 	"\vLedgerEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
 	"customerId\x12;\n" +
 	"\voccurred_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"occurredAt\x12\x18\n" +
-	"\abalance\x18\x04 \x01(\x03R\abalance\x12;\n" +
+	"\abalance\x18\x04 \x01(\x03R\abalance\x12\x1a\n" +
+	"\bhistoric\x18\x05 \x01(\bR\bhistoric\x12;\n" +
 	"\x06earned\x18\n" +
 	" \x01(\v2!.boomerang.ledger.v1.PointsEarnedH\x00R\x06earned\x12A\n" +
 	"\bredeemed\x18\v \x01(\v2#.boomerang.ledger.v1.PointsRedeemedH\x00R\bredeemed\x12A\n" +
