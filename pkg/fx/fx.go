@@ -234,3 +234,39 @@ func convert(amount int64, exp, baseExp int, rate *big.Rat) (int64, error) {
 	}
 	return q.Int64(), nil
 }
+
+// Settled returns the converter of an order that a shop's platform
+// settled itself: the customer paid total (minor units of currency) and
+// the seller received settled (minor units of settledCurrency). The
+// converter's rate is the base value of settled over total, so that total
+// converts to exactly that value and every other amount of the order in
+// the same proportion. settled is converted to the base currency with the
+// table's rate of at's day when it is not in the base currency already.
+func (t *Table) Settled(currency string, total int64, settledCurrency string, settled int64, at time.Time) (Converter, Conversion, error) {
+	exp, err := money.Exponent(currency)
+	if err != nil {
+		return Converter{}, Conversion{}, err
+	}
+	if total <= 0 {
+		return Converter{}, Conversion{}, fmt.Errorf("settled rate of a total of %d %s", total, currency)
+	}
+	base, err := t.Convert(settled, settledCurrency, at)
+	if err != nil {
+		return Converter{}, Conversion{}, err
+	}
+	// rate per major unit = (base / 10^baseExp) / (total / 10^exp)
+	num := new(big.Int).Mul(big.NewInt(base.Base.Minor), pow10(exp))
+	den := new(big.Int).Mul(big.NewInt(total), pow10(t.baseExp))
+	rat := new(big.Rat).SetFrac(num, den)
+	return Converter{rat: rat, exp: exp, baseExp: t.baseExp},
+		Conversion{Base: base.Base, Rate: rateText(rat), RateDate: base.RateDate}, nil
+}
+
+func pow10(n int) *big.Int { return new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil) }
+
+// rateText writes a rate with up to 12 decimals, without trailing zeros.
+func rateText(r *big.Rat) string {
+	s := r.FloatString(12)
+	s = strings.TrimRight(s, "0")
+	return strings.TrimSuffix(s, ".")
+}

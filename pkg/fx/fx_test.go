@@ -97,3 +97,58 @@ func BenchmarkConvert(b *testing.B) {
 		}
 	}
 }
+
+// TestSettled: the platform's own conversion decides the base values; the
+// total converts to exactly what the seller received and the other
+// amounts in proportion.
+func TestSettled(t *testing.T) {
+	tb, err := Load("EUR", strings.NewReader(table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := day("2026-02-10T12:00:00Z")
+	tests := []struct {
+		name            string
+		currency        string
+		total           int64
+		settledCurrency string
+		settled         int64
+		amounts, want   []int64 // amounts of the order and their base values
+		wantRate        string
+		wantDate        string
+	}{
+		// 110.00 USD paid, 100.00 EUR received: 10/11 EUR per USD, not
+		// the table's 0.925.
+		{name: "settled in the base currency", currency: "USD", total: 11000, settledCurrency: "EUR", settled: 10000,
+			amounts: []int64{11000, 5500, 1}, want: []int64{10000, 5000, 1}, wantRate: "0.909090909091"},
+		// 1,500 JPY paid, 9.40 EUR received: 940/150000 EUR per yen.
+		{name: "zero-decimal presentment", currency: "JPY", total: 1500, settledCurrency: "EUR", settled: 940,
+			amounts: []int64{1500, 750, 3}, want: []int64{940, 470, 2}, wantRate: "0.006266666667"},
+		// 50.00 USD paid as 6,000 JPY received by a yen shop: the yen are
+		// worth 6000 × 0.0062 = 37.20 EUR on the table, so 0.744 EUR per USD.
+		{name: "settled in a third currency", currency: "USD", total: 5000, settledCurrency: "JPY", settled: 6000,
+			amounts: []int64{5000, 1000}, want: []int64{3720, 744}, wantRate: "0.744", wantDate: "2026-01-01"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, conv, err := tb.Settled(tt.currency, tt.total, tt.settledCurrency, tt.settled, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if conv.Rate != tt.wantRate || conv.RateDate != tt.wantDate {
+				t.Errorf("rate %s of %q, want %s of %q", conv.Rate, conv.RateDate, tt.wantRate, tt.wantDate)
+			}
+			for i, a := range tt.amounts {
+				if got, err := c.Convert(a); err != nil || got != tt.want[i] {
+					t.Errorf("Convert(%d) = %d, %v; want %d", a, got, err, tt.want[i])
+				}
+			}
+		})
+	}
+	if _, _, err := tb.Settled("USD", 0, "EUR", 0, at); err == nil {
+		t.Error("a settled rate of a zero total: no error")
+	}
+	if _, _, err := tb.Settled("USD", 100, "GBP", 80, at); !errors.Is(err, ErrNoRate) {
+		t.Errorf("settled in a currency without rates: %v, want ErrNoRate", err)
+	}
+}

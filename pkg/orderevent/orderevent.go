@@ -75,9 +75,13 @@ func Build(rates *fx.Table, o *ingestv1.Order) (*ordersv1.OrderEvent, error) {
 	}
 	if kind == ordersv1.OrderEventKind_ORDER_EVENT_KIND_PLACED || kind == ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID {
 		c := o.GetCustomer()
+		var consent *bool
+		if c != nil && c.MarketingConsent != nil {
+			consent = new(*c.MarketingConsent)
+		}
 		ev.Customer = &ordersv1.CustomerAttributes{
 			Birthday:         c.GetBirthday(),
-			MarketingConsent: c.MarketingConsent,
+			MarketingConsent: consent,
 			ReferralCode:     c.GetReferralCode(),
 			Country:          c.GetCountry(),
 			Guest:            strings.TrimSpace(c.GetPlatformCustomerId()) == "",
@@ -93,6 +97,22 @@ func convert(ev *ordersv1.OrderEvent, rates *fx.Table, currency string, o *inges
 	}
 	occurred := o.GetOccurredAt().AsTime()
 	conv, rate, err := rates.Converter(currency, occurred)
+	if s := o.GetSettledTotal(); s != nil {
+		// The platform converted the customer's money itself: what the
+		// seller received decides the base values, whatever the table
+		// says. In the order's own currency it tells nothing new.
+		ev.SettledTotal = s
+		switch {
+		case !money.Known(s.GetCurrency()):
+			return reject(ReasonUnknownCurrency, "settled_total: %q is not an ISO 4217 currency", s.GetCurrency())
+		case s.GetCurrency() != currency && o.GetTotal().GetMinorUnits() > 0:
+			currency := s.GetCurrency() // for the error below
+			conv, rate, err = rates.Settled(Currency(o), o.GetTotal().GetMinorUnits(), currency, s.GetMinorUnits(), occurred)
+			if errors.Is(err, fx.ErrNoRate) {
+				return reject(ReasonNoRate, "no %s rate on or before %s", currency, occurred.UTC().Format("2006-01-02"))
+			}
+		}
+	}
 	if err != nil {
 		if errors.Is(err, fx.ErrNoRate) {
 			return reject(ReasonNoRate, "no %s rate on or before %s", currency, occurred.UTC().Format("2006-01-02"))

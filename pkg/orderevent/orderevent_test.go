@@ -82,3 +82,43 @@ func TestBuildRejects(t *testing.T) {
 		})
 	}
 }
+
+// A platform's own conversion (Shopify's shop money) decides the base
+// values: the total is worth exactly what the seller received, the other
+// amounts the same share of it, and an order in a currency the table has
+// no rate for is accepted.
+func TestBuildSettled(t *testing.T) {
+	gbp := func(minor int64) *commonv1.Money { return &commonv1.Money{MinorUnits: minor, Currency: "GBP"} }
+	o := &ingestv1.Order{
+		Source: "shop", OrderId: "A-2", Kind: ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID,
+		OccurredAt: timestamppb.New(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)),
+		Total:      gbp(80_00), Shipping: gbp(4_00),
+		Items:        []*ingestv1.LineItemInput{{Sku: "S1", Quantity: 1, UnitPrice: gbp(76_00)}},
+		SettledTotal: &commonv1.Money{MinorUnits: 92_00, Currency: "EUR"},
+	}
+	ev, err := orderevent.Build(rates(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 92.00 / 80.00 = 1.15 EUR per GBP: 4.00 GBP is 4.60 EUR, 76.00 GBP 87.40 EUR.
+	if ev.GetFxRate() != "1.15" || ev.GetBaseTotal().GetMinorUnits() != 92_00 || ev.GetShipping().GetBase().GetMinorUnits() != 4_60 ||
+		ev.GetItems()[0].GetUnitPrice().GetBase().GetMinorUnits() != 87_40 || ev.GetSettledTotal().GetMinorUnits() != 92_00 {
+		t.Errorf("rate %s, base total %v, shipping %v, item %v, settled %v", ev.GetFxRate(), ev.GetBaseTotal(),
+			ev.GetShipping(), ev.GetItems()[0].GetUnitPrice(), ev.GetSettledTotal())
+	}
+
+	// Settled in USD, which the table converts at 0.9 on 2026-03-01:
+	// 100.00 USD is 90.00 EUR, so the 80.00 GBP are 1.125 EUR each.
+	o.SettledTotal = usd(100_00)
+	if ev, err = orderevent.Build(rates(t), o); err != nil {
+		t.Fatal(err)
+	}
+	if ev.GetFxRate() != "1.125" || ev.GetFxRateDate() != "2026-01-01" || ev.GetBaseTotal().GetMinorUnits() != 90_00 {
+		t.Errorf("settled in a third currency: rate %s of %s, base total %v", ev.GetFxRate(), ev.GetFxRateDate(), ev.GetBaseTotal())
+	}
+
+	o.SettledTotal = &commonv1.Money{MinorUnits: 1, Currency: "XYZ"}
+	if _, err := orderevent.Build(rates(t), o); err == nil || err.(*orderevent.Rejection).Reason != orderevent.ReasonUnknownCurrency {
+		t.Errorf("settled in an unknown currency: %v", err)
+	}
+}

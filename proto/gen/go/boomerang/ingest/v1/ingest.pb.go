@@ -159,10 +159,17 @@ type Order struct {
 	Channel  string         `protobuf:"bytes,9,opt,name=channel,proto3" json:"channel,omitempty"`
 	// Who bought. Refunds and cancellations may leave it out: they belong to
 	// the customer of their order.
-	Customer      *CustomerInput   `protobuf:"bytes,10,opt,name=customer,proto3" json:"customer,omitempty"`
-	Items         []*LineItemInput `protobuf:"bytes,11,rep,name=items,proto3" json:"items,omitempty"`
-	Refund        *RefundInput     `protobuf:"bytes,12,opt,name=refund,proto3" json:"refund,omitempty"`
-	Test          bool             `protobuf:"varint,13,opt,name=test,proto3" json:"test,omitempty"`
+	Customer *CustomerInput   `protobuf:"bytes,10,opt,name=customer,proto3" json:"customer,omitempty"`
+	Items    []*LineItemInput `protobuf:"bytes,11,rep,name=items,proto3" json:"items,omitempty"`
+	Refund   *RefundInput     `protobuf:"bytes,12,opt,name=refund,proto3" json:"refund,omitempty"`
+	Test     bool             `protobuf:"varint,13,opt,name=test,proto3" json:"test,omitempty"`
+	// What the seller received for the order, in the currency the seller is
+	// paid in, when the platform converted the customer's money itself
+	// (Shopify's shop money beside the presentment money that total and the
+	// other amounts are in). When set, the order's base-currency values
+	// follow from it rather than from the FX table's rate of the order's
+	// date: see OrderEvent.settled_total. Placed and paid events only.
+	SettledTotal  *v11.Money `protobuf:"bytes,14,opt,name=settled_total,json=settledTotal,proto3" json:"settled_total,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -286,6 +293,13 @@ func (x *Order) GetTest() bool {
 		return x.Test
 	}
 	return false
+}
+
+func (x *Order) GetSettledTotal() *v11.Money {
+	if x != nil {
+		return x.SettledTotal
+	}
+	return nil
 }
 
 type DiscountInput struct {
@@ -904,7 +918,7 @@ var File_boomerang_ingest_v1_ingest_proto protoreflect.FileDescriptor
 
 const file_boomerang_ingest_v1_ingest_proto_rawDesc = "" +
 	"\n" +
-	" boomerang/ingest/v1/ingest.proto\x12\x13boomerang.ingest.v1\x1a boomerang/common/v1/common.proto\x1a boomerang/orders/v1/events.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x11\n" +
+	" boomerang/ingest/v1/ingest.proto\x12\x13boomerang.ingest.v1\x1a boomerang/common/v1/common.proto\x1a boomerang/orders/v1/events.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x14\n" +
 	"\x05Order\x129\n" +
 	"\x06source\x18\x01 \x01(\tB!\xbaH\x1er\x1c\x18@2\x18^([a-z0-9][a-z0-9_-]*)?$R\x06source\x12%\n" +
 	"\border_id\x18\x02 \x01(\tB\n" +
@@ -925,11 +939,14 @@ const file_boomerang_ingest_v1_ingest_proto_rawDesc = "" +
 	" \x01(\v2\".boomerang.ingest.v1.CustomerInputR\bcustomer\x12C\n" +
 	"\x05items\x18\v \x03(\v2\".boomerang.ingest.v1.LineItemInputB\t\xbaH\x06\x92\x01\x03\x10\xf4\x03R\x05items\x128\n" +
 	"\x06refund\x18\f \x01(\v2 .boomerang.ingest.v1.RefundInputR\x06refund\x12\x12\n" +
-	"\x04test\x18\r \x01(\bR\x04test:\xa8\b\xbaH\xa4\b\x1a\xd7\x01\n" +
+	"\x04test\x18\r \x01(\bR\x04test\x12\xcf\x01\n" +
+	"\rsettled_total\x18\x0e \x01(\v2\x1a.boomerang.common.v1.MoneyB\x8d\x01\xbaH\x89\x01\xba\x01\x85\x01\n" +
+	"\x12money.amount_range\x121must be between 0 and 100000000000000 minor units\x1a<this.minor_units >= 0 && this.minor_units <= 100000000000000R\fsettledTotal:\xdb\t\xbaH\xd7\t\x1a\xd7\x01\n" +
 	"\x12order.customer_key\x12Vcustomer.platform_customer_id or customer.email is required for placed and paid events\x1aithis.kind == 3 || this.kind == 4 || this.customer.platform_customer_id != '' || this.customer.email != ''\x1a}\n" +
 	"\x15order.refund_required\x12>refund is required for a refunded event and only allowed there\x1a$(this.kind == 3) == has(this.refund)\x1ay\n" +
 	"\x14order.total_required\x12,total is required for placed and paid events\x1a3this.kind == 3 || this.kind == 4 || has(this.total)\x1a\xd2\x03\n" +
-	"\x15order.single_currency\x122every amount must be in the order total's currency\x1a\x84\x03!has(this.total) || ((!has(this.shipping) || this.shipping.currency == this.total.currency) && (!has(this.tax) || this.tax.currency == this.total.currency) && (!has(this.discount.amount) || this.discount.amount.currency == this.total.currency) && (!has(this.refund) || this.refund.amount.currency == this.total.currency) && this.items.all(i, i.unit_price.currency == this.total.currency))\x1ay\n" +
+	"\x15order.single_currency\x122every amount must be in the order total's currency\x1a\x84\x03!has(this.total) || ((!has(this.shipping) || this.shipping.currency == this.total.currency) && (!has(this.tax) || this.tax.currency == this.total.currency) && (!has(this.discount.amount) || this.discount.amount.currency == this.total.currency) && (!has(this.refund) || this.refund.amount.currency == this.total.currency) && this.items.all(i, i.unit_price.currency == this.total.currency))\x1a\xb0\x01\n" +
+	"\x13order.settled_total\x12Dsettled_total is only allowed on placed and paid events with a total\x1aS!has(this.settled_total) || ((this.kind == 1 || this.kind == 2) && has(this.total))\x1ay\n" +
 	"\x13order.not_in_future\x128occurred_at must not be more than one hour in the future\x1a(this.occurred_at <= now + duration('1h')\"\xfc\x01\n" +
 	"\rDiscountInput\x12&\n" +
 	"\x05codes\x18\x01 \x03(\tB\x10\xbaH\r\x92\x01\n" +
@@ -1049,29 +1066,30 @@ var file_boomerang_ingest_v1_ingest_proto_depIdxs = []int32{
 	4,  // 6: boomerang.ingest.v1.Order.customer:type_name -> boomerang.ingest.v1.CustomerInput
 	5,  // 7: boomerang.ingest.v1.Order.items:type_name -> boomerang.ingest.v1.LineItemInput
 	6,  // 8: boomerang.ingest.v1.Order.refund:type_name -> boomerang.ingest.v1.RefundInput
-	14, // 9: boomerang.ingest.v1.DiscountInput.amount:type_name -> boomerang.common.v1.Money
-	15, // 10: boomerang.ingest.v1.CustomerInput.birthday:type_name -> boomerang.common.v1.Birthday
-	14, // 11: boomerang.ingest.v1.LineItemInput.unit_price:type_name -> boomerang.common.v1.Money
-	14, // 12: boomerang.ingest.v1.RefundInput.amount:type_name -> boomerang.common.v1.Money
-	2,  // 13: boomerang.ingest.v1.SubmitOrdersRequest.orders:type_name -> boomerang.ingest.v1.Order
-	9,  // 14: boomerang.ingest.v1.SubmitOrdersResponse.results:type_name -> boomerang.ingest.v1.OrderResult
-	0,  // 15: boomerang.ingest.v1.OrderResult.outcome:type_name -> boomerang.ingest.v1.OrderOutcome
-	1,  // 16: boomerang.ingest.v1.GetOrderResponse.status:type_name -> boomerang.ingest.v1.OrderStatus
-	14, // 17: boomerang.ingest.v1.GetOrderResponse.total:type_name -> boomerang.common.v1.Money
-	14, // 18: boomerang.ingest.v1.GetOrderResponse.base_total:type_name -> boomerang.common.v1.Money
-	14, // 19: boomerang.ingest.v1.GetOrderResponse.refunded:type_name -> boomerang.common.v1.Money
-	14, // 20: boomerang.ingest.v1.GetOrderResponse.base_refunded:type_name -> boomerang.common.v1.Money
-	13, // 21: boomerang.ingest.v1.GetOrderResponse.first_seen_at:type_name -> google.protobuf.Timestamp
-	16, // 22: boomerang.ingest.v1.GetOrderResponse.history:type_name -> boomerang.orders.v1.OrderEvent
-	7,  // 23: boomerang.ingest.v1.IngestService.SubmitOrders:input_type -> boomerang.ingest.v1.SubmitOrdersRequest
-	10, // 24: boomerang.ingest.v1.IngestService.GetOrder:input_type -> boomerang.ingest.v1.GetOrderRequest
-	8,  // 25: boomerang.ingest.v1.IngestService.SubmitOrders:output_type -> boomerang.ingest.v1.SubmitOrdersResponse
-	11, // 26: boomerang.ingest.v1.IngestService.GetOrder:output_type -> boomerang.ingest.v1.GetOrderResponse
-	25, // [25:27] is the sub-list for method output_type
-	23, // [23:25] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	14, // 9: boomerang.ingest.v1.Order.settled_total:type_name -> boomerang.common.v1.Money
+	14, // 10: boomerang.ingest.v1.DiscountInput.amount:type_name -> boomerang.common.v1.Money
+	15, // 11: boomerang.ingest.v1.CustomerInput.birthday:type_name -> boomerang.common.v1.Birthday
+	14, // 12: boomerang.ingest.v1.LineItemInput.unit_price:type_name -> boomerang.common.v1.Money
+	14, // 13: boomerang.ingest.v1.RefundInput.amount:type_name -> boomerang.common.v1.Money
+	2,  // 14: boomerang.ingest.v1.SubmitOrdersRequest.orders:type_name -> boomerang.ingest.v1.Order
+	9,  // 15: boomerang.ingest.v1.SubmitOrdersResponse.results:type_name -> boomerang.ingest.v1.OrderResult
+	0,  // 16: boomerang.ingest.v1.OrderResult.outcome:type_name -> boomerang.ingest.v1.OrderOutcome
+	1,  // 17: boomerang.ingest.v1.GetOrderResponse.status:type_name -> boomerang.ingest.v1.OrderStatus
+	14, // 18: boomerang.ingest.v1.GetOrderResponse.total:type_name -> boomerang.common.v1.Money
+	14, // 19: boomerang.ingest.v1.GetOrderResponse.base_total:type_name -> boomerang.common.v1.Money
+	14, // 20: boomerang.ingest.v1.GetOrderResponse.refunded:type_name -> boomerang.common.v1.Money
+	14, // 21: boomerang.ingest.v1.GetOrderResponse.base_refunded:type_name -> boomerang.common.v1.Money
+	13, // 22: boomerang.ingest.v1.GetOrderResponse.first_seen_at:type_name -> google.protobuf.Timestamp
+	16, // 23: boomerang.ingest.v1.GetOrderResponse.history:type_name -> boomerang.orders.v1.OrderEvent
+	7,  // 24: boomerang.ingest.v1.IngestService.SubmitOrders:input_type -> boomerang.ingest.v1.SubmitOrdersRequest
+	10, // 25: boomerang.ingest.v1.IngestService.GetOrder:input_type -> boomerang.ingest.v1.GetOrderRequest
+	8,  // 26: boomerang.ingest.v1.IngestService.SubmitOrders:output_type -> boomerang.ingest.v1.SubmitOrdersResponse
+	11, // 27: boomerang.ingest.v1.IngestService.GetOrder:output_type -> boomerang.ingest.v1.GetOrderResponse
+	26, // [26:28] is the sub-list for method output_type
+	24, // [24:26] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_boomerang_ingest_v1_ingest_proto_init() }

@@ -120,6 +120,14 @@ type OrderEvent struct {
 	Test bool `protobuf:"varint,19,opt,name=test,proto3" json:"test,omitempty"`
 	// Position of this event in the order's history, starting at 1.
 	OrderSequence int32 `protobuf:"varint,20,opt,name=order_sequence,json=orderSequence,proto3" json:"order_sequence,omitempty"`
+	// What the seller received for the order, in the currency the seller is
+	// paid in, when the shop's platform converted the customer's money (the
+	// customer paid total). The base values then come from it: fx_rate is
+	// the base value of settled_total (converted with the table's rate of
+	// the order's date, dated fx_rate_date, when the seller is paid in
+	// another currency than the base; exact when it is the base) divided by
+	// total, and applies to every amount of the order.
+	SettledTotal  *v1.Money `protobuf:"bytes,21,opt,name=settled_total,json=settledTotal,proto3" json:"settled_total,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -292,6 +300,13 @@ func (x *OrderEvent) GetOrderSequence() int32 {
 		return x.OrderSequence
 	}
 	return 0
+}
+
+func (x *OrderEvent) GetSettledTotal() *v1.Money {
+	if x != nil {
+		return x.SettledTotal
+	}
+	return nil
 }
 
 // Amount is a value in the order's currency with its base-currency value.
@@ -633,7 +648,7 @@ var File_boomerang_orders_v1_events_proto protoreflect.FileDescriptor
 
 const file_boomerang_orders_v1_events_proto_rawDesc = "" +
 	"\n" +
-	" boomerang/orders/v1/events.proto\x12\x13boomerang.orders.v1\x1a boomerang/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfd\x06\n" +
+	" boomerang/orders/v1/events.proto\x12\x13boomerang.orders.v1\x1a boomerang/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbe\a\n" +
 	"\n" +
 	"OrderEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x127\n" +
@@ -661,7 +676,8 @@ const file_boomerang_orders_v1_events_proto_rawDesc = "" +
 	"\bcustomer\x18\x11 \x01(\v2'.boomerang.orders.v1.CustomerAttributesR\bcustomer\x123\n" +
 	"\x06refund\x18\x12 \x01(\v2\x1b.boomerang.orders.v1.RefundR\x06refund\x12\x12\n" +
 	"\x04test\x18\x13 \x01(\bR\x04test\x12%\n" +
-	"\x0eorder_sequence\x18\x14 \x01(\x05R\rorderSequence\"p\n" +
+	"\x0eorder_sequence\x18\x14 \x01(\x05R\rorderSequence\x12?\n" +
+	"\rsettled_total\x18\x15 \x01(\v2\x1a.boomerang.common.v1.MoneyR\fsettledTotal\"p\n" +
 	"\x06Amount\x126\n" +
 	"\boriginal\x18\x01 \x01(\v2\x1a.boomerang.common.v1.MoneyR\boriginal\x12.\n" +
 	"\x04base\x18\x02 \x01(\v2\x1a.boomerang.common.v1.MoneyR\x04base\"U\n" +
@@ -733,18 +749,19 @@ var file_boomerang_orders_v1_events_proto_depIdxs = []int32{
 	4,  // 8: boomerang.orders.v1.OrderEvent.items:type_name -> boomerang.orders.v1.LineItem
 	5,  // 9: boomerang.orders.v1.OrderEvent.customer:type_name -> boomerang.orders.v1.CustomerAttributes
 	6,  // 10: boomerang.orders.v1.OrderEvent.refund:type_name -> boomerang.orders.v1.Refund
-	8,  // 11: boomerang.orders.v1.Amount.original:type_name -> boomerang.common.v1.Money
-	8,  // 12: boomerang.orders.v1.Amount.base:type_name -> boomerang.common.v1.Money
-	2,  // 13: boomerang.orders.v1.Discount.amount:type_name -> boomerang.orders.v1.Amount
-	2,  // 14: boomerang.orders.v1.LineItem.unit_price:type_name -> boomerang.orders.v1.Amount
-	9,  // 15: boomerang.orders.v1.CustomerAttributes.birthday:type_name -> boomerang.common.v1.Birthday
-	2,  // 16: boomerang.orders.v1.Refund.amount:type_name -> boomerang.orders.v1.Amount
-	2,  // 17: boomerang.orders.v1.Refund.refunded_total:type_name -> boomerang.orders.v1.Amount
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	8,  // 11: boomerang.orders.v1.OrderEvent.settled_total:type_name -> boomerang.common.v1.Money
+	8,  // 12: boomerang.orders.v1.Amount.original:type_name -> boomerang.common.v1.Money
+	8,  // 13: boomerang.orders.v1.Amount.base:type_name -> boomerang.common.v1.Money
+	2,  // 14: boomerang.orders.v1.Discount.amount:type_name -> boomerang.orders.v1.Amount
+	2,  // 15: boomerang.orders.v1.LineItem.unit_price:type_name -> boomerang.orders.v1.Amount
+	9,  // 16: boomerang.orders.v1.CustomerAttributes.birthday:type_name -> boomerang.common.v1.Birthday
+	2,  // 17: boomerang.orders.v1.Refund.amount:type_name -> boomerang.orders.v1.Amount
+	2,  // 18: boomerang.orders.v1.Refund.refunded_total:type_name -> boomerang.orders.v1.Amount
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_boomerang_orders_v1_events_proto_init() }
