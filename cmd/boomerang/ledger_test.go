@@ -22,8 +22,11 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 )
 
+// ledgerProgramme's orders are dated November 2026 at fixed rates: the
+// history setting keeps them live (not historic) for ten years after.
 const ledgerProgramme = `
 base_currency: EUR
+history: {historic_after_days: 3650}
 earn: {exclude: [shipping]}
 tiers:
   levels:
