@@ -81,6 +81,14 @@ type document struct {
 	Items      []item     `json:"items"`
 	Refund     *refund    `json:"refund"`
 	Test       bool       `json:"test"`
+	Settled    *settled   `json:"settled"`
+}
+
+// settled is what the seller received when the platform converted the
+// customer's money: {"currency": "EUR", "total": "92.00"}.
+type settled struct {
+	Currency string  `json:"currency"`
+	Total    decimal `json:"total"`
 }
 
 // flexString accepts an id sent as a string or a number.
@@ -263,6 +271,14 @@ func decodeOrder(data []byte, defaultKind, defaultTime string) (*ingestv1.Order,
 			return nil, err
 		}
 		o.Items = append(o.Items, li)
+	}
+	if st := d.Settled; st != nil {
+		if o.SettledTotal, err = amount("settled.total", st.Total, st.Currency); err != nil {
+			if e := (*Error)(nil); errors.As(err, &e) && e.Field == "currency" {
+				e.Field = "settled.currency"
+			}
+			return nil, err
+		}
 	}
 	if r := d.Refund; r != nil {
 		rc := cur

@@ -12,7 +12,8 @@ func TestDecode(t *testing.T) {
 	full := `{"source": "shop", "order_id": 1001, "kind": "paid", "occurred_at": "2026-11-01T10:00:00+01:00",
 	  "currency": "JPY", "total": 12000, "shipping": "500", "discount": {"codes": ["A"], "amount": "1000"},
 	  "customer": {"id": 42, "email": "a@b.c", "birthday": "--02-29", "marketing_consent": false, "country": "JP"},
-	  "items": [{"sku": 7, "quantity": 1, "price": "11500", "gift_card": true}], "test": true}`
+	  "items": [{"sku": 7, "quantity": 1, "price": "11500", "gift_card": true}], "test": true,
+	  "settled": {"currency": "EUR", "total": "74.40"}}`
 	o, err := Decode([]byte(full))
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +37,8 @@ func TestDecode(t *testing.T) {
 		{"sku from a number", o.GetItems()[0].GetSku(), "7"},
 		{"gift card line", o.GetItems()[0].GetGiftCard(), true},
 		{"test order", o.GetTest(), true},
+		{"settled currency", o.GetSettledTotal().GetCurrency(), "EUR"},
+		{"settled total", o.GetSettledTotal().GetMinorUnits(), int64(7440)},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -78,6 +81,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"bad time", `{"occurred_at": "yesterday"}`, "occurred_at", nil},
 		{"amount without currency", `{"total": "1"}`, "currency", nil},
 		{"unknown currency", `{"currency": "ZZZ", "total": "1"}`, "currency", money.ErrUnknownCurrency},
+		{"settled without currency", `{"currency": "USD", "total": "1", "settled": {"total": "1"}}`, "settled.currency", nil},
+		{"settled beyond its currency's decimals", `{"currency": "USD", "total": "1", "settled": {"currency": "JPY", "total": "1.5"}}`, "settled.total", nil},
 		// Codes are taken as sent, as protobuf and gRPC input takes them:
 		// lower case is invalid on every input, not an unknown currency.
 		{"lower-case currency", `{"currency": "usd", "total": "1"}`, "currency", nil},
