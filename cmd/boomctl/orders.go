@@ -28,7 +28,7 @@ func (a *app) ordersCommand() *cobra.Command {
 		Use:   "orders",
 		Short: "Submit orders to order-ingest and look them up",
 	}
-	cmd.AddCommand(a.ordersSubmitCommand(), a.ordersGetCommand())
+	cmd.AddCommand(a.ordersSubmitCommand(), a.ordersGetCommand(), a.ordersImportCommand())
 	return cmd
 }
 

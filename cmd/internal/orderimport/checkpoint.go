@@ -11,27 +11,27 @@ import (
 	"path/filepath"
 )
 
-// Checkpoint is how far an import of one or more files got: for each
-// file the position before which every order is done, and the counts of
-// everything done. It is replaced as a whole (a temporary file renamed
+// Checkpoint is how far an import of one or more files got. It is
+// replaced as a whole (a temporary file renamed
 // over it), so a crash leaves the old one or the new one, never half.
 type Checkpoint struct {
 	Version int          `json:"version"`
 	Source  string       `json:"source"`
 	Files   []*FileState `json:"files"`
-	Counts  Counts       `json:"counts"`
 }
 
-// FileState is one file's progress. Size and Head (a hash of its first
-// 64 KiB) tell whether the file is still the one the checkpoint was
-// written for.
+// FileState is one file's progress: the position before which every
+// order is done, and the counts of those orders. Size and Head (a hash of
+// its first 64 KiB) tell whether the file is still the one the checkpoint
+// was written for.
 type FileState struct {
 	Path   string `json:"path"`
 	Size   int64  `json:"size"`
 	Head   string `json:"head"`
 	Format Format `json:"format"`
 	Position
-	Done bool `json:"done"`
+	Counts Counts `json:"counts"`
+	Done   bool   `json:"done"`
 }
 
 const checkpointVersion = 1

@@ -266,6 +266,7 @@ func (im *Importer) Run(ctx context.Context, r Reader, h Hooks) (Counts, error) 
 	cur := &batch{finished: make(chan struct{})}
 	var readErr error
 	prevEnd := r.Position()
+	im.readOffset.Store(prevEnd.Offset)
 read:
 	for stopCtx.Err() == nil {
 		o, err := r.Next()
