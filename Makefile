@@ -15,7 +15,7 @@ fuzzx = $$(( $(1) * $(FUZZSCALE) ))x
 export BOOMERANG_FX_RATES_FILE ?= $(CURDIR)/deploy/fx-rates.csv
 export BOOMERANG_BASE_CURRENCY ?= EUR
 
-.PHONY: docs chaos chaos-short run build test test-race vet fmt-check tidy-check fuzz bench bench-go bench-memory proto proto-deps proto-check lint compose-check clean
+.PHONY: docs chaos chaos-short run build test test-race vet fmt-check tidy-check fuzz bench bench-go bench-memory bench-import proto proto-deps proto-check lint compose-check clean
 
 ## run: start the whole platform in one process (embedded NATS, SQLite)
 run:
@@ -58,6 +58,9 @@ fuzz:
 	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzDecodeMessage$$' -fuzztime $(call fuzzx,40000) ./services/ingest/internal/bus
 	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParseTransactions$$' -fuzztime $(call fuzzx,400000) ./services/segmentation/clv
 	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzDecode$$' -fuzztime $(call fuzzx,15000) ./services/feedback/internal/bus
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzShopify$$' -fuzztime $(call fuzzx,100000) ./cmd/internal/orderimport
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzWooCommerce$$' -fuzztime $(call fuzzx,100000) ./cmd/internal/orderimport
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzJSONL$$' -fuzztime $(call fuzzx,50000) ./cmd/internal/orderimport
 
 ## bench: end-to-end load benchmark (orders/s, latency percentiles) and the Go benchmarks
 bench: bench-e2e bench-go
@@ -68,6 +71,12 @@ bench-e2e:
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(MODULES)
+
+## bench-import: boomctl's import of a 1,000,000-order JSON Lines file beside plain SubmitOrders calls of the same orders (ORDERS=100000 to scale down, ROUNDS=2 to alternate the runs on a busy machine; target: the import at ≥ 0.8 of SubmitOrders)
+ORDERS ?= 1000000
+ROUNDS ?= 1
+bench-import:
+	$(GO) run ./cmd/boombench -import -orders $(ORDERS) -rounds $(ROUNDS)
 
 ## bench-memory: the single process's peak and steady resident size after a million orders from 100,000 customers (takes many minutes)
 bench-memory:

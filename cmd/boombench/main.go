@@ -65,6 +65,9 @@ type options struct {
 	memory     bool
 	settle     time.Duration
 	memProfile string
+	importRun  bool
+	parallel   int
+	rounds     int
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -86,11 +89,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&o.settle, "settle", 3*time.Minute,
 		"with -memory: idle time before the steady resident size is read (past the streams' one-minute duplicate window and NATS's two-minute expiry of per-block subject state)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "with -memory: write a heap profile to this file after the settle")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the throughput run to this file (and of each -drain run to FILE.<service>)")
+	fs.BoolVar(&o.importRun, "import", false,
+		"instead of the other runs, write -orders orders to a JSON Lines file, send them with plain SubmitOrders calls, import the file with boomctl's import into a fresh platform, and compare the two rates")
+	fs.IntVar(&o.parallel, "parallel", 4, "with -import: calls in flight, for both runs")
+	fs.IntVar(&o.rounds, "rounds", 1, "with -import: pairs of runs, in alternating order")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the throughput run (with -import: of the import) to this file (and of each -drain run to FILE.<service>)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	o.cpuProfile = *cpuProfile
+	if o.importRun {
+		return importRun(ctx, o, out)
+	}
 	dir, err := os.MkdirTemp("", "boombench-")
 	if err != nil {
 		return err
