@@ -58,9 +58,11 @@ Formats (--format, found from the content by default):
 Columns are found by their header's names, in any order; others are ignored.
 
 Each CSV order yields its paid event (placed if it was never paid), a refunded event for what
-was refunded, and a cancelled event if it was cancelled. The order id is the platform's numeric
-id, the one its webhooks send, so a webhook sent again for an old order is a duplicate of the
-import. Importing a file again changes nothing: every event comes back a duplicate.
+was refunded (each WooCommerce refund with its id; Shopify's export has only the amount, sent
+as refund "import"), and a cancelled event if it was cancelled; WooCommerce drafts and trashed
+orders are skipped. The order id is the platform's numeric id, the one its webhooks send, so
+a webhook sent again for an old order finds its payment a duplicate of the import. Importing a
+file again changes nothing: every event comes back a duplicate.
 
 The events of one order are sent in file order: in one call, or a later call only once the
 earlier one is answered. A call that fails for a passing reason is retried (--retries); a
@@ -486,6 +488,9 @@ func (a *app) printImportSummary(files []*importFile, f *importFlags, took time.
 			fmt.Fprintf(a.stdout, ": see %s", f.rejects)
 		}
 		fmt.Fprint(a.stdout, ".")
+	}
+	if s.Total.Skipped > 0 {
+		fmt.Fprintf(a.stdout, " %d orders skipped (drafts, trashed: no event).", s.Total.Skipped)
 	}
 	fmt.Fprintln(a.stdout)
 	return nil

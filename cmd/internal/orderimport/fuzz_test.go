@@ -31,8 +31,10 @@ func fuzzRead(t *testing.T, format Format, data []byte) {
 		if p.Offset < prev.Offset || p.Offset > int64(len(data)) || p.Row <= prev.Row {
 			t.Fatalf("position %+v after %+v (%d bytes)", p, prev, len(data))
 		}
-		if o.Err == nil && len(o.Events) == 0 {
-			t.Fatalf("order at row %d has neither events nor an error", o.Row)
+		for _, ev := range o.Events {
+			if ev.GetOrderId() != o.ID {
+				t.Fatalf("order %q at row %d has an event of order %q", o.ID, o.Row, ev.GetOrderId())
+			}
 		}
 		prev = p
 	}

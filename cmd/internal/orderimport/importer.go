@@ -68,7 +68,8 @@ func (c Config) withDefaults() Config {
 
 // Counts are what an import did. Accepted, Duplicate and Rejected count
 // events; Rejected also counts each order whose rows could not be read
-// (Unreadable), which sends nothing.
+// (Unreadable), which sends nothing. Skipped are orders read that are
+// no order event at all (a WooCommerce draft or trashed order).
 type Counts struct {
 	Orders     int64 `json:"orders"`
 	Events     int64 `json:"events"`
@@ -76,6 +77,7 @@ type Counts struct {
 	Duplicate  int64 `json:"duplicate"`
 	Rejected   int64 `json:"rejected"`
 	Unreadable int64 `json:"unreadable"`
+	Skipped    int64 `json:"skipped"`
 }
 
 // Add returns c plus d.
@@ -83,6 +85,7 @@ func (c Counts) Add(d Counts) Counts {
 	return Counts{
 		Orders: c.Orders + d.Orders, Events: c.Events + d.Events, Accepted: c.Accepted + d.Accepted,
 		Duplicate: c.Duplicate + d.Duplicate, Rejected: c.Rejected + d.Rejected, Unreadable: c.Unreadable + d.Unreadable,
+		Skipped: c.Skipped + d.Skipped,
 	}
 }
 
@@ -120,7 +123,7 @@ type Importer struct {
 	cfg Config
 
 	readOffset atomic.Int64
-	live       struct{ orders, events, accepted, duplicate, rejected, unreadable atomic.Int64 }
+	live       struct{ orders, events, accepted, duplicate, rejected, unreadable, skipped atomic.Int64 }
 }
 
 // New returns an importer that submits through sub.
@@ -134,6 +137,7 @@ func (im *Importer) Progress() (readOffset int64, c Counts) {
 	return im.readOffset.Load(), Counts{
 		Orders: im.live.orders.Load(), Events: im.live.events.Load(), Accepted: im.live.accepted.Load(),
 		Duplicate: im.live.duplicate.Load(), Rejected: im.live.rejected.Load(), Unreadable: im.live.unreadable.Load(),
+		Skipped: im.live.skipped.Load(),
 	}
 }
 
@@ -285,6 +289,8 @@ read:
 			if o.Err != nil {
 				im.live.rejected.Add(1)
 				im.live.unreadable.Add(1)
+			} else {
+				im.live.skipped.Add(1)
 			}
 			cur.parts = append(cur.parts, part{row: o.Row, id: o.ID, err: o.Err, last: true})
 			cur.end, prevEnd = end, end
@@ -374,6 +380,10 @@ func (b *batch) finish(results []result, err error) {
 			b.counts.Rejected++
 			b.counts.Unreadable++
 			b.rejects = append(b.rejects, Rejection{Row: p.row, OrderID: p.id, Reason: reason, Message: msg})
+			continue
+		}
+		if p.events == 0 && p.last {
+			b.counts.Skipped++
 			continue
 		}
 		for _, r := range results[i : i+p.events] {

@@ -197,8 +197,9 @@ func TestWooCommerce(t *testing.T) {
 			Discount: &ingestv1.DiscountInput{Codes: []string{"spring10"}, Amount: eur(1000)},
 			Customer: &ingestv1.CustomerInput{PlatformCustomerId: "17", Email: "hana@example.com", Country: "DE"},
 			Items: []*ingestv1.LineItemInput{
-				{Sku: "MUG:BLUE", Quantity: 2, UnitPrice: eur(1500)},
-				{Sku: "BEANS-250", Quantity: 1, UnitPrice: eur(2000)},
+				// Unit prices from the lines' totals, after the coupon.
+				{Sku: "MUG:BLUE", Quantity: 2, UnitPrice: eur(1200)},
+				{Sku: "BEANS-250", Quantity: 1, UnitPrice: eur(1600)},
 			},
 		}}},
 		{row: 3, id: "4102", events: []*ingestv1.Order{{
@@ -228,7 +229,8 @@ func TestWooCommerce(t *testing.T) {
 				Source: "shop-eu", OrderId: "4104", Kind: placed, OccurredAt: at(t, "2026-04-05T06:00:00Z"),
 				Total: m(3500, "JPY"), Shipping: m(500, "JPY"), Tax: m(0, "JPY"),
 				Customer: &ingestv1.CustomerInput{Email: "kei@example.com", Country: "JP"},
-				Items:    []*ingestv1.LineItemInput{{Sku: "Tea Set", Quantity: 1, UnitPrice: m(3000, "JPY")}},
+				// No SKU: the product's id names it, as in the webhooks.
+				Items: []*ingestv1.LineItemInput{{Sku: "product-92", Quantity: 1, UnitPrice: m(3000, "JPY")}},
 			},
 			{Source: "shop-eu", OrderId: "4104", Kind: cancelled, OccurredAt: at(t, "2026-04-05T06:00:00Z")},
 		}},
@@ -244,7 +246,7 @@ func TestWooCommerce(t *testing.T) {
 				Refund: &ingestv1.RefundInput{RefundId: "import", Amount: eur(500)},
 			},
 		}},
-		{row: 7, id: "4106", reason: ReasonInvalid},
+		{row: 7, id: "4106"}, // trashed: no event
 		{row: 8, id: "4107", reason: ReasonUnknownCurrency},
 	})
 }
@@ -253,10 +255,10 @@ func TestWooCommerce(t *testing.T) {
 // row and names the item in item_* columns; columns may come in any
 // order, and extra ones are ignored.
 func TestWooCommerceOneRowPerItem(t *testing.T) {
-	doc := "status,order_currency,order_id,order_total,date,billing_email,item_name,item_sku,item_quantity,item_subtotal,extra\n" +
-		"completed,EUR,7,30.00,2026-04-02 10:00:00,a@example.com,Cup,CUP,2,10.00,x\n" +
-		"completed,EUR,7,30.00,2026-04-02 10:00:00,a@example.com,Saucer,,1,20.00,y\n" +
-		"processing,EUR,8,3.00,2026-04-02T11:00:00+02:00,b@example.com,Odd,ODD,3,10.00,z\n"
+	doc := "status,order_currency,order_id,order_total,date,billing_email,item_name,item_sku,item_quantity,item_subtotal,item_total,extra\n" +
+		"completed,EUR,7,29.00,2026-04-02 10:00:00,a@example.com,Cup,CUP,2,10.00,9.00,x\n" +
+		"completed,EUR,7,29.00,2026-04-02 10:00:00,a@example.com,Saucer,,1,20.00,20.00,y\n" +
+		"processing,EUR,8,3.00,2026-04-02T11:00:00+02:00,b@example.com,Odd,ODD,3,10.00,,z\n"
 	r, err := Open(WooCommerce, strings.NewReader(doc), Options{Source: "w"})
 	if err != nil {
 		t.Fatal(err)
@@ -264,11 +266,12 @@ func TestWooCommerceOneRowPerItem(t *testing.T) {
 	eur := func(minor int64) *commonv1.Money { return m(minor, "EUR") }
 	check(t, readAll(t, r), []want{
 		{row: 2, id: "7", events: []*ingestv1.Order{{
-			Source: "w", OrderId: "7", Kind: paid, OccurredAt: at(t, "2026-04-02T10:00:00Z"), Total: eur(3000),
+			Source: "w", OrderId: "7", Kind: paid, OccurredAt: at(t, "2026-04-02T10:00:00Z"), Total: eur(2900),
 			Customer: &ingestv1.CustomerInput{Email: "a@example.com"},
-			Items:    []*ingestv1.LineItemInput{{Sku: "CUP", Quantity: 2, UnitPrice: eur(500)}, {Sku: "Saucer", Quantity: 1, UnitPrice: eur(2000)}},
+			Items:    []*ingestv1.LineItemInput{{Sku: "CUP", Quantity: 2, UnitPrice: eur(450)}, {Sku: "Saucer", Quantity: 1, UnitPrice: eur(2000)}},
 		}}},
-		// 10.00 over three: 3.33⅓ a unit, rounded.
+		// No item total: the subtotal, 10.00 over three, 3.33⅓ a unit,
+		// rounded.
 		{row: 4, id: "8", events: []*ingestv1.Order{{
 			Source: "w", OrderId: "8", Kind: paid, OccurredAt: at(t, "2026-04-02T09:00:00Z"), Total: eur(300),
 			Customer: &ingestv1.CustomerInput{Email: "b@example.com"},

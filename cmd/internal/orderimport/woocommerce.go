@@ -39,11 +39,13 @@ const (
 	wooLineItems     = "line_items"
 	wooCouponItems   = "coupon_items"
 	wooRefunds       = "refunds"
+	wooItemID        = "item_id"
 	wooItemSKU       = "item_sku"
 	wooItemName      = "item_name"
 	wooItemProduct   = "item_product_id"
 	wooItemQuantity  = "item_quantity"
 	wooItemSubtotal  = "item_subtotal"
+	wooItemTotal     = "item_total"
 )
 
 type wooReader struct {
@@ -124,14 +126,28 @@ func (w *wooReader) Next() (*Order, error) {
 	return o, nil
 }
 
-// order maps an order's row (or its items' rows) to its events: paid
-// (placed if not paid), one refunded event per refund, cancelled if it
-// was.
+// order maps an order's row (or its items' rows) to its events, by
+// status as order-ingest's WooCommerce webhooks map an order, so that a
+// webhook sent again for an imported order finds its events duplicates:
+//
+//   - pending, on-hold, failed: placed;
+//   - processing, completed: paid;
+//   - refunded: paid, and each refund;
+//   - cancelled: placed, or paid and its refunds when it was paid (it has
+//     a paid_date, or refunds), and cancelled;
+//   - trash, checkout-draft and statuses of plugins: nothing (the order
+//     is counted as skipped).
 func (w *wooReader) order(rows [][]string) (string, []*ingestv1.Order, error) {
 	c, first, loc := w.cols, rows[0], w.opts.location()
 	id, err := orderID("order_id", c.get(first, wooOrderID))
 	if err != nil {
 		return "", nil, err
+	}
+	status := strings.TrimPrefix(strings.ToLower(c.get(first, wooStatus)), "wc-")
+	switch status {
+	case "pending", "on-hold", "failed", "processing", "completed", "refunded", "cancelled":
+	default:
+		return id, nil, nil
 	}
 	cur, err := currencyCode("order_currency", c.get(first, wooCurrency))
 	if err != nil {
@@ -141,11 +157,12 @@ func (w *wooReader) order(rows [][]string) (string, []*ingestv1.Order, error) {
 	if err != nil {
 		return id, nil, err
 	}
-	paidAt := created
+	paidAt, hasPaidDate := created, false
 	if v := c.get(first, wooPaidDate); v != "" {
 		if paidAt, err = parseTime(wooPaidDate, v, loc); err != nil {
 			return id, nil, err
 		}
+		hasPaidDate = true
 	}
 	total := c.get(first, wooOrderTotal)
 	if total == "" {
@@ -185,32 +202,34 @@ func (w *wooReader) order(rows [][]string) (string, []*ingestv1.Order, error) {
 		return id, nil, err
 	}
 
-	cancelled := false
-	switch strings.TrimPrefix(strings.ToLower(c.get(first, wooStatus)), "wc-") {
-	case "processing", "completed", "refunded":
-		o.Kind, o.OccurredAt = ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID, timestamppb.New(paidAt)
-	case "pending", "on-hold", "failed", "checkout-draft", "draft":
-		o.Kind, o.OccurredAt = ordersv1.OrderEventKind_ORDER_EVENT_KIND_PLACED, timestamppb.New(created)
-	case "cancelled":
-		o.Kind, o.OccurredAt = ordersv1.OrderEventKind_ORDER_EVENT_KIND_PLACED, timestamppb.New(created)
-		cancelled = true
-	default:
-		return id, nil, rowErr(ReasonInvalid, "status: %q is not one of processing, completed, refunded, pending, on-hold, failed, cancelled", c.get(first, wooStatus))
-	}
-	events := []*ingestv1.Order{o}
-
-	latest := paidAt
 	refunds, err := w.refunds(first, cur, created)
 	if err != nil {
 		return id, nil, err
 	}
-	for _, r := range refunds {
-		events = append(events, r)
-		if t := r.GetOccurredAt().AsTime(); t.After(latest) {
-			latest = t
+	paid := false
+	switch status {
+	case "processing", "completed", "refunded":
+		paid = true
+	case "cancelled":
+		paid = hasPaidDate || len(refunds) > 0
+	}
+	o.Kind, o.OccurredAt = ordersv1.OrderEventKind_ORDER_EVENT_KIND_PLACED, timestamppb.New(created)
+	if paid {
+		o.Kind, o.OccurredAt = ordersv1.OrderEventKind_ORDER_EVENT_KIND_PAID, timestamppb.New(paidAt)
+	}
+	events := []*ingestv1.Order{o}
+
+	latest := paidAt
+	if paid {
+		// A refund of an order never paid is no event.
+		for _, r := range refunds {
+			events = append(events, r)
+			if t := r.GetOccurredAt().AsTime(); t.After(latest) {
+				latest = t
+			}
 		}
 	}
-	if cancelled {
+	if status == "cancelled" {
 		// The export has no cancellation time: the latest the order has.
 		events = append(events, &ingestv1.Order{
 			Source: w.opts.Source, OrderId: id, Kind: ordersv1.OrderEventKind_ORDER_EVENT_KIND_CANCELLED,
@@ -234,21 +253,15 @@ func (w *wooReader) items(rows [][]string, cur string) ([]*ingestv1.LineItemInpu
 	} else if c.has(wooItemQuantity) {
 		for _, r := range rows {
 			raw = append(raw, map[string]string{
-				"sku": c.get(r, wooItemSKU), "name": c.get(r, wooItemName), "product_id": c.get(r, wooItemProduct),
-				"quantity": c.get(r, wooItemQuantity), "subtotal": c.get(r, wooItemSubtotal),
+				"id": c.get(r, wooItemID), "sku": c.get(r, wooItemSKU), "name": c.get(r, wooItemName), "product_id": c.get(r, wooItemProduct),
+				"quantity": c.get(r, wooItemQuantity), "subtotal": c.get(r, wooItemSubtotal), "total": c.get(r, wooItemTotal),
 			})
 		}
 	}
 	var out []*ingestv1.LineItemInput
 	for i, it := range raw {
 		field := fmt.Sprintf("line item %d", i+1)
-		sku := it["sku"]
-		if sku == "" {
-			sku = it["name"]
-		}
-		if sku == "" && it["product_id"] != "" && it["product_id"] != "0" {
-			sku = "product-" + it["product_id"]
-		}
+		sku := wooSKU(it)
 		if sku == "" {
 			continue // nothing names the item
 		}
@@ -259,16 +272,44 @@ func (w *wooReader) items(rows [][]string, cur string) ([]*ingestv1.LineItemInpu
 		if q == 0 {
 			continue
 		}
-		sub, err := amount(field+" subtotal", it["subtotal"], cur)
+		// The unit price is the line's total (after the order's discounts,
+		// before tax) over its quantity, rounded half up to the minor
+		// unit, as the webhooks read it; exports without the total have
+		// the subtotal (before discounts).
+		key := "total"
+		if it[key] == "" {
+			key = "subtotal"
+		}
+		total, err := amount(field+" "+key, it[key], cur)
 		if err != nil {
 			return nil, err
 		}
-		// The export has the line's subtotal (before discounts); the unit
-		// price is its share, rounded to the minor unit.
-		unit := &commonv1.Money{Currency: cur, MinorUnits: (sub.GetMinorUnits() + q/2) / q}
-		out = append(out, &ingestv1.LineItemInput{Sku: truncate(sku, 128), Quantity: q, UnitPrice: unit})
+		unit := total.GetMinorUnits() / q
+		if rem := total.GetMinorUnits() % q; rem >= q-rem && rem > 0 {
+			unit++
+		}
+		out = append(out, &ingestv1.LineItemInput{Sku: truncate(sku, 128), Quantity: q, UnitPrice: &commonv1.Money{Currency: cur, MinorUnits: unit}})
 	}
 	return out, nil
+}
+
+// wooSKU names a line as the webhooks do: its SKU, else product-<id>,
+// else item-<line id>; the export's unknown_product (a product since
+// deleted) is no SKU. The line's name is the last resort.
+func wooSKU(it map[string]string) string {
+	sku, product := it["sku"], it["product_id"]
+	if sku == "unknown_product" && strings.TrimLeft(product, "0") == "" {
+		sku = ""
+	}
+	switch {
+	case sku != "":
+		return sku
+	case strings.TrimLeft(product, "0") != "":
+		return "product-" + product
+	case it["id"] != "":
+		return "item-" + it["id"]
+	}
+	return it["name"]
 }
 
 // refunds reads the refunds cell, one refunded event per refund with the
