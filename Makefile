@@ -56,6 +56,7 @@ fuzz:
 	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParse$$' -fuzztime $(call fuzzx,800000) ./pkg/money
 	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzDecode$$' -fuzztime $(call fuzzx,150000) ./services/ingest/internal/orderjson
 	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzDecodeMessage$$' -fuzztime $(call fuzzx,40000) ./services/ingest/internal/bus
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzShopifyMap$$' -fuzztime $(call fuzzx,40000) ./services/ingest/internal/webhook
 	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParseTransactions$$' -fuzztime $(call fuzzx,400000) ./services/segmentation/clv
 	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzDecode$$' -fuzztime $(call fuzzx,15000) ./services/feedback/internal/bus
 	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzShopify$$' -fuzztime $(call fuzzx,100000) ./cmd/internal/orderimport

@@ -241,3 +241,36 @@ func TestShopifyMapErrors(t *testing.T) {
 		})
 	}
 }
+
+// FuzzShopifyMap: whatever a delivery holds, Map returns orders or an
+// error of the documented kinds, and never panics; every order it returns
+// names its order and kind.
+func FuzzShopifyMap(f *testing.F) {
+	for _, name := range []string{"orders-paid-multicurrency.json", "orders-updated-partial-refunds.json", "orders-cancelled-unpaid.json", "refunds-create.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "shopify", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, name == "refunds-create.json")
+	}
+	f.Fuzz(func(t *testing.T, body []byte, refund bool) {
+		h := nats.Header{}
+		h.Set(ShopifyTopic, "orders/updated")
+		if refund {
+			h.Set(ShopifyTopic, "refunds/create")
+		}
+		orders, err := Shopify.Map(h, body)
+		if err != nil {
+			var je *orderjson.Error
+			if !errors.As(err, &je) && !errors.Is(err, money.ErrUnknownCurrency) {
+				t.Fatalf("error of another kind: %T %v", err, err)
+			}
+			return
+		}
+		for _, o := range orders {
+			if o.GetOrderId() == "" || o.GetKind() == ordersv1.OrderEventKind_ORDER_EVENT_KIND_UNSPECIFIED || o.GetOccurredAt() == nil {
+				t.Fatalf("incomplete order %v", o)
+			}
+		}
+	})
+}
