@@ -49,6 +49,13 @@ type harness struct {
 // INGEST stream unless noStream.
 func start(t *testing.T, noStream bool) *harness {
 	t.Helper()
+	return startWith(t, noStream, httpapi.Source{Name: source, Platform: webhook.Generic, Secret: []byte(secret)})
+}
+
+// startWith returns a handler of sources on a fresh NATS, with the INGEST
+// stream unless noStream.
+func startWith(t *testing.T, noStream bool, sources ...httpapi.Source) *harness {
+	t.Helper()
 	_, url := testkit.NATS(t)
 	_, js := testkit.JetStream(t, url)
 	if !noStream {
@@ -61,7 +68,7 @@ func start(t *testing.T, noStream bool) *harness {
 	h, err := httpapi.New(js, slog.New(slog.NewTextHandler(io.Discard, nil)), tracenoop.NewTracerProvider(),
 		sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test"),
 		httpapi.Options{
-			Sources:   []httpapi.Source{{Name: source, Platform: webhook.Generic, Secret: []byte(secret)}},
+			Sources:   sources,
 			MaxBody:   maxBody,
 			Tolerance: 5 * time.Minute, PublishTimeout: 2 * time.Second,
 			Now: func() time.Time { return now },
