@@ -2,8 +2,9 @@
 // it submits orders and looks them up through the gRPC API, and follows
 // subjects on the JetStream bus to watch what the platform produces.
 //
-// Exit status: 0 on success, 1 when a call failed or an order was rejected,
-// 2 on a usage error (bad flags or arguments).
+// Exit status: 0 on success, 1 when a call failed or an order was rejected
+// (`orders import` counts rejected rows in its summary and exits 1 only
+// when it stopped early), 2 on a usage error (bad flags or arguments).
 package main
 
 import (
