@@ -73,7 +73,7 @@ func Lookup(name string) (Platform, bool) {
 
 // Platforms returns every platform, by name.
 func Platforms() []Platform {
-	return []Platform{Generic, Shopify}
+	return []Platform{Generic, Shopify, WooCommerce}
 }
 
 // Names returns the platforms' names, for messages that list them.
