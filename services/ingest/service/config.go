@@ -34,7 +34,7 @@ var (
 	webhookAddr = Vars.String("INGEST_WEBHOOK_ADDR", "127.0.0.1:7490",
 		"Address of the HTTP intake (`POST /webhooks/<platform>/<source>`); empty turns it off.")
 	webhookSources = Vars.String("INGEST_WEBHOOK_SOURCES", "",
-		"The sources that may send webhooks, a comma list of `source:platform` (`shop-eu:generic`); the platform is `generic` for now.")
+		"The sources that may send webhooks, a comma list of `source:platform` (`shop-eu:generic,northwind:shopify`); the platform is `generic`, `shopify` or `woocommerce`.")
 	webhookSecret = Vars.Family("INGEST_WEBHOOK_SECRET_<SOURCE>", "<SOURCE>",
 		"The secret that signs one webhook source's deliveries, at least 16 bytes, used as given; `<SOURCE>` is the source in upper case with `-` as `_` (`INGEST_WEBHOOK_SECRET_SHOP_EU`).")
 	webhookTolerance = Vars.Duration("INGEST_WEBHOOK_TOLERANCE", 5*time.Minute, time.Second, 24*time.Hour,

@@ -176,6 +176,7 @@ func (h *Handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	msg.Header.Set(natsx.HeaderContentType, "application/json")
 	if src.Platform.Map != nil {
 		msg.Header.Set(webhook.HeaderPlatform, src.Platform.Name)
+		msg.Header.Set(webhook.HeaderReceivedAt, h.opts.Now().UTC().Format(time.RFC3339))
 	}
 	msg.Header.Set(jetstream.MsgIDHeader, src.Platform.Name+":"+src.Name+":"+id)
 	natsx.InjectTrace(ctx, msg.Header)

@@ -66,7 +66,10 @@ func TestShopifyVerify(t *testing.T) {
 		edit func(h http.Header, b []byte) []byte
 		want error
 	}{
-		{"wrong secret", func(h http.Header, b []byte) []byte { h.Set(ShopifyHMAC, shopifySign(b, "another-secret-0123456789")); return b }, ErrSignature},
+		{"wrong secret", func(h http.Header, b []byte) []byte {
+			h.Set(ShopifyHMAC, shopifySign(b, "another-secret-0123456789"))
+			return b
+		}, ErrSignature},
 		{"body changed", func(_ http.Header, b []byte) []byte { return []byte(strings.Replace(string(b), "110.00", "11.00", 1)) }, ErrSignature},
 		{"no signature", func(h http.Header, b []byte) []byte { h.Del(ShopifyHMAC); return b }, ErrSignature},
 		{"hex, not base64", func(h http.Header, b []byte) []byte { h.Set(ShopifyHMAC, strings.Repeat("ab", 32)); return b }, ErrSignature},

@@ -32,6 +32,12 @@ var (
 // Map. A message without it is a canonical order.
 const HeaderPlatform = "Boomerang-Webhook"
 
+// HeaderReceivedAt is the time (RFC 3339, UTC) the intake received a
+// platform's delivery, kept on the captured message for a Map that needs
+// a time the body does not give (WooCommerce's order.deleted carries
+// nothing but the order's id).
+const HeaderReceivedAt = "Boomerang-Received-At"
+
 // Platform is one shop platform's webhook format.
 type Platform struct {
 	// Name is the platform's name in the path (/webhooks/<name>/<source>),

@@ -35,7 +35,13 @@ import (
 // version WP REST API Integration v3: the body is the order as
 // GET /wp-json/wc/v3/orders/<id> returns it, or {"id": <id>} for
 // order.deleted. See the WooCommerce section of services/ingest/README.md.
-var WooCommerce = wooCommerce(time.Now)
+var WooCommerce = Platform{
+	Name:   "woocommerce",
+	Verify: verifyWooCommerce,
+	Ping:   wooPing,
+	Header: wooHeader,
+	Map:    mapWooCommerce,
+}
 
 // WooCommerce's headers, spelt as WooCommerce sends them.
 const (
@@ -47,23 +53,6 @@ const (
 	HeaderWCSource     = "X-WC-Webhook-Source"
 	HeaderWCID         = "X-WC-Webhook-ID"
 )
-
-// HeaderWCReceivedAt is the time (RFC 3339, UTC) the intake received a
-// WooCommerce delivery, kept on the captured message: order.deleted
-// carries nothing but the order's id, and its cancellation needs a time.
-const HeaderWCReceivedAt = "Boomerang-Received-At"
-
-// wooCommerce is the platform with now as the clock of
-// HeaderWCReceivedAt.
-func wooCommerce(now func() time.Time) Platform {
-	return Platform{
-		Name:   "woocommerce",
-		Verify: verifyWooCommerce,
-		Ping:   wooPing,
-		Header: func(h http.Header) http.Header { return wooHeader(h, now()) },
-		Map:    mapWooCommerce,
-	}
-}
 
 // verifyWooCommerce checks X-WC-Webhook-Signature, the base64 HMAC-SHA256
 // of the body with the webhook's secret. WooCommerce signs no timestamp,
@@ -117,16 +106,14 @@ func wooPing(h http.Header, body []byte) bool {
 }
 
 // wooHeader keeps WooCommerce's headers (Map reads the topic; the others
-// tell an operator which webhook of which site sent a dead letter) and
-// adds the time of receipt.
-func wooHeader(h http.Header, now time.Time) http.Header {
+// tell an operator which webhook of which site sent a dead letter).
+func wooHeader(h http.Header) http.Header {
 	out := http.Header{}
 	for _, k := range []string{HeaderWCTopic, HeaderWCResource, HeaderWCEvent, HeaderWCSource, HeaderWCID, HeaderWCDeliveryID} {
 		if v := h.Get(k); v != "" {
 			out[k] = []string{v} // as spelt here: NATS headers are case-sensitive
 		}
 	}
-	out[HeaderWCReceivedAt] = []string{now.UTC().Format(time.RFC3339)}
 	return out
 }
 
@@ -467,9 +454,9 @@ func wooDeleted(h nats.Header, body []byte) ([]*ingestv1.Order, error) {
 	if err != nil {
 		return nil, err
 	}
-	at, err := time.Parse(time.RFC3339, wooGet(h, HeaderWCReceivedAt))
+	at, err := time.Parse(time.RFC3339, wooGet(h, HeaderReceivedAt))
 	if err != nil {
-		return nil, &orderjson.Error{Field: HeaderWCReceivedAt, Err: errors.New("want the RFC 3339 time the delivery was received")}
+		return nil, &orderjson.Error{Field: HeaderReceivedAt, Err: errors.New("want the RFC 3339 time the delivery was received")}
 	}
 	return []*ingestv1.Order{{OrderId: id, Kind: wooCancelled, OccurredAt: timestamppb.New(at)}}, nil
 }
