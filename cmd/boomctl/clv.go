@@ -17,7 +17,7 @@ func (a *app) clvCommand() *cobra.Command {
 		Use:   "clv",
 		Short: "Customer lifetime value models, offline from a transaction file",
 	}
-	cmd.AddCommand(a.clvFitCommand())
+	cmd.AddCommand(a.clvFitCommand(), a.clvValidateCommand())
 	return cmd
 }
 
@@ -100,33 +100,43 @@ repeat; purchases after --calibration-end are ignored.`,
 	return cmd
 }
 
-func (a *app) clvFit(cmd *cobra.Command, f clvFitFlags) error {
+// clvInput is a transaction file read as the flags say.
+type clvInput struct {
+	txs  []clv.Transaction
+	unit clv.Unit
+	// end is --calibration-end, or the last transaction's date without it.
+	end time.Time
+}
+
+// readTransactions checks the flags shared by the clv commands and reads
+// the transaction file.
+func (a *app) readTransactions(cmd *cobra.Command, f clvFitFlags) (clvInput, error) {
 	if f.transactions == "" {
-		return usagef("--transactions is required (a file, or - for stdin)")
+		return clvInput{}, usagef("--transactions is required (a file, or - for stdin)")
 	}
 	unit, err := clv.ParseUnit(f.unit)
 	if err != nil {
-		return usagef("--unit: %v", err)
+		return clvInput{}, usagef("--unit: %v", err)
 	}
 	format, err := clv.ParseFormat(f.format)
 	if err != nil {
-		return usagef("--format: %v", err)
+		return clvInput{}, usagef("--format: %v", err)
 	}
 	for name, c := range map[string]int{"--customer-column": f.customerColumn, "--date-column": f.dateColumn, "--amount-column": f.amountColumn} {
 		if c < 0 {
-			return usagef("%s: columns are numbered from 1, got %d", name, c)
+			return clvInput{}, usagef("%s: columns are numbered from 1, got %d", name, c)
 		}
 	}
 	var end time.Time
 	if f.calibrationEnd != "" {
 		if end, err = time.Parse(time.DateOnly, f.calibrationEnd); err != nil {
-			return usagef("--calibration-end: want YYYY-MM-DD: %v", err)
+			return clvInput{}, usagef("--calibration-end: want YYYY-MM-DD: %v", err)
 		}
 	}
 
 	in, err := openTransactions(cmd, f.transactions)
 	if err != nil {
-		return err
+		return clvInput{}, err
 	}
 	defer in.Close()
 	txs, err := clv.ParseTransactions(in, clv.ParseOptions{
@@ -136,14 +146,23 @@ func (a *app) clvFit(cmd *cobra.Command, f clvFitFlags) error {
 		AmountColumn:   f.amountColumn,
 	})
 	if err != nil {
-		return fmt.Errorf("--transactions %s: %w", f.transactions, err)
+		return clvInput{}, fmt.Errorf("--transactions %s: %w", f.transactions, err)
 	}
 	if f.calibrationEnd == "" {
 		var ok bool
 		if end, ok = clv.LastDate(txs); !ok {
-			return fmt.Errorf("--transactions %s: no transactions", f.transactions)
+			return clvInput{}, fmt.Errorf("--transactions %s: no transactions", f.transactions)
 		}
 	}
+	return clvInput{txs: txs, unit: unit, end: end}, nil
+}
+
+func (a *app) clvFit(cmd *cobra.Command, f clvFitFlags) error {
+	in, err := a.readTransactions(cmd, f)
+	if err != nil {
+		return err
+	}
+	txs, unit, end := in.txs, in.unit, in.end
 	customers, err := clv.Summarize(txs, end, unit)
 	if err != nil {
 		return err
