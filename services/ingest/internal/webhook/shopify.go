@@ -2,9 +2,6 @@ package webhook
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,14 +44,8 @@ const (
 // delivery replayed later maps to the same order events, which order-ingest
 // already has, so a replay changes nothing.
 func verifyShopify(h http.Header, body, secret []byte, _ time.Time, _ time.Duration) (string, error) {
-	got, err := base64.StdEncoding.DecodeString(strings.TrimSpace(h.Get(ShopifyHMAC)))
-	if err != nil || len(got) != sha256.Size {
-		return "", fmt.Errorf("%w: %s missing or not a base64 SHA-256 HMAC", ErrSignature, ShopifyHMAC)
-	}
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	if !hmac.Equal(got, mac.Sum(nil)) {
-		return "", fmt.Errorf("%w: %s does not match", ErrSignature, ShopifyHMAC)
+	if err := verifyBodyHMAC(h, ShopifyHMAC, body, secret); err != nil {
+		return "", err
 	}
 	// The webhook id is the same on every retry of a delivery; the event
 	// id names the event, for shops whose deliveries lack the former.
@@ -215,13 +206,13 @@ func mapShopify(h nats.Header, body []byte) ([]*ingestv1.Order, error) {
 	switch {
 	case shopifyOrderTopics[topic]:
 		var o shopifyOrder
-		if err := decodeShopify(body, &o); err != nil {
+		if err := decodeJSON(body, &o); err != nil {
 			return nil, err
 		}
 		return o.events()
 	case topic == topicRefundsCreate:
 		var r shopifyRefund
-		if err := decodeShopify(body, &r); err != nil {
+		if err := decodeJSON(body, &r); err != nil {
 			return nil, err
 		}
 		ev, err := r.event("", nil)
@@ -231,17 +222,6 @@ func mapShopify(h nats.Header, body []byte) ([]*ingestv1.Order, error) {
 		return []*ingestv1.Order{ev}, nil
 	}
 	return nil, nil
-}
-
-func decodeShopify(body []byte, v any) error {
-	if err := json.Unmarshal(body, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return &orderjson.Error{Field: te.Field, Err: fmt.Errorf("%w: want %s, got %s", orderjson.ErrSyntax, te.Type, te.Value)}
-		}
-		return &orderjson.Error{Err: fmt.Errorf("%w: %v", orderjson.ErrSyntax, err)}
-	}
-	return nil
 }
 
 // paidStatuses are the financial statuses of an order whose payment was

@@ -3,9 +3,7 @@ package webhook
 import (
 	"bytes"
 	"cmp"
-	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -67,18 +65,8 @@ const (
 // (a bulk edit of orders) share it; the digest keeps them apart, while
 // the same delivery sent twice (a proxy's retry) is still one.
 func verifyWooCommerce(h http.Header, body, secret []byte, _ time.Time, _ time.Duration) (string, error) {
-	sig := h.Get(HeaderWCSignature)
-	if sig == "" {
-		return "", fmt.Errorf("%w: no %s", ErrSignature, HeaderWCSignature)
-	}
-	got, err := base64.StdEncoding.DecodeString(strings.TrimSpace(sig))
-	if err != nil || len(got) != sha256.Size {
-		return "", fmt.Errorf("%w: %s is not a base64 HMAC-SHA256", ErrSignature, HeaderWCSignature)
-	}
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	if !hmac.Equal(got, mac.Sum(nil)) {
-		return "", fmt.Errorf("%w: %s does not match", ErrSignature, HeaderWCSignature)
+	if err := verifyBodyHMAC(h, HeaderWCSignature, body, secret); err != nil {
+		return "", err
 	}
 	id := h.Get(HeaderWCDeliveryID)
 	if !ValidDeliveryID(id) {
@@ -237,7 +225,7 @@ const (
 // they are dated with the order's last modification, which a refund is.
 func wooSnapshot(body []byte) ([]*ingestv1.Order, error) {
 	var w wooOrder
-	if err := wooDecode(body, &w); err != nil {
+	if err := decodeJSON(body, &w); err != nil {
 		return nil, err
 	}
 	id, err := wooID("id", w.ID)
@@ -447,7 +435,7 @@ func wooDeleted(h nats.Header, body []byte) ([]*ingestv1.Order, error) {
 	var d struct {
 		ID json.Number `json:"id"`
 	}
-	if err := wooDecode(body, &d); err != nil {
+	if err := decodeJSON(body, &d); err != nil {
 		return nil, err
 	}
 	id, err := wooID("id", d.ID)
@@ -476,18 +464,6 @@ func wooSKU(field, sku string, product, line json.Number) (string, error) {
 		return "item-" + l, nil
 	}
 	return "", &orderjson.Error{Field: field + ".sku", Err: errors.New("no sku, product_id or id")}
-}
-
-// wooDecode reads body into v; every failure is orderjson.ErrSyntax.
-func wooDecode(body []byte, v any) error {
-	if err := json.Unmarshal(body, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return &orderjson.Error{Field: te.Field, Err: fmt.Errorf("%w: want %s, got %s", orderjson.ErrSyntax, te.Type, te.Value)}
-		}
-		return &orderjson.Error{Err: fmt.Errorf("%w: %v", orderjson.ErrSyntax, err)}
-	}
-	return nil
 }
 
 // wooID reads a required positive integer id.
