@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,8 +18,6 @@ import (
 	ledgerv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ledger/v1"
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
 	segmentationv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1"
-
-	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 )
 
 // shopifyTestdata is where order-ingest keeps Shopify's payloads, written
@@ -34,20 +31,9 @@ const shopifyTestdata = "../../services/ingest/internal/webhook/testdata/shopify
 // makes no event; a forged delivery is refused.
 func TestShopifyEndToEnd(t *testing.T) {
 	const secret = "shpss_end-to-end-0123456789abcdef"
-	file := filepath.Join(t.TempDir(), "programme.yaml")
-	if err := os.WriteFile(file, []byte(ledgerProgramme), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t))
-	p := startPlatform(t, t.TempDir(), map[string]string{
-		"LEDGER_PROGRAMME_FILE":           file,
-		"BOOMERANG_API_TOKENS":            writerToken + ":ingest:write,ingest:read,ledger:read,segmentation:read",
-		"INGEST_WEBHOOK_ADDR":             addr,
-		"INGEST_WEBHOOK_SOURCES":          "northwind:shopify",
-		"INGEST_WEBHOOK_SECRET_NORTHWIND": secret,
-	})
+	p, base := startWebhooks(t, "ledger:read,segmentation:read", "northwind", "shopify", secret)
 	orders := p.reader(t, "ORDERS")
-	url := "http://" + addr + "/webhooks/shopify/northwind"
+	url := base + "/webhooks/shopify/northwind"
 	post := func(topic, id string, body []byte, key string) int {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(string(body)))

@@ -18,25 +18,34 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 )
 
-// TestWebhookEndToEnd: a shop's signed webhook reaches the running
-// process over HTTP and earns points; the shop's retry of the same
-// delivery earns nothing more, and an unsigned one is refused.
-func TestWebhookEndToEnd(t *testing.T) {
-	const secret = "web-shop-secret-0123456789"
+// startWebhooks starts the platform with ledgerProgramme, a writer token
+// with the ingest scopes and scopes, and one webhook source of platform
+// signed with secret; it returns the intake's base URL.
+func startWebhooks(t *testing.T, scopes, source, platform, secret string) (*running, string) {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "programme.yaml")
 	if err := os.WriteFile(file, []byte(ledgerProgramme), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t))
 	p := startPlatform(t, t.TempDir(), map[string]string{
-		"LEDGER_PROGRAMME_FILE":          file,
-		"BOOMERANG_API_TOKENS":           writerToken + ":ingest:write,ingest:read,ledger:read",
-		"INGEST_WEBHOOK_ADDR":            addr,
-		"INGEST_WEBHOOK_SOURCES":         "web-shop:generic",
-		"INGEST_WEBHOOK_SECRET_WEB_SHOP": secret,
+		"LEDGER_PROGRAMME_FILE":  file,
+		"BOOMERANG_API_TOKENS":   writerToken + ":ingest:write,ingest:read," + scopes,
+		"INGEST_WEBHOOK_ADDR":    addr,
+		"INGEST_WEBHOOK_SOURCES": source + ":" + platform,
+		"INGEST_WEBHOOK_SECRET_" + strings.ToUpper(strings.ReplaceAll(source, "-", "_")): secret,
 	})
+	return p, "http://" + addr
+}
+
+// TestWebhookEndToEnd: a shop's signed webhook reaches the running
+// process over HTTP and earns points; the shop's retry of the same
+// delivery earns nothing more, and an unsigned one is refused.
+func TestWebhookEndToEnd(t *testing.T) {
+	const secret = "web-shop-secret-0123456789"
+	p, base := startWebhooks(t, "ledger:read", "web-shop", "generic", secret)
 	orders := p.reader(t, "ORDERS")
-	url := "http://" + addr + "/webhooks/generic/web-shop"
+	url := base + "/webhooks/generic/web-shop"
 
 	post := func(id, body, signature string) int {
 		t.Helper()

@@ -6,15 +6,11 @@ import (
 	"encoding/base64"
 	"net/http"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	ledgerv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ledger/v1"
 	ordersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/orders/v1"
-
-	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
 )
 
 // TestWooCommerceEndToEnd: WooCommerce's ping is answered without an
@@ -22,22 +18,11 @@ import (
 // deleting the order voids them.
 func TestWooCommerceEndToEnd(t *testing.T) {
 	const secret = "wc-end-to-end-secret-0123456789"
-	file := filepath.Join(t.TempDir(), "programme.yaml")
-	if err := os.WriteFile(file, []byte(ledgerProgramme), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t))
-	p := startPlatform(t, t.TempDir(), map[string]string{
-		"LEDGER_PROGRAMME_FILE":         file,
-		"BOOMERANG_API_TOKENS":          writerToken + ":ingest:write,ingest:read,ledger:read",
-		"INGEST_WEBHOOK_ADDR":           addr,
-		"INGEST_WEBHOOK_SOURCES":        "atelier:woocommerce",
-		"INGEST_WEBHOOK_SECRET_ATELIER": secret,
-	})
+	p, base := startWebhooks(t, "ledger:read", "atelier", "woocommerce", secret)
 	orders := p.reader(t, "ORDERS")
 	post := func(topic, delivery, contentType, body string, sign bool) int {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/webhooks/woocommerce/atelier", strings.NewReader(body))
+		req, err := http.NewRequest(http.MethodPost, base+"/webhooks/woocommerce/atelier", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
