@@ -252,3 +252,68 @@ func discountInput(codes []string, field, text, currency string) (*ingestv1.Disc
 	}
 	return &ingestv1.DiscountInput{Codes: codes, Amount: amt}, nil
 }
+
+// orderRows reads an export whose orders may span several consecutive
+// rows (one per line item), an order at a time: the rows that share the
+// value of key.
+type orderRows struct {
+	rows *csvRows
+	cols columns
+	key  string
+
+	pending    []string // the first row of the next order, read ahead
+	pendingRow int64
+	pendingErr error
+	end        Position // after the last order returned
+}
+
+func newOrderRows(rows *csvRows, cols columns, key string) orderRows {
+	return orderRows{rows: rows, cols: cols, key: key, end: rows.position()}
+}
+
+// Position is where the order after the last one returned starts.
+func (g *orderRows) Position() Position { return g.end }
+
+// first returns the read-ahead row or reads one.
+func (g *orderRows) first() ([]string, int64, error) {
+	if g.pending != nil || g.pendingErr != nil {
+		rec, row, err := g.pending, g.pendingRow, g.pendingErr
+		g.pending, g.pendingErr = nil, nil
+		return rec, row, err
+	}
+	return g.rows.read()
+}
+
+// next reads the next order's rows and maps them with mapRows; a row that
+// cannot be read is an Order with its error.
+func (g *orderRows) next(mapRows func([][]string) (string, []*ingestv1.Order, error)) (*Order, error) {
+	first, row, err := g.first()
+	if err != nil {
+		if re, ok := err.(*RowError); ok {
+			g.end = g.rows.position()
+			return &Order{Row: row, Err: re}, nil
+		}
+		return nil, err
+	}
+	key := g.cols.get(first, g.key)
+	group := [][]string{first}
+	for {
+		before := g.rows.position()
+		rec, r, err := g.rows.read()
+		if err == io.EOF {
+			g.end = g.rows.position()
+			break
+		}
+		if _, ok := err.(*RowError); ok || (err == nil && g.cols.get(rec, g.key) != key) {
+			g.pending, g.pendingRow, g.pendingErr, g.end = rec, r, err, before
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		group = append(group, rec)
+	}
+	o := &Order{Row: row}
+	o.ID, o.Events, o.Err = mapRows(group)
+	return o, nil
+}

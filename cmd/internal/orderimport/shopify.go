@@ -49,14 +49,9 @@ const (
 const ImportRefundID = "import"
 
 type shopifyReader struct {
-	rows *csvRows
+	orderRows
 	cols columns
 	opts Options
-
-	pending    []string // the first row of the next order, read ahead
-	pendingRow int64
-	pendingErr error
-	end        Position // after the last order returned
 }
 
 func newShopifyReader(r io.Reader, header []string, at Position, o Options) (Reader, error) {
@@ -75,7 +70,7 @@ func newShopifyReader(r io.Reader, header []string, at Position, o Options) (Rea
 	if err := checkHeader(Shopify, cols, shopifyName, shopifyID, shopifyFinancialStatus, shopifyCurrency, shopifyTotal, shopifyCreatedAt); err != nil {
 		return nil, err
 	}
-	return &shopifyReader{rows: rows, cols: cols, opts: o, end: rows.position()}, nil
+	return &shopifyReader{orderRows: newOrderRows(rows, cols, shopifyName), cols: cols, opts: o}, nil
 }
 
 func headerErr(err error) error {
@@ -85,49 +80,7 @@ func headerErr(err error) error {
 	return err
 }
 
-func (s *shopifyReader) Position() Position { return s.end }
-
-// next returns the read-ahead row or reads one.
-func (s *shopifyReader) next() ([]string, int64, error) {
-	if s.pending != nil || s.pendingErr != nil {
-		rec, row, err := s.pending, s.pendingRow, s.pendingErr
-		s.pending, s.pendingErr = nil, nil
-		return rec, row, err
-	}
-	return s.rows.read()
-}
-
-func (s *shopifyReader) Next() (*Order, error) {
-	first, row, err := s.next()
-	if err != nil {
-		if re, ok := err.(*RowError); ok {
-			s.end = s.rows.position()
-			return &Order{Row: row, Err: re}, nil
-		}
-		return nil, err
-	}
-	name := s.cols.get(first, shopifyName)
-	group := [][]string{first}
-	for {
-		before := s.rows.position()
-		rec, r, err := s.rows.read()
-		if err == io.EOF {
-			s.end = s.rows.position()
-			break
-		}
-		if _, ok := err.(*RowError); ok || (err == nil && s.cols.get(rec, shopifyName) != name) {
-			s.pending, s.pendingRow, s.pendingErr, s.end = rec, r, err, before
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		group = append(group, rec)
-	}
-	o := &Order{Row: row}
-	o.ID, o.Events, o.Err = s.order(group)
-	return o, nil
-}
+func (s *shopifyReader) Next() (*Order, error) { return s.next(s.order) }
 
 // order maps one order's rows to its events: paid (placed if not paid),
 // refunded for the refunded amount, cancelled if it was.

@@ -49,15 +49,10 @@ const (
 )
 
 type wooReader struct {
-	rows    *csvRows
+	orderRows
 	cols    columns
 	opts    Options
 	dateCol string
-
-	pending    []string
-	pendingRow int64
-	pendingErr error
-	end        Position
 }
 
 func newWooReader(r io.Reader, header []string, at Position, o Options) (Reader, error) {
@@ -80,51 +75,10 @@ func newWooReader(r io.Reader, header []string, at Position, o Options) (Reader,
 	if err := checkHeader(WooCommerce, cols, wooOrderID, dateCol, wooStatus, wooOrderTotal, wooCurrency); err != nil {
 		return nil, err
 	}
-	return &wooReader{rows: rows, cols: cols, opts: o, dateCol: dateCol, end: rows.position()}, nil
+	return &wooReader{orderRows: newOrderRows(rows, cols, wooOrderID), cols: cols, opts: o, dateCol: dateCol}, nil
 }
 
-func (w *wooReader) Position() Position { return w.end }
-
-func (w *wooReader) next() ([]string, int64, error) {
-	if w.pending != nil || w.pendingErr != nil {
-		rec, row, err := w.pending, w.pendingRow, w.pendingErr
-		w.pending, w.pendingErr = nil, nil
-		return rec, row, err
-	}
-	return w.rows.read()
-}
-
-func (w *wooReader) Next() (*Order, error) {
-	first, row, err := w.next()
-	if err != nil {
-		if re, ok := err.(*RowError); ok {
-			w.end = w.rows.position()
-			return &Order{Row: row, Err: re}, nil
-		}
-		return nil, err
-	}
-	id := w.cols.get(first, wooOrderID)
-	group := [][]string{first}
-	for {
-		before := w.rows.position()
-		rec, r, err := w.rows.read()
-		if err == io.EOF {
-			w.end = w.rows.position()
-			break
-		}
-		if _, ok := err.(*RowError); ok || (err == nil && w.cols.get(rec, wooOrderID) != id) {
-			w.pending, w.pendingRow, w.pendingErr, w.end = rec, r, err, before
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		group = append(group, rec)
-	}
-	o := &Order{Row: row}
-	o.ID, o.Events, o.Err = w.order(group)
-	return o, nil
-}
+func (w *wooReader) Next() (*Order, error) { return w.next(w.order) }
 
 // order maps an order's row (or its items' rows) to its events, by
 // status as order-ingest's WooCommerce webhooks map an order, so that a
