@@ -1382,8 +1382,10 @@ func (x *RecoveryCase) GetClvAsOf() *timestamppb.Timestamp {
 }
 
 type ListRecoveryQueueRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Limit         int32                  `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Limit int32                  `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Only this customer's open cases, the oldest first (empty: everyone's).
+	CustomerId    string `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1423,6 +1425,13 @@ func (x *ListRecoveryQueueRequest) GetLimit() int32 {
 		return x.Limit
 	}
 	return 0
+}
+
+func (x *ListRecoveryQueueRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
 }
 
 type ListRecoveryQueueResponse struct {
@@ -1961,10 +1970,12 @@ const file_boomerang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\n" +
 	"claimed_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tclaimedAt\x126\n" +
-	"\tclv_as_of\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\aclvAsOf\"<\n" +
+	"\tclv_as_of\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\aclvAsOf\"f\n" +
 	"\x18ListRecoveryQueueRequest\x12 \n" +
 	"\x05limit\x18\x01 \x01(\x05B\n" +
-	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\x05limit\"V\n" +
+	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\x05limit\x12(\n" +
+	"\vcustomer_id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\n" +
+	"customerId\"V\n" +
 	"\x19ListRecoveryQueueResponse\x129\n" +
 	"\x05cases\x18\x01 \x03(\v2#.boomerang.feedback.v1.RecoveryCaseR\x05cases\"]\n" +
 	"\x14ClaimRecoveryRequest\x12#\n" +
