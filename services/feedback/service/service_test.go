@@ -242,6 +242,12 @@ func TestBusIntake(t *testing.T) {
 	if len(q.GetCases()) != 1 || q.GetCases()[0].GetClvValue().GetMinorUnits() != 120_00 || q.GetCases()[0].GetClv() != 120 {
 		t.Errorf("queue %v", q)
 	}
+	for customer, want := range map[string]int{"cus_a": 1, "cus_b": 0} {
+		q, err := h.client.ListRecoveryQueue(context.Background(), &feedbackv1.ListRecoveryQueueRequest{CustomerId: customer})
+		if err != nil || len(q.GetCases()) != want || (want > 0 && q.GetCases()[0].GetCustomerId() != customer) {
+			t.Errorf("open cases of %s: %v %v, want %d", customer, q, err, want)
+		}
+	}
 	waitFor(t, "the redelivered response consumed", func() bool {
 		info, err := h.js.Consumer(context.Background(), "FEEDBACK_IN", "feedback-intake")
 		if err != nil {

@@ -11,3 +11,9 @@ import (
 func (a *App) RecoveryQueue(ctx context.Context, limit int) ([]feedback.Case, error) {
 	return a.store.Queue(ctx, limit)
 }
+
+// CustomerCases lists up to limit of one customer's open recovery cases,
+// the oldest first.
+func (a *App) CustomerCases(ctx context.Context, customerID string, limit int) ([]feedback.Case, error) {
+	return a.store.CustomerCases(ctx, customerID, limit)
+}

@@ -74,6 +74,7 @@ type UseCases interface {
 	Scores(ctx context.Context, loc *time.Location, g feedback.Granularity, from, to time.Time, segment int) ([]feedback.Bucket, error)
 	TicketStats(ctx context.Context, from, to time.Time) (tickets int64, firstResponse, resolution []time.Duration, err error)
 	RecoveryQueue(ctx context.Context, limit int) ([]feedback.Case, error)
+	CustomerCases(ctx context.Context, customerID string, limit int) ([]feedback.Case, error)
 	UnansweredReviews(ctx context.Context, limit int) ([]feedback.Review, error)
 }
 
@@ -286,9 +287,16 @@ func limit(n int32) int {
 	return int(n)
 }
 
-// ListRecoveryQueue lists open cases, the most valuable customers first.
+// ListRecoveryQueue lists open cases, the most valuable customers first,
+// or one customer's, the oldest first.
 func (s *Server) ListRecoveryQueue(ctx context.Context, req *feedbackv1.ListRecoveryQueueRequest) (*feedbackv1.ListRecoveryQueueResponse, error) {
-	cs, err := s.app.RecoveryQueue(ctx, limit(req.GetLimit()))
+	var cs []feedback.Case
+	var err error
+	if id := req.GetCustomerId(); id != "" {
+		cs, err = s.app.CustomerCases(ctx, id, limit(req.GetLimit()))
+	} else {
+		cs, err = s.app.RecoveryQueue(ctx, limit(req.GetLimit()))
+	}
 	if err != nil {
 		return nil, s.errStatus(ctx, err)
 	}

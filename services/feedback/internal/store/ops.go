@@ -46,6 +46,17 @@ func (s *Store) Queue(ctx context.Context, limit int) ([]feedback.Case, error) {
 	return scanCases(rows)
 }
 
+// CustomerCases lists one customer's open recovery cases, the oldest
+// first (the index on open cases by customer finds them).
+func (s *Store) CustomerCases(ctx context.Context, customerID string, limit int) ([]feedback.Case, error) {
+	rows, err := s.db.R.QueryContext(ctx, caseSelect+` WHERE c.resolved_at = 0 AND c.customer_id = $1
+		ORDER BY c.opened_at, c.case_id LIMIT $2`, customerID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("customer cases: %w", err)
+	}
+	return scanCases(rows)
+}
+
 // Case returns one recovery case.
 func (s *Store) Case(ctx context.Context, id string) (feedback.Case, error) {
 	return s.readCase(ctx, s.db.R, id, "")
