@@ -156,6 +156,56 @@ type cloudEvent struct {
 // dot-separated word of the type ("com.shop.order.paid" is paid), and the
 // time of the order to the event's time.
 func Decode(data []byte) (*ingestv1.Order, error) {
+	if plainObject(data) {
+		return decodeOrder(data, "", "")
+	}
+	return decodeProbed(data)
+}
+
+// plainObject reports whether data is surely not a CloudEvents envelope —
+// a JSON object with no key that could be "specversion" — so that it can
+// be decoded once instead of probed first. encoding/json matches keys in
+// any case, Unicode folding included ("ſ" is an "s"), and reads escapes:
+// the test looks for "pecver" in any case and gives up at any backslash.
+// What it cannot rule out is probed, with the same outcome either way.
+func plainObject(data []byte) bool {
+	i := 0
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n') {
+		i++
+	}
+	if i == len(data) || data[i] != '{' {
+		return false
+	}
+	const key = "pecver"
+	for ; i+len(key) <= len(data); i++ {
+		switch c := data[i]; {
+		case c == '\\':
+			return false
+		case c|0x20 == 'p' && asciiFoldEqual(data[i:i+len(key)], key):
+			return false
+		}
+	}
+	for ; i < len(data); i++ {
+		if data[i] == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// asciiFoldEqual reports whether b is lower, a lower-case ASCII word, in
+// any case.
+func asciiFoldEqual(b []byte, lower string) bool {
+	for j := range len(lower) {
+		if b[j]|0x20 != lower[j] {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeProbed reads one order after probing for a CloudEvents envelope.
+func decodeProbed(data []byte) (*ingestv1.Order, error) {
 	var probe struct {
 		SpecVersion *string `json:"specversion"`
 	}
