@@ -50,18 +50,33 @@ type Message struct {
 	Data    []byte
 }
 
+// Columns are the outbox table's columns that AppendRows fills, Width of
+// them, and Conflict the ON CONFLICT clause a row is inserted with: a
+// store that writes with statements of its own (prepared once) inserts
+// rows of these; Add writes them itself.
+const (
+	Columns  = "msg_id, subject, headers, payload, created_at"
+	Width    = 5
+	Conflict = "(msg_id) DO NOTHING"
+)
+
+// AppendRows appends the rows of msgs to args, Width values each.
+func AppendRows(args []any, now time.Time, msgs ...Message) []any {
+	at := now.UnixMicro()
+	for _, m := range msgs {
+		args = append(args, m.ID, m.Subject, encodeHeader(m.Header), m.Data, at)
+	}
+	return args
+}
+
 // Add writes messages in tx. Messages whose id is already in the outbox
 // are skipped.
 func Add(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, now time.Time, msgs ...Message) error {
 	const perStmt = 200 // 5 parameters a row, well under every driver's limit
 	for start := 0; start < len(msgs); start += perStmt {
 		chunk := msgs[start:min(start+perStmt, len(msgs))]
-		args := make([]any, 0, len(chunk)*5)
-		for _, m := range chunk {
-			args = append(args, m.ID, m.Subject, encodeHeader(m.Header), m.Data, now.UnixMicro())
-		}
-		q := "INSERT INTO outbox (msg_id, subject, headers, payload, created_at) VALUES " +
-			d.Tuples(len(chunk), 5) + " ON CONFLICT (msg_id) DO NOTHING"
+		args := AppendRows(make([]any, 0, len(chunk)*Width), now, chunk...)
+		q := "INSERT INTO outbox (" + Columns + ") VALUES " + d.Tuples(len(chunk), Width) + " ON CONFLICT " + Conflict
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("outbox add: %w", err)
 		}

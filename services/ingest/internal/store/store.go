@@ -30,6 +30,7 @@ var migrations embed.FS
 type Store struct {
 	db  *sqldb.DB
 	ids *identityCache
+	w   *stmts
 }
 
 // Open migrates db and returns the store.
@@ -44,7 +45,7 @@ func Open(ctx context.Context, db *sqldb.DB, log *slog.Logger) (*Store, error) {
 	if err := sqldb.Migrate(ctx, db, "outbox", outbox.Migrations(), log); err != nil {
 		return nil, err
 	}
-	return &Store{db: db, ids: newIdentityCache(identityCacheSize)}, nil
+	return &Store{db: db, ids: newIdentityCache(identityCacheSize), w: newStmts(db.W, db.Dialect != sqldb.Postgres)}, nil
 }
 
 // DB returns the underlying database.
@@ -79,15 +80,29 @@ func (s *Store) UpdateOrders(ctx context.Context, orders []ingest.OrderKey, iden
 			return err
 		}
 		learned = b.Links()
-		if len(msgs) > 0 {
-			return outbox.Add(ctx, tx, s.db.Dialect, time.Now(), msgs...)
-		}
-		return nil
+		return s.addOutbox(ctx, tx, msgs)
 	})
+	s.w.flush(ctx)
 	if err != nil {
 		return err
 	}
 	s.ids.addAll(learned)
+	return nil
+}
+
+// addOutbox writes the batch's outbox messages as outbox.Add does, with
+// the store's prepared statements.
+func (s *Store) addOutbox(ctx context.Context, tx *sql.Tx, msgs []outbox.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	args := outbox.AppendRows(make([]any, 0, len(msgs)*outbox.Width), time.Now(), msgs...)
+	err := s.w.rows("outbox", args, outbox.Width,
+		tuplesText(s.db.Dialect, "INSERT INTO outbox ("+outbox.Columns+") VALUES ", " ON CONFLICT "+outbox.Conflict, outbox.Width),
+		func(q string, args []any) error { return s.w.exec(ctx, tx, q, args...) })
+	if err != nil {
+		return fmt.Errorf("outbox add: %w", err)
+	}
 	return nil
 }
 
@@ -113,12 +128,14 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, keys []ingest.OrderKey, id
 		}
 		bySource[k.Source] = append(bySource[k.Source], k.OrderID)
 	}
+	d := s.db.Dialect
 	for _, src := range sources {
-		err := sqldb.RowChunks(bySource[src], 1, func(ids []any) error {
+		err := s.w.in("load events", bySource[src], func(n int) string {
+			return "SELECT event_id, customer_id FROM order_events WHERE source = " + d.Placeholders(1, 1) +
+				" AND order_id IN (" + d.Placeholders(2, n) + ")"
+		}, func(q string, ids []any) error {
 			// Every event the batch's orders have had.
-			rows, err := tx.QueryContext(ctx, "SELECT event_id, customer_id FROM order_events WHERE source = "+
-				s.db.Dialect.Placeholders(1, 1)+" AND order_id IN ("+s.db.Dialect.Placeholders(2, len(ids))+")",
-				append([]any{src}, ids...)...)
+			rows, err := s.w.read(ctx, tx, q, append([]any{src}, ids...)...)
 			if err != nil {
 				return err
 			}
@@ -135,9 +152,11 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, keys []ingest.OrderKey, id
 		if err != nil {
 			return nil, fmt.Errorf("find ingested events: %w", err)
 		}
-		err = sqldb.RowChunks(bySource[src], 1, func(ids []any) error {
-			rows, err := tx.QueryContext(ctx, "SELECT "+orderColumns+" FROM orders WHERE source = "+s.db.Dialect.Placeholders(1, 1)+" AND order_id IN ("+
-				s.db.Dialect.Placeholders(2, len(ids))+")"+s.db.Dialect.ForUpdate(), append([]any{src}, ids...)...)
+		err = s.w.in("load orders", bySource[src], func(n int) string {
+			return "SELECT " + orderColumns + " FROM orders WHERE source = " + d.Placeholders(1, 1) + " AND order_id IN (" +
+				d.Placeholders(2, n) + ")" + d.ForUpdate()
+		}, func(q string, ids []any) error {
+			rows, err := s.w.read(ctx, tx, q, append([]any{src}, ids...)...)
 			if err != nil {
 				return err
 			}
@@ -155,8 +174,10 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, keys []ingest.OrderKey, id
 			return nil, fmt.Errorf("load orders: %w", err)
 		}
 	}
-	err := sqldb.RowChunks(idKeys, 1, func(args []any) error {
-		rows, err := tx.QueryContext(ctx, "SELECT key_hash, customer_id FROM identity_keys WHERE key_hash IN ("+s.db.Dialect.Placeholders(1, len(args))+")", args...)
+	err := s.w.in("load identities", idKeys, func(n int) string {
+		return "SELECT key_hash, customer_id FROM identity_keys WHERE key_hash IN (" + d.Placeholders(1, n) + ")"
+	}, func(q string, args []any) error {
+		rows, err := s.w.read(ctx, tx, q, args...)
 		if err != nil {
 			return err
 		}
@@ -185,9 +206,9 @@ func (s *Store) write(ctx context.Context, tx *sql.Tx, b *ingest.Batch) error {
 	for k, c := range newLinks {
 		links = append(links, k, c, now)
 	}
-	err := sqldb.RowChunks(links, 3, func(args []any) error {
-		rows, err := tx.QueryContext(ctx, "INSERT INTO identity_keys (key_hash, customer_id, created_at) VALUES "+
-			d.Tuples(len(args)/3, 3)+" ON CONFLICT (key_hash) DO NOTHING RETURNING key_hash", args...)
+	err := s.w.rows("link", links, 3, tuplesText(d, "INSERT INTO identity_keys (key_hash, customer_id, created_at) VALUES ",
+		" ON CONFLICT (key_hash) DO NOTHING RETURNING key_hash", 3), func(q string, args []any) error {
+		rows, err := s.w.query(ctx, tx, q, args...)
 		if err != nil {
 			return err
 		}
@@ -217,10 +238,9 @@ func (s *Store) write(ctx context.Context, tx *sql.Tx, b *ingest.Batch) error {
 		evs = append(evs, p.EventID, p.Key.Source, p.Key.OrderID, e.Seq, int(p.Key.Kind), p.Key.RefundID,
 			e.CustomerID, e.OccurredAt, p.IngestedAt.UnixMicro(), e.Payload)
 	}
-	err = sqldb.RowChunks(evs, 10, func(args []any) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO order_events (event_id, source, order_id, seq, kind, refund_id, customer_id,
-			occurred_at, ingested_at, payload) VALUES `+d.Tuples(len(args)/10, 10), args...)
-		return err
+	err = s.w.rows("events", evs, 10, tuplesText(d, `INSERT INTO order_events (event_id, source, order_id, seq, kind, refund_id, customer_id,
+			occurred_at, ingested_at, payload) VALUES `, "", 10), func(q string, args []any) error {
+		return s.w.exec(ctx, tx, q, args...)
 	})
 	if err != nil {
 		return fmt.Errorf("insert events: %w", err)
@@ -240,18 +260,16 @@ func (s *Store) write(ctx context.Context, tx *sql.Tx, b *ingest.Batch) error {
 	// New orders are plain inserts: should a concurrent transaction have
 	// created one meanwhile, the key conflict runs this one again. Orders
 	// read (and, on PostgreSQL, locked) above are overwritten.
-	if err := sqldb.RowChunks(fresh, orderWidth, func(args []any) error {
-		_, err := tx.ExecContext(ctx, cols+d.Tuples(len(args)/orderWidth, orderWidth), args...)
-		return err
+	if err := s.w.rows("insert orders", fresh, orderWidth, tuplesText(d, cols, "", orderWidth), func(q string, args []any) error {
+		return s.w.exec(ctx, tx, q, args...)
 	}); err != nil {
 		return fmt.Errorf("insert orders: %w", err)
 	}
-	if err := sqldb.RowChunks(known, orderWidth, func(args []any) error {
-		_, err := tx.ExecContext(ctx, cols+d.Tuples(len(args)/orderWidth, orderWidth)+` ON CONFLICT (source, order_id) DO UPDATE SET
+	if err := s.w.rows("update orders", known, orderWidth, tuplesText(d, cols, ` ON CONFLICT (source, order_id) DO UPDATE SET
 			status = excluded.status, currency = excluded.currency, total = excluded.total, base_total = excluded.base_total,
 			refunded = excluded.refunded, base_refunded = excluded.base_refunded, events = excluded.events,
-			updated_at = excluded.updated_at, paid = excluded.paid`, args...)
-		return err
+			updated_at = excluded.updated_at, paid = excluded.paid`, orderWidth), func(q string, args []any) error {
+		return s.w.exec(ctx, tx, q, args...)
 	}); err != nil {
 		return fmt.Errorf("update orders: %w", err)
 	}
