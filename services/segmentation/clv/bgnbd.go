@@ -38,6 +38,9 @@ type BGNBDFit struct {
 	LogLikelihood float64     `json:"log_likelihood"`
 	Customers     int         `json:"customers"`
 	Convergence   Convergence `json:"convergence"`
+	// Covariance is the asymptotic covariance of the log parameters at
+	// the optimum, nil when the Hessian is not positive definite.
+	Covariance [][]float64 `json:"covariance,omitempty"`
 }
 
 // bgRow is a distinct (x, t_x, T) with the number of customers sharing it:
@@ -297,6 +300,7 @@ func FitBGNBDPenalized(ctx context.Context, cs []Customer, penalty float64) (BGN
 		return BGNBDFit{Convergence: conv}, fmt.Errorf("BG/NBD: %w: %w", ErrNotConverged, err)
 	}
 	fit.LogLikelihood = -d.eval(theta, nil) * d.total
+	fit.Covariance = covariance(obj, theta, d.total)
 	return fit, nil
 }
 

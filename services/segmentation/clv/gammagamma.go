@@ -40,6 +40,9 @@ type GammaGammaFit struct {
 	// value was zero (free orders): the model's spend is positive.
 	Skipped     int         `json:"skipped"`
 	Convergence Convergence `json:"convergence"`
+	// Covariance is the asymptotic covariance of the log parameters at
+	// the optimum, nil when the Hessian is not positive definite.
+	Covariance [][]float64 `json:"covariance,omitempty"`
 }
 
 // ErrUndefinedSpend reports an expected spend the fitted model leaves
@@ -210,6 +213,7 @@ func FitGammaGammaPenalized(ctx context.Context, cs []Customer, penalty float64)
 		return GammaGammaFit{Convergence: conv}, fmt.Errorf("Gamma-Gamma: %w: %w", ErrNotConverged, err)
 	}
 	fit.LogLikelihood = -d.eval(theta, nil) * d.total
+	fit.Covariance = covariance(obj, theta, d.total)
 	return fit, nil
 }
 

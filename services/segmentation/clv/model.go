@@ -34,6 +34,15 @@ type Model struct {
 	// PenalizedBelowRepeatCustomers.
 	BGNBDPenalty      float64 `json:"bgnbd_penalty,omitempty"`
 	GammaGammaPenalty float64 `json:"gamma_gamma_penalty,omitempty"`
+
+	// BGNBDCovariance (ln r, ln α, ln a, ln b) and GammaGammaCovariance
+	// (ln p, ln q, ln γ) are the asymptotic covariances of the log
+	// parameters, the inverse Hessian of the (penalised) negative
+	// log-likelihood at the optimum; nil when it is not positive definite
+	// or the model was fitted before they were kept. They give the
+	// standard errors (BGNBDStdErrors) and Predict's intervals.
+	BGNBDCovariance      [][]float64 `json:"bgnbd_covariance,omitempty"`
+	GammaGammaCovariance [][]float64 `json:"gamma_gamma_covariance,omitempty"`
 }
 
 // Fit fits both models to the customers, summarised in unit. fittedAt is
@@ -78,6 +87,8 @@ func Fit(ctx context.Context, cs []Customer, unit Unit, fittedAt time.Time) (*Mo
 		ZeroValueRepeatCustomers: gg.Skipped,
 		BGNBDPenalty:             bgPenalty,
 		GammaGammaPenalty:        ggPenalty,
+		BGNBDCovariance:          bg.Covariance,
+		GammaGammaCovariance:     gg.Covariance,
 	}, nil
 }
 
@@ -112,6 +123,17 @@ func (m *Model) CLV(c Customer, o CLVOptions) (float64, error) {
 	if !m.Unit.valid() {
 		return 0, ErrBadUnit
 	}
+	spend, err := m.GammaGamma.ExpectedSpend(c)
+	if err != nil {
+		return 0, err
+	}
+	return m.clv(c, o, spend, -1)
+}
+
+// clv is CLV with the expected spend known and, when last is not
+// negative, the expected purchases over the whole horizon too (the last
+// step's), which Predict has already summed.
+func (m *Model) clv(c Customer, o CLVOptions, spend, last float64) (float64, error) {
 	if !(o.Horizon >= 0) || math.IsInf(o.Horizon, 0) {
 		return 0, fmt.Errorf("CLV horizon %v: must be finite and non-negative", o.Horizon)
 	}
@@ -128,18 +150,17 @@ func (m *Model) CLV(c Customer, o CLVOptions) (float64, error) {
 	if o.Horizon/step > 100_000 {
 		return 0, fmt.Errorf("CLV horizon %v in steps of %v: more than 100000 steps", o.Horizon, step)
 	}
-	spend, err := m.GammaGamma.ExpectedSpend(c)
-	if err != nil {
-		return 0, err
-	}
 	yearsPerUnit := m.Unit.Days() / 365.25
 	logDiscount := math.Log1p(o.AnnualDiscountRate)
 	var value, prev float64
 	for k := 1; ; k++ {
 		t := min(float64(k)*step, o.Horizon)
-		cum, err := m.BGNBD.ExpectedPurchases(c, t)
-		if err != nil {
-			return 0, err
+		cum := last
+		if t < o.Horizon || last < 0 {
+			var err error
+			if cum, err = m.BGNBD.ExpectedPurchases(c, t); err != nil {
+				return 0, err
+			}
 		}
 		value += (cum - prev) * math.Exp(-logDiscount*t*yearsPerUnit)
 		prev = cum
