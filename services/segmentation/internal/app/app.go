@@ -54,6 +54,8 @@ type App struct {
 	mu    sync.Mutex
 	state store.State
 	model *clv.Model
+	// withheld is why customers have no prediction while model is nil.
+	withheld segment.Withheld
 	// hotStale is set when a hot-store write failed after SQL committed:
 	// the next run rebuilds it from SQL.
 	hotStale bool
@@ -71,7 +73,7 @@ func New(ctx context.Context, st *store.Store, h hot.Store, o Options, log *slog
 	if o.HorizonDays <= 0 {
 		o.HorizonDays = 365
 	}
-	s := &App{st: st, hot: h, opts: o, log: log, kick: make(chan struct{}, 1)}
+	s := &App{st: st, hot: h, opts: o, log: log, kick: make(chan struct{}, 1), withheld: segment.WithheldNoModel}
 	state, err := st.LoadState(ctx)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -96,6 +98,7 @@ func New(ctx context.Context, st *store.Store, h hot.Store, o Options, log *slog
 		if m.RepeatCustomers < clv.MinRepeatCustomers {
 			log.WarnContext(ctx, "stored model fitted on too little history; not used",
 				"repeat_customers", m.RepeatCustomers, "need", clv.MinRepeatCustomers)
+			s.withheld = segment.WithheldNotEnoughHistory
 			break
 		}
 		s.model = m
@@ -154,7 +157,7 @@ func (s *App) rescore(ctx context.Context, cs map[string]*segment.Customer, ids 
 				vipValue = preds[i].CLV
 			}
 		}
-		ups[i] = update{features: c.Features, old: c.Score, new: s.score(c.Features, c.Agony, preds[i], vipValue, s.state, now)}
+		ups[i] = update{features: c.Features, old: c.Score, new: s.score(c.Features, c.Agony, preds[i], withheldOf(s.model, s.withheld, c.Features, preds[i]), vipValue, s.state, now)}
 		c.Score = &ups[i].new
 		msgs = append(msgs, s.changed(ctx, ups[i].old, ups[i].new, &encErr)...)
 	}
@@ -186,9 +189,9 @@ func parallel(n int, fn func(i int)) {
 	wg.Wait()
 }
 
-func (s *App) score(f *segment.Features, agony bool, pred *segment.Prediction, vipValue int64, st store.State, now time.Time) segment.Score {
+func (s *App) score(f *segment.Features, agony bool, pred *segment.Prediction, withheld segment.Withheld, vipValue int64, st store.State, now time.Time) segment.Score {
 	rfm := st.Boundaries.Score(f)
-	sc := segment.Score{CustomerID: f.CustomerID, RFM: rfm, Segment: segment.Of(rfm), Prediction: pred, ScoredAt: now}
+	sc := segment.Score{CustomerID: f.CustomerID, RFM: rfm, Segment: segment.Of(rfm), Prediction: pred, Withheld: withheld, ScoredAt: now}
 	sc.Flags = s.opts.Rules.Flags(segment.FlagInput{
 		Features: f, Prediction: pred, VIPValue: vipValue, VIPThreshold: st.VIPThreshold, Agony: agony,
 		Today: segment.DayNumber(now),
@@ -218,25 +221,46 @@ func (s *App) predict(m *clv.Model, f *segment.Features, today int32) (*segment.
 	unit := m.Unit.Days()
 	c := clv.Customer{ID: f.CustomerID, X: sum.X, TX: sum.TX / unit, T: sum.T / unit, Monetary: sum.Monetary}
 	horizon := float64(s.opts.HorizonDays) / unit
-	purchases, err := m.BGNBD.ExpectedPurchases(c, horizon)
+	p, err := m.Predict(c, clv.CLVOptions{Horizon: horizon, AnnualDiscountRate: s.opts.AnnualDiscountRate})
 	if err != nil {
 		return nil, err
 	}
-	spend, err := m.GammaGamma.ExpectedSpend(c)
-	if err != nil {
-		return nil, err
-	}
-	value, err := m.CLV(c, clv.CLVOptions{Horizon: horizon, AnnualDiscountRate: s.opts.AnnualDiscountRate})
-	if err != nil {
-		return nil, err
-	}
-	if math.IsNaN(value) || math.IsInf(value, 0) || math.IsNaN(spend) || math.IsInf(spend, 0) {
+	if !finite(p.CLV, p.OrderValue, p.Purchases) {
 		return nil, errors.New("prediction is not finite")
 	}
-	return &segment.Prediction{
-		ExpectedPurchases: purchases, HorizonDays: s.opts.HorizonDays, PAlive: m.BGNBD.ProbAlive(c),
-		ExpectedOrderValue: int64(math.Round(spend)), CLV: int64(math.Round(value)),
-	}, nil
+	pred := &segment.Prediction{
+		ExpectedPurchases: p.Purchases, HorizonDays: s.opts.HorizonDays, PAlive: p.PAlive,
+		ExpectedOrderValue: int64(math.Round(p.OrderValue)), CLV: int64(math.Round(p.CLV)),
+	}
+	if p.Interval && finite(p.PurchasesLow, p.PurchasesHigh, p.CLVLow, p.CLVHigh) && p.CLVHigh < math.MaxInt64/2 {
+		pred.Interval = true
+		pred.PurchasesLow, pred.PurchasesHigh = p.PurchasesLow, p.PurchasesHigh
+		pred.CLVLow, pred.CLVHigh = int64(math.Round(p.CLVLow)), int64(math.Round(p.CLVHigh))
+	}
+	return pred, nil
+}
+
+func finite(vs ...float64) bool {
+	for _, v := range vs {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// withheldOf says why a customer scored with model has no prediction
+// pred; noModel is the reason when model is nil.
+func withheldOf(model *clv.Model, noModel segment.Withheld, f *segment.Features, pred *segment.Prediction) segment.Withheld {
+	switch {
+	case pred != nil:
+		return segment.NotWithheld
+	case f.Orders <= 0 || len(f.Days) == 0:
+		return segment.WithheldNoOrders
+	case model == nil:
+		return noModel
+	}
+	return segment.WithheldUnvalued
 }
 
 func (s *App) summary() hot.Summary {

@@ -194,6 +194,10 @@ func TestWithoutModel(t *testing.T) {
 			OrderID: fmt.Sprint("o", i), OccurredAt: start.AddDate(0, 0, i*5), BaseTotal: int64(1000 * (i + 1)), Currency: "EUR"})
 	}
 	f.apply(t, evs, 7)
+	// Before any run: no model yet.
+	if p, err := f.hot.Profile(ctx, "c3"); err != nil || p.Prediction != nil || p.Withheld != segment.WithheldNoModel {
+		t.Errorf("before a run: %+v, %v; want withheld for want of a model", p, err)
+	}
 	res, err := f.scorer.Refit(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +209,8 @@ func TestWithoutModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Prediction != nil || p.Segment != segment.New || p.RFM != (segment.RFM{R: 5, F: 1, M: 5}) || p.Flags&segment.VIP == 0 {
+	if p.Prediction != nil || p.Segment != segment.New || p.RFM != (segment.RFM{R: 5, F: 1, M: 5}) || p.Flags&segment.VIP == 0 ||
+		p.Withheld != segment.WithheldNotEnoughHistory {
 		t.Errorf("latest, biggest one-time buyer: %+v", p)
 	}
 	// A customer who appears after the run is scored against its
@@ -213,8 +218,16 @@ func TestWithoutModel(t *testing.T) {
 	f.apply(t, []segment.Event{{ID: "late", Kind: segment.Paid, CustomerID: "late", Source: "s", OrderID: "late",
 		OccurredAt: f.now, BaseTotal: 1, Currency: "EUR"}}, 1)
 	p, _ = f.hot.Profile(ctx, "late")
-	if p.RFM != (segment.RFM{R: 5, F: 1, M: 1}) || p.Segment != segment.New || p.Flags != segment.NewCustomer {
+	if p.RFM != (segment.RFM{R: 5, F: 1, M: 1}) || p.Segment != segment.New || p.Flags != segment.NewCustomer ||
+		p.Withheld != segment.WithheldNotEnoughHistory {
 		t.Errorf("late customer %+v", p)
+	}
+	// The reason survives a rebuild from SQL.
+	if _, err := f.scorer.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ = f.hot.Profile(ctx, "late"); p.Withheld != segment.WithheldNotEnoughHistory {
+		t.Errorf("late customer after a rebuild: %+v", p)
 	}
 	pop, _ := f.hot.Population(ctx)
 	if pop.Orders[1] != 21 {

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -84,8 +85,15 @@ func (s *App) Refit(ctx context.Context) (Result, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	withheld := s.withheld
 	if model == nil {
 		model = s.model
+		if model == nil {
+			withheld = segment.WithheldNoModel
+			if errors.Is(fitErr, clv.ErrNotEnoughHistory) {
+				withheld = segment.WithheldNotEnoughHistory
+			}
+		}
 	}
 	var preds map[string]predicted
 	if model != nil {
@@ -141,7 +149,7 @@ func (s *App) Refit(ctx context.Context) (Result, error) {
 				vip = predOf[i].CLV
 			}
 		}
-		sc := s.score(c.Features, c.Agony, predOf[i], vip, state, now)
+		sc := s.score(c.Features, c.Agony, predOf[i], withheldOf(model, withheld, c.Features, predOf[i]), vip, state, now)
 		run.Scores[i] = sc
 		if msgs := s.changed(ctx, c.Score, sc, &encErr); len(msgs) > 0 {
 			run.Messages = append(run.Messages, msgs...)
@@ -162,7 +170,7 @@ func (s *App) Refit(ctx context.Context) (Result, error) {
 	if err := s.st.SaveRun(ctx, run); err != nil {
 		return Result{}, err
 	}
-	s.state, s.model, s.newSinceRun = state, model, 0
+	s.state, s.model, s.withheld, s.newSinceRun = state, model, withheld, 0
 	res.Customers, res.Model = len(cs), model
 	if err := s.hot.Replace(ctx, profiles, s.summary()); err != nil {
 		s.hotStale = true

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -33,7 +35,8 @@ import (
 const ScopeRead = "segmentation:read"
 
 // Scopes are the token scopes each method needs: reads need
-// segmentation:read, Refit (expensive, changes scores) admin.
+// segmentation:read; Refit (expensive, changes scores), RebuildHotStore
+// and ValidateModel (a fit over the whole base) admin.
 var Scopes = grpcx.MethodScopes{
 	segmentationv1.SegmentationService_GetProfile_FullMethodName:             ScopeRead,
 	segmentationv1.SegmentationService_ListSegmentMembers_FullMethodName:     ScopeRead,
@@ -43,6 +46,7 @@ var Scopes = grpcx.MethodScopes{
 	segmentationv1.SegmentationService_GetModel_FullMethodName:               ScopeRead,
 	segmentationv1.SegmentationService_Refit_FullMethodName:                  grpcx.ScopeAdmin,
 	segmentationv1.SegmentationService_RebuildHotStore_FullMethodName:        grpcx.ScopeAdmin,
+	segmentationv1.SegmentationService_ValidateModel_FullMethodName:          grpcx.ScopeAdmin,
 }
 
 // App is what the port needs of the use cases: the reads, a scoring run
@@ -55,6 +59,7 @@ type App interface {
 	Summary(ctx context.Context) (hot.Summary, error)
 	Refit(ctx context.Context) (app.Result, error)
 	Rebuild(ctx context.Context) (int, error)
+	Validate(ctx context.Context, calibrationEnd, holdoutEnd time.Time) (app.Validation, error)
 }
 
 var _ App = (*app.App)(nil)
@@ -115,8 +120,28 @@ func (s *Server) GetProfile(ctx context.Context, req *segmentationv1.GetProfileR
 			ExpectedPurchases: pr.ExpectedPurchases, HorizonDays: int32(pr.HorizonDays), PAlive: pr.PAlive,
 			ExpectedOrderValue: m(pr.ExpectedOrderValue), Clv: m(pr.CLV),
 		}
+		if pr.Interval {
+			resp.Prediction.ExpectedPurchasesInterval = &segmentationv1.Interval{Low: pr.PurchasesLow, High: pr.PurchasesHigh}
+			resp.Prediction.ClvInterval = &segmentationv1.MoneyInterval{Low: m(pr.CLVLow), High: m(pr.CLVHigh)}
+		}
+	} else {
+		resp.PredictionWithheld = withheld(p.Withheld)
 	}
 	return resp, nil
+}
+
+// withheld maps why a prediction is missing to the API; a profile written
+// before reasons were kept has none and reads as no model yet.
+func withheld(w segment.Withheld) segmentationv1.PredictionWithheld {
+	switch w {
+	case segment.WithheldNotEnoughHistory:
+		return segmentationv1.PredictionWithheld_PREDICTION_WITHHELD_NOT_ENOUGH_HISTORY
+	case segment.WithheldUnvalued:
+		return segmentationv1.PredictionWithheld_PREDICTION_WITHHELD_UNVALUED
+	case segment.WithheldNoOrders:
+		return segmentationv1.PredictionWithheld_PREDICTION_WITHHELD_NO_ORDERS
+	}
+	return segmentationv1.PredictionWithheld_PREDICTION_WITHHELD_NO_MODEL
 }
 
 // ListSegmentMembers pages through a segment in customer id order; the
@@ -242,14 +267,23 @@ func (s *Server) GetModel(ctx context.Context, _ *segmentationv1.GetModelRequest
 }
 
 func modelResponse(m *clv.Model) *segmentationv1.GetModelResponse {
-	return &segmentationv1.GetModelResponse{
+	resp := &segmentationv1.GetModelResponse{
 		BgNbd: &segmentationv1.BgNbdParameters{R: m.BGNBD.R, Alpha: m.BGNBD.Alpha, A: m.BGNBD.A, B: m.BGNBD.B,
 			LogLikelihood: m.BGNBDLogLikelihood},
 		GammaGamma: &segmentationv1.GammaGammaParameters{P: m.GammaGamma.P, Q: m.GammaGamma.Q, Gamma: m.GammaGamma.Gamma,
 			LogLikelihood: m.GammaGammaLogLikelihood},
-		FittedAt:  timestamppb.New(m.FittedAt),
-		Customers: int64(m.Customers),
+		FittedAt:        timestamppb.New(m.FittedAt),
+		Customers:       int64(m.Customers),
+		RepeatCustomers: int64(m.RepeatCustomers),
+		Unit:            m.Unit.String(),
 	}
+	if se, ok := m.BGNBDStdErrors(); ok {
+		resp.BgNbd.StandardErrors = &segmentationv1.BgNbdStandardErrors{R: se.R, Alpha: se.Alpha, A: se.A, B: se.B}
+	}
+	if se, ok := m.GammaGammaStdErrors(); ok {
+		resp.GammaGamma.StandardErrors = &segmentationv1.GammaGammaStandardErrors{P: se.P, Q: se.Q, Gamma: se.Gamma}
+	}
+	return resp
 }
 
 // WarningTrailer is the trailer in which Refit says that it rescored the
@@ -281,6 +315,57 @@ func (s *Server) Refit(ctx context.Context, _ *segmentationv1.RefitRequest) (*se
 	return resp, nil
 }
 
+// ValidateModel runs a holdout validation on the live customers.
+func (s *Server) ValidateModel(ctx context.Context, req *segmentationv1.ValidateModelRequest) (*segmentationv1.ValidateModelResponse, error) {
+	calEnd, err := time.Parse(time.DateOnly, req.GetCalibrationEnd())
+	if err != nil {
+		return nil, grpcx.InvalidArgument("invalid request: calibration_end: not a date",
+			[]grpcx.FieldViolation{{Field: "calibration_end", Description: "not a date (YYYY-MM-DD)"}})
+	}
+	var holdEnd time.Time
+	if req.GetHoldoutEnd() != "" {
+		if holdEnd, err = time.Parse(time.DateOnly, req.GetHoldoutEnd()); err != nil {
+			return nil, grpcx.InvalidArgument("invalid request: holdout_end: not a date",
+				[]grpcx.FieldViolation{{Field: "holdout_end", Description: "not a date (YYYY-MM-DD)"}})
+		}
+	}
+	v, err := s.app.Validate(ctx, calEnd, holdEnd)
+	if err != nil {
+		return nil, s.status(ctx, "validate model", err)
+	}
+	resp := &segmentationv1.ValidateModelResponse{
+		CalibrationEnd: v.CalibrationEnd.Format(time.DateOnly),
+		HoldoutEnd:     v.HoldoutEnd.Format(time.DateOnly),
+		HoldoutDays:    int32(v.HoldoutDays),
+		Customers:      int64(v.Customers),
+		Model:          modelResponse(v.Model),
+		Actual:         v.Actual,
+		Predicted:      v.Predicted,
+		AggregateError: v.AggregateError,
+		Mae:            v.MAE,
+		Rmse:           v.RMSE,
+		Correlation:    v.Correlation,
+		Tracking: &segmentationv1.HoldoutTracking{
+			CalibrationActual: v.Tracking.CalibrationActual, CalibrationExpected: v.Tracking.CalibrationExpected,
+			HoldoutActual: v.Tracking.HoldoutActual, HoldoutExpected: v.Tracking.HoldoutExpected,
+			CumulativeError: v.Tracking.CumulativeError,
+		},
+	}
+	for _, b := range v.Bins {
+		resp.ByFrequency = append(resp.ByFrequency, &segmentationv1.HoldoutBin{
+			Frequency: int32(b.Frequency), Open: b.Open, Customers: int64(b.Customers), Actual: b.Actual, Predicted: b.Predicted,
+		})
+	}
+	if sp := v.Spend; sp != nil {
+		m := func(v float64) *commonv1.Money { return s.money(int64(math.Round(v))) }
+		resp.Spend = &segmentationv1.HoldoutSpend{
+			Customers: int64(sp.Customers), ActualOrderValue: m(sp.ActualOrderValue), PredictedOrderValue: m(sp.PredictedOrderValue),
+			ActualRevenue: m(sp.ActualRevenue), PredictedRevenue: m(sp.PredictedRevenue),
+		}
+	}
+	return resp, nil
+}
+
 // RebuildHotStore restores the hot store from SQL.
 func (s *Server) RebuildHotStore(ctx context.Context, _ *segmentationv1.RebuildHotStoreRequest) (*segmentationv1.RebuildHotStoreResponse, error) {
 	n, err := s.app.Rebuild(ctx)
@@ -297,6 +382,13 @@ func (s *Server) status(ctx context.Context, what string, err error) error {
 		return status.Error(codes.NotFound, "customer not found: segmentation has seen no order of theirs")
 	case errors.Is(err, errNoModel):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, clv.ErrBadHoldout):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, clv.ErrNotEnoughHistory), errors.Is(err, clv.ErrNotConverged), errors.Is(err, clv.ErrNoRepeatCustomers),
+		errors.Is(err, clv.ErrUndefinedSpend):
+		// The calibration period's customers cannot be fitted: a fact
+		// about the data, said as it is.
+		return status.Error(codes.FailedPrecondition, what+": "+err.Error())
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return status.FromContextError(err).Err()
 	}

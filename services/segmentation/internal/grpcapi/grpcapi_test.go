@@ -26,6 +26,7 @@ import (
 	"github.com/boomerang-loyalty/boomerang/pkg/grpcx"
 	"github.com/boomerang-loyalty/boomerang/pkg/sqldb"
 	"github.com/boomerang-loyalty/boomerang/pkg/testkit"
+	"github.com/boomerang-loyalty/boomerang/services/segmentation/clv"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/app"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/grpcapi"
 	"github.com/boomerang-loyalty/boomerang/services/segmentation/internal/hot"
@@ -152,10 +153,20 @@ func TestAPI(t *testing.T) {
 	if err != nil || m.GetGammaGamma().GetP() != rr.GetModel().GetGammaGamma().GetP() {
 		t.Errorf("model %v, %v", m, err)
 	}
+	if se := m.GetBgNbd().GetStandardErrors(); se.GetR() <= 0 || se.GetAlpha() <= 0 || se.GetA() <= 0 || se.GetB() <= 0 ||
+		m.GetGammaGamma().GetStandardErrors().GetGamma() <= 0 || m.GetUnit() != "day" || m.GetRepeatCustomers() <= 0 {
+		t.Errorf("model without standard errors: %v", m)
+	}
 
 	p, err := reader.GetProfile(ctx, &segmentationv1.GetProfileRequest{CustomerId: busiest})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if pr := p.GetPrediction(); pr.GetClvInterval().GetLow().GetMinorUnits() >= pr.GetClv().GetMinorUnits() ||
+		pr.GetClvInterval().GetHigh().GetMinorUnits() <= pr.GetClv().GetMinorUnits() || pr.GetClvInterval().GetLow().GetCurrency() != "EUR" ||
+		!(pr.GetExpectedPurchasesInterval().GetLow() < pr.GetExpectedPurchases() && pr.GetExpectedPurchases() < pr.GetExpectedPurchasesInterval().GetHigh()) ||
+		p.GetPredictionWithheld() != segmentationv1.PredictionWithheld_PREDICTION_WITHHELD_UNSPECIFIED {
+		t.Errorf("prediction %v (withheld %v): want intervals around the values", pr, p.GetPredictionWithheld())
 	}
 	f := p.GetFeatures()
 	last := perCustomer[busiest][orders-1].OccurredAt
@@ -301,12 +312,87 @@ func TestRefitSmallShop(t *testing.T) {
 	}
 	for i := range 5 {
 		p, err := reader.GetProfile(ctx, &segmentationv1.GetProfileRequest{CustomerId: fmt.Sprintf("c%d", i)})
-		if err != nil || p.GetPrediction() != nil {
-			t.Errorf("c%d: prediction %v, %v; want none", i, p.GetPrediction(), err)
+		if err != nil || p.GetPrediction() != nil || p.GetPredictionWithheld() != segmentationv1.PredictionWithheld_PREDICTION_WITHHELD_NOT_ENOUGH_HISTORY {
+			t.Errorf("c%d: prediction %v (withheld %v), %v; want none, not enough history", i, p.GetPrediction(), p.GetPredictionWithheld(), err)
 		}
+	}
+	_, err = admin.ValidateModel(ctx, &segmentationv1.ValidateModelRequest{CalibrationEnd: now.AddDate(0, 0, -35).Format(time.DateOnly)})
+	if code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "not enough history") {
+		t.Errorf("validate a small shop: %v", err)
 	}
 	_, err = reader.GetModel(ctx, &segmentationv1.GetModelRequest{})
 	if code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "not enough history: 2 customers with more than one order") {
 		t.Errorf("model: %v", err)
+	}
+}
+
+// TestValidateModel runs a holdout validation over the API and checks it
+// against the offline route: the same purchases as transactions through
+// clv.SplitHoldout and clv.Validate must give the same comparison.
+func TestValidateModel(t *testing.T) {
+	ctx := context.Background()
+	reader, admin, sc := setup(t)
+	evs := history(600)
+	if _, _, err := sc.ApplyOrders(ctx, evs, nil, time.Time{}, false); err != nil {
+		t.Fatal(err)
+	}
+	calEnd := now.AddDate(0, 0, -45)
+	req := &segmentationv1.ValidateModelRequest{CalibrationEnd: calEnd.Format(time.DateOnly)}
+	if _, err := reader.ValidateModel(ctx, req); code(err) != codes.PermissionDenied {
+		t.Errorf("validate with a read token: %v", err)
+	}
+	got, err := admin.ValidateModel(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txs := make([]clv.Transaction, len(evs))
+	for i, ev := range evs {
+		txs[i] = clv.Transaction{CustomerID: ev.CustomerID, Date: ev.OccurredAt, Amount: float64(ev.BaseTotal)}
+	}
+	last, _ := clv.LastDate(txs)
+	cs, hold, err := clv.SplitHoldout(txs, calEnd, last, clv.Day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	days := int(last.Sub(calEnd.Truncate(24*time.Hour)).Hours() / 24)
+	want, err := clv.Validate(ctx, cs, hold, clv.ValidateOptions{Unit: clv.Day, Length: float64(days)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GetHoldoutEnd() != last.Format(time.DateOnly) || int(got.GetHoldoutDays()) != days || got.GetCustomers() != int64(len(cs)) {
+		t.Errorf("got holdout to %s (%d days), %d customers; want %s, %d, %d", got.GetHoldoutEnd(), got.GetHoldoutDays(), got.GetCustomers(),
+			last.Format(time.DateOnly), days, len(cs))
+	}
+	if got.GetActual() != want.Actual || math.Abs(got.GetPredicted()-want.Predicted) > 1e-9 || math.Abs(got.GetMae()-want.MAE) > 1e-12 ||
+		math.Abs(got.GetCorrelation()-want.Correlation) > 1e-12 || len(got.GetByFrequency()) != len(want.Bins) {
+		t.Errorf("got actual %v, predicted %v, MAE %v, correlation %v, %d bins; want %v, %v, %v, %v, %d",
+			got.GetActual(), got.GetPredicted(), got.GetMae(), got.GetCorrelation(), len(got.GetByFrequency()),
+			want.Actual, want.Predicted, want.MAE, want.Correlation, len(want.Bins))
+	}
+	for i, b := range got.GetByFrequency() {
+		if w := want.Bins[min(i, len(want.Bins)-1)]; b.GetCustomers() != int64(w.Customers) || b.GetActual() != w.Actual || math.Abs(b.GetPredicted()-w.Predicted) > 1e-12 {
+			t.Errorf("bin %d: got %v, want %+v", i, b, w)
+		}
+	}
+	if got.GetModel().GetUnit() != "day" || got.GetModel().GetBgNbd().GetStandardErrors().GetR() <= 0 || got.GetSpend().GetActualRevenue().GetCurrency() != "EUR" {
+		t.Errorf("model %v, spend %v", got.GetModel(), got.GetSpend())
+	}
+	if got.GetActual() == 0 {
+		t.Error("no purchase in the holdout: the test compares nothing")
+	}
+
+	// The model in use is untouched; bad periods are the caller's mistake.
+	if _, err := reader.GetModel(ctx, &segmentationv1.GetModelRequest{}); code(err) != codes.FailedPrecondition {
+		t.Errorf("model after a validation: %v, want none fitted", err)
+	}
+	for _, bad := range []*segmentationv1.ValidateModelRequest{
+		{},
+		{CalibrationEnd: "2026-02-30"},
+		{CalibrationEnd: calEnd.Format(time.DateOnly), HoldoutEnd: calEnd.Format(time.DateOnly)},
+		{CalibrationEnd: now.Format(time.DateOnly)},
+	} {
+		if _, err := admin.ValidateModel(ctx, bad); code(err) != codes.InvalidArgument {
+			t.Errorf("validate %v: %v, want InvalidArgument", bad, err)
+		}
 	}
 }

@@ -18,15 +18,22 @@ import (
 // the fields in the order of segment.Profile: strings as a length and
 // bytes, integers as varints, floats as their 8 IEEE 754 bytes, times as
 // Unix seconds and nanoseconds (in UTC), and the prediction behind a
-// presence byte. A value that starts with '{' is the JSON earlier versions
-// wrote; it is still read, and the next write or rebuild replaces it.
-const profileV1 = 1
+// presence byte. Version 2 adds, after the prediction's fields, the
+// interval (a presence byte, then purchases low and high as floats, CLV
+// low and high as varints) and, after the prediction, why it is withheld
+// (a uvarint). A value that starts with '{' is the JSON earlier versions
+// wrote; it and version 1 are still read, and the next write or rebuild
+// replaces them.
+const (
+	profileV1 = 1
+	profileV2 = 2
+)
 
 var errProfileCorrupt = errors.New("corrupt profile")
 
 // appendProfile appends p's encoding to b.
 func appendProfile(b []byte, p *segment.Profile) []byte {
-	b = append(b, profileV1)
+	b = append(b, profileV2)
 	b = appendString(b, p.CustomerID)
 	b = appendString(b, p.Currency)
 	b = binary.AppendVarint(b, p.Orders)
@@ -47,16 +54,26 @@ func appendProfile(b []byte, p *segment.Profile) []byte {
 	b = binary.AppendVarint(b, int64(p.RFM.M))
 	b = binary.AppendVarint(b, int64(p.Segment))
 	b = binary.AppendUvarint(b, uint64(p.Flags))
-	if p.Prediction == nil {
-		return append(b, 0)
+	if pr := p.Prediction; pr == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = appendFloat(b, pr.ExpectedPurchases)
+		b = binary.AppendVarint(b, int64(pr.HorizonDays))
+		b = appendFloat(b, pr.PAlive)
+		b = binary.AppendVarint(b, pr.ExpectedOrderValue)
+		b = binary.AppendVarint(b, pr.CLV)
+		if !pr.Interval {
+			b = append(b, 0)
+		} else {
+			b = append(b, 1)
+			b = appendFloat(b, pr.PurchasesLow)
+			b = appendFloat(b, pr.PurchasesHigh)
+			b = binary.AppendVarint(b, pr.CLVLow)
+			b = binary.AppendVarint(b, pr.CLVHigh)
+		}
 	}
-	pr := p.Prediction
-	b = append(b, 1)
-	b = appendFloat(b, pr.ExpectedPurchases)
-	b = binary.AppendVarint(b, int64(pr.HorizonDays))
-	b = appendFloat(b, pr.PAlive)
-	b = binary.AppendVarint(b, pr.ExpectedOrderValue)
-	return binary.AppendVarint(b, pr.CLV)
+	return binary.AppendUvarint(b, uint64(p.Withheld))
 }
 
 func appendString(b []byte, s string) []byte {
@@ -78,9 +95,10 @@ func decodeProfile(b []byte, p *segment.Profile) error {
 	if len(b) > 0 && b[0] == '{' {
 		return json.Unmarshal(b, p)
 	}
-	if len(b) == 0 || b[0] != profileV1 {
+	if len(b) == 0 || (b[0] != profileV1 && b[0] != profileV2) {
 		return errProfileCorrupt
 	}
+	v2 := b[0] == profileV2
 	d := decoder{b: b[1:]}
 	p.CustomerID = d.string()
 	p.Currency = d.string()
@@ -108,6 +126,19 @@ func decodeProfile(b []byte, p *segment.Profile) error {
 		p.Prediction = &segment.Prediction{
 			ExpectedPurchases: d.float(), HorizonDays: int(d.varint()), PAlive: d.float(),
 			ExpectedOrderValue: d.varint(), CLV: d.varint(),
+		}
+		if v2 && d.byte() == 1 {
+			pr := p.Prediction
+			pr.Interval = true
+			pr.PurchasesLow, pr.PurchasesHigh = d.float(), d.float()
+			pr.CLVLow, pr.CLVHigh = d.varint(), d.varint()
+		}
+	}
+	if v2 {
+		if w := d.uvarint(); w <= 255 {
+			p.Withheld = segment.Withheld(w)
+		} else {
+			d.err = true
 		}
 	}
 	if d.err || len(d.b) != 0 {

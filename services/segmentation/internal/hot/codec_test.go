@@ -21,6 +21,26 @@ func codecProfiles() []segment.Profile {
 			Flags: segment.VIP | segment.Agony, Prediction: &segment.Prediction{ExpectedPurchases: 2.5, HorizonDays: 365,
 				PAlive: math.Nextafter(1, 0), ExpectedOrderValue: 1 << 40, CLV: -(1 << 50)}},
 		{CustomerID: `we"ird\id`, Orders: 1, FirstOrderAt: time.Unix(-1, 5).UTC(), Prediction: &segment.Prediction{}},
+		{CustomerID: "cus_2", Orders: 2, Prediction: &segment.Prediction{ExpectedPurchases: 1.5, HorizonDays: 365, PAlive: 0.8,
+			ExpectedOrderValue: 4200, CLV: 12000, Interval: true, PurchasesLow: 1.1, PurchasesHigh: 2.25, CLVLow: 8000, CLVHigh: -(1 << 45)}},
+		{CustomerID: "cus_3", Orders: 1, Withheld: segment.WithheldNotEnoughHistory},
+	}
+}
+
+// TestProfileV1 reads a profile as version 1 wrote it: no interval, no
+// withheld reason.
+func TestProfileV1(t *testing.T) {
+	p := codecProfiles()[1]
+	v2 := appendProfile(nil, &p)
+	// Version 2 is version 1 with an interval presence byte after the
+	// prediction and the withheld reason at the end, both 0 here.
+	if v2[0] != profileV2 || !bytes.HasSuffix(v2, []byte{0, 0}) {
+		t.Fatalf("unexpected encoding % x", v2)
+	}
+	v1 := append([]byte{profileV1}, v2[1:len(v2)-2]...)
+	var got segment.Profile
+	if err := decodeProfile(v1, &got); err != nil || !reflect.DeepEqual(got, p) {
+		t.Errorf("version 1: got %+v, %v; want %+v", got, err, p)
 	}
 }
 
@@ -46,7 +66,7 @@ func TestProfileRoundTrip(t *testing.T) {
 }
 
 func TestProfileCorrupt(t *testing.T) {
-	b := appendProfile(nil, &codecProfiles()[1])
+	b := appendProfile(nil, &codecProfiles()[3])
 	for n := 0; n < len(b); n++ {
 		var p segment.Profile
 		if err := decodeProfile(b[:n], &p); err == nil {

@@ -23,7 +23,7 @@ import (
 //	stats:segments       hash    <segment>:customers|value|clv → total
 //	stats:orders         hash    <n> → customers with exactly n orders
 //	summary              string  the last scoring run's summary as JSON
-//	built:v1             string  time of the last rebuild; absent after a flush, during a rebuild
+//	built:v2             string  time of the last rebuild; absent after a flush, during a rebuild
 //	                             and after a failed one; named for the profile encoding, so that
 //	                             a version that cannot read it finds none and rebuilds from SQL
 type Redis struct {
@@ -49,7 +49,7 @@ func (r *Redis) boardKey(by Ranking) string {
 func (r *Redis) segStatsKey() string   { return r.prefix + "stats:segments" }
 func (r *Redis) orderStatsKey() string { return r.prefix + "stats:orders" }
 func (r *Redis) summaryKey() string    { return r.prefix + "summary" }
-func (r *Redis) builtKey() string      { return r.prefix + "built:v1" }
+func (r *Redis) builtKey() string      { return r.prefix + "built:v2" }
 
 // chunk bounds the commands of one round trip.
 const chunk = 1000

@@ -15,7 +15,32 @@ type Prediction struct {
 	// ExpectedOrderValue and CLV are in the base currency's minor units.
 	ExpectedOrderValue int64 `json:"order_value"`
 	CLV                int64 `json:"clv"`
+	// Interval is set when the model has standard errors: the 10th to the
+	// 90th percentile of the purchases and of the CLV that the
+	// uncertainty of its parameters allows (clv.Model.Predict).
+	Interval      bool    `json:"interval,omitempty"`
+	PurchasesLow  float64 `json:"purchases_low,omitempty"`
+	PurchasesHigh float64 `json:"purchases_high,omitempty"`
+	CLVLow        int64   `json:"clv_low,omitempty"`
+	CLVHigh       int64   `json:"clv_high,omitempty"`
 }
+
+// Withheld says why a customer has no prediction.
+type Withheld uint8
+
+const (
+	// NotWithheld: the customer has a prediction (or has not been scored).
+	NotWithheld Withheld = iota
+	// WithheldNoModel: no model has been fitted yet.
+	WithheldNoModel
+	// WithheldNotEnoughHistory: the shop has too little history for a fit
+	// (clv.ErrNotEnoughHistory).
+	WithheldNotEnoughHistory
+	// WithheldUnvalued: the model could not value the customer.
+	WithheldUnvalued
+	// WithheldNoOrders: the customer has no paid order to predict from.
+	WithheldNoOrders
+)
 
 // Profile is everything known about one customer at a glance: what the
 // hot store holds and GetProfile returns.
@@ -36,6 +61,8 @@ type Profile struct {
 	Segment           Segment     `json:"segment"`
 	Flags             Flags       `json:"flags"`
 	Prediction        *Prediction `json:"prediction,omitempty"`
+	// Withheld says why Prediction is nil.
+	Withheld Withheld `json:"withheld,omitempty"`
 }
 
 // NewProfile assembles a profile.
@@ -161,7 +188,9 @@ type Score struct {
 	Segment    Segment     `json:"segment"`
 	Flags      Flags       `json:"flags"`
 	Prediction *Prediction `json:"prediction,omitempty"`
-	ScoredAt   time.Time   `json:"scored_at"`
+	// Withheld says why Prediction is nil.
+	Withheld Withheld  `json:"withheld,omitempty"`
+	ScoredAt time.Time `json:"scored_at"`
 }
 
 // Changed reports whether the segment or flags differ from old's, which is
@@ -176,6 +205,6 @@ func (s *Score) Changed(old *Score) bool {
 // Profile joins features and score.
 func (s *Score) Profile(f *Features) Profile {
 	p := NewProfile(f, s.RFM, s.Flags, s.Prediction)
-	p.Segment = s.Segment
+	p.Segment, p.Withheld = s.Segment, s.Withheld
 	return p
 }

@@ -294,14 +294,15 @@ var (
 	// scoreWrites are a customer id and their score (scoreColumns).
 	scoreWrites = columns{{"customer_id", text}, {"r", bigint}, {"f", bigint}, {"m", bigint}, {"segment", bigint}, {"flags", bigint},
 		{"predicted", bigint}, {"expected_purchases", float8}, {"horizon_days", bigint}, {"p_alive", float8}, {"order_value", bigint},
-		{"clv", bigint}, {"scored_at", bigint}}
+		{"clv", bigint}, {"has_interval", bigint}, {"purchases_low", float8}, {"purchases_high", float8}, {"clv_low", bigint},
+		{"clv_high", bigint}, {"withheld", bigint}, {"scored_at", bigint}}
 )
 
 // A customer's row in seg_features: their features, agony mark and latest
 // score (scored_at is NULL for a customer never scored).
 const (
 	featureColumns  = `customer_id, currency, orders, total_value, discounted_orders, refunds, refunded_value, channels, days, agony`
-	scoreColumns    = `r, f, m, segment, flags, predicted, expected_purchases, horizon_days, p_alive, order_value, clv, scored_at`
+	scoreColumns    = `r, f, m, segment, flags, predicted, expected_purchases, horizon_days, p_alive, order_value, clv, has_interval, purchases_low, purchases_high, clv_low, clv_high, withheld, scored_at`
 	customerColumns = featureColumns + ", " + scoreColumns
 )
 
@@ -314,12 +315,14 @@ func scanCustomer(rows *sql.Rows) (segment.Customer, error) {
 		days                  []byte
 		agony                 int
 		seg, flags, predicted int
+		interval, withheld    int
 		p                     segment.Prediction
 		at                    sql.NullInt64
 	)
 	if err := rows.Scan(&f.CustomerID, &f.Currency, &f.Orders, &f.TotalValue, &f.DiscountedOrders, &f.Refunds, &f.RefundedValue,
 		&channels, &days, &agony, &sc.RFM.R, &sc.RFM.F, &sc.RFM.M, &seg, &flags, &predicted, &p.ExpectedPurchases,
-		&p.HorizonDays, &p.PAlive, &p.ExpectedOrderValue, &p.CLV, &at); err != nil {
+		&p.HorizonDays, &p.PAlive, &p.ExpectedOrderValue, &p.CLV, &interval, &p.PurchasesLow, &p.PurchasesHigh, &p.CLVLow, &p.CLVHigh,
+		&withheld, &at); err != nil {
 		return segment.Customer{}, err
 	}
 	var err error
@@ -332,7 +335,9 @@ func scanCustomer(rows *sql.Rows) (segment.Customer, error) {
 	c := segment.Customer{Features: f, Agony: agony != 0}
 	if at.Valid {
 		sc.CustomerID, sc.Segment, sc.Flags, sc.ScoredAt = f.CustomerID, segment.Segment(seg), segment.Flags(flags), time.UnixMicro(at.Int64).UTC()
+		sc.Withheld = segment.Withheld(withheld)
 		if predicted != 0 {
+			p.Interval = interval != 0
 			sc.Prediction = &p
 		}
 		c.Score = sc
@@ -378,7 +383,9 @@ func (s *Store) writeCustomers(ctx context.Context, tx *sql.Tx, w *work, now tim
 // scoreUpdates sets the score columns from the row proposed for insertion.
 const scoreUpdates = `r = excluded.r, f = excluded.f, m = excluded.m, segment = excluded.segment, flags = excluded.flags,
 	predicted = excluded.predicted, expected_purchases = excluded.expected_purchases, horizon_days = excluded.horizon_days,
-	p_alive = excluded.p_alive, order_value = excluded.order_value, clv = excluded.clv, scored_at = excluded.scored_at`
+	p_alive = excluded.p_alive, order_value = excluded.order_value, clv = excluded.clv, has_interval = excluded.has_interval,
+	purchases_low = excluded.purchases_low, purchases_high = excluded.purchases_high, clv_low = excluded.clv_low,
+	clv_high = excluded.clv_high, withheld = excluded.withheld, scored_at = excluded.scored_at`
 
 // appendScore appends the values of scoreColumns.
 func appendScore(row []any, sc *segment.Score) []any {
@@ -388,7 +395,8 @@ func appendScore(row []any, sc *segment.Score) []any {
 		p, predicted = *sc.Prediction, 1
 	}
 	return append(row, sc.RFM.R, sc.RFM.F, sc.RFM.M, int(sc.Segment), int(sc.Flags), predicted,
-		p.ExpectedPurchases, p.HorizonDays, p.PAlive, p.ExpectedOrderValue, p.CLV, sc.ScoredAt.UnixMicro())
+		p.ExpectedPurchases, p.HorizonDays, p.PAlive, p.ExpectedOrderValue, p.CLV, boolInt(p.Interval), p.PurchasesLow,
+		p.PurchasesHigh, p.CLVLow, p.CLVHigh, int(sc.Withheld), sc.ScoredAt.UnixMicro())
 }
 
 // writeScores updates the scores of customers already in seg_features
@@ -402,7 +410,9 @@ func writeScores(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, scores []segm
 		_, err := tx.ExecContext(ctx, `WITH v (`+scoreWrites.names()+`) AS (`+src+`)
 			UPDATE seg_features SET r = v.r, f = v.f, m = v.m, segment = v.segment, flags = v.flags, predicted = v.predicted,
 			expected_purchases = v.expected_purchases, horizon_days = v.horizon_days, p_alive = v.p_alive,
-			order_value = v.order_value, clv = v.clv, scored_at = v.scored_at
+			order_value = v.order_value, clv = v.clv, has_interval = v.has_interval, purchases_low = v.purchases_low,
+			purchases_high = v.purchases_high, clv_low = v.clv_low, clv_high = v.clv_high, withheld = v.withheld,
+			scored_at = v.scored_at
 			FROM v WHERE seg_features.customer_id = v.customer_id`, args...)
 		return err
 	})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -216,7 +217,8 @@ func testRun(t *testing.T, st *store.Store) {
 		Boundaries: segment.Boundaries{Recency: segment.Quintiles{1, 2, 3, 4}, Customers: 1},
 		CLV:        []segment.Quantile{{Q: 0.5, Value: 10}}}
 	// Values that only survive a round trip exactly.
-	pred := &segment.Prediction{ExpectedPurchases: 1.0 / 3, HorizonDays: 365, PAlive: 0.1 + 0.2, ExpectedOrderValue: 1 << 40, CLV: -(1 << 50)}
+	pred := &segment.Prediction{ExpectedPurchases: 1.0 / 3, HorizonDays: 365, PAlive: 0.1 + 0.2, ExpectedOrderValue: 1 << 40, CLV: -(1 << 50),
+		Interval: true, PurchasesLow: 0.1 + 0.7, PurchasesHigh: math.Nextafter(2, 3), CLVLow: -(1 << 51), CLVHigh: 1<<62 + 1}
 	for i, fitted := range []time.Time{t0, t0.Add(time.Hour)} {
 		model := json.RawMessage(fmt.Sprintf(`{"fit":%d}`, i))
 		err := st.SaveRun(ctx, store.Run{State: state, Now: fitted, Model: &store.ModelRecord{FittedAt: fitted, Customers: 1, Model: model},

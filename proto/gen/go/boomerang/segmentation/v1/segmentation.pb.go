@@ -158,6 +158,68 @@ func (Flag) EnumDescriptor() ([]byte, []int) {
 	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{1}
 }
 
+// Why a customer has no prediction.
+type PredictionWithheld int32
+
+const (
+	// The customer has a prediction.
+	PredictionWithheld_PREDICTION_WITHHELD_UNSPECIFIED PredictionWithheld = 0
+	// No model has been fitted yet (no scoring run, or every fit failed).
+	PredictionWithheld_PREDICTION_WITHHELD_NO_MODEL PredictionWithheld = 1
+	// The shop has too little history for a fit: fewer repeat customers or
+	// days than the models need (GetModel says how far it is).
+	PredictionWithheld_PREDICTION_WITHHELD_NOT_ENOUGH_HISTORY PredictionWithheld = 2
+	// The model could not value this customer.
+	PredictionWithheld_PREDICTION_WITHHELD_UNVALUED PredictionWithheld = 3
+	// The customer has no paid order to predict from.
+	PredictionWithheld_PREDICTION_WITHHELD_NO_ORDERS PredictionWithheld = 4
+)
+
+// Enum value maps for PredictionWithheld.
+var (
+	PredictionWithheld_name = map[int32]string{
+		0: "PREDICTION_WITHHELD_UNSPECIFIED",
+		1: "PREDICTION_WITHHELD_NO_MODEL",
+		2: "PREDICTION_WITHHELD_NOT_ENOUGH_HISTORY",
+		3: "PREDICTION_WITHHELD_UNVALUED",
+		4: "PREDICTION_WITHHELD_NO_ORDERS",
+	}
+	PredictionWithheld_value = map[string]int32{
+		"PREDICTION_WITHHELD_UNSPECIFIED":        0,
+		"PREDICTION_WITHHELD_NO_MODEL":           1,
+		"PREDICTION_WITHHELD_NOT_ENOUGH_HISTORY": 2,
+		"PREDICTION_WITHHELD_UNVALUED":           3,
+		"PREDICTION_WITHHELD_NO_ORDERS":          4,
+	}
+)
+
+func (x PredictionWithheld) Enum() *PredictionWithheld {
+	p := new(PredictionWithheld)
+	*p = x
+	return p
+}
+
+func (x PredictionWithheld) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PredictionWithheld) Descriptor() protoreflect.EnumDescriptor {
+	return file_boomerang_segmentation_v1_segmentation_proto_enumTypes[2].Descriptor()
+}
+
+func (PredictionWithheld) Type() protoreflect.EnumType {
+	return &file_boomerang_segmentation_v1_segmentation_proto_enumTypes[2]
+}
+
+func (x PredictionWithheld) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PredictionWithheld.Descriptor instead.
+func (PredictionWithheld) EnumDescriptor() ([]byte, []int) {
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{2}
+}
+
 type Ranking int32
 
 const (
@@ -191,11 +253,11 @@ func (x Ranking) String() string {
 }
 
 func (Ranking) Descriptor() protoreflect.EnumDescriptor {
-	return file_boomerang_segmentation_v1_segmentation_proto_enumTypes[2].Descriptor()
+	return file_boomerang_segmentation_v1_segmentation_proto_enumTypes[3].Descriptor()
 }
 
 func (Ranking) Type() protoreflect.EnumType {
-	return &file_boomerang_segmentation_v1_segmentation_proto_enumTypes[2]
+	return &file_boomerang_segmentation_v1_segmentation_proto_enumTypes[3]
 }
 
 func (x Ranking) Number() protoreflect.EnumNumber {
@@ -204,7 +266,7 @@ func (x Ranking) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Ranking.Descriptor instead.
 func (Ranking) EnumDescriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{2}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{3}
 }
 
 type Features struct {
@@ -382,8 +444,13 @@ type Prediction struct {
 	PAlive             float64                `protobuf:"fixed64,3,opt,name=p_alive,json=pAlive,proto3" json:"p_alive,omitempty"`
 	ExpectedOrderValue *v1.Money              `protobuf:"bytes,4,opt,name=expected_order_value,json=expectedOrderValue,proto3" json:"expected_order_value,omitempty"`
 	Clv                *v1.Money              `protobuf:"bytes,5,opt,name=clv,proto3" json:"clv,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The 10th to the 90th percentile of expected_purchases and of clv that
+	// the uncertainty of the fitted parameters allows ("CLV 120 EUR
+	// (80-170)"); unset when the model has no standard errors.
+	ExpectedPurchasesInterval *Interval      `protobuf:"bytes,6,opt,name=expected_purchases_interval,json=expectedPurchasesInterval,proto3" json:"expected_purchases_interval,omitempty"`
+	ClvInterval               *MoneyInterval `protobuf:"bytes,7,opt,name=clv_interval,json=clvInterval,proto3" json:"clv_interval,omitempty"`
+	unknownFields             protoimpl.UnknownFields
+	sizeCache                 protoimpl.SizeCache
 }
 
 func (x *Prediction) Reset() {
@@ -451,6 +518,124 @@ func (x *Prediction) GetClv() *v1.Money {
 	return nil
 }
 
+func (x *Prediction) GetExpectedPurchasesInterval() *Interval {
+	if x != nil {
+		return x.ExpectedPurchasesInterval
+	}
+	return nil
+}
+
+func (x *Prediction) GetClvInterval() *MoneyInterval {
+	if x != nil {
+		return x.ClvInterval
+	}
+	return nil
+}
+
+type Interval struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Low           float64                `protobuf:"fixed64,1,opt,name=low,proto3" json:"low,omitempty"`
+	High          float64                `protobuf:"fixed64,2,opt,name=high,proto3" json:"high,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Interval) Reset() {
+	*x = Interval{}
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Interval) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Interval) ProtoMessage() {}
+
+func (x *Interval) ProtoReflect() protoreflect.Message {
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Interval.ProtoReflect.Descriptor instead.
+func (*Interval) Descriptor() ([]byte, []int) {
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Interval) GetLow() float64 {
+	if x != nil {
+		return x.Low
+	}
+	return 0
+}
+
+func (x *Interval) GetHigh() float64 {
+	if x != nil {
+		return x.High
+	}
+	return 0
+}
+
+type MoneyInterval struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Low           *v1.Money              `protobuf:"bytes,1,opt,name=low,proto3" json:"low,omitempty"`
+	High          *v1.Money              `protobuf:"bytes,2,opt,name=high,proto3" json:"high,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoneyInterval) Reset() {
+	*x = MoneyInterval{}
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoneyInterval) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoneyInterval) ProtoMessage() {}
+
+func (x *MoneyInterval) ProtoReflect() protoreflect.Message {
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoneyInterval.ProtoReflect.Descriptor instead.
+func (*MoneyInterval) Descriptor() ([]byte, []int) {
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *MoneyInterval) GetLow() *v1.Money {
+	if x != nil {
+		return x.Low
+	}
+	return nil
+}
+
+func (x *MoneyInterval) GetHigh() *v1.Money {
+	if x != nil {
+		return x.High
+	}
+	return nil
+}
+
 type GetProfileRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	CustomerId    string                 `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
@@ -460,7 +645,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[3]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +657,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[3]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +670,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{3}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetProfileRequest) GetCustomerId() string {
@@ -496,20 +681,22 @@ func (x *GetProfileRequest) GetCustomerId() string {
 }
 
 type GetProfileResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CustomerId    string                 `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
-	Features      *Features              `protobuf:"bytes,2,opt,name=features,proto3" json:"features,omitempty"`
-	Rfm           *Rfm                   `protobuf:"bytes,3,opt,name=rfm,proto3" json:"rfm,omitempty"`
-	Segment       Segment                `protobuf:"varint,4,opt,name=segment,proto3,enum=boomerang.segmentation.v1.Segment" json:"segment,omitempty"`
-	Flags         []Flag                 `protobuf:"varint,5,rep,packed,name=flags,proto3,enum=boomerang.segmentation.v1.Flag" json:"flags,omitempty"`
-	Prediction    *Prediction            `protobuf:"bytes,6,opt,name=prediction,proto3" json:"prediction,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	CustomerId string                 `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	Features   *Features              `protobuf:"bytes,2,opt,name=features,proto3" json:"features,omitempty"`
+	Rfm        *Rfm                   `protobuf:"bytes,3,opt,name=rfm,proto3" json:"rfm,omitempty"`
+	Segment    Segment                `protobuf:"varint,4,opt,name=segment,proto3,enum=boomerang.segmentation.v1.Segment" json:"segment,omitempty"`
+	Flags      []Flag                 `protobuf:"varint,5,rep,packed,name=flags,proto3,enum=boomerang.segmentation.v1.Flag" json:"flags,omitempty"`
+	Prediction *Prediction            `protobuf:"bytes,6,opt,name=prediction,proto3" json:"prediction,omitempty"`
+	// Set when prediction is not: why there is none.
+	PredictionWithheld PredictionWithheld `protobuf:"varint,7,opt,name=prediction_withheld,json=predictionWithheld,proto3,enum=boomerang.segmentation.v1.PredictionWithheld" json:"prediction_withheld,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *GetProfileResponse) Reset() {
 	*x = GetProfileResponse{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[4]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +708,7 @@ func (x *GetProfileResponse) String() string {
 func (*GetProfileResponse) ProtoMessage() {}
 
 func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[4]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +721,7 @@ func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{4}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetProfileResponse) GetCustomerId() string {
@@ -579,6 +766,13 @@ func (x *GetProfileResponse) GetPrediction() *Prediction {
 	return nil
 }
 
+func (x *GetProfileResponse) GetPredictionWithheld() PredictionWithheld {
+	if x != nil {
+		return x.PredictionWithheld
+	}
+	return PredictionWithheld_PREDICTION_WITHHELD_UNSPECIFIED
+}
+
 type ListSegmentMembersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Segment       Segment                `protobuf:"varint,1,opt,name=segment,proto3,enum=boomerang.segmentation.v1.Segment" json:"segment,omitempty"`
@@ -589,7 +783,7 @@ type ListSegmentMembersRequest struct {
 
 func (x *ListSegmentMembersRequest) Reset() {
 	*x = ListSegmentMembersRequest{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[5]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +795,7 @@ func (x *ListSegmentMembersRequest) String() string {
 func (*ListSegmentMembersRequest) ProtoMessage() {}
 
 func (x *ListSegmentMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[5]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +808,7 @@ func (x *ListSegmentMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSegmentMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListSegmentMembersRequest) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{5}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListSegmentMembersRequest) GetSegment() Segment {
@@ -641,7 +835,7 @@ type ListSegmentMembersResponse struct {
 
 func (x *ListSegmentMembersResponse) Reset() {
 	*x = ListSegmentMembersResponse{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[6]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +847,7 @@ func (x *ListSegmentMembersResponse) String() string {
 func (*ListSegmentMembersResponse) ProtoMessage() {}
 
 func (x *ListSegmentMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[6]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +860,7 @@ func (x *ListSegmentMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSegmentMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListSegmentMembersResponse) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{6}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListSegmentMembersResponse) GetCustomerIds() []string {
@@ -693,7 +887,7 @@ type TopCustomersRequest struct {
 
 func (x *TopCustomersRequest) Reset() {
 	*x = TopCustomersRequest{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[7]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +899,7 @@ func (x *TopCustomersRequest) String() string {
 func (*TopCustomersRequest) ProtoMessage() {}
 
 func (x *TopCustomersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[7]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +912,7 @@ func (x *TopCustomersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopCustomersRequest.ProtoReflect.Descriptor instead.
 func (*TopCustomersRequest) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{7}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TopCustomersRequest) GetBy() Ranking {
@@ -745,7 +939,7 @@ type RankedCustomer struct {
 
 func (x *RankedCustomer) Reset() {
 	*x = RankedCustomer{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[8]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +951,7 @@ func (x *RankedCustomer) String() string {
 func (*RankedCustomer) ProtoMessage() {}
 
 func (x *RankedCustomer) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[8]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,7 +964,7 @@ func (x *RankedCustomer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RankedCustomer.ProtoReflect.Descriptor instead.
 func (*RankedCustomer) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{8}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RankedCustomer) GetCustomerId() string {
@@ -796,7 +990,7 @@ type TopCustomersResponse struct {
 
 func (x *TopCustomersResponse) Reset() {
 	*x = TopCustomersResponse{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[9]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -808,7 +1002,7 @@ func (x *TopCustomersResponse) String() string {
 func (*TopCustomersResponse) ProtoMessage() {}
 
 func (x *TopCustomersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[9]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -821,7 +1015,7 @@ func (x *TopCustomersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopCustomersResponse.ProtoReflect.Descriptor instead.
 func (*TopCustomersResponse) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{9}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TopCustomersResponse) GetCustomers() []*RankedCustomer {
@@ -839,7 +1033,7 @@ type GetSegmentStatsRequest struct {
 
 func (x *GetSegmentStatsRequest) Reset() {
 	*x = GetSegmentStatsRequest{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[10]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +1045,7 @@ func (x *GetSegmentStatsRequest) String() string {
 func (*GetSegmentStatsRequest) ProtoMessage() {}
 
 func (x *GetSegmentStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[10]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +1058,7 @@ func (x *GetSegmentStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSegmentStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetSegmentStatsRequest) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{10}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{12}
 }
 
 type SegmentStats struct {
@@ -879,7 +1073,7 @@ type SegmentStats struct {
 
 func (x *SegmentStats) Reset() {
 	*x = SegmentStats{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[11]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1085,7 @@ func (x *SegmentStats) String() string {
 func (*SegmentStats) ProtoMessage() {}
 
 func (x *SegmentStats) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[11]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1098,7 @@ func (x *SegmentStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentStats.ProtoReflect.Descriptor instead.
 func (*SegmentStats) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{11}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SegmentStats) GetSegment() Segment {
@@ -947,7 +1141,7 @@ type ClvQuantile struct {
 
 func (x *ClvQuantile) Reset() {
 	*x = ClvQuantile{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[12]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -959,7 +1153,7 @@ func (x *ClvQuantile) String() string {
 func (*ClvQuantile) ProtoMessage() {}
 
 func (x *ClvQuantile) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[12]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -972,7 +1166,7 @@ func (x *ClvQuantile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClvQuantile.ProtoReflect.Descriptor instead.
 func (*ClvQuantile) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{12}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ClvQuantile) GetQ() float64 {
@@ -1002,7 +1196,7 @@ type GetSegmentStatsResponse struct {
 
 func (x *GetSegmentStatsResponse) Reset() {
 	*x = GetSegmentStatsResponse{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[13]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1208,7 @@ func (x *GetSegmentStatsResponse) String() string {
 func (*GetSegmentStatsResponse) ProtoMessage() {}
 
 func (x *GetSegmentStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[13]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1221,7 @@ func (x *GetSegmentStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSegmentStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetSegmentStatsResponse) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{13}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetSegmentStatsResponse) GetSegments() []*SegmentStats {
@@ -1060,7 +1254,7 @@ type GetRepeatPurchaseCurveRequest struct {
 
 func (x *GetRepeatPurchaseCurveRequest) Reset() {
 	*x = GetRepeatPurchaseCurveRequest{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[14]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1266,7 @@ func (x *GetRepeatPurchaseCurveRequest) String() string {
 func (*GetRepeatPurchaseCurveRequest) ProtoMessage() {}
 
 func (x *GetRepeatPurchaseCurveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[14]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1279,7 @@ func (x *GetRepeatPurchaseCurveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepeatPurchaseCurveRequest.ProtoReflect.Descriptor instead.
 func (*GetRepeatPurchaseCurveRequest) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{14}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetRepeatPurchaseCurveRequest) GetMaxOrders() int32 {
@@ -1106,7 +1300,7 @@ type RepeatPurchasePoint struct {
 
 func (x *RepeatPurchasePoint) Reset() {
 	*x = RepeatPurchasePoint{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[15]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1312,7 @@ func (x *RepeatPurchasePoint) String() string {
 func (*RepeatPurchasePoint) ProtoMessage() {}
 
 func (x *RepeatPurchasePoint) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[15]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1325,7 @@ func (x *RepeatPurchasePoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepeatPurchasePoint.ProtoReflect.Descriptor instead.
 func (*RepeatPurchasePoint) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{15}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RepeatPurchasePoint) GetOrders() int32 {
@@ -1164,7 +1358,7 @@ type GetRepeatPurchaseCurveResponse struct {
 
 func (x *GetRepeatPurchaseCurveResponse) Reset() {
 	*x = GetRepeatPurchaseCurveResponse{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[16]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1370,7 @@ func (x *GetRepeatPurchaseCurveResponse) String() string {
 func (*GetRepeatPurchaseCurveResponse) ProtoMessage() {}
 
 func (x *GetRepeatPurchaseCurveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[16]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1383,7 @@ func (x *GetRepeatPurchaseCurveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepeatPurchaseCurveResponse.ProtoReflect.Descriptor instead.
 func (*GetRepeatPurchaseCurveResponse) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{16}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetRepeatPurchaseCurveResponse) GetPoints() []*RepeatPurchasePoint {
@@ -1207,7 +1401,7 @@ type GetModelRequest struct {
 
 func (x *GetModelRequest) Reset() {
 	*x = GetModelRequest{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[17]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1413,7 @@ func (x *GetModelRequest) String() string {
 func (*GetModelRequest) ProtoMessage() {}
 
 func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[17]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1426,7 @@ func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelRequest.ProtoReflect.Descriptor instead.
 func (*GetModelRequest) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{17}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{19}
 }
 
 type BgNbdParameters struct {
@@ -1242,13 +1436,16 @@ type BgNbdParameters struct {
 	A             float64                `protobuf:"fixed64,3,opt,name=a,proto3" json:"a,omitempty"`
 	B             float64                `protobuf:"fixed64,4,opt,name=b,proto3" json:"b,omitempty"`
 	LogLikelihood float64                `protobuf:"fixed64,5,opt,name=log_likelihood,json=logLikelihood,proto3" json:"log_likelihood,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Standard errors of the parameters (from the Hessian at the optimum),
+	// unset when the fit has none.
+	StandardErrors *BgNbdStandardErrors `protobuf:"bytes,6,opt,name=standard_errors,json=standardErrors,proto3" json:"standard_errors,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *BgNbdParameters) Reset() {
 	*x = BgNbdParameters{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[18]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1260,7 +1457,7 @@ func (x *BgNbdParameters) String() string {
 func (*BgNbdParameters) ProtoMessage() {}
 
 func (x *BgNbdParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[18]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1273,7 +1470,7 @@ func (x *BgNbdParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BgNbdParameters.ProtoReflect.Descriptor instead.
 func (*BgNbdParameters) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{18}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BgNbdParameters) GetR() float64 {
@@ -1311,19 +1508,96 @@ func (x *BgNbdParameters) GetLogLikelihood() float64 {
 	return 0
 }
 
+func (x *BgNbdParameters) GetStandardErrors() *BgNbdStandardErrors {
+	if x != nil {
+		return x.StandardErrors
+	}
+	return nil
+}
+
+type BgNbdStandardErrors struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	R             float64                `protobuf:"fixed64,1,opt,name=r,proto3" json:"r,omitempty"`
+	Alpha         float64                `protobuf:"fixed64,2,opt,name=alpha,proto3" json:"alpha,omitempty"`
+	A             float64                `protobuf:"fixed64,3,opt,name=a,proto3" json:"a,omitempty"`
+	B             float64                `protobuf:"fixed64,4,opt,name=b,proto3" json:"b,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BgNbdStandardErrors) Reset() {
+	*x = BgNbdStandardErrors{}
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BgNbdStandardErrors) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BgNbdStandardErrors) ProtoMessage() {}
+
+func (x *BgNbdStandardErrors) ProtoReflect() protoreflect.Message {
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BgNbdStandardErrors.ProtoReflect.Descriptor instead.
+func (*BgNbdStandardErrors) Descriptor() ([]byte, []int) {
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *BgNbdStandardErrors) GetR() float64 {
+	if x != nil {
+		return x.R
+	}
+	return 0
+}
+
+func (x *BgNbdStandardErrors) GetAlpha() float64 {
+	if x != nil {
+		return x.Alpha
+	}
+	return 0
+}
+
+func (x *BgNbdStandardErrors) GetA() float64 {
+	if x != nil {
+		return x.A
+	}
+	return 0
+}
+
+func (x *BgNbdStandardErrors) GetB() float64 {
+	if x != nil {
+		return x.B
+	}
+	return 0
+}
+
 type GammaGammaParameters struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	P             float64                `protobuf:"fixed64,1,opt,name=p,proto3" json:"p,omitempty"`
 	Q             float64                `protobuf:"fixed64,2,opt,name=q,proto3" json:"q,omitempty"`
 	Gamma         float64                `protobuf:"fixed64,3,opt,name=gamma,proto3" json:"gamma,omitempty"`
 	LogLikelihood float64                `protobuf:"fixed64,4,opt,name=log_likelihood,json=logLikelihood,proto3" json:"log_likelihood,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Standard errors of the parameters, unset when the fit has none.
+	StandardErrors *GammaGammaStandardErrors `protobuf:"bytes,5,opt,name=standard_errors,json=standardErrors,proto3" json:"standard_errors,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GammaGammaParameters) Reset() {
 	*x = GammaGammaParameters{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[19]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1609,7 @@ func (x *GammaGammaParameters) String() string {
 func (*GammaGammaParameters) ProtoMessage() {}
 
 func (x *GammaGammaParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[19]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1622,7 @@ func (x *GammaGammaParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GammaGammaParameters.ProtoReflect.Descriptor instead.
 func (*GammaGammaParameters) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{19}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GammaGammaParameters) GetP() float64 {
@@ -1379,19 +1653,90 @@ func (x *GammaGammaParameters) GetLogLikelihood() float64 {
 	return 0
 }
 
-type GetModelResponse struct {
+func (x *GammaGammaParameters) GetStandardErrors() *GammaGammaStandardErrors {
+	if x != nil {
+		return x.StandardErrors
+	}
+	return nil
+}
+
+type GammaGammaStandardErrors struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	BgNbd         *BgNbdParameters       `protobuf:"bytes,1,opt,name=bg_nbd,json=bgNbd,proto3" json:"bg_nbd,omitempty"`
-	GammaGamma    *GammaGammaParameters  `protobuf:"bytes,2,opt,name=gamma_gamma,json=gammaGamma,proto3" json:"gamma_gamma,omitempty"`
-	FittedAt      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=fitted_at,json=fittedAt,proto3" json:"fitted_at,omitempty"`
-	Customers     int64                  `protobuf:"varint,4,opt,name=customers,proto3" json:"customers,omitempty"`
+	P             float64                `protobuf:"fixed64,1,opt,name=p,proto3" json:"p,omitempty"`
+	Q             float64                `protobuf:"fixed64,2,opt,name=q,proto3" json:"q,omitempty"`
+	Gamma         float64                `protobuf:"fixed64,3,opt,name=gamma,proto3" json:"gamma,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GammaGammaStandardErrors) Reset() {
+	*x = GammaGammaStandardErrors{}
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GammaGammaStandardErrors) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GammaGammaStandardErrors) ProtoMessage() {}
+
+func (x *GammaGammaStandardErrors) ProtoReflect() protoreflect.Message {
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GammaGammaStandardErrors.ProtoReflect.Descriptor instead.
+func (*GammaGammaStandardErrors) Descriptor() ([]byte, []int) {
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GammaGammaStandardErrors) GetP() float64 {
+	if x != nil {
+		return x.P
+	}
+	return 0
+}
+
+func (x *GammaGammaStandardErrors) GetQ() float64 {
+	if x != nil {
+		return x.Q
+	}
+	return 0
+}
+
+func (x *GammaGammaStandardErrors) GetGamma() float64 {
+	if x != nil {
+		return x.Gamma
+	}
+	return 0
+}
+
+type GetModelResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	BgNbd      *BgNbdParameters       `protobuf:"bytes,1,opt,name=bg_nbd,json=bgNbd,proto3" json:"bg_nbd,omitempty"`
+	GammaGamma *GammaGammaParameters  `protobuf:"bytes,2,opt,name=gamma_gamma,json=gammaGamma,proto3" json:"gamma_gamma,omitempty"`
+	FittedAt   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=fitted_at,json=fittedAt,proto3" json:"fitted_at,omitempty"`
+	Customers  int64                  `protobuf:"varint,4,opt,name=customers,proto3" json:"customers,omitempty"`
+	// Customers in the Gamma-Gamma fit (a repeat purchase of some value).
+	RepeatCustomers int64 `protobuf:"varint,5,opt,name=repeat_customers,json=repeatCustomers,proto3" json:"repeat_customers,omitempty"`
+	// Time unit of the parameters: "day" (the service's) or "week".
+	Unit          string `protobuf:"bytes,6,opt,name=unit,proto3" json:"unit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetModelResponse) Reset() {
 	*x = GetModelResponse{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[20]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1748,7 @@ func (x *GetModelResponse) String() string {
 func (*GetModelResponse) ProtoMessage() {}
 
 func (x *GetModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[20]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1761,7 @@ func (x *GetModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelResponse.ProtoReflect.Descriptor instead.
 func (*GetModelResponse) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{20}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetModelResponse) GetBgNbd() *BgNbdParameters {
@@ -1447,6 +1792,20 @@ func (x *GetModelResponse) GetCustomers() int64 {
 	return 0
 }
 
+func (x *GetModelResponse) GetRepeatCustomers() int64 {
+	if x != nil {
+		return x.RepeatCustomers
+	}
+	return 0
+}
+
+func (x *GetModelResponse) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
 type RefitRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1455,7 +1814,7 @@ type RefitRequest struct {
 
 func (x *RefitRequest) Reset() {
 	*x = RefitRequest{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[21]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1467,7 +1826,7 @@ func (x *RefitRequest) String() string {
 func (*RefitRequest) ProtoMessage() {}
 
 func (x *RefitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[21]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1480,7 +1839,7 @@ func (x *RefitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefitRequest.ProtoReflect.Descriptor instead.
 func (*RefitRequest) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{21}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{25}
 }
 
 type RefitResponse struct {
@@ -1492,7 +1851,7 @@ type RefitResponse struct {
 
 func (x *RefitResponse) Reset() {
 	*x = RefitResponse{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[22]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1504,7 +1863,7 @@ func (x *RefitResponse) String() string {
 func (*RefitResponse) ProtoMessage() {}
 
 func (x *RefitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[22]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1517,12 +1876,460 @@ func (x *RefitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefitResponse.ProtoReflect.Descriptor instead.
 func (*RefitResponse) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{22}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RefitResponse) GetModel() *GetModelResponse {
 	if x != nil {
 		return x.Model
+	}
+	return nil
+}
+
+type ValidateModelRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Last day of the calibration period, YYYY-MM-DD (UTC), inclusive.
+	CalibrationEnd string `protobuf:"bytes,1,opt,name=calibration_end,json=calibrationEnd,proto3" json:"calibration_end,omitempty"`
+	// Last day of the holdout period, inclusive; empty for the day of the
+	// latest purchase.
+	HoldoutEnd    string `protobuf:"bytes,2,opt,name=holdout_end,json=holdoutEnd,proto3" json:"holdout_end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateModelRequest) Reset() {
+	*x = ValidateModelRequest{}
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateModelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateModelRequest) ProtoMessage() {}
+
+func (x *ValidateModelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateModelRequest.ProtoReflect.Descriptor instead.
+func (*ValidateModelRequest) Descriptor() ([]byte, []int) {
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ValidateModelRequest) GetCalibrationEnd() string {
+	if x != nil {
+		return x.CalibrationEnd
+	}
+	return ""
+}
+
+func (x *ValidateModelRequest) GetHoldoutEnd() string {
+	if x != nil {
+		return x.HoldoutEnd
+	}
+	return ""
+}
+
+// HoldoutBin is one point of the calibration-versus-holdout comparison:
+// the customers with `frequency` repeat purchases in calibration (at least
+// that many when open), and their mean purchases in the holdout period,
+// actual and predicted.
+type HoldoutBin struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Frequency     int32                  `protobuf:"varint,1,opt,name=frequency,proto3" json:"frequency,omitempty"`
+	Open          bool                   `protobuf:"varint,2,opt,name=open,proto3" json:"open,omitempty"`
+	Customers     int64                  `protobuf:"varint,3,opt,name=customers,proto3" json:"customers,omitempty"`
+	Actual        float64                `protobuf:"fixed64,4,opt,name=actual,proto3" json:"actual,omitempty"`
+	Predicted     float64                `protobuf:"fixed64,5,opt,name=predicted,proto3" json:"predicted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HoldoutBin) Reset() {
+	*x = HoldoutBin{}
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldoutBin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldoutBin) ProtoMessage() {}
+
+func (x *HoldoutBin) ProtoReflect() protoreflect.Message {
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldoutBin.ProtoReflect.Descriptor instead.
+func (*HoldoutBin) Descriptor() ([]byte, []int) {
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *HoldoutBin) GetFrequency() int32 {
+	if x != nil {
+		return x.Frequency
+	}
+	return 0
+}
+
+func (x *HoldoutBin) GetOpen() bool {
+	if x != nil {
+		return x.Open
+	}
+	return false
+}
+
+func (x *HoldoutBin) GetCustomers() int64 {
+	if x != nil {
+		return x.Customers
+	}
+	return 0
+}
+
+func (x *HoldoutBin) GetActual() float64 {
+	if x != nil {
+		return x.Actual
+	}
+	return 0
+}
+
+func (x *HoldoutBin) GetPredicted() float64 {
+	if x != nil {
+		return x.Predicted
+	}
+	return 0
+}
+
+// HoldoutTracking is the aggregate forecast from first-purchase dates
+// alone, through calibration and holdout.
+type HoldoutTracking struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	CalibrationActual   float64                `protobuf:"fixed64,1,opt,name=calibration_actual,json=calibrationActual,proto3" json:"calibration_actual,omitempty"`
+	CalibrationExpected float64                `protobuf:"fixed64,2,opt,name=calibration_expected,json=calibrationExpected,proto3" json:"calibration_expected,omitempty"`
+	HoldoutActual       float64                `protobuf:"fixed64,3,opt,name=holdout_actual,json=holdoutActual,proto3" json:"holdout_actual,omitempty"`
+	HoldoutExpected     float64                `protobuf:"fixed64,4,opt,name=holdout_expected,json=holdoutExpected,proto3" json:"holdout_expected,omitempty"`
+	// (expected - actual) / actual of the cumulative purchases at the end.
+	CumulativeError float64 `protobuf:"fixed64,5,opt,name=cumulative_error,json=cumulativeError,proto3" json:"cumulative_error,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *HoldoutTracking) Reset() {
+	*x = HoldoutTracking{}
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldoutTracking) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldoutTracking) ProtoMessage() {}
+
+func (x *HoldoutTracking) ProtoReflect() protoreflect.Message {
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldoutTracking.ProtoReflect.Descriptor instead.
+func (*HoldoutTracking) Descriptor() ([]byte, []int) {
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *HoldoutTracking) GetCalibrationActual() float64 {
+	if x != nil {
+		return x.CalibrationActual
+	}
+	return 0
+}
+
+func (x *HoldoutTracking) GetCalibrationExpected() float64 {
+	if x != nil {
+		return x.CalibrationExpected
+	}
+	return 0
+}
+
+func (x *HoldoutTracking) GetHoldoutActual() float64 {
+	if x != nil {
+		return x.HoldoutActual
+	}
+	return 0
+}
+
+func (x *HoldoutTracking) GetHoldoutExpected() float64 {
+	if x != nil {
+		return x.HoldoutExpected
+	}
+	return 0
+}
+
+func (x *HoldoutTracking) GetCumulativeError() float64 {
+	if x != nil {
+		return x.CumulativeError
+	}
+	return 0
+}
+
+// HoldoutSpend compares expected and actual spend in the holdout period.
+type HoldoutSpend struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Customers who bought in the holdout; the order values are means over
+	// them of their own mean (actual) and expected (predicted) order value.
+	Customers           int64     `protobuf:"varint,1,opt,name=customers,proto3" json:"customers,omitempty"`
+	ActualOrderValue    *v1.Money `protobuf:"bytes,2,opt,name=actual_order_value,json=actualOrderValue,proto3" json:"actual_order_value,omitempty"`
+	PredictedOrderValue *v1.Money `protobuf:"bytes,3,opt,name=predicted_order_value,json=predictedOrderValue,proto3" json:"predicted_order_value,omitempty"`
+	ActualRevenue       *v1.Money `protobuf:"bytes,4,opt,name=actual_revenue,json=actualRevenue,proto3" json:"actual_revenue,omitempty"`
+	PredictedRevenue    *v1.Money `protobuf:"bytes,5,opt,name=predicted_revenue,json=predictedRevenue,proto3" json:"predicted_revenue,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *HoldoutSpend) Reset() {
+	*x = HoldoutSpend{}
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldoutSpend) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldoutSpend) ProtoMessage() {}
+
+func (x *HoldoutSpend) ProtoReflect() protoreflect.Message {
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldoutSpend.ProtoReflect.Descriptor instead.
+func (*HoldoutSpend) Descriptor() ([]byte, []int) {
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *HoldoutSpend) GetCustomers() int64 {
+	if x != nil {
+		return x.Customers
+	}
+	return 0
+}
+
+func (x *HoldoutSpend) GetActualOrderValue() *v1.Money {
+	if x != nil {
+		return x.ActualOrderValue
+	}
+	return nil
+}
+
+func (x *HoldoutSpend) GetPredictedOrderValue() *v1.Money {
+	if x != nil {
+		return x.PredictedOrderValue
+	}
+	return nil
+}
+
+func (x *HoldoutSpend) GetActualRevenue() *v1.Money {
+	if x != nil {
+		return x.ActualRevenue
+	}
+	return nil
+}
+
+func (x *HoldoutSpend) GetPredictedRevenue() *v1.Money {
+	if x != nil {
+		return x.PredictedRevenue
+	}
+	return nil
+}
+
+type ValidateModelResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	CalibrationEnd string                 `protobuf:"bytes,1,opt,name=calibration_end,json=calibrationEnd,proto3" json:"calibration_end,omitempty"`
+	HoldoutEnd     string                 `protobuf:"bytes,2,opt,name=holdout_end,json=holdoutEnd,proto3" json:"holdout_end,omitempty"`
+	HoldoutDays    int32                  `protobuf:"varint,3,opt,name=holdout_days,json=holdoutDays,proto3" json:"holdout_days,omitempty"`
+	// Customers whose first purchase was in the calibration period.
+	Customers int64 `protobuf:"varint,4,opt,name=customers,proto3" json:"customers,omitempty"`
+	// The model fitted on the calibration period (not the one in use).
+	Model       *GetModelResponse `protobuf:"bytes,5,opt,name=model,proto3" json:"model,omitempty"`
+	ByFrequency []*HoldoutBin     `protobuf:"bytes,6,rep,name=by_frequency,json=byFrequency,proto3" json:"by_frequency,omitempty"`
+	// Total holdout repeat purchases, actual and predicted.
+	Actual    float64 `protobuf:"fixed64,7,opt,name=actual,proto3" json:"actual,omitempty"`
+	Predicted float64 `protobuf:"fixed64,8,opt,name=predicted,proto3" json:"predicted,omitempty"`
+	// (predicted - actual) / actual.
+	AggregateError float64 `protobuf:"fixed64,9,opt,name=aggregate_error,json=aggregateError,proto3" json:"aggregate_error,omitempty"`
+	// Per customer: mean absolute and root-mean-square error of the holdout
+	// purchases, and the correlation of actual and predicted.
+	Mae         float64          `protobuf:"fixed64,10,opt,name=mae,proto3" json:"mae,omitempty"`
+	Rmse        float64          `protobuf:"fixed64,11,opt,name=rmse,proto3" json:"rmse,omitempty"`
+	Correlation float64          `protobuf:"fixed64,12,opt,name=correlation,proto3" json:"correlation,omitempty"`
+	Tracking    *HoldoutTracking `protobuf:"bytes,13,opt,name=tracking,proto3" json:"tracking,omitempty"`
+	// Unset when there is no holdout purchase to compare with.
+	Spend         *HoldoutSpend `protobuf:"bytes,14,opt,name=spend,proto3" json:"spend,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateModelResponse) Reset() {
+	*x = ValidateModelResponse{}
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateModelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateModelResponse) ProtoMessage() {}
+
+func (x *ValidateModelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateModelResponse.ProtoReflect.Descriptor instead.
+func (*ValidateModelResponse) Descriptor() ([]byte, []int) {
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ValidateModelResponse) GetCalibrationEnd() string {
+	if x != nil {
+		return x.CalibrationEnd
+	}
+	return ""
+}
+
+func (x *ValidateModelResponse) GetHoldoutEnd() string {
+	if x != nil {
+		return x.HoldoutEnd
+	}
+	return ""
+}
+
+func (x *ValidateModelResponse) GetHoldoutDays() int32 {
+	if x != nil {
+		return x.HoldoutDays
+	}
+	return 0
+}
+
+func (x *ValidateModelResponse) GetCustomers() int64 {
+	if x != nil {
+		return x.Customers
+	}
+	return 0
+}
+
+func (x *ValidateModelResponse) GetModel() *GetModelResponse {
+	if x != nil {
+		return x.Model
+	}
+	return nil
+}
+
+func (x *ValidateModelResponse) GetByFrequency() []*HoldoutBin {
+	if x != nil {
+		return x.ByFrequency
+	}
+	return nil
+}
+
+func (x *ValidateModelResponse) GetActual() float64 {
+	if x != nil {
+		return x.Actual
+	}
+	return 0
+}
+
+func (x *ValidateModelResponse) GetPredicted() float64 {
+	if x != nil {
+		return x.Predicted
+	}
+	return 0
+}
+
+func (x *ValidateModelResponse) GetAggregateError() float64 {
+	if x != nil {
+		return x.AggregateError
+	}
+	return 0
+}
+
+func (x *ValidateModelResponse) GetMae() float64 {
+	if x != nil {
+		return x.Mae
+	}
+	return 0
+}
+
+func (x *ValidateModelResponse) GetRmse() float64 {
+	if x != nil {
+		return x.Rmse
+	}
+	return 0
+}
+
+func (x *ValidateModelResponse) GetCorrelation() float64 {
+	if x != nil {
+		return x.Correlation
+	}
+	return 0
+}
+
+func (x *ValidateModelResponse) GetTracking() *HoldoutTracking {
+	if x != nil {
+		return x.Tracking
+	}
+	return nil
+}
+
+func (x *ValidateModelResponse) GetSpend() *HoldoutSpend {
+	if x != nil {
+		return x.Spend
 	}
 	return nil
 }
@@ -1535,7 +2342,7 @@ type RebuildHotStoreRequest struct {
 
 func (x *RebuildHotStoreRequest) Reset() {
 	*x = RebuildHotStoreRequest{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[23]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1547,7 +2354,7 @@ func (x *RebuildHotStoreRequest) String() string {
 func (*RebuildHotStoreRequest) ProtoMessage() {}
 
 func (x *RebuildHotStoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[23]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1560,7 +2367,7 @@ func (x *RebuildHotStoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebuildHotStoreRequest.ProtoReflect.Descriptor instead.
 func (*RebuildHotStoreRequest) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{23}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{32}
 }
 
 type RebuildHotStoreResponse struct {
@@ -1573,7 +2380,7 @@ type RebuildHotStoreResponse struct {
 
 func (x *RebuildHotStoreResponse) Reset() {
 	*x = RebuildHotStoreResponse{}
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[24]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1585,7 +2392,7 @@ func (x *RebuildHotStoreResponse) String() string {
 func (*RebuildHotStoreResponse) ProtoMessage() {}
 
 func (x *RebuildHotStoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[24]
+	mi := &file_boomerang_segmentation_v1_segmentation_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1598,7 +2405,7 @@ func (x *RebuildHotStoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebuildHotStoreResponse.ProtoReflect.Descriptor instead.
 func (*RebuildHotStoreResponse) Descriptor() ([]byte, []int) {
-	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{24}
+	return file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RebuildHotStoreResponse) GetCustomers() int64 {
@@ -1627,17 +2434,25 @@ const file_boomerang_segmentation_v1_segmentation_proto_rawDesc = "" +
 	"\x03Rfm\x12\x18\n" +
 	"\arecency\x18\x01 \x01(\x05R\arecency\x12\x1c\n" +
 	"\tfrequency\x18\x02 \x01(\x05R\tfrequency\x12\x1a\n" +
-	"\bmonetary\x18\x03 \x01(\x05R\bmonetary\"\xf3\x01\n" +
+	"\bmonetary\x18\x03 \x01(\x05R\bmonetary\"\xa5\x03\n" +
 	"\n" +
 	"Prediction\x12-\n" +
 	"\x12expected_purchases\x18\x01 \x01(\x01R\x11expectedPurchases\x12!\n" +
 	"\fhorizon_days\x18\x02 \x01(\x05R\vhorizonDays\x12\x17\n" +
 	"\ap_alive\x18\x03 \x01(\x01R\x06pAlive\x12L\n" +
 	"\x14expected_order_value\x18\x04 \x01(\v2\x1a.boomerang.common.v1.MoneyR\x12expectedOrderValue\x12,\n" +
-	"\x03clv\x18\x05 \x01(\v2\x1a.boomerang.common.v1.MoneyR\x03clv\"?\n" +
+	"\x03clv\x18\x05 \x01(\v2\x1a.boomerang.common.v1.MoneyR\x03clv\x12c\n" +
+	"\x1bexpected_purchases_interval\x18\x06 \x01(\v2#.boomerang.segmentation.v1.IntervalR\x19expectedPurchasesInterval\x12K\n" +
+	"\fclv_interval\x18\a \x01(\v2(.boomerang.segmentation.v1.MoneyIntervalR\vclvInterval\"0\n" +
+	"\bInterval\x12\x10\n" +
+	"\x03low\x18\x01 \x01(\x01R\x03low\x12\x12\n" +
+	"\x04high\x18\x02 \x01(\x01R\x04high\"m\n" +
+	"\rMoneyInterval\x12,\n" +
+	"\x03low\x18\x01 \x01(\v2\x1a.boomerang.common.v1.MoneyR\x03low\x12.\n" +
+	"\x04high\x18\x02 \x01(\v2\x1a.boomerang.common.v1.MoneyR\x04high\"?\n" +
 	"\x11GetProfileRequest\x12*\n" +
 	"\vcustomer_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\n" +
-	"customerId\"\xe4\x02\n" +
+	"customerId\"\xc4\x03\n" +
 	"\x12GetProfileResponse\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
 	"customerId\x12?\n" +
@@ -1647,7 +2462,8 @@ const file_boomerang_segmentation_v1_segmentation_proto_rawDesc = "" +
 	"\x05flags\x18\x05 \x03(\x0e2\x1f.boomerang.segmentation.v1.FlagR\x05flags\x12E\n" +
 	"\n" +
 	"prediction\x18\x06 \x01(\v2%.boomerang.segmentation.v1.PredictionR\n" +
-	"prediction\"\x9b\x01\n" +
+	"prediction\x12^\n" +
+	"\x13prediction_withheld\x18\a \x01(\x0e2-.boomerang.segmentation.v1.PredictionWithheldR\x12predictionWithheld\"\x9b\x01\n" +
 	"\x19ListSegmentMembersRequest\x12H\n" +
 	"\asegment\x18\x01 \x01(\x0e2\".boomerang.segmentation.v1.SegmentB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\asegment\x124\n" +
@@ -1689,27 +2505,80 @@ const file_boomerang_segmentation_v1_segmentation_proto_rawDesc = "" +
 	"\x12repeat_probability\x18\x03 \x01(\x01R\x11repeatProbability\"h\n" +
 	"\x1eGetRepeatPurchaseCurveResponse\x12F\n" +
 	"\x06points\x18\x01 \x03(\v2..boomerang.segmentation.v1.RepeatPurchasePointR\x06points\"\x11\n" +
-	"\x0fGetModelRequest\"x\n" +
+	"\x0fGetModelRequest\"\xd1\x01\n" +
 	"\x0fBgNbdParameters\x12\f\n" +
 	"\x01r\x18\x01 \x01(\x01R\x01r\x12\x14\n" +
 	"\x05alpha\x18\x02 \x01(\x01R\x05alpha\x12\f\n" +
 	"\x01a\x18\x03 \x01(\x01R\x01a\x12\f\n" +
 	"\x01b\x18\x04 \x01(\x01R\x01b\x12%\n" +
-	"\x0elog_likelihood\x18\x05 \x01(\x01R\rlogLikelihood\"o\n" +
+	"\x0elog_likelihood\x18\x05 \x01(\x01R\rlogLikelihood\x12W\n" +
+	"\x0fstandard_errors\x18\x06 \x01(\v2..boomerang.segmentation.v1.BgNbdStandardErrorsR\x0estandardErrors\"U\n" +
+	"\x13BgNbdStandardErrors\x12\f\n" +
+	"\x01r\x18\x01 \x01(\x01R\x01r\x12\x14\n" +
+	"\x05alpha\x18\x02 \x01(\x01R\x05alpha\x12\f\n" +
+	"\x01a\x18\x03 \x01(\x01R\x01a\x12\f\n" +
+	"\x01b\x18\x04 \x01(\x01R\x01b\"\xcd\x01\n" +
 	"\x14GammaGammaParameters\x12\f\n" +
 	"\x01p\x18\x01 \x01(\x01R\x01p\x12\f\n" +
 	"\x01q\x18\x02 \x01(\x01R\x01q\x12\x14\n" +
 	"\x05gamma\x18\x03 \x01(\x01R\x05gamma\x12%\n" +
-	"\x0elog_likelihood\x18\x04 \x01(\x01R\rlogLikelihood\"\xfe\x01\n" +
+	"\x0elog_likelihood\x18\x04 \x01(\x01R\rlogLikelihood\x12\\\n" +
+	"\x0fstandard_errors\x18\x05 \x01(\v23.boomerang.segmentation.v1.GammaGammaStandardErrorsR\x0estandardErrors\"L\n" +
+	"\x18GammaGammaStandardErrors\x12\f\n" +
+	"\x01p\x18\x01 \x01(\x01R\x01p\x12\f\n" +
+	"\x01q\x18\x02 \x01(\x01R\x01q\x12\x14\n" +
+	"\x05gamma\x18\x03 \x01(\x01R\x05gamma\"\xbd\x02\n" +
 	"\x10GetModelResponse\x12A\n" +
 	"\x06bg_nbd\x18\x01 \x01(\v2*.boomerang.segmentation.v1.BgNbdParametersR\x05bgNbd\x12P\n" +
 	"\vgamma_gamma\x18\x02 \x01(\v2/.boomerang.segmentation.v1.GammaGammaParametersR\n" +
 	"gammaGamma\x127\n" +
 	"\tfitted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bfittedAt\x12\x1c\n" +
-	"\tcustomers\x18\x04 \x01(\x03R\tcustomers\"\x0e\n" +
+	"\tcustomers\x18\x04 \x01(\x03R\tcustomers\x12)\n" +
+	"\x10repeat_customers\x18\x05 \x01(\x03R\x0frepeatCustomers\x12\x12\n" +
+	"\x04unit\x18\x06 \x01(\tR\x04unit\"\x0e\n" +
 	"\fRefitRequest\"R\n" +
 	"\rRefitResponse\x12A\n" +
-	"\x05model\x18\x01 \x01(\v2+.boomerang.segmentation.v1.GetModelResponseR\x05model\"\x18\n" +
+	"\x05model\x18\x01 \x01(\v2+.boomerang.segmentation.v1.GetModelResponseR\x05model\"\xad\x01\n" +
+	"\x14ValidateModelRequest\x12L\n" +
+	"\x0fcalibration_end\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\x0ecalibrationEnd\x12G\n" +
+	"\vholdout_end\x18\x02 \x01(\tB&\xbaH#\xd8\x01\x01r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\n" +
+	"holdoutEnd\"\x92\x01\n" +
+	"\n" +
+	"HoldoutBin\x12\x1c\n" +
+	"\tfrequency\x18\x01 \x01(\x05R\tfrequency\x12\x12\n" +
+	"\x04open\x18\x02 \x01(\bR\x04open\x12\x1c\n" +
+	"\tcustomers\x18\x03 \x01(\x03R\tcustomers\x12\x16\n" +
+	"\x06actual\x18\x04 \x01(\x01R\x06actual\x12\x1c\n" +
+	"\tpredicted\x18\x05 \x01(\x01R\tpredicted\"\xf0\x01\n" +
+	"\x0fHoldoutTracking\x12-\n" +
+	"\x12calibration_actual\x18\x01 \x01(\x01R\x11calibrationActual\x121\n" +
+	"\x14calibration_expected\x18\x02 \x01(\x01R\x13calibrationExpected\x12%\n" +
+	"\x0eholdout_actual\x18\x03 \x01(\x01R\rholdoutActual\x12)\n" +
+	"\x10holdout_expected\x18\x04 \x01(\x01R\x0fholdoutExpected\x12)\n" +
+	"\x10cumulative_error\x18\x05 \x01(\x01R\x0fcumulativeError\"\xd2\x02\n" +
+	"\fHoldoutSpend\x12\x1c\n" +
+	"\tcustomers\x18\x01 \x01(\x03R\tcustomers\x12H\n" +
+	"\x12actual_order_value\x18\x02 \x01(\v2\x1a.boomerang.common.v1.MoneyR\x10actualOrderValue\x12N\n" +
+	"\x15predicted_order_value\x18\x03 \x01(\v2\x1a.boomerang.common.v1.MoneyR\x13predictedOrderValue\x12A\n" +
+	"\x0eactual_revenue\x18\x04 \x01(\v2\x1a.boomerang.common.v1.MoneyR\ractualRevenue\x12G\n" +
+	"\x11predicted_revenue\x18\x05 \x01(\v2\x1a.boomerang.common.v1.MoneyR\x10predictedRevenue\"\xdd\x04\n" +
+	"\x15ValidateModelResponse\x12'\n" +
+	"\x0fcalibration_end\x18\x01 \x01(\tR\x0ecalibrationEnd\x12\x1f\n" +
+	"\vholdout_end\x18\x02 \x01(\tR\n" +
+	"holdoutEnd\x12!\n" +
+	"\fholdout_days\x18\x03 \x01(\x05R\vholdoutDays\x12\x1c\n" +
+	"\tcustomers\x18\x04 \x01(\x03R\tcustomers\x12A\n" +
+	"\x05model\x18\x05 \x01(\v2+.boomerang.segmentation.v1.GetModelResponseR\x05model\x12H\n" +
+	"\fby_frequency\x18\x06 \x03(\v2%.boomerang.segmentation.v1.HoldoutBinR\vbyFrequency\x12\x16\n" +
+	"\x06actual\x18\a \x01(\x01R\x06actual\x12\x1c\n" +
+	"\tpredicted\x18\b \x01(\x01R\tpredicted\x12'\n" +
+	"\x0faggregate_error\x18\t \x01(\x01R\x0eaggregateError\x12\x10\n" +
+	"\x03mae\x18\n" +
+	" \x01(\x01R\x03mae\x12\x12\n" +
+	"\x04rmse\x18\v \x01(\x01R\x04rmse\x12 \n" +
+	"\vcorrelation\x18\f \x01(\x01R\vcorrelation\x12F\n" +
+	"\btracking\x18\r \x01(\v2*.boomerang.segmentation.v1.HoldoutTrackingR\btracking\x12=\n" +
+	"\x05spend\x18\x0e \x01(\v2'.boomerang.segmentation.v1.HoldoutSpendR\x05spend\"\x18\n" +
 	"\x16RebuildHotStoreRequest\"7\n" +
 	"\x17RebuildHotStoreResponse\x12\x1c\n" +
 	"\tcustomers\x18\x01 \x01(\x03R\tcustomers*\xa8\x02\n" +
@@ -1734,11 +2603,17 @@ const file_boomerang_segmentation_v1_segmentation_proto_rawDesc = "" +
 	"\x0fFLAG_CHURN_RISK\x10\x03\x12\x0e\n" +
 	"\n" +
 	"FLAG_AGONY\x10\x04\x12\f\n" +
-	"\bFLAG_NEW\x10\x05*F\n" +
+	"\bFLAG_NEW\x10\x05*\xcc\x01\n" +
+	"\x12PredictionWithheld\x12#\n" +
+	"\x1fPREDICTION_WITHHELD_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cPREDICTION_WITHHELD_NO_MODEL\x10\x01\x12*\n" +
+	"&PREDICTION_WITHHELD_NOT_ENOUGH_HISTORY\x10\x02\x12 \n" +
+	"\x1cPREDICTION_WITHHELD_UNVALUED\x10\x03\x12!\n" +
+	"\x1dPREDICTION_WITHHELD_NO_ORDERS\x10\x04*F\n" +
 	"\aRanking\x12\x17\n" +
 	"\x13RANKING_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vRANKING_CLV\x10\x01\x12\x11\n" +
-	"\rRANKING_SPEND\x10\x022\xba\a\n" +
+	"\rRANKING_SPEND\x10\x022\xae\b\n" +
 	"\x13SegmentationService\x12i\n" +
 	"\n" +
 	"GetProfile\x12,.boomerang.segmentation.v1.GetProfileRequest\x1a-.boomerang.segmentation.v1.GetProfileResponse\x12\x81\x01\n" +
@@ -1747,7 +2622,8 @@ const file_boomerang_segmentation_v1_segmentation_proto_rawDesc = "" +
 	"\x0fGetSegmentStats\x121.boomerang.segmentation.v1.GetSegmentStatsRequest\x1a2.boomerang.segmentation.v1.GetSegmentStatsResponse\x12\x8d\x01\n" +
 	"\x16GetRepeatPurchaseCurve\x128.boomerang.segmentation.v1.GetRepeatPurchaseCurveRequest\x1a9.boomerang.segmentation.v1.GetRepeatPurchaseCurveResponse\x12c\n" +
 	"\bGetModel\x12*.boomerang.segmentation.v1.GetModelRequest\x1a+.boomerang.segmentation.v1.GetModelResponse\x12Z\n" +
-	"\x05Refit\x12'.boomerang.segmentation.v1.RefitRequest\x1a(.boomerang.segmentation.v1.RefitResponse\x12x\n" +
+	"\x05Refit\x12'.boomerang.segmentation.v1.RefitRequest\x1a(.boomerang.segmentation.v1.RefitResponse\x12r\n" +
+	"\rValidateModel\x12/.boomerang.segmentation.v1.ValidateModelRequest\x1a0.boomerang.segmentation.v1.ValidateModelResponse\x12x\n" +
 	"\x0fRebuildHotStore\x121.boomerang.segmentation.v1.RebuildHotStoreRequest\x1a2.boomerang.segmentation.v1.RebuildHotStoreResponseB\x96\x02\n" +
 	"\x1dcom.boomerang.segmentation.v1B\x11SegmentationProtoP\x01Z\\github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/segmentation/v1;segmentationv1\xa2\x02\x03BSX\xaa\x02\x19Boomerang.Segmentation.V1\xca\x02\x19Boomerang\\Segmentation\\V1\xe2\x02%Boomerang\\Segmentation\\V1\\GPBMetadata\xea\x02\x1bBoomerang::Segmentation::V1b\x06proto3"
 
@@ -1763,93 +2639,120 @@ func file_boomerang_segmentation_v1_segmentation_proto_rawDescGZIP() []byte {
 	return file_boomerang_segmentation_v1_segmentation_proto_rawDescData
 }
 
-var file_boomerang_segmentation_v1_segmentation_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_boomerang_segmentation_v1_segmentation_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_boomerang_segmentation_v1_segmentation_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_boomerang_segmentation_v1_segmentation_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_boomerang_segmentation_v1_segmentation_proto_goTypes = []any{
 	(Segment)(0),                           // 0: boomerang.segmentation.v1.Segment
 	(Flag)(0),                              // 1: boomerang.segmentation.v1.Flag
-	(Ranking)(0),                           // 2: boomerang.segmentation.v1.Ranking
-	(*Features)(nil),                       // 3: boomerang.segmentation.v1.Features
-	(*Rfm)(nil),                            // 4: boomerang.segmentation.v1.Rfm
-	(*Prediction)(nil),                     // 5: boomerang.segmentation.v1.Prediction
-	(*GetProfileRequest)(nil),              // 6: boomerang.segmentation.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),             // 7: boomerang.segmentation.v1.GetProfileResponse
-	(*ListSegmentMembersRequest)(nil),      // 8: boomerang.segmentation.v1.ListSegmentMembersRequest
-	(*ListSegmentMembersResponse)(nil),     // 9: boomerang.segmentation.v1.ListSegmentMembersResponse
-	(*TopCustomersRequest)(nil),            // 10: boomerang.segmentation.v1.TopCustomersRequest
-	(*RankedCustomer)(nil),                 // 11: boomerang.segmentation.v1.RankedCustomer
-	(*TopCustomersResponse)(nil),           // 12: boomerang.segmentation.v1.TopCustomersResponse
-	(*GetSegmentStatsRequest)(nil),         // 13: boomerang.segmentation.v1.GetSegmentStatsRequest
-	(*SegmentStats)(nil),                   // 14: boomerang.segmentation.v1.SegmentStats
-	(*ClvQuantile)(nil),                    // 15: boomerang.segmentation.v1.ClvQuantile
-	(*GetSegmentStatsResponse)(nil),        // 16: boomerang.segmentation.v1.GetSegmentStatsResponse
-	(*GetRepeatPurchaseCurveRequest)(nil),  // 17: boomerang.segmentation.v1.GetRepeatPurchaseCurveRequest
-	(*RepeatPurchasePoint)(nil),            // 18: boomerang.segmentation.v1.RepeatPurchasePoint
-	(*GetRepeatPurchaseCurveResponse)(nil), // 19: boomerang.segmentation.v1.GetRepeatPurchaseCurveResponse
-	(*GetModelRequest)(nil),                // 20: boomerang.segmentation.v1.GetModelRequest
-	(*BgNbdParameters)(nil),                // 21: boomerang.segmentation.v1.BgNbdParameters
-	(*GammaGammaParameters)(nil),           // 22: boomerang.segmentation.v1.GammaGammaParameters
-	(*GetModelResponse)(nil),               // 23: boomerang.segmentation.v1.GetModelResponse
-	(*RefitRequest)(nil),                   // 24: boomerang.segmentation.v1.RefitRequest
-	(*RefitResponse)(nil),                  // 25: boomerang.segmentation.v1.RefitResponse
-	(*RebuildHotStoreRequest)(nil),         // 26: boomerang.segmentation.v1.RebuildHotStoreRequest
-	(*RebuildHotStoreResponse)(nil),        // 27: boomerang.segmentation.v1.RebuildHotStoreResponse
-	(*v1.Money)(nil),                       // 28: boomerang.common.v1.Money
-	(*timestamppb.Timestamp)(nil),          // 29: google.protobuf.Timestamp
-	(*v1.PageRequest)(nil),                 // 30: boomerang.common.v1.PageRequest
-	(*v1.PageResponse)(nil),                // 31: boomerang.common.v1.PageResponse
+	(PredictionWithheld)(0),                // 2: boomerang.segmentation.v1.PredictionWithheld
+	(Ranking)(0),                           // 3: boomerang.segmentation.v1.Ranking
+	(*Features)(nil),                       // 4: boomerang.segmentation.v1.Features
+	(*Rfm)(nil),                            // 5: boomerang.segmentation.v1.Rfm
+	(*Prediction)(nil),                     // 6: boomerang.segmentation.v1.Prediction
+	(*Interval)(nil),                       // 7: boomerang.segmentation.v1.Interval
+	(*MoneyInterval)(nil),                  // 8: boomerang.segmentation.v1.MoneyInterval
+	(*GetProfileRequest)(nil),              // 9: boomerang.segmentation.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),             // 10: boomerang.segmentation.v1.GetProfileResponse
+	(*ListSegmentMembersRequest)(nil),      // 11: boomerang.segmentation.v1.ListSegmentMembersRequest
+	(*ListSegmentMembersResponse)(nil),     // 12: boomerang.segmentation.v1.ListSegmentMembersResponse
+	(*TopCustomersRequest)(nil),            // 13: boomerang.segmentation.v1.TopCustomersRequest
+	(*RankedCustomer)(nil),                 // 14: boomerang.segmentation.v1.RankedCustomer
+	(*TopCustomersResponse)(nil),           // 15: boomerang.segmentation.v1.TopCustomersResponse
+	(*GetSegmentStatsRequest)(nil),         // 16: boomerang.segmentation.v1.GetSegmentStatsRequest
+	(*SegmentStats)(nil),                   // 17: boomerang.segmentation.v1.SegmentStats
+	(*ClvQuantile)(nil),                    // 18: boomerang.segmentation.v1.ClvQuantile
+	(*GetSegmentStatsResponse)(nil),        // 19: boomerang.segmentation.v1.GetSegmentStatsResponse
+	(*GetRepeatPurchaseCurveRequest)(nil),  // 20: boomerang.segmentation.v1.GetRepeatPurchaseCurveRequest
+	(*RepeatPurchasePoint)(nil),            // 21: boomerang.segmentation.v1.RepeatPurchasePoint
+	(*GetRepeatPurchaseCurveResponse)(nil), // 22: boomerang.segmentation.v1.GetRepeatPurchaseCurveResponse
+	(*GetModelRequest)(nil),                // 23: boomerang.segmentation.v1.GetModelRequest
+	(*BgNbdParameters)(nil),                // 24: boomerang.segmentation.v1.BgNbdParameters
+	(*BgNbdStandardErrors)(nil),            // 25: boomerang.segmentation.v1.BgNbdStandardErrors
+	(*GammaGammaParameters)(nil),           // 26: boomerang.segmentation.v1.GammaGammaParameters
+	(*GammaGammaStandardErrors)(nil),       // 27: boomerang.segmentation.v1.GammaGammaStandardErrors
+	(*GetModelResponse)(nil),               // 28: boomerang.segmentation.v1.GetModelResponse
+	(*RefitRequest)(nil),                   // 29: boomerang.segmentation.v1.RefitRequest
+	(*RefitResponse)(nil),                  // 30: boomerang.segmentation.v1.RefitResponse
+	(*ValidateModelRequest)(nil),           // 31: boomerang.segmentation.v1.ValidateModelRequest
+	(*HoldoutBin)(nil),                     // 32: boomerang.segmentation.v1.HoldoutBin
+	(*HoldoutTracking)(nil),                // 33: boomerang.segmentation.v1.HoldoutTracking
+	(*HoldoutSpend)(nil),                   // 34: boomerang.segmentation.v1.HoldoutSpend
+	(*ValidateModelResponse)(nil),          // 35: boomerang.segmentation.v1.ValidateModelResponse
+	(*RebuildHotStoreRequest)(nil),         // 36: boomerang.segmentation.v1.RebuildHotStoreRequest
+	(*RebuildHotStoreResponse)(nil),        // 37: boomerang.segmentation.v1.RebuildHotStoreResponse
+	(*v1.Money)(nil),                       // 38: boomerang.common.v1.Money
+	(*timestamppb.Timestamp)(nil),          // 39: google.protobuf.Timestamp
+	(*v1.PageRequest)(nil),                 // 40: boomerang.common.v1.PageRequest
+	(*v1.PageResponse)(nil),                // 41: boomerang.common.v1.PageResponse
 }
 var file_boomerang_segmentation_v1_segmentation_proto_depIdxs = []int32{
-	28, // 0: boomerang.segmentation.v1.Features.total_value:type_name -> boomerang.common.v1.Money
-	28, // 1: boomerang.segmentation.v1.Features.average_order_value:type_name -> boomerang.common.v1.Money
-	29, // 2: boomerang.segmentation.v1.Features.first_order_at:type_name -> google.protobuf.Timestamp
-	29, // 3: boomerang.segmentation.v1.Features.last_order_at:type_name -> google.protobuf.Timestamp
-	28, // 4: boomerang.segmentation.v1.Prediction.expected_order_value:type_name -> boomerang.common.v1.Money
-	28, // 5: boomerang.segmentation.v1.Prediction.clv:type_name -> boomerang.common.v1.Money
-	3,  // 6: boomerang.segmentation.v1.GetProfileResponse.features:type_name -> boomerang.segmentation.v1.Features
-	4,  // 7: boomerang.segmentation.v1.GetProfileResponse.rfm:type_name -> boomerang.segmentation.v1.Rfm
-	0,  // 8: boomerang.segmentation.v1.GetProfileResponse.segment:type_name -> boomerang.segmentation.v1.Segment
-	1,  // 9: boomerang.segmentation.v1.GetProfileResponse.flags:type_name -> boomerang.segmentation.v1.Flag
-	5,  // 10: boomerang.segmentation.v1.GetProfileResponse.prediction:type_name -> boomerang.segmentation.v1.Prediction
-	0,  // 11: boomerang.segmentation.v1.ListSegmentMembersRequest.segment:type_name -> boomerang.segmentation.v1.Segment
-	30, // 12: boomerang.segmentation.v1.ListSegmentMembersRequest.page:type_name -> boomerang.common.v1.PageRequest
-	31, // 13: boomerang.segmentation.v1.ListSegmentMembersResponse.page:type_name -> boomerang.common.v1.PageResponse
-	2,  // 14: boomerang.segmentation.v1.TopCustomersRequest.by:type_name -> boomerang.segmentation.v1.Ranking
-	28, // 15: boomerang.segmentation.v1.RankedCustomer.value:type_name -> boomerang.common.v1.Money
-	11, // 16: boomerang.segmentation.v1.TopCustomersResponse.customers:type_name -> boomerang.segmentation.v1.RankedCustomer
-	0,  // 17: boomerang.segmentation.v1.SegmentStats.segment:type_name -> boomerang.segmentation.v1.Segment
-	28, // 18: boomerang.segmentation.v1.SegmentStats.total_value:type_name -> boomerang.common.v1.Money
-	28, // 19: boomerang.segmentation.v1.SegmentStats.total_clv:type_name -> boomerang.common.v1.Money
-	28, // 20: boomerang.segmentation.v1.ClvQuantile.clv:type_name -> boomerang.common.v1.Money
-	14, // 21: boomerang.segmentation.v1.GetSegmentStatsResponse.segments:type_name -> boomerang.segmentation.v1.SegmentStats
-	15, // 22: boomerang.segmentation.v1.GetSegmentStatsResponse.clv_distribution:type_name -> boomerang.segmentation.v1.ClvQuantile
-	29, // 23: boomerang.segmentation.v1.GetSegmentStatsResponse.scored_at:type_name -> google.protobuf.Timestamp
-	18, // 24: boomerang.segmentation.v1.GetRepeatPurchaseCurveResponse.points:type_name -> boomerang.segmentation.v1.RepeatPurchasePoint
-	21, // 25: boomerang.segmentation.v1.GetModelResponse.bg_nbd:type_name -> boomerang.segmentation.v1.BgNbdParameters
-	22, // 26: boomerang.segmentation.v1.GetModelResponse.gamma_gamma:type_name -> boomerang.segmentation.v1.GammaGammaParameters
-	29, // 27: boomerang.segmentation.v1.GetModelResponse.fitted_at:type_name -> google.protobuf.Timestamp
-	23, // 28: boomerang.segmentation.v1.RefitResponse.model:type_name -> boomerang.segmentation.v1.GetModelResponse
-	6,  // 29: boomerang.segmentation.v1.SegmentationService.GetProfile:input_type -> boomerang.segmentation.v1.GetProfileRequest
-	8,  // 30: boomerang.segmentation.v1.SegmentationService.ListSegmentMembers:input_type -> boomerang.segmentation.v1.ListSegmentMembersRequest
-	10, // 31: boomerang.segmentation.v1.SegmentationService.TopCustomers:input_type -> boomerang.segmentation.v1.TopCustomersRequest
-	13, // 32: boomerang.segmentation.v1.SegmentationService.GetSegmentStats:input_type -> boomerang.segmentation.v1.GetSegmentStatsRequest
-	17, // 33: boomerang.segmentation.v1.SegmentationService.GetRepeatPurchaseCurve:input_type -> boomerang.segmentation.v1.GetRepeatPurchaseCurveRequest
-	20, // 34: boomerang.segmentation.v1.SegmentationService.GetModel:input_type -> boomerang.segmentation.v1.GetModelRequest
-	24, // 35: boomerang.segmentation.v1.SegmentationService.Refit:input_type -> boomerang.segmentation.v1.RefitRequest
-	26, // 36: boomerang.segmentation.v1.SegmentationService.RebuildHotStore:input_type -> boomerang.segmentation.v1.RebuildHotStoreRequest
-	7,  // 37: boomerang.segmentation.v1.SegmentationService.GetProfile:output_type -> boomerang.segmentation.v1.GetProfileResponse
-	9,  // 38: boomerang.segmentation.v1.SegmentationService.ListSegmentMembers:output_type -> boomerang.segmentation.v1.ListSegmentMembersResponse
-	12, // 39: boomerang.segmentation.v1.SegmentationService.TopCustomers:output_type -> boomerang.segmentation.v1.TopCustomersResponse
-	16, // 40: boomerang.segmentation.v1.SegmentationService.GetSegmentStats:output_type -> boomerang.segmentation.v1.GetSegmentStatsResponse
-	19, // 41: boomerang.segmentation.v1.SegmentationService.GetRepeatPurchaseCurve:output_type -> boomerang.segmentation.v1.GetRepeatPurchaseCurveResponse
-	23, // 42: boomerang.segmentation.v1.SegmentationService.GetModel:output_type -> boomerang.segmentation.v1.GetModelResponse
-	25, // 43: boomerang.segmentation.v1.SegmentationService.Refit:output_type -> boomerang.segmentation.v1.RefitResponse
-	27, // 44: boomerang.segmentation.v1.SegmentationService.RebuildHotStore:output_type -> boomerang.segmentation.v1.RebuildHotStoreResponse
-	37, // [37:45] is the sub-list for method output_type
-	29, // [29:37] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	38, // 0: boomerang.segmentation.v1.Features.total_value:type_name -> boomerang.common.v1.Money
+	38, // 1: boomerang.segmentation.v1.Features.average_order_value:type_name -> boomerang.common.v1.Money
+	39, // 2: boomerang.segmentation.v1.Features.first_order_at:type_name -> google.protobuf.Timestamp
+	39, // 3: boomerang.segmentation.v1.Features.last_order_at:type_name -> google.protobuf.Timestamp
+	38, // 4: boomerang.segmentation.v1.Prediction.expected_order_value:type_name -> boomerang.common.v1.Money
+	38, // 5: boomerang.segmentation.v1.Prediction.clv:type_name -> boomerang.common.v1.Money
+	7,  // 6: boomerang.segmentation.v1.Prediction.expected_purchases_interval:type_name -> boomerang.segmentation.v1.Interval
+	8,  // 7: boomerang.segmentation.v1.Prediction.clv_interval:type_name -> boomerang.segmentation.v1.MoneyInterval
+	38, // 8: boomerang.segmentation.v1.MoneyInterval.low:type_name -> boomerang.common.v1.Money
+	38, // 9: boomerang.segmentation.v1.MoneyInterval.high:type_name -> boomerang.common.v1.Money
+	4,  // 10: boomerang.segmentation.v1.GetProfileResponse.features:type_name -> boomerang.segmentation.v1.Features
+	5,  // 11: boomerang.segmentation.v1.GetProfileResponse.rfm:type_name -> boomerang.segmentation.v1.Rfm
+	0,  // 12: boomerang.segmentation.v1.GetProfileResponse.segment:type_name -> boomerang.segmentation.v1.Segment
+	1,  // 13: boomerang.segmentation.v1.GetProfileResponse.flags:type_name -> boomerang.segmentation.v1.Flag
+	6,  // 14: boomerang.segmentation.v1.GetProfileResponse.prediction:type_name -> boomerang.segmentation.v1.Prediction
+	2,  // 15: boomerang.segmentation.v1.GetProfileResponse.prediction_withheld:type_name -> boomerang.segmentation.v1.PredictionWithheld
+	0,  // 16: boomerang.segmentation.v1.ListSegmentMembersRequest.segment:type_name -> boomerang.segmentation.v1.Segment
+	40, // 17: boomerang.segmentation.v1.ListSegmentMembersRequest.page:type_name -> boomerang.common.v1.PageRequest
+	41, // 18: boomerang.segmentation.v1.ListSegmentMembersResponse.page:type_name -> boomerang.common.v1.PageResponse
+	3,  // 19: boomerang.segmentation.v1.TopCustomersRequest.by:type_name -> boomerang.segmentation.v1.Ranking
+	38, // 20: boomerang.segmentation.v1.RankedCustomer.value:type_name -> boomerang.common.v1.Money
+	14, // 21: boomerang.segmentation.v1.TopCustomersResponse.customers:type_name -> boomerang.segmentation.v1.RankedCustomer
+	0,  // 22: boomerang.segmentation.v1.SegmentStats.segment:type_name -> boomerang.segmentation.v1.Segment
+	38, // 23: boomerang.segmentation.v1.SegmentStats.total_value:type_name -> boomerang.common.v1.Money
+	38, // 24: boomerang.segmentation.v1.SegmentStats.total_clv:type_name -> boomerang.common.v1.Money
+	38, // 25: boomerang.segmentation.v1.ClvQuantile.clv:type_name -> boomerang.common.v1.Money
+	17, // 26: boomerang.segmentation.v1.GetSegmentStatsResponse.segments:type_name -> boomerang.segmentation.v1.SegmentStats
+	18, // 27: boomerang.segmentation.v1.GetSegmentStatsResponse.clv_distribution:type_name -> boomerang.segmentation.v1.ClvQuantile
+	39, // 28: boomerang.segmentation.v1.GetSegmentStatsResponse.scored_at:type_name -> google.protobuf.Timestamp
+	21, // 29: boomerang.segmentation.v1.GetRepeatPurchaseCurveResponse.points:type_name -> boomerang.segmentation.v1.RepeatPurchasePoint
+	25, // 30: boomerang.segmentation.v1.BgNbdParameters.standard_errors:type_name -> boomerang.segmentation.v1.BgNbdStandardErrors
+	27, // 31: boomerang.segmentation.v1.GammaGammaParameters.standard_errors:type_name -> boomerang.segmentation.v1.GammaGammaStandardErrors
+	24, // 32: boomerang.segmentation.v1.GetModelResponse.bg_nbd:type_name -> boomerang.segmentation.v1.BgNbdParameters
+	26, // 33: boomerang.segmentation.v1.GetModelResponse.gamma_gamma:type_name -> boomerang.segmentation.v1.GammaGammaParameters
+	39, // 34: boomerang.segmentation.v1.GetModelResponse.fitted_at:type_name -> google.protobuf.Timestamp
+	28, // 35: boomerang.segmentation.v1.RefitResponse.model:type_name -> boomerang.segmentation.v1.GetModelResponse
+	38, // 36: boomerang.segmentation.v1.HoldoutSpend.actual_order_value:type_name -> boomerang.common.v1.Money
+	38, // 37: boomerang.segmentation.v1.HoldoutSpend.predicted_order_value:type_name -> boomerang.common.v1.Money
+	38, // 38: boomerang.segmentation.v1.HoldoutSpend.actual_revenue:type_name -> boomerang.common.v1.Money
+	38, // 39: boomerang.segmentation.v1.HoldoutSpend.predicted_revenue:type_name -> boomerang.common.v1.Money
+	28, // 40: boomerang.segmentation.v1.ValidateModelResponse.model:type_name -> boomerang.segmentation.v1.GetModelResponse
+	32, // 41: boomerang.segmentation.v1.ValidateModelResponse.by_frequency:type_name -> boomerang.segmentation.v1.HoldoutBin
+	33, // 42: boomerang.segmentation.v1.ValidateModelResponse.tracking:type_name -> boomerang.segmentation.v1.HoldoutTracking
+	34, // 43: boomerang.segmentation.v1.ValidateModelResponse.spend:type_name -> boomerang.segmentation.v1.HoldoutSpend
+	9,  // 44: boomerang.segmentation.v1.SegmentationService.GetProfile:input_type -> boomerang.segmentation.v1.GetProfileRequest
+	11, // 45: boomerang.segmentation.v1.SegmentationService.ListSegmentMembers:input_type -> boomerang.segmentation.v1.ListSegmentMembersRequest
+	13, // 46: boomerang.segmentation.v1.SegmentationService.TopCustomers:input_type -> boomerang.segmentation.v1.TopCustomersRequest
+	16, // 47: boomerang.segmentation.v1.SegmentationService.GetSegmentStats:input_type -> boomerang.segmentation.v1.GetSegmentStatsRequest
+	20, // 48: boomerang.segmentation.v1.SegmentationService.GetRepeatPurchaseCurve:input_type -> boomerang.segmentation.v1.GetRepeatPurchaseCurveRequest
+	23, // 49: boomerang.segmentation.v1.SegmentationService.GetModel:input_type -> boomerang.segmentation.v1.GetModelRequest
+	29, // 50: boomerang.segmentation.v1.SegmentationService.Refit:input_type -> boomerang.segmentation.v1.RefitRequest
+	31, // 51: boomerang.segmentation.v1.SegmentationService.ValidateModel:input_type -> boomerang.segmentation.v1.ValidateModelRequest
+	36, // 52: boomerang.segmentation.v1.SegmentationService.RebuildHotStore:input_type -> boomerang.segmentation.v1.RebuildHotStoreRequest
+	10, // 53: boomerang.segmentation.v1.SegmentationService.GetProfile:output_type -> boomerang.segmentation.v1.GetProfileResponse
+	12, // 54: boomerang.segmentation.v1.SegmentationService.ListSegmentMembers:output_type -> boomerang.segmentation.v1.ListSegmentMembersResponse
+	15, // 55: boomerang.segmentation.v1.SegmentationService.TopCustomers:output_type -> boomerang.segmentation.v1.TopCustomersResponse
+	19, // 56: boomerang.segmentation.v1.SegmentationService.GetSegmentStats:output_type -> boomerang.segmentation.v1.GetSegmentStatsResponse
+	22, // 57: boomerang.segmentation.v1.SegmentationService.GetRepeatPurchaseCurve:output_type -> boomerang.segmentation.v1.GetRepeatPurchaseCurveResponse
+	28, // 58: boomerang.segmentation.v1.SegmentationService.GetModel:output_type -> boomerang.segmentation.v1.GetModelResponse
+	30, // 59: boomerang.segmentation.v1.SegmentationService.Refit:output_type -> boomerang.segmentation.v1.RefitResponse
+	35, // 60: boomerang.segmentation.v1.SegmentationService.ValidateModel:output_type -> boomerang.segmentation.v1.ValidateModelResponse
+	37, // 61: boomerang.segmentation.v1.SegmentationService.RebuildHotStore:output_type -> boomerang.segmentation.v1.RebuildHotStoreResponse
+	53, // [53:62] is the sub-list for method output_type
+	44, // [44:53] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_boomerang_segmentation_v1_segmentation_proto_init() }
@@ -1862,8 +2765,8 @@ func file_boomerang_segmentation_v1_segmentation_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_boomerang_segmentation_v1_segmentation_proto_rawDesc), len(file_boomerang_segmentation_v1_segmentation_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   25,
+			NumEnums:      4,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	SegmentationService_GetRepeatPurchaseCurve_FullMethodName = "/boomerang.segmentation.v1.SegmentationService/GetRepeatPurchaseCurve"
 	SegmentationService_GetModel_FullMethodName               = "/boomerang.segmentation.v1.SegmentationService/GetModel"
 	SegmentationService_Refit_FullMethodName                  = "/boomerang.segmentation.v1.SegmentationService/Refit"
+	SegmentationService_ValidateModel_FullMethodName          = "/boomerang.segmentation.v1.SegmentationService/ValidateModel"
 	SegmentationService_RebuildHotStore_FullMethodName        = "/boomerang.segmentation.v1.SegmentationService/RebuildHotStore"
 )
 
@@ -52,6 +53,10 @@ type SegmentationServiceClient interface {
 	GetModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*GetModelResponse, error)
 	// Refit fits the models again now.
 	Refit(ctx context.Context, in *RefitRequest, opts ...grpc.CallOption) (*RefitResponse, error)
+	// ValidateModel fits the models on the purchases up to a calibration end
+	// and compares what they predict for the holdout period after it with
+	// what the customers did. It leaves the model in use as it is.
+	ValidateModel(ctx context.Context, in *ValidateModelRequest, opts ...grpc.CallOption) (*ValidateModelResponse, error)
 	// RebuildHotStore restores the hot store (Redis, or the in-process one)
 	// from SQL now: profiles, leaderboards, segments and counters. The service
 	// also does it by itself when it finds the hot store flushed.
@@ -136,6 +141,16 @@ func (c *segmentationServiceClient) Refit(ctx context.Context, in *RefitRequest,
 	return out, nil
 }
 
+func (c *segmentationServiceClient) ValidateModel(ctx context.Context, in *ValidateModelRequest, opts ...grpc.CallOption) (*ValidateModelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ValidateModelResponse)
+	err := c.cc.Invoke(ctx, SegmentationService_ValidateModel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *segmentationServiceClient) RebuildHotStore(ctx context.Context, in *RebuildHotStoreRequest, opts ...grpc.CallOption) (*RebuildHotStoreResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RebuildHotStoreResponse)
@@ -169,6 +184,10 @@ type SegmentationServiceServer interface {
 	GetModel(context.Context, *GetModelRequest) (*GetModelResponse, error)
 	// Refit fits the models again now.
 	Refit(context.Context, *RefitRequest) (*RefitResponse, error)
+	// ValidateModel fits the models on the purchases up to a calibration end
+	// and compares what they predict for the holdout period after it with
+	// what the customers did. It leaves the model in use as it is.
+	ValidateModel(context.Context, *ValidateModelRequest) (*ValidateModelResponse, error)
 	// RebuildHotStore restores the hot store (Redis, or the in-process one)
 	// from SQL now: profiles, leaderboards, segments and counters. The service
 	// also does it by itself when it finds the hot store flushed.
@@ -203,6 +222,9 @@ func (UnimplementedSegmentationServiceServer) GetModel(context.Context, *GetMode
 }
 func (UnimplementedSegmentationServiceServer) Refit(context.Context, *RefitRequest) (*RefitResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Refit not implemented")
+}
+func (UnimplementedSegmentationServiceServer) ValidateModel(context.Context, *ValidateModelRequest) (*ValidateModelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ValidateModel not implemented")
 }
 func (UnimplementedSegmentationServiceServer) RebuildHotStore(context.Context, *RebuildHotStoreRequest) (*RebuildHotStoreResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RebuildHotStore not implemented")
@@ -354,6 +376,24 @@ func _SegmentationService_Refit_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SegmentationService_ValidateModel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ValidateModelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SegmentationServiceServer).ValidateModel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SegmentationService_ValidateModel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SegmentationServiceServer).ValidateModel(ctx, req.(*ValidateModelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SegmentationService_RebuildHotStore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RebuildHotStoreRequest)
 	if err := dec(in); err != nil {
@@ -406,6 +446,10 @@ var SegmentationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Refit",
 			Handler:    _SegmentationService_Refit_Handler,
+		},
+		{
+			MethodName: "ValidateModel",
+			Handler:    _SegmentationService_ValidateModel_Handler,
 		},
 		{
 			MethodName: "RebuildHotStore",
