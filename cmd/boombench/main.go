@@ -300,7 +300,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		drainVerdict()
 		fmt.Fprintf(out, "ingest / raw async publish = %.2f (target ≥ 0.33: %s)\n", rate/raw, map[bool]string{true: "meets", false: "MISSES"}[rate >= raw/3])
 		fmt.Fprintf(out, "ingest / raw one-at-a-time publish = %.2f\n", rate/rawSync)
-		fmt.Fprintf(out, "ingest / relay floor = %.2f; relay floor / raw async publish = %.2f\n", rate/relay, relay/raw)
+		floorVerdict(out, rate, relay, 0.5, "ingest / relay floor")
+		fmt.Fprintf(out, "relay floor / raw async publish = %.2f\n", relay/raw)
 		return nil
 	}
 	lrate := float64(thr.n) / thr.ledgerElapsed.Seconds()
@@ -324,8 +325,25 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "\ningest / raw async publish = %.2f (target ≥ 0.33: %s)\n", rate/raw, verdict(raw))
 	fmt.Fprintf(out, "ingest / raw one-at-a-time publish = %.2f (target ≥ 0.33: %s)\n", rate/rawSync, verdict(rawSync))
-	fmt.Fprintf(out, "ingest / relay floor = %.2f; relay floor / raw async publish = %.2f\n", rate/relay, relay/raw)
+	floorVerdict(out, rate, relay, 0, "ingest / relay floor, sharing the cores")
+	floorVerdict(out, lrate, relay, 0.25, "order → points / relay floor")
+	p99 := pct(paced.ledgerLat, 99)
+	ok := len(paced.ledgerLat) > 0 && percentile(paced.ledgerLat, 99) <= 50*time.Millisecond
+	fmt.Fprintf(out, "order → points paced at half the saturated rate: p99 %s (target ≤ 50ms: %s)\n", p99,
+		map[bool]string{true: "meets", false: "MISSES"}[ok])
+	fmt.Fprintf(out, "relay floor / raw async publish = %.2f\n", relay/raw)
 	return nil
+}
+
+// floorVerdict prints a rate against the relay floor measured in the same
+// run, and against target when one is set.
+func floorVerdict(out io.Writer, rate, relay, target float64, what string) {
+	if target == 0 {
+		fmt.Fprintf(out, "%s = %.2f\n", what, rate/relay)
+		return
+	}
+	fmt.Fprintf(out, "%s = %.2f (target ≥ %.2f: %s)\n", what, rate/relay, target,
+		map[bool]string{true: "meets", false: "MISSES"}[rate >= target*relay])
 }
 
 func dbKind(url string) string {
@@ -767,6 +785,11 @@ func pct(sorted []time.Duration, p int) string {
 	if len(sorted) == 0 {
 		return "-"
 	}
+	return percentile(sorted, p).Round(10 * time.Microsecond).String()
+}
+
+// percentile is the p-th percentile of sorted, which is not empty.
+func percentile(sorted []time.Duration, p int) time.Duration {
 	i := (len(sorted)*p + 99) / 100
 	if i > 0 {
 		i--
@@ -774,5 +797,5 @@ func pct(sorted []time.Duration, p int) string {
 	if i >= len(sorted) {
 		i = len(sorted) - 1
 	}
-	return sorted[i].Round(10 * time.Microsecond).String()
+	return sorted[i]
 }
