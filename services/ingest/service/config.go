@@ -39,6 +39,17 @@ var (
 		"The secret that signs one webhook source's deliveries, at least 16 bytes, used as given; `<SOURCE>` is the source in upper case with `-` as `_` (`INGEST_WEBHOOK_SECRET_SHOP_EU`).")
 	webhookTolerance = Vars.Duration("INGEST_WEBHOOK_TOLERANCE", 5*time.Minute, time.Second, 24*time.Hour,
 		"How far a signed webhook's timestamp may be from now before it is refused as a replay.")
+	ledgerAddr = Vars.String("INGEST_LEDGER_ADDR", "",
+		"The points ledger's gRPC address, for the customer 360 read (`CustomerService`). Unset in the single process, which runs both, the runner dials its own gRPC port with a token it makes at start-up; an order-ingest binary without it reports the ledger unavailable in every read.")
+	segmentationAddr = Vars.String("INGEST_SEGMENTATION_ADDR", "",
+		"Segmentation's gRPC address, for the customer 360 read; unset as `INGEST_LEDGER_ADDR`.")
+	feedbackAddr = Vars.String("INGEST_FEEDBACK_ADDR", "",
+		"Feedback's gRPC address, for the customer 360 read; unset as `INGEST_LEDGER_ADDR`.")
+	peerToken = Vars.String("INGEST_PEER_TOKEN", "",
+		"A token with `ledger:read`, `segmentation:read` and `feedback:read`, sent to the services named by `INGEST_LEDGER_ADDR`, `INGEST_SEGMENTATION_ADDR` and `INGEST_FEEDBACK_ADDR`; required with any of them.")
+	peerTLS     = Vars.Bool("INGEST_PEER_TLS", false, "Dial the ledger, segmentation and feedback with TLS.")
+	peerTimeout = Vars.Duration("INGEST_PEER_TIMEOUT", 2*time.Second, 10*time.Millisecond, time.Minute,
+		"Deadline of each service's answer to a customer 360 read; a service that does not answer in time is reported unavailable and the read answers with the rest.")
 )
 
 // minWebhookSecret is the shortest secret a webhook source may have.
@@ -101,6 +112,12 @@ func LoadConfig(src config.Source) (Config, error) {
 		WebhookAddr:      webhookAddr.Read(r),
 		WebhookSources:   readWebhookSources(r),
 		WebhookTolerance: webhookTolerance.Read(r),
+		LedgerAddr:       ledgerAddr.Read(r),
+		SegmentationAddr: segmentationAddr.Read(r),
+		FeedbackAddr:     feedbackAddr.Read(r),
+		PeerToken:        peerToken.Read(r),
+		PeerTLS:          peerTLS.Read(r),
+		PeerTimeout:      peerTimeout.Read(r),
 	}
 	if s := host.IdentitySecret.Read(r); s != "" {
 		c.IdentitySecret = decodeSecret(s)
@@ -131,6 +148,10 @@ func (c Config) check(r *config.Reader) {
 	}
 	if len(c.IdentitySecret) < 32 {
 		r.Fail(host.IdentitySecret.Name, "required, at least 32 bytes (e.g. `openssl rand -hex 32`)")
+	}
+	if (c.LedgerAddr != "" || c.SegmentationAddr != "" || c.FeedbackAddr != "") && c.PeerToken == "" {
+		r.Fail(peerToken.Name, "required with %s, %s or %s (a token with ledger:read, segmentation:read and feedback:read)",
+			ledgerAddr.Name, segmentationAddr.Name, feedbackAddr.Name)
 	}
 	seen := map[string]bool{}
 	for _, s := range c.WebhookSources {

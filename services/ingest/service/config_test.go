@@ -52,3 +52,31 @@ func TestWebhookSourcesConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestPeerConfig: a service the customer read dials needs the token it
+// sends; none dialled, none needed.
+func TestPeerConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string // in the error; "" for none
+	}{
+		{"no peers", nil, ""},
+		{"peers and a token", map[string]string{"INGEST_LEDGER_ADDR": "ledger:7443", "INGEST_SEGMENTATION_ADDR": "segmentation:7443",
+			"INGEST_FEEDBACK_ADDR": "feedback:7443", "INGEST_PEER_TOKEN": "0123456789abcdef"}, ""},
+		{"a peer without a token", map[string]string{"INGEST_FEEDBACK_ADDR": "feedback:7443"}, "INGEST_PEER_TOKEN: required"},
+		{"a timeout too short", map[string]string{"INGEST_PEER_TIMEOUT": "1ms"}, "INGEST_PEER_TIMEOUT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"BOOMERANG_IDENTITY_SECRET": strings.Repeat("ab", 32)}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			_, err := service.LoadConfig(config.Map(env))
+			if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("error %v, want one with %q", err, tt.want)
+			}
+		})
+	}
+}

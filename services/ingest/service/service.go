@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
+	customersv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/customers/v1"
 	ingestv1 "github.com/boomerang-loyalty/boomerang/proto/gen/go/boomerang/ingest/v1"
 
 	"github.com/boomerang-loyalty/boomerang/pkg/busauth"
@@ -77,6 +79,14 @@ type Config struct {
 	WebhookSources []WebhookSource
 	// WebhookTolerance is how far a signed timestamp may be from now.
 	WebhookTolerance time.Duration
+	// LedgerAddr, SegmentationAddr and FeedbackAddr reach the services the
+	// customer 360 read asks, with PeerToken and PeerTLS (the service's own
+	// binary dials them; the single process hands it clients instead).
+	LedgerAddr, SegmentationAddr, FeedbackAddr string
+	PeerToken                                  string
+	PeerTLS                                    bool
+	// PeerTimeout bounds each service's answer to one customer read.
+	PeerTimeout time.Duration
 }
 
 // Deps are what the service is given.
@@ -88,6 +98,9 @@ type Deps struct {
 	Meter     metric.MeterProvider
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Peers are the services the customer 360 read asks; a nil one is
+	// reported unavailable in every read.
+	Peers app.Peers
 }
 
 // Service is a running order-ingest.
@@ -101,6 +114,8 @@ type Service struct {
 	orders busrouter.Route[[]app.Item]
 	cons   jetstream.Consumer
 	api    *grpcapi.Server
+	// customers serves the customer 360 read.
+	customers *grpcapi.CustomerServer
 	// hooks is the HTTP intake's listener and handler; nil when it is off.
 	hooks    net.Listener
 	webhooks *httpapi.Handler
@@ -205,8 +220,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 			MaxPayload: cfg.MaxPayload, MaxAttempts: cfg.MaxAttempts, WaitForOrder: cfg.WaitForOrder,
 			LaterDelay: cfg.LaterDelay, Ping: d.DB.W.PingContext,
 		}),
-		api:   grpcapi.New(in, log),
-		hooks: hooks, webhooks: webhooks,
+		api:       grpcapi.New(in, log),
+		customers: grpcapi.NewCustomers(app.NewCustomers(hasher, st, d.Peers, cfg.PeerTimeout, log), log),
+		hooks:     hooks, webhooks: webhooks,
 	}, nil
 }
 
@@ -220,11 +236,20 @@ func loadRates(cfg Config) (*fx.Table, error) {
 	return fx.LoadFile(cfg.BaseCurrency, cfg.FXRatesFile)
 }
 
-// Register adds the gRPC API to s.
-func (s *Service) Register(g *grpc.Server) { ingestv1.RegisterIngestServiceServer(g, s.api) }
+// Register adds the gRPC APIs to g: the ingest API and the customer 360
+// read, which order-ingest serves because it owns the identities.
+func (s *Service) Register(g *grpc.Server) {
+	ingestv1.RegisterIngestServiceServer(g, s.api)
+	customersv1.RegisterCustomerServiceServer(g, s.customers)
+}
 
 // Scopes are the token scopes of the gRPC methods.
-func (s *Service) Scopes() grpcx.MethodScopes { return grpcapi.Scopes }
+func (s *Service) Scopes() grpcx.MethodScopes {
+	scopes := grpcx.MethodScopes{}
+	maps.Copy(scopes, grpcapi.Scopes)
+	maps.Copy(scopes, grpcapi.CustomerScopes)
+	return scopes
+}
 
 // HealthName is the name under which the service reports its health.
 func (s *Service) HealthName() string { return ingestv1.IngestService_ServiceDesc.ServiceName }
