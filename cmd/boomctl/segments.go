@@ -21,7 +21,7 @@ func (a *app) segmentsCommand() *cobra.Command {
 		Short: "Ask segmentation: customer profiles, leaderboards, segments, repeat-purchase curve, the CLV model",
 	}
 	cmd.AddCommand(a.segmentsProfileCommand(), a.segmentsTopCommand(), a.segmentsStatsCommand(), a.segmentsMembersCommand(),
-		a.segmentsCurveCommand(), a.segmentsModelCommand(), a.segmentsRefitCommand(), a.segmentsRebuildCommand())
+		a.segmentsCurveCommand(), a.segmentsModelCommand(), a.segmentsRefitCommand(), a.segmentsRebuildCommand(), a.segmentsValidateCommand())
 	return cmd
 }
 
@@ -97,11 +97,21 @@ func printProfile(w io.Writer, p *segmentationv1.GetProfileResponse) error {
 	fmt.Fprintf(tw, "Channels:\t%s\n", dash(strings.Join(f.GetChannels(), ", ")))
 	if pr := p.GetPrediction(); pr != nil {
 		fmt.Fprintf(tw, "P(alive):\t%.3f\n", pr.GetPAlive())
-		fmt.Fprintf(tw, "Expected orders:\t%.2f in %d days\n", pr.GetExpectedPurchases(), pr.GetHorizonDays())
+		purchases, value := fmt.Sprintf("%.2f", pr.GetExpectedPurchases()), formatMoney(pr.GetClv())
+		if iv := pr.GetExpectedPurchasesInterval(); iv != nil {
+			purchases += fmt.Sprintf(" (%.2f–%.2f)", iv.GetLow(), iv.GetHigh())
+		}
+		if iv := pr.GetClvInterval(); iv != nil {
+			value += fmt.Sprintf(" (%s–%s)", formatMoney(iv.GetLow()), formatMoney(iv.GetHigh()))
+		}
+		fmt.Fprintf(tw, "Expected orders:\t%s in %d days\n", purchases, pr.GetHorizonDays())
 		fmt.Fprintf(tw, "Expected order value:\t%s\n", formatMoney(pr.GetExpectedOrderValue()))
-		fmt.Fprintf(tw, "CLV:\t%s over %d days\n", formatMoney(pr.GetClv()), pr.GetHorizonDays())
+		fmt.Fprintf(tw, "CLV:\t%s over %d days\n", value, pr.GetHorizonDays())
+		if pr.GetClvInterval() != nil {
+			fmt.Fprintf(tw, "\t(in brackets: 10th to 90th percentile, from the uncertainty of the model's parameters)\n")
+		}
 	} else {
-		fmt.Fprintf(tw, "Prediction:\tnone yet (withheld until a model is fitted on enough history: boomctl segments model)\n")
+		fmt.Fprintf(tw, "Prediction:\t%s\n", withheldReason(p.GetPredictionWithheld()))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -277,15 +287,46 @@ func (a *app) segmentsCurveCommand() *cobra.Command {
 	return cmd
 }
 
+// withheldReason says why a profile has no prediction, for a person.
+func withheldReason(w segmentationv1.PredictionWithheld) string {
+	switch w {
+	case segmentationv1.PredictionWithheld_PREDICTION_WITHHELD_NOT_ENOUGH_HISTORY:
+		return "withheld: the shop has too little history for a model yet (boomctl segments model says how far it is)"
+	case segmentationv1.PredictionWithheld_PREDICTION_WITHHELD_UNVALUED:
+		return "withheld: the model cannot value this customer"
+	case segmentationv1.PredictionWithheld_PREDICTION_WITHHELD_NO_ORDERS:
+		return "none: the customer has no paid order"
+	}
+	return "none yet: no model has been fitted (boomctl segments refit)"
+}
+
+// withSE formats a parameter with its standard error when there is one.
+func withSE(v float64, se float64, ok bool) string {
+	if !ok {
+		return fmt.Sprintf("%.6g", v)
+	}
+	return fmt.Sprintf("%.6g ± %.2g", v, se)
+}
+
 func printModel(w io.Writer, m *segmentationv1.GetModelResponse) error {
 	var b bytes.Buffer
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Fitted at:\t%s\n", timestamp(m.GetFittedAt()))
-	fmt.Fprintf(tw, "Customers:\t%d\n", m.GetCustomers())
+	fmt.Fprintf(tw, "Customers:\t%d (%d with repeat purchases)\n", m.GetCustomers(), m.GetRepeatCustomers())
+	if m.GetUnit() != "" {
+		fmt.Fprintf(tw, "Time unit:\t%s\n", m.GetUnit())
+	}
 	bg := m.GetBgNbd()
-	fmt.Fprintf(tw, "BG/NBD:\tr=%.6g alpha=%.6g a=%.6g b=%.6g (log-likelihood %.2f)\n", bg.GetR(), bg.GetAlpha(), bg.GetA(), bg.GetB(), bg.GetLogLikelihood())
+	bse, ok := bg.GetStandardErrors(), bg.GetStandardErrors() != nil
+	fmt.Fprintf(tw, "BG/NBD:\tr=%s alpha=%s a=%s b=%s (log-likelihood %.2f)\n", withSE(bg.GetR(), bse.GetR(), ok), withSE(bg.GetAlpha(), bse.GetAlpha(), ok),
+		withSE(bg.GetA(), bse.GetA(), ok), withSE(bg.GetB(), bse.GetB(), ok), bg.GetLogLikelihood())
 	gg := m.GetGammaGamma()
-	fmt.Fprintf(tw, "Gamma-Gamma:\tp=%.6g q=%.6g gamma=%.6g (log-likelihood %.2f)\n", gg.GetP(), gg.GetQ(), gg.GetGamma(), gg.GetLogLikelihood())
+	gse, ok := gg.GetStandardErrors(), gg.GetStandardErrors() != nil
+	fmt.Fprintf(tw, "Gamma-Gamma:\tp=%s q=%s gamma=%s (log-likelihood %.2f)\n", withSE(gg.GetP(), gse.GetP(), ok), withSE(gg.GetQ(), gse.GetQ(), ok),
+		withSE(gg.GetGamma(), gse.GetGamma(), ok), gg.GetLogLikelihood())
+	if bg.GetStandardErrors() != nil || gg.GetStandardErrors() != nil {
+		fmt.Fprintf(tw, "\t(± one standard error, from the Hessian of the log-likelihood at the optimum)\n")
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -296,7 +337,7 @@ func printModel(w io.Writer, m *segmentationv1.GetModelResponse) error {
 func (a *app) segmentsModelCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "model",
-		Short: "Show the fitted BG/NBD and Gamma-Gamma parameters and when they were fitted",
+		Short: "Show the fitted BG/NBD and Gamma-Gamma parameters, their standard errors and when they were fitted",
 		Args:  cobra.NoArgs,
 		RunE: a.runE(func(cmd *cobra.Command, _ []string) error {
 			resp, err := segmentationCall(a, cmd, "GetModel", func(c segmentationv1.SegmentationServiceClient) (*segmentationv1.GetModelResponse, error) {

@@ -86,10 +86,15 @@ func TestSegmentsAgainstPlatform(t *testing.T) {
 		t.Errorf("total %d, want 10000", got)
 	}
 	r := cli("segments", "profile", ann)
-	for _, want := range []string{"Orders:", "100.00 EUR", "Segment:", "none yet"} {
+	for _, want := range []string{"Orders:", "100.00 EUR", "Segment:", "Prediction:"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("profile text lacks %q:\n%s", want, r.stdout)
 		}
+	}
+	// Withheld, for want of a model before the first scoring run and of
+	// history after it.
+	if !strings.Contains(r.stdout, "none yet: no model") && !strings.Contains(r.stdout, "withheld: the shop has too little history") {
+		t.Errorf("profile text does not say why there is no prediction:\n%s", r.stdout)
 	}
 	r = cli("segments", "top", "--by", "spend")
 	if r.code != exitOK || !strings.Contains(r.stdout, ann) || strings.Index(r.stdout, ann) > strings.Index(r.stdout, "30.00 EUR") {
@@ -131,6 +136,21 @@ func TestSegmentsAgainstPlatform(t *testing.T) {
 	r = cli("segments", "model")
 	if r.code != exitFailure || !strings.Contains(r.stderr, "FailedPrecondition") || !strings.Contains(r.stderr, "not enough history: 1 customers with more than one order") {
 		t.Errorf("model: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Every order is today's: a calibration period to yesterday holds no
+	// customer, one to today leaves no holdout.
+	today := time.Now().UTC()
+	r = cli("segments", "validate", "--calibration-end", today.AddDate(0, 0, -1).Format(time.DateOnly))
+	if r.code != exitFailure || !strings.Contains(r.stderr, "FailedPrecondition") || !strings.Contains(r.stderr, "no customers") {
+		t.Errorf("validate, empty calibration period: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = cli("segments", "validate", "--calibration-end", today.Format(time.DateOnly))
+	if r.code != exitFailure || !strings.Contains(r.stderr, "InvalidArgument") || !strings.Contains(r.stderr, "must end after the calibration end") {
+		t.Errorf("validate, no holdout: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = cli("segments", "validate")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--calibration-end is required") {
+		t.Errorf("validate without a calibration end: %d\n%s", r.code, r.stderr)
 	}
 	r = cli("segments", "rebuild-hot")
 	if r.code != exitOK || !strings.Contains(r.stdout, "2 customers") {

@@ -385,7 +385,7 @@ func (s *Server) status(ctx context.Context, what string, err error) error {
 	case errors.Is(err, clv.ErrBadHoldout):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, clv.ErrNotEnoughHistory), errors.Is(err, clv.ErrNotConverged), errors.Is(err, clv.ErrNoRepeatCustomers),
-		errors.Is(err, clv.ErrUndefinedSpend):
+		errors.Is(err, clv.ErrUndefinedSpend), errors.Is(err, clv.ErrNoCustomers):
 		// The calibration period's customers cannot be fitted: a fact
 		// about the data, said as it is.
 		return status.Error(codes.FailedPrecondition, what+": "+err.Error())
