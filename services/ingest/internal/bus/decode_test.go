@@ -3,6 +3,7 @@ package bus
 import (
 	"bytes"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -167,4 +168,27 @@ func TestDecodeNamesTheFieldNotUTF8(t *testing.T) {
 	if de.Field != "items[1].sku" {
 		t.Errorf("field = %q, want items[1].sku", de.Field)
 	}
+}
+
+// sourceRule is the rule ValidSource checks by hand.
+var sourceRule = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+func TestValidSourceAgreesWithRule(t *testing.T) {
+	for _, s := range []string{"", "a", "0", "_", "-", "a_", "a-", "_a", "-a", "shop-1_eu", "Shop", "sh op", "sh.op", "shöp",
+		"a\n", strings.Repeat("a", 64), strings.Repeat("a", 65), "a" + strings.Repeat("-", 63), "a" + strings.Repeat("-", 64)} {
+		if got, want := ValidSource(s), sourceRule.MatchString(s); got != want {
+			t.Errorf("ValidSource(%q) = %v, rule says %v", s, got, want)
+		}
+	}
+}
+
+func FuzzValidSource(f *testing.F) {
+	for _, s := range []string{"a", "shop-1_eu", "_a", "Shop", strings.Repeat("z", 64)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := ValidSource(s), sourceRule.MatchString(s); got != want {
+			t.Fatalf("ValidSource(%q) = %v, rule says %v", s, got, want)
+		}
+	})
 }
