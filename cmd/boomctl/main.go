@@ -164,7 +164,7 @@ NATS on ` + defaultNATSURL + ` as user ` + defaultNATSUser + ` with the password
 	f.DurationVar(&a.timeout, "timeout", defaultTimeout, "deadline of each gRPC call")
 	f.StringVarP(&a.output, "output", "o", "text", "output format: text (for people) or json (protojson, for scripts)")
 
-	root.AddCommand(a.ordersCommand(), a.eventsCommand(), a.clvCommand(), a.ledgerCommand(), a.segmentsCommand(), a.feedbackCommand(), a.outboxCommand())
+	root.AddCommand(a.ordersCommand(), a.eventsCommand(), a.clvCommand(), a.ledgerCommand(), a.segmentsCommand(), a.feedbackCommand(), a.customersCommand(), a.outboxCommand())
 	return root
 }
 

@@ -21,7 +21,7 @@ var (
 	NATSURL = Vars.String("NATS_URL", "",
 		"External NATS server. Unset, the runner starts an embedded one; a service binary requires it. A URL not on this machine without credentials is refused.")
 	APITokens = Vars.String("BOOMERANG_API_TOKENS", "",
-		"`token:scope,scope;token2:admin`: API tokens of at least 16 characters and their scopes (`ingest:write`, `ingest:read`, `ledger:read`, `ledger:write`, `segmentation:read`, `feedback:read`, `feedback:write`, `feedback:recovery`, `admin` for everything). Kept only as SHA-256 digests. The runner generates an admin token in `data/admin.token` when unset; a service binary requires it.")
+		"`token:scope,scope;token2:admin`: API tokens of at least 16 characters and their scopes (`ingest:write`, `ingest:read`, `ledger:read`, `ledger:write`, `segmentation:read`, `feedback:read`, `feedback:write`, `feedback:recovery`, `customers:read`, `admin` for everything). Kept only as SHA-256 digests. The runner generates an admin token in `data/admin.token` when unset; a service binary requires it.")
 	TLSCertFile = Vars.String("BOOMERANG_TLS_CERT_FILE", "", "PEM certificate: with the key, the gRPC port serves TLS.")
 	TLSKeyFile  = Vars.String("BOOMERANG_TLS_KEY_FILE", "", "PEM private key of the certificate.")
 	LogLevel    = Vars.String("BOOMERANG_LOG_LEVEL", "info",
