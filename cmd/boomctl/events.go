@@ -165,6 +165,10 @@ func (a *app) follow(ctx context.Context, cmd *cobra.Command, subject string, o 
 		FilterSubjects: []string{subject},
 		DeliverPolicy:  deliver,
 	})
+	if ctx.Err() != nil {
+		// Ctrl-C while the consumer was being set up ends following too.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("consumer on stream %s for %q: %w", stream, subject, err)
 	}
